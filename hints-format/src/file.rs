@@ -1,0 +1,470 @@
+//! The hint file (schema version 1): types, strict parsing, validation and the canonical writer.
+//!
+//! ```yaml
+//! version: 1
+//! budget: {max_layers: 100, reserve: 1}
+//! learned_from:
+//!   images: [api, worker]
+//!   revisions: {first: 1a2b3c, last: 9f8e7d, count: 7}
+//!   db_summary: sha256:…
+//! groups:                     # bottom layer first; one layer each
+//!   - id: glibc
+//!     members: [glibc, "gcc:lib"]
+//!     stats: {size: 31457280, change_rate: 0.083, images: 18}
+//! pins:                       # hand-written, kept verbatim by `hints emit`
+//!   - id: python-own
+//!     rule: own-layer
+//!     members: [python3]
+//! ```
+//!
+//! Parsing is two-step. serde (through `serde_yaml_ng`) checks syntax, types and unknown keys and
+//! reports their line and column. Then [`HintFile::validate`] checks what types cannot: the
+//! version, duplicate ids, empty groups, invalid or repeated patterns. A [`crate::locate::Locator`]
+//! built from the same text gives those errors their line and column too.
+//!
+//! The writer does not go through serde: it emits a fixed layout (key order, indentation, one
+//! member per line, members sorted, groups in layer order) so that the same hint set always gives
+//! the same bytes and a change to one group is a diff of a few lines.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::locate::{Locator, Seg};
+use crate::pattern::MemberPattern;
+
+/// The newest schema version this library reads and writes.
+pub const CURRENT_VERSION: u32 = 1;
+
+/// A parsed, validated hint file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HintFile {
+    /// Schema version; this library understands up to 1.
+    pub version: u32,
+    /// The layer budget the groups were computed for.
+    pub budget: BudgetHeader,
+    /// What the groups were learned from.
+    #[serde(default)]
+    pub learned_from: LearnedFrom,
+    /// Groups, bottom layer first. Each group becomes one layer.
+    #[serde(default)]
+    pub groups: Vec<Group>,
+    /// Hand-written rules; regeneration keeps them verbatim.
+    #[serde(default)]
+    pub pins: Vec<Pin>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetHeader {
+    /// Maximum number of layers in the image.
+    pub max_layers: u32,
+    /// Layers kept free for a customisation layer or a base image.
+    pub reserve: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LearnedFrom {
+    /// Image names the history covered.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// The revision range of the history.
+    #[serde(default)]
+    pub revisions: RevisionRange,
+    /// Summary hash of the database contents the file was computed from.
+    #[serde(default)]
+    pub db_summary: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevisionRange {
+    /// First revision (commit id or label).
+    #[serde(default)]
+    pub first: String,
+    /// Last revision (commit id or label).
+    #[serde(default)]
+    pub last: String,
+    /// Number of revisions.
+    #[serde(default)]
+    pub count: u32,
+}
+
+/// One layer's worth of names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Stable identifier, meaningful to people (e.g. its largest member).
+    pub id: String,
+    /// Patterns `PNAME[:OUTPUT][@VERSION]`, globs allowed.
+    pub members: Vec<String>,
+    /// Informational; ignored when layering.
+    #[serde(default)]
+    pub stats: GroupStats,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupStats {
+    /// Bytes (narSize) at the last revision learned from.
+    #[serde(default)]
+    pub size: u64,
+    /// Fraction of learned update transitions at which the layer changed.
+    #[serde(default)]
+    pub change_rate: f64,
+    /// Number of images containing the group.
+    #[serde(default)]
+    pub images: u32,
+}
+
+/// A hand-written placement rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pin {
+    /// Identifier, unique among groups and pins.
+    pub id: String,
+    pub rule: PinRule,
+    /// Patterns, as in groups.
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinRule {
+    /// Each matching path gets a layer of its own.
+    OwnLayer,
+    /// All matching paths share one layer.
+    Together,
+    /// Matching paths' layers go to the bottom of the stack.
+    Bottom,
+    /// Matching paths never go into a shared fallback layer.
+    NotCatchAll,
+}
+
+impl PinRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinRule::OwnLayer => "own-layer",
+            PinRule::Together => "together",
+            PinRule::Bottom => "bottom",
+            PinRule::NotCatchAll => "not-catch-all",
+        }
+    }
+
+    /// Rules that decide a path's layer (as opposed to its order or its fallback).
+    pub fn places(self) -> bool {
+        matches!(self, PinRule::OwnLayer | PinRule::Together)
+    }
+}
+
+/// An error in a hint file, with its position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct FormatError {
+    pub line: usize,
+    pub column: usize,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Not YAML, or not the expected types or keys.
+    Syntax,
+    UnsupportedVersion,
+    DuplicateId,
+    EmptyGroup,
+    InvalidPattern,
+    DuplicateMember,
+    InvalidBudget,
+}
+
+impl HintFile {
+    /// An empty file for a budget.
+    pub fn new(budget: BudgetHeader) -> Self {
+        HintFile { version: CURRENT_VERSION, budget, learned_from: LearnedFrom::default(), groups: vec![], pins: vec![] }
+    }
+
+    /// Parses and validates YAML text.
+    pub fn parse(text: &str) -> Result<Self, FormatError> {
+        let locator = Locator::new(text);
+        // The version decides how to read everything else, so it is checked first.
+        let probe: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(syntax_error)?;
+        if let Some(v) = probe.get("version").and_then(|v| v.as_u64()) {
+            if v > CURRENT_VERSION as u64 || v == 0 {
+                let (line, column) = locator.at(&[Seg::key("version")]);
+                return Err(FormatError {
+                    line,
+                    column,
+                    kind: ErrorKind::UnsupportedVersion,
+                    message: format!(
+                        "this file is version {v}; this hints understands up to {CURRENT_VERSION}"
+                    ),
+                });
+            }
+        }
+        let file: HintFile = serde_yaml_ng::from_str(text).map_err(syntax_error)?;
+        file.validate().map_err(|e| e.locate(&locator))?;
+        Ok(file)
+    }
+
+    /// Checks what the types cannot. Errors carry the YAML path of the offending node.
+    pub fn validate(&self) -> Result<(), UnlocatedError> {
+        let err = |path: Vec<Seg>, kind, message: String| Err(UnlocatedError { path, kind, message });
+        if self.version != CURRENT_VERSION {
+            return err(
+                vec![Seg::key("version")],
+                ErrorKind::UnsupportedVersion,
+                format!("this file is version {}; this hints understands up to {CURRENT_VERSION}", self.version),
+            );
+        }
+        if self.budget.max_layers == 0 || self.budget.reserve >= self.budget.max_layers {
+            return err(
+                vec![Seg::key("budget"), Seg::key("reserve")],
+                ErrorKind::InvalidBudget,
+                format!(
+                    "budget: reserve ({}) must be smaller than max_layers ({})",
+                    self.budget.reserve, self.budget.max_layers
+                ),
+            );
+        }
+        let mut ids: BTreeMap<&str, Vec<Seg>> = BTreeMap::new();
+        // Placing members (groups, own-layer and together pins) must be unique among themselves;
+        // ordering rules (bottom, not-catch-all) only need to be unique within their rule.
+        let mut members: BTreeMap<(bool, Option<PinRule>, String), String> = BTreeMap::new();
+        let entries = self.groups.iter().enumerate().map(|(i, g)| (Seg::key("groups"), i, &g.id, &g.members, None));
+        let pins = self.pins.iter().enumerate().map(|(i, p)| (Seg::key("pins"), i, &p.id, &p.members, Some(p.rule)));
+        for (section, i, id, list, rule) in entries.chain(pins) {
+            let at = |k: &str| vec![section.clone(), Seg::Index(i), Seg::key(k)];
+            if id.trim().is_empty() {
+                return err(at("id"), ErrorKind::DuplicateId, "id must not be empty".into());
+            }
+            if let Some(prev) = ids.insert(id, at("id")) {
+                return err(
+                    at("id"),
+                    ErrorKind::DuplicateId,
+                    format!("duplicate id `{id}` (first used at {})", describe(&prev)),
+                );
+            }
+            if list.is_empty() {
+                return err(at("members"), ErrorKind::EmptyGroup, format!("`{id}` has no members"));
+            }
+            for (j, m) in list.iter().enumerate() {
+                let mut path = at("members");
+                path.push(Seg::Index(j));
+                let pat = match MemberPattern::parse(m) {
+                    Ok(p) => p,
+                    Err(e) => return err(path, ErrorKind::InvalidPattern, format!("invalid member `{m}` in `{id}`: {e}")),
+                };
+                let places = rule.is_none_or(PinRule::places);
+                let slot = (places, if places { None } else { rule }, pat.to_string());
+                if let Some(prev) = members.insert(slot, id.clone()) {
+                    return err(
+                        path,
+                        ErrorKind::DuplicateMember,
+                        format!("member `{pat}` appears twice: in `{prev}` and in `{id}`"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The canonical text. Members are written sorted; groups keep their (layer) order.
+    pub fn to_canonical_string(&self) -> String {
+        let mut o = String::new();
+        o.push_str(HEADER_COMMENT);
+        let _ = writeln!(o, "version: {}", self.version);
+        let _ = writeln!(o, "budget:\n  max_layers: {}\n  reserve: {}", self.budget.max_layers, self.budget.reserve);
+        let lf = &self.learned_from;
+        o.push_str("learned_from:\n");
+        write_list(&mut o, "  ", "images", &lf.images, false);
+        let _ = writeln!(
+            o,
+            "  revisions:\n    first: {}\n    last: {}\n    count: {}",
+            scalar(&lf.revisions.first),
+            scalar(&lf.revisions.last),
+            lf.revisions.count
+        );
+        let _ = writeln!(o, "  db_summary: {}", scalar(&lf.db_summary));
+        o.push_str("# Generated: one group per layer, bottom layer first. `stats` are informational.\n");
+        if self.groups.is_empty() {
+            o.push_str("groups: []\n");
+        } else {
+            o.push_str("groups:\n");
+        }
+        for g in &self.groups {
+            let _ = writeln!(o, "  - id: {}", scalar(&g.id));
+            write_list(&mut o, "    ", "members", &g.members, true);
+            let s = &g.stats;
+            let _ = writeln!(
+                o,
+                "    stats: {{size: {}, change_rate: {}, images: {}}}",
+                s.size,
+                fmt_f64(s.change_rate),
+                s.images
+            );
+        }
+        o.push_str("# Hand-edited: pins survive `hints emit` verbatim.\n");
+        if self.pins.is_empty() {
+            o.push_str("pins: []\n");
+        } else {
+            o.push_str("pins:\n");
+        }
+        for p in &self.pins {
+            let _ = writeln!(o, "  - id: {}\n    rule: {}", scalar(&p.id), p.rule.as_str());
+            write_list(&mut o, "    ", "members", &p.members, true);
+        }
+        o
+    }
+
+    /// The JSON Schema of the file, for editors and YAML language servers.
+    pub fn json_schema() -> String {
+        let schema = schemars::schema_for!(HintFile);
+        serde_json::to_string_pretty(&schema).expect("schema serialises")
+    }
+}
+
+const HEADER_COMMENT: &str = "\
+# Layer hints for Nix-built container images (hints-format, schema version 1).
+# `hints emit` regenerates the header and `groups`; `pins` are hand-edited and kept verbatim.
+# Keep it canonical with `hints fmt`; check it with `hints validate`.
+";
+
+/// A validation error before it is given a position in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnlocatedError {
+    pub path: Vec<Seg>,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl UnlocatedError {
+    fn locate(self, locator: &Locator) -> FormatError {
+        let (line, column) = locator.at(&self.path);
+        FormatError { line, column, kind: self.kind, message: self.message }
+    }
+}
+
+fn describe(path: &[Seg]) -> String {
+    path.iter()
+        .map(|s| match s {
+            Seg::Key(k) => k.clone(),
+            Seg::Index(i) => format!("[{i}]"),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+        .replace(".[", "[")
+}
+
+fn syntax_error(e: serde_yaml_ng::Error) -> FormatError {
+    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+    // serde_yaml_ng appends " at line L column C" to its messages; the position is ours to print.
+    let msg = e.to_string();
+    let message = match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    };
+    FormatError { line, column, kind: ErrorKind::Syntax, message }
+}
+
+fn write_list(o: &mut String, indent: &str, key: &str, items: &[String], sorted: bool) {
+    if items.is_empty() {
+        let _ = writeln!(o, "{indent}{key}: []");
+        return;
+    }
+    let mut items: Vec<&String> = items.iter().collect();
+    if sorted {
+        items.sort();
+    }
+    let _ = writeln!(o, "{indent}{key}:");
+    for i in items {
+        let _ = writeln!(o, "{indent}  - {}", scalar(i));
+    }
+}
+
+/// Words YAML 1.1 tools read as booleans or null; quoted so that every reader sees a string.
+const YAML11_WORDS: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
+
+/// A string as a YAML scalar: plain when YAML reads it back as the same string, else quoted.
+fn scalar(s: &str) -> String {
+    let plain_chars = !s.is_empty()
+        && !YAML11_WORDS.contains(&s.to_ascii_lowercase().as_str())
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._+-:@=/".contains(c))
+        && !s.ends_with(':');
+    if plain_chars && serde_yaml_ng::from_str::<serde_yaml_ng::Value>(s).ok().and_then(|v| v.as_str().map(|x| x == s)) == Some(true) {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).expect("strings serialise")
+    }
+}
+
+/// Shortest text that reads back as the same f64, always with a decimal point.
+fn fmt_f64(x: f64) -> String {
+    let s = format!("{x:?}");
+    if s.contains(['.', 'e', 'E']) || !x.is_finite() {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> HintFile {
+        HintFile {
+            version: 1,
+            budget: BudgetHeader { max_layers: 100, reserve: 1 },
+            learned_from: LearnedFrom {
+                images: vec!["api".into(), "worker".into()],
+                revisions: RevisionRange { first: "0a1b".into(), last: "trixie~forky step 6/12".into(), count: 7 },
+                db_summary: "sha256:abc".into(),
+            },
+            groups: vec![
+                Group {
+                    id: "glibc".into(),
+                    members: vec!["gcc:lib".into(), "glibc".into()],
+                    stats: GroupStats { size: 1234, change_rate: 0.25, images: 2 },
+                },
+                Group { id: "7zip".into(), members: vec!["7zip".into(), "yes".into(), "p*".into()], stats: GroupStats::default() },
+            ],
+            pins: vec![Pin { id: "base".into(), rule: PinRule::Bottom, members: vec!["glibc".into()] }],
+        }
+    }
+
+    #[test]
+    fn canonical_roundtrip() {
+        let mut f = sample();
+        let text = f.to_canonical_string();
+        let back = HintFile::parse(&text).unwrap();
+        for g in &mut f.groups {
+            g.members.sort();
+        }
+        assert_eq!(back, f);
+        assert_eq!(back.to_canonical_string(), text);
+        assert!(text.contains("- \"yes\""), "YAML keywords are quoted:\n{text}");
+        assert!(text.contains("- \"p*\""), "aliases are quoted:\n{text}");
+        assert!(text.contains("- gcc:lib"), "outputs stay plain:\n{text}");
+    }
+
+    #[test]
+    fn no_timestamp_and_stable() {
+        let a = sample().to_canonical_string();
+        assert_eq!(a, sample().to_canonical_string());
+        assert!(!a.contains("20"), "no dates: {a}");
+    }
+
+    #[test]
+    fn floats_roundtrip() {
+        for x in [0.0, 1.0, 0.1, 1.0 / 3.0, 1e-9, 123456.789] {
+            assert_eq!(serde_yaml_ng::from_str::<f64>(&fmt_f64(x)).unwrap(), x);
+        }
+    }
+}

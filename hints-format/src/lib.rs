@@ -1,0 +1,23 @@
+//! `hints-format`: the hint file and the store-path names it talks about.
+//!
+//! - [`store_path`]: [`StorePath`], Nix base32, `parseDrvName` and the version-insensitive
+//!   [`NameKey`] that hints match on.
+//! - [`pattern`]: member patterns (`PNAME[:OUTPUT][@VERSION]`, with globs).
+//! - [`file`]: the YAML hint file, strict parsing with line:column errors, canonical writer.
+//! - [`matcher`]: a compiled matcher from store paths to the group or pins that cover them.
+//!
+//! Boundary: this crate knows nothing of closures' graphs, layering or databases.
+
+pub mod file;
+pub mod locate;
+pub mod matcher;
+pub mod pattern;
+pub mod store_path;
+
+pub use file::{
+    BudgetHeader, ErrorKind, FormatError, Group, GroupStats, HintFile, LearnedFrom, Pin, PinRule, RevisionRange,
+    CURRENT_VERSION,
+};
+pub use matcher::{MatchError, Matcher, Placement};
+pub use pattern::{MemberPattern, PatternError};
+pub use store_path::{DrvName, NameKey, StorePath, StorePathError};

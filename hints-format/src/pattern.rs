@@ -1,0 +1,194 @@
+//! Member patterns: which store path names a hint group or pin covers.
+//!
+//! Syntax: `PNAME[:OUTPUT][@VERSION]`.
+//! - `PNAME` is the package name as `builtins.parseDrvName` splits it (`python3.12-numpy`).
+//! - `:OUTPUT` selects a multiple-output suffix (`gcc:lib` matches `gcc-13.2.0-lib`). Without it
+//!   the pattern matches the default output only; `:*` matches every output.
+//! - `@VERSION` pins an exact version (without the output suffix).
+//! - Each part may use the globs `*`, `?` and `[...]`.
+//!
+//! Because matching ignores the version unless one is given, a version bump (which renames the
+//! store path) keeps the path in its group.
+
+use std::fmt;
+
+use crate::store_path::NameKey;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("empty package name")]
+    EmptyName,
+    #[error("character {0:?} is not allowed in a pattern (store path names use A-Z a-z 0-9 + - . _ ? =, globs add * [ ])")]
+    BadChar(char),
+    #[error("invalid glob `{0}`: {1}")]
+    BadGlob(String, String),
+    #[error("empty {0} after `{1}`")]
+    EmptyPart(&'static str, char),
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Literal(String),
+    Glob(glob::Pattern),
+}
+
+impl Part {
+    fn parse(s: &str) -> Result<Self, PatternError> {
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "+-._?=*[]!".contains(*c))) {
+            return Err(PatternError::BadChar(c));
+        }
+        if s.contains(['*', '?', '[']) {
+            glob::Pattern::new(s).map(Part::Glob).map_err(|e| PatternError::BadGlob(s.to_string(), e.msg.to_string()))
+        } else {
+            Ok(Part::Literal(s.to_string()))
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Part::Literal(s) => s,
+            Part::Glob(g) => g.as_str(),
+        }
+    }
+
+    fn matches(&self, s: &str) -> bool {
+        match self {
+            Part::Literal(l) => l == s,
+            Part::Glob(g) => g.matches(s),
+        }
+    }
+
+    fn literal(&self) -> Option<&str> {
+        match self {
+            Part::Literal(l) => Some(l),
+            Part::Glob(_) => None,
+        }
+    }
+}
+
+/// A parsed member pattern. Equality and order follow the canonical text.
+#[derive(Debug, Clone)]
+pub struct MemberPattern {
+    pname: Part,
+    output: Part,
+    version: Option<Part>,
+}
+
+impl MemberPattern {
+    pub fn parse(s: &str) -> Result<Self, PatternError> {
+        let (rest, version) = match s.split_once('@') {
+            Some((_, "")) => return Err(PatternError::EmptyPart("version", '@')),
+            Some((r, v)) => (r, Some(Part::parse(v)?)),
+            None => (s, None),
+        };
+        let (pname, output) = match rest.split_once(':') {
+            Some((_, "")) => return Err(PatternError::EmptyPart("output", ':')),
+            Some((p, o)) => (p, Part::parse(o)?),
+            None => (rest, Part::Literal("out".into())),
+        };
+        if pname.is_empty() {
+            return Err(PatternError::EmptyName);
+        }
+        Ok(MemberPattern { pname: Part::parse(pname)?, output, version })
+    }
+
+    /// The exact name for the default output, e.g. what `hints emit` writes for `glibc`.
+    pub fn for_key(key: &NameKey<'_>) -> Self {
+        MemberPattern {
+            pname: Part::Literal(key.pname.to_string()),
+            output: Part::Literal(key.output.to_string()),
+            version: None,
+        }
+    }
+
+    pub fn matches(&self, key: &NameKey<'_>) -> bool {
+        self.pname.matches(key.pname)
+            && self.output.matches(key.output)
+            && self.version.as_ref().is_none_or(|v| v.matches(key.version))
+    }
+
+    /// The package name when it has no glob: such patterns are found by hash lookup.
+    pub fn literal_pname(&self) -> Option<&str> {
+        self.pname.literal()
+    }
+
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_ref().map(Part::as_str)
+    }
+}
+
+impl fmt::Display for MemberPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.pname.as_str())?;
+        if self.output.as_str() != "out" {
+            write!(f, ":{}", self.output.as_str())?;
+        }
+        if let Some(v) = &self.version {
+            write!(f, "@{}", v.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl PartialEq for MemberPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+impl Eq for MemberPattern {}
+impl PartialOrd for MemberPattern {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for MemberPattern {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.to_string().cmp(&other.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, name: &str) -> bool {
+        MemberPattern::parse(p).unwrap().matches(&NameKey::of(name))
+    }
+
+    #[test]
+    fn matches_by_pname_ignoring_version() {
+        assert!(m("glibc", "glibc-2.39-52"));
+        assert!(m("glibc", "glibc-2.40-1"));
+        assert!(!m("glibc", "glibc-2.39-52-bin"), "default output only");
+        assert!(m("glibc:bin", "glibc-2.39-52-bin"));
+        assert!(m("glibc:*", "glibc-2.39-52-bin"));
+        assert!(m("glibc:*", "glibc-2.39-52"));
+        assert!(m("python3.12-numpy", "python3.12-numpy-1.26.4"));
+        assert!(!m("python3.12", "python3.12-numpy-1.26.4"));
+        assert!(m("python3.12-*", "python3.12-numpy-1.26.4"));
+        assert!(m("gcc:lib@13.2.0", "gcc-13.2.0-lib"));
+        assert!(!m("gcc:lib@13.2.1", "gcc-13.2.0-lib"));
+        assert!(m("gcc:lib@13.*", "gcc-13.2.0-lib"));
+        assert!(m("source", "source"));
+        assert!(m("lib[cs]*", "libc6-2.41-12"));
+    }
+
+    #[test]
+    fn display_is_canonical() {
+        for s in ["glibc", "gcc:lib", "gcc:*@13.2.0", "python3.12-*", "a@1"] {
+            assert_eq!(MemberPattern::parse(s).unwrap().to_string(), s);
+        }
+        assert_eq!(MemberPattern::parse("glibc:out").unwrap().to_string(), "glibc");
+    }
+
+    #[test]
+    fn rejects_invalid() {
+        assert_eq!(MemberPattern::parse("").unwrap_err(), PatternError::EmptyName);
+        assert_eq!(MemberPattern::parse(":lib").unwrap_err(), PatternError::EmptyName);
+        assert!(matches!(MemberPattern::parse("a b"), Err(PatternError::BadChar(' '))));
+        assert!(matches!(MemberPattern::parse("a/b"), Err(PatternError::BadChar('/'))));
+        assert!(matches!(MemberPattern::parse("a[b"), Err(PatternError::BadGlob(..))));
+        assert!(matches!(MemberPattern::parse("a:"), Err(PatternError::EmptyPart("output", ':'))));
+        assert!(matches!(MemberPattern::parse("a@"), Err(PatternError::EmptyPart("version", '@'))));
+    }
+}

@@ -1,0 +1,373 @@
+//! Nix store paths and their names, following Nix's own rules.
+//!
+//! A store path is `<store dir>/<hash>-<name>`:
+//! - the hash is 32 characters of Nix base32 (the alphabet `0123456789abcdfghijklmnpqrsvwxyz`,
+//!   which leaves out `e`, `o`, `t` and `u`), i.e. 160 bits;
+//! - the name is 1 to 211 characters from `A-Z a-z 0-9 + - . _ ? =` and does not start with `.`.
+//!
+//! A name splits into a package name and a version the way `builtins.parseDrvName` does it: the
+//! version starts after the first `-` that is not followed by a letter. Multiple-output packages
+//! append the output to the version (`gcc-13.2.0-lib`), so [`NameKey`] further splits a known
+//! output suffix off the version. The key `(pname, output)` is what stays stable across version
+//! bumps, and is what hint files match on.
+
+use std::fmt;
+
+/// The Nix base32 alphabet.
+pub const NIXBASE32_ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
+/// Length in characters of the hash part of a store path.
+pub const HASH_LEN: usize = 32;
+
+/// Longest name Nix accepts in a store path.
+pub const MAX_NAME_LEN: usize = 211;
+
+/// Output names that Nix packages commonly append to their name (`-bin`, `-lib`, ...).
+pub const KNOWN_OUTPUTS: &[&str] = &[
+    "bin", "dev", "lib", "man", "doc", "info", "devdoc", "static", "debug", "out", "py", "python",
+    "terminfo", "modules", "sandbox", "shell", "scripts", "data", "examples", "tests", "hook",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorePathError {
+    #[error("`{0}` is not an absolute path")]
+    NotAbsolute(String),
+    #[error("`{path}`: the hash part `{hash}` is not 32 characters of Nix base32 ({NIXBASE32})")]
+    BadHash { path: String, hash: String },
+    #[error("`{0}`: expected `<hash>-<name>` after the store directory")]
+    MissingName(String),
+    #[error("`{path}`: name has invalid character {ch:?} (allowed: A-Z a-z 0-9 + - . _ ? =)")]
+    BadNameChar { path: String, ch: char },
+    #[error("`{0}`: name must not start with `.`")]
+    DotName(String),
+    #[error("`{0}`: name is longer than 211 characters")]
+    NameTooLong(String),
+}
+
+const NIXBASE32: &str = "0123456789abcdfghijklmnpqrsvwxyz";
+
+/// A validated store path. Cheap to clone compared to re-parsing; ordered by its full text.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StorePath {
+    full: String,
+    /// Byte offset of the hash (just after the last `/`).
+    hash_at: usize,
+}
+
+impl StorePath {
+    /// Parses an absolute store path such as `/nix/store/<hash>-hello-2.12`.
+    pub fn parse(s: &str) -> Result<Self, StorePathError> {
+        if !s.starts_with('/') {
+            return Err(StorePathError::NotAbsolute(s.to_string()));
+        }
+        let hash_at = s.rfind('/').expect("starts with /") + 1;
+        Self::check_base(s, &s[hash_at..])?;
+        Ok(StorePath { full: s.to_string(), hash_at })
+    }
+
+    /// Builds a store path from a store dir and a basename (`<hash>-<name>`), as Nix's
+    /// `--json-format 2` output lists paths.
+    pub fn from_base(store_dir: &str, base: &str) -> Result<Self, StorePathError> {
+        let dir = store_dir.trim_end_matches('/');
+        Self::parse(&format!("{dir}/{base}"))
+    }
+
+    fn check_base(full: &str, base: &str) -> Result<(), StorePathError> {
+        let hash = base.get(..HASH_LEN).unwrap_or(base);
+        if hash.len() != HASH_LEN || !hash.bytes().all(|b| NIXBASE32_ALPHABET.contains(&b)) {
+            return Err(StorePathError::BadHash { path: full.to_string(), hash: hash.to_string() });
+        }
+        let name = match base[HASH_LEN..].strip_prefix('-') {
+            Some(n) if !n.is_empty() => n,
+            _ => return Err(StorePathError::MissingName(full.to_string())),
+        };
+        if name.len() > MAX_NAME_LEN {
+            return Err(StorePathError::NameTooLong(full.to_string()));
+        }
+        if name.starts_with('.') {
+            return Err(StorePathError::DotName(full.to_string()));
+        }
+        if let Some(ch) = name.chars().find(|c| !is_name_char(*c)) {
+            return Err(StorePathError::BadNameChar { path: full.to_string(), ch });
+        }
+        Ok(())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
+    /// The store directory, e.g. `/nix/store`.
+    pub fn store_dir(&self) -> &str {
+        &self.full[..self.hash_at - 1]
+    }
+
+    /// `<hash>-<name>`.
+    pub fn base(&self) -> &str {
+        &self.full[self.hash_at..]
+    }
+
+    /// The 32-character Nix base32 hash.
+    pub fn hash(&self) -> &str {
+        &self.full[self.hash_at..self.hash_at + HASH_LEN]
+    }
+
+    /// The name after the hash, e.g. `hello-2.12`.
+    pub fn name(&self) -> &str {
+        &self.full[self.hash_at + HASH_LEN + 1..]
+    }
+
+    /// The name split as `builtins.parseDrvName` splits it.
+    pub fn drv_name(&self) -> DrvName<'_> {
+        DrvName::parse(self.name())
+    }
+
+    /// The version-insensitive key hint files match on.
+    pub fn name_key(&self) -> NameKey<'_> {
+        NameKey::of(self.name())
+    }
+}
+
+impl fmt::Display for StorePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+impl fmt::Debug for StorePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StorePath({})", self.full)
+    }
+}
+
+impl AsRef<str> for StorePath {
+    fn as_ref(&self) -> &str {
+        &self.full
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_' | '?' | '=')
+}
+
+/// A name split the way `builtins.parseDrvName` splits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrvName<'a> {
+    /// Everything before the version (the whole name when there is no version).
+    pub pname: &'a str,
+    /// Everything after the first `-` not followed by a letter; empty when there is none.
+    pub version: &'a str,
+}
+
+impl<'a> DrvName<'a> {
+    /// Nix: the version starts at the first `-` whose next character is not a letter.
+    pub fn parse(name: &'a str) -> Self {
+        let b = name.as_bytes();
+        for i in 0..b.len() {
+            if b[i] == b'-' && i + 1 < b.len() && !b[i + 1].is_ascii_alphabetic() {
+                return DrvName { pname: &name[..i], version: &name[i + 1..] };
+            }
+        }
+        DrvName { pname: name, version: "" }
+    }
+}
+
+/// `(pname, output)` plus the bare version: the identity of a package across version bumps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NameKey<'a> {
+    pub pname: &'a str,
+    /// The output suffix (`lib`, `bin`, ...), or `out` when the name has none.
+    pub output: &'a str,
+    /// The version without the output suffix.
+    pub version: &'a str,
+}
+
+impl<'a> NameKey<'a> {
+    pub fn of(name: &'a str) -> Self {
+        let d = DrvName::parse(name);
+        if let Some((v, out)) = d.version.rsplit_once('-') {
+            if KNOWN_OUTPUTS.contains(&out) {
+                return NameKey { pname: d.pname, output: out, version: v };
+            }
+        }
+        // A name with no version can still carry an output suffix (`foo-bin`): parseDrvName
+        // keeps it in the pname because `b` is a letter.
+        if d.version.is_empty() {
+            if let Some((p, out)) = d.pname.rsplit_once('-') {
+                if KNOWN_OUTPUTS.contains(&out) && !p.is_empty() {
+                    return NameKey { pname: p, output: out, version: "" };
+                }
+            }
+        }
+        NameKey { pname: d.pname, output: "out", version: d.version }
+    }
+
+    /// `pname` for the default output, `pname:output` otherwise: the display form used as a
+    /// hint-file member and as the analyzer's name identity.
+    pub fn label(&self) -> String {
+        if self.output == "out" {
+            self.pname.to_string()
+        } else {
+            format!("{}:{}", self.pname, self.output)
+        }
+    }
+}
+
+/// Nix base32: encodes bytes the way Nix prints hashes (least significant 5 bits last).
+pub fn nixbase32_encode(bytes: &[u8]) -> String {
+    let len = (bytes.len() * 8).div_ceil(5);
+    let mut out = String::with_capacity(len);
+    for n in (0..len).rev() {
+        let b = n * 5;
+        let (i, j) = (b / 8, b % 8);
+        let lo = bytes[i] as u16 >> j;
+        let hi = if i + 1 < bytes.len() { (bytes[i + 1] as u16) << (8 - j) } else { 0 };
+        out.push(NIXBASE32_ALPHABET[((lo | hi) & 0x1f) as usize] as char);
+    }
+    out
+}
+
+/// Decodes Nix base32; `None` on a character outside the alphabet or set padding bits.
+pub fn nixbase32_decode(s: &str) -> Option<Vec<u8>> {
+    let len = s.len() * 5 / 8;
+    let mut out = vec![0u8; len];
+    for (n, c) in s.bytes().rev().enumerate() {
+        let digit = NIXBASE32_ALPHABET.iter().position(|&a| a == c)? as u16;
+        let b = n * 5;
+        let (i, j) = (b / 8, b % 8);
+        if i < len {
+            out[i] |= (digit << j) as u8;
+        } else if digit << j != 0 {
+            return None;
+        }
+        let carry = digit >> (8 - j);
+        if i + 1 < len {
+            out[i + 1] |= carry as u8;
+        } else if carry != 0 {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: &str = "00bgd045z0d4icpbc2yyz4gx48ak44la";
+
+    #[test]
+    fn parses_components() {
+        let p = StorePath::parse(&format!("/nix/store/{H}-net-tools-1.60_p20170221182432")).unwrap();
+        assert_eq!(p.store_dir(), "/nix/store");
+        assert_eq!(p.hash(), H);
+        assert_eq!(p.name(), "net-tools-1.60_p20170221182432");
+        assert_eq!(p.base(), format!("{H}-net-tools-1.60_p20170221182432"));
+        let q = StorePath::from_base("/nix/store/", p.base()).unwrap();
+        assert_eq!(p, q);
+        let other = StorePath::parse(&format!("/gnu/store/{H}-x")).unwrap();
+        assert_eq!(other.store_dir(), "/gnu/store");
+    }
+
+    #[test]
+    fn rejects_bad_paths() {
+        use StorePathError::*;
+        let cases: &[(&str, fn(&StorePathError) -> bool)] = &[
+            ("nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-x", |e| matches!(e, NotAbsolute(_))),
+            ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44le-x", |e| matches!(e, BadHash { .. })),
+            ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44l-xx", |e| matches!(e, BadHash { .. })),
+            ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la", |e| matches!(e, MissingName(_))),
+            ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-", |e| matches!(e, MissingName(_))),
+            ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la_x", |e| matches!(e, MissingName(_))),
+            ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-a b", |e| matches!(e, BadNameChar { ch: ' ', .. })),
+            ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-ü", |e| matches!(e, BadNameChar { .. })),
+            ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-.x", |e| matches!(e, DotName(_))),
+            ("/nix/store/short-x", |e| matches!(e, BadHash { .. })),
+        ];
+        for (s, pred) in cases {
+            let e = StorePath::parse(s).unwrap_err();
+            assert!(pred(&e), "{s}: {e}");
+        }
+        let long = format!("/nix/store/{H}-{}", "a".repeat(212));
+        assert!(matches!(StorePath::parse(&long), Err(NameTooLong(_))));
+        let max = format!("/nix/store/{H}-{}", "a".repeat(211));
+        assert!(StorePath::parse(&max).is_ok());
+        // Every allowed special character.
+        assert!(StorePath::parse(&format!("/nix/store/{H}-a+-._?=Z9")).is_ok());
+    }
+
+    /// `builtins.parseDrvName` examples from the Nix manual, then tricky real names.
+    #[test]
+    fn parse_drv_name_matches_nix() {
+        let cases = [
+            ("nix-0.12pre12876", "nix", "0.12pre12876"),
+            ("hello-2.12.1", "hello", "2.12.1"),
+            ("python3.12-numpy-1.26.4", "python3.12-numpy", "1.26.4"),
+            ("gcc-13.2.0-lib", "gcc", "13.2.0-lib"),
+            ("glibc-2.39-52", "glibc", "2.39-52"),
+            ("source", "source", ""),
+            ("hook", "hook", ""),
+            ("nss-cacert-3.98", "nss-cacert", "3.98"),
+            ("util-linux-minimal-2.39.4-lib", "util-linux-minimal", "2.39.4-lib"),
+            ("libstdc++6-14.2.0-19", "libstdc++6", "14.2.0-19"),
+            ("foo-_bar", "foo", "_bar"),
+            ("foo-", "foo-", ""),
+            ("a-b-c", "a-b-c", ""),
+            ("x--1", "x", "-1"),
+        ];
+        for (name, pname, version) in cases {
+            assert_eq!(DrvName::parse(name), DrvName { pname, version }, "{name}");
+        }
+    }
+
+    #[test]
+    fn name_key_splits_outputs() {
+        let k = |n| {
+            let k = NameKey::of(n);
+            (k.pname, k.output, k.version)
+        };
+        assert_eq!(k("gcc-13.2.0-lib"), ("gcc", "lib", "13.2.0"));
+        assert_eq!(k("util-linux-minimal-2.39.4-lib"), ("util-linux-minimal", "lib", "2.39.4"));
+        assert_eq!(k("glibc-2.39-52"), ("glibc", "out", "2.39-52"));
+        assert_eq!(k("glibc-2.39-52-bin"), ("glibc", "bin", "2.39-52"));
+        assert_eq!(k("python3.12-numpy-1.26.4"), ("python3.12-numpy", "out", "1.26.4"));
+        assert_eq!(k("source"), ("source", "out", ""));
+        assert_eq!(k("hook"), ("hook", "out", ""));
+        assert_eq!(k("foo-bin"), ("foo", "bin", ""));
+        assert_eq!(k("nss-cacert-3.98"), ("nss-cacert", "out", "3.98"));
+        assert_eq!(NameKey::of("gcc-13.2.0-lib").label(), "gcc:lib");
+        assert_eq!(NameKey::of("glibc-2.39-52").label(), "glibc");
+    }
+
+    /// Golden pairs: hashes as `nix hash to-base32` prints them.
+    #[test]
+    fn nixbase32_golden() {
+        let cases: &[(&str, &str)] = &[
+            ("", ""),
+            ("1f", "0z"),
+            ("8a12321522fd91efbd60ebb2481af88580f61600", "00bgd045z0d4icpbc2yyz4gx48ak44la"),
+            (
+                "b3a24de97a8fdbc835b9833169501030b8977031bcb54b3b3ac13740f846ab30",
+                "0c5b8vw40dy178xlpddw65q9gf1h2186jcc3p4swinwggbllv8mk",
+            ),
+        ];
+        for (hex, b32) in cases {
+            let bytes: Vec<u8> =
+                (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            assert_eq!(nixbase32_encode(&bytes), *b32, "{hex}");
+            assert_eq!(nixbase32_decode(b32).unwrap(), bytes, "{b32}");
+        }
+        assert_eq!(nixbase32_decode("0e"), None, "e is not in the alphabet");
+        assert_eq!(nixbase32_decode("zz"), None, "padding bits set");
+    }
+
+    #[test]
+    fn nixbase32_roundtrip_all_lengths() {
+        for n in 0..40usize {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
+            let s = nixbase32_encode(&bytes);
+            assert_eq!(s.len(), (n * 8).div_ceil(5));
+            assert_eq!(nixbase32_decode(&s).unwrap(), bytes);
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! A closure: store paths with sizes and references, validated and in a canonical order.
+//!
+//! Nodes are sorted by path and references are indices, so everything computed from a
+//! [`Closure`] is independent of the order the input listed records and references in.
+//! Construction rejects what Nix cannot produce: an empty closure, a path listed twice with
+//! different contents, a reference to a path outside the closure, and any cycle other than a
+//! self-reference. Each error names the offending paths.
+
+use std::collections::HashMap;
+
+use hints_format::StorePath;
+use petgraph::graph::DiGraph;
+
+/// One store path as an input format describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathInfo {
+    pub path: StorePath,
+    pub nar_size: u64,
+    pub nar_hash: Option<String>,
+    pub closure_size: Option<u64>,
+    /// References, possibly including the path itself.
+    pub references: Vec<StorePath>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClosureError {
+    #[error("the closure is empty")]
+    Empty,
+    #[error("`{path}` is listed twice with different contents (narSize {first} and {second}, or different references)")]
+    ConflictingDuplicate { path: String, first: u64, second: u64 },
+    #[error("`{from}` references `{to}`, which is not in the closure")]
+    DanglingReference { from: String, to: String },
+    #[error("reference cycle between {}", paths.join(", "))]
+    Cycle { paths: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    info: PathInfo,
+    /// Sorted, deduplicated references other than the path itself.
+    refs: Vec<u32>,
+}
+
+/// A validated closure graph.
+#[derive(Debug, Clone)]
+pub struct Closure {
+    nodes: Vec<Node>,
+    index: HashMap<String, u32>,
+    users: Vec<Vec<u32>>,
+}
+
+impl Closure {
+    pub fn new(mut infos: Vec<PathInfo>) -> Result<Self, ClosureError> {
+        if infos.is_empty() {
+            return Err(ClosureError::Empty);
+        }
+        infos.sort_by(|a, b| a.path.cmp(&b.path));
+        for i in &mut infos {
+            i.references.sort();
+            i.references.dedup();
+        }
+        // Identical duplicates merge; differing ones are an error.
+        let mut deduped: Vec<PathInfo> = Vec::with_capacity(infos.len());
+        for info in infos {
+            match deduped.last() {
+                Some(prev) if prev.path == info.path => {
+                    if prev.nar_size != info.nar_size || prev.references != info.references {
+                        return Err(ClosureError::ConflictingDuplicate {
+                            path: info.path.to_string(),
+                            first: prev.nar_size,
+                            second: info.nar_size,
+                        });
+                    }
+                }
+                _ => deduped.push(info),
+            }
+        }
+        let index: HashMap<String, u32> =
+            deduped.iter().enumerate().map(|(i, n)| (n.path.as_str().to_string(), i as u32)).collect();
+        let mut nodes = Vec::with_capacity(deduped.len());
+        for (i, info) in deduped.into_iter().enumerate() {
+            let mut refs = Vec::with_capacity(info.references.len());
+            for r in &info.references {
+                match index.get(r.as_str()) {
+                    Some(&j) if j as usize == i => {}
+                    Some(&j) => refs.push(j),
+                    None => {
+                        return Err(ClosureError::DanglingReference {
+                            from: info.path.to_string(),
+                            to: r.to_string(),
+                        })
+                    }
+                }
+            }
+            nodes.push(Node { info, refs });
+        }
+        let mut users = vec![Vec::new(); nodes.len()];
+        for (i, n) in nodes.iter().enumerate() {
+            for &r in &n.refs {
+                users[r as usize].push(i as u32);
+            }
+        }
+        let closure = Closure { nodes, index, users };
+        closure.check_acyclic()?;
+        Ok(closure)
+    }
+
+    fn check_acyclic(&self) -> Result<(), ClosureError> {
+        let mut g = DiGraph::<(), ()>::with_capacity(self.len(), 0);
+        let ids: Vec<_> = (0..self.len()).map(|_| g.add_node(())).collect();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &r in &n.refs {
+                g.add_edge(ids[i], ids[r as usize], ());
+            }
+        }
+        let mut cycles: Vec<Vec<String>> = petgraph::algo::tarjan_scc(&g)
+            .into_iter()
+            .filter(|scc| scc.len() > 1)
+            .map(|scc| {
+                let mut p: Vec<String> = scc.iter().map(|n| self.path(n.index()).to_string()).collect();
+                p.sort();
+                p
+            })
+            .collect();
+        cycles.sort();
+        match cycles.into_iter().next() {
+            Some(paths) => Err(ClosureError::Cycle { paths }),
+            None => Ok(()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn path(&self, i: usize) -> &StorePath {
+        &self.nodes[i].info.path
+    }
+
+    pub fn info(&self, i: usize) -> &PathInfo {
+        &self.nodes[i].info
+    }
+
+    pub fn nar_size(&self, i: usize) -> u64 {
+        self.nodes[i].info.nar_size
+    }
+
+    /// References of `i` other than itself, as indices, sorted.
+    pub fn refs(&self, i: usize) -> &[u32] {
+        &self.nodes[i].refs
+    }
+
+    /// Paths that reference `i` (other than itself), sorted.
+    pub fn users(&self, i: usize) -> &[u32] {
+        &self.users[i]
+    }
+
+    pub fn index_of(&self, path: &str) -> Option<usize> {
+        self.index.get(path).map(|&i| i as usize)
+    }
+
+    pub fn total_size(&self) -> u64 {
+        self.nodes.iter().map(|n| n.info.nar_size).sum()
+    }
+
+    /// All paths, sorted.
+    pub fn paths(&self) -> impl Iterator<Item = &StorePath> {
+        self.nodes.iter().map(|n| &n.info.path)
+    }
+
+    /// Nodes no other node references.
+    pub fn roots(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len()).filter(|&i| self.users[i].is_empty())
+    }
+
+    /// Node indices so that every node comes after all of its references.
+    pub fn topo_order(&self) -> Vec<usize> {
+        let mut pending: Vec<usize> = self.nodes.iter().map(|n| n.refs.len()).collect();
+        let mut order: Vec<usize> = (0..self.len()).filter(|&i| pending[i] == 0).collect();
+        let mut k = 0;
+        while k < order.len() {
+            let i = order[k];
+            k += 1;
+            for &u in &self.users[i] {
+                pending[u as usize] -= 1;
+                if pending[u as usize] == 0 {
+                    order.push(u as usize);
+                }
+            }
+        }
+        debug_assert_eq!(order.len(), self.len(), "closures are acyclic");
+        order
+    }
+
+    /// Marks every node reachable from `start` along `next` (references or users), excluding
+    /// `start` itself, into `mark` (which must be all false), and returns them.
+    pub fn reach(&self, start: usize, next: Direction, mark: &mut [bool]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            let succ = match next {
+                Direction::References => self.refs(i),
+                Direction::Users => self.users(i),
+            };
+            for &j in succ {
+                let j = j as usize;
+                if j != start && !mark[j] {
+                    mark[j] = true;
+                    out.push(j);
+                    stack.push(j);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    References,
+    Users,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sp(name: &str) -> StorePath {
+        // A deterministic valid hash per name.
+        let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz";
+        let mut h = 0xcbf29ce484222325u64;
+        for b in name.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+        let hash: String = (0..32).map(|k| alphabet[((h >> (k % 13 * 5)) as usize + k) % 32] as char).collect();
+        StorePath::parse(&format!("/nix/store/{hash}-{name}")).unwrap()
+    }
+
+    pub fn info(name: &str, size: u64, refs: &[&str]) -> PathInfo {
+        PathInfo { path: sp(name), nar_size: size, nar_hash: None, closure_size: None, references: refs.iter().map(|r| sp(r)).collect() }
+    }
+
+    #[test]
+    fn validates() {
+        assert_eq!(Closure::new(vec![]).unwrap_err(), ClosureError::Empty);
+        let e = Closure::new(vec![info("a-1", 1, &["b-1"])]).unwrap_err();
+        assert!(matches!(e, ClosureError::DanglingReference { .. }) && e.to_string().contains("b-1"), "{e}");
+        let e = Closure::new(vec![info("a-1", 1, &["b-1"]), info("b-1", 1, &["c-1"]), info("c-1", 1, &["a-1"])]).unwrap_err();
+        match &e {
+            ClosureError::Cycle { paths } => assert_eq!(paths.len(), 3, "{e}"),
+            _ => panic!("{e}"),
+        }
+        let e = Closure::new(vec![info("a-1", 1, &[]), info("a-1", 2, &[])]).unwrap_err();
+        assert!(matches!(e, ClosureError::ConflictingDuplicate { first: 1, second: 2, .. }), "{e}");
+        // Self-references and identical duplicates are fine.
+        let c = Closure::new(vec![info("a-1", 1, &["a-1", "b-1"]), info("b-1", 2, &["b-1"]), info("a-1", 1, &["b-1", "a-1"])]).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.total_size(), 3);
+        let a = c.index_of(sp("a-1").as_str()).unwrap();
+        assert_eq!(c.refs(a).len(), 1);
+        assert_eq!(c.roots().collect::<Vec<_>>(), vec![a]);
+    }
+}

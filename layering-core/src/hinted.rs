@@ -1,0 +1,123 @@
+//! `hints`: layers from a hint file, with a size-aware fallback for what it does not cover.
+//!
+//! Objective: reproduce the groups the analyzer learned (paths that share images and change
+//! together) as layers, so that an update re-downloads only the groups that really changed, and
+//! place anything the file does not know without ever collapsing it into one unbounded layer.
+//!
+//! Algorithm, with `n` store layers:
+//! 1. Match every path's name against the file ([`hints_format::Matcher`]). A placing pin wins
+//!    over a group: `own-layer` gives each matching path a layer, `together` one layer for all
+//!    of them. Otherwise a group match puts the path in its group's layer. A group with no path
+//!    in this closure costs nothing; a group partly present is still one layer.
+//! 2. A path that nothing places but a `not-catch-all` pin covers gets a layer of its own.
+//! 3. The rest (names the history never saw) are the fallback. They get the budget the units
+//!    above leave, but at least `min(count, max(1, n / 10))` layers, and are split among
+//!    themselves by the `size-first` rule (largest paths become primaries, dependencies follow
+//!    the set of primaries that need them), computed on the full graph's reachability. So the
+//!    fallback is size-aware and has no catch-all layer that grows with the closure.
+//! 4. Order, bottom-up: units with a `bottom` pin, then groups in file order (the analyzer
+//!    writes stable groups first), then placing pins, then `not-catch-all` layers, then the
+//!    fallback (new names are the most likely to change). Docker keys unpacked layers by their
+//!    chain, so stable layers belong at the bottom.
+//! 5. While there are more than `n` layers, merge the adjacent pair with the smallest combined
+//!    size (the lower pair on ties). Merging neighbours keeps the stable-to-volatile order.
+//!
+//! Paths inside a layer are sorted. Nothing here depends on input order or hash-map order.
+
+use std::collections::BTreeMap;
+
+use hints_format::{HintFile, Matcher, PinRule};
+
+use crate::closure::Closure;
+use crate::{size_first, Layer, LayerError, Reason};
+
+/// Where a unit sorts before merging: (bottom first, class, index, node).
+type UnitKey = (bool, u8, usize, usize);
+
+struct Unit {
+    nodes: Vec<usize>,
+    size: u64,
+    reason: Reason,
+}
+
+pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>, LayerError> {
+    let matcher = Matcher::new(file);
+    let mut units: BTreeMap<UnitKey, (Vec<usize>, Reason)> = BTreeMap::new();
+    let mut fallback = vec![false; closure.len()];
+    let mut fallback_count = 0;
+    for i in 0..closure.len() {
+        let p = matcher.place(closure.path(i).name())?;
+        let (class, index, node, reason) = match (p.pin, p.group, p.not_catch_all) {
+            (Some(k), _, _) => {
+                let pin = &file.pins[k];
+                let node = if pin.rule == PinRule::OwnLayer { i } else { 0 };
+                (1, k, node, Reason::Pin { id: pin.id.clone(), rule: pin.rule })
+            }
+            (None, Some(g), _) => (0, g, 0, Reason::Group { id: file.groups[g].id.clone() }),
+            (None, None, Some(k)) => (2, k, i, Reason::Pin { id: file.pins[k].id.clone(), rule: PinRule::NotCatchAll }),
+            (None, None, None) => {
+                fallback[i] = true;
+                fallback_count += 1;
+                continue;
+            }
+        };
+        // A unit sorts to the bottom when any `bottom` pin covers one of its members.
+        let key = (false, class, index, node);
+        let bottom_key = (true, class, index, node);
+        let key = if p.bottom.is_some() || units.contains_key(&bottom_key) {
+            if let Some(existing) = units.remove(&key) {
+                units.insert(bottom_key, existing);
+            }
+            bottom_key
+        } else {
+            key
+        };
+        units.entry(key).or_insert_with(|| (vec![], reason)).0.push(i);
+    }
+    let mut ordered: Vec<Unit> = units
+        .into_values()
+        .map(|(nodes, reason)| Unit { size: nodes.iter().map(|&i| closure.nar_size(i)).sum(), nodes, reason })
+        .collect();
+
+    if fallback_count > 0 {
+        let floor = fallback_count.min((n / 10).max(1));
+        let budget = n.saturating_sub(ordered.len()).max(floor);
+        let (split, named) = size_first::split(closure, Some(&fallback), budget);
+        for (set, nodes) in size_first::group(closure, &split, Some(&fallback)) {
+            let used_by = named[set as usize].iter().map(|&p| closure.path(p).to_string()).collect();
+            let size = nodes.iter().map(|&i| closure.nar_size(i)).sum();
+            ordered.push(Unit { nodes, size, reason: Reason::Fallback { used_by } });
+        }
+    }
+
+    merge_to_fit(&mut ordered, n);
+    Ok(ordered
+        .into_iter()
+        .map(|mut u| {
+            u.nodes.sort_unstable();
+            Layer::new(closure, u.nodes, u.reason)
+        })
+        .collect())
+}
+
+/// Merges the adjacent pair with the smallest combined size until at most `n` units remain.
+fn merge_to_fit(units: &mut Vec<Unit>, n: usize) {
+    while units.len() > n.max(1) {
+        let k = (0..units.len() - 1)
+            .min_by_key(|&k| (units[k].size + units[k + 1].size, k))
+            .expect("at least two units");
+        let b = units.remove(k + 1);
+        let a = &mut units[k];
+        a.nodes.extend(b.nodes);
+        a.size += b.size;
+        let mut parts = match std::mem::replace(&mut a.reason, Reason::Merged(vec![])) {
+            Reason::Merged(p) => p,
+            r => vec![r],
+        };
+        match b.reason {
+            Reason::Merged(p) => parts.extend(p),
+            r => parts.push(r),
+        }
+        a.reason = Reason::Merged(parts);
+    }
+}

@@ -1,0 +1,170 @@
+//! `size-first`: nixpkgs' `auto-layer.py` (the default of `streamLayeredImage` since nixpkgs
+//! PR #355189), reproduced exactly.
+//!
+//! Objective (theirs): give the largest paths their own layers, each with the dependencies only
+//! it uses, so that large layers are shared between images and differences end up in small ones.
+//!
+//! Algorithm. Every path carries the set of "primaries" that identify its layer; paths with the
+//! same set share a layer. Initially every set is empty (one layer).
+//! 1. Pop the largest remaining path by narSize as the new primary `P` (equal sizes pop in the
+//!    reverse of a stable sort over the path-sorted input, as Python's `sorted(...).pop()` does).
+//! 2. `P`'s set becomes `{P}`. For every dependency `d` of `P`: remove from `d`'s set the
+//!    primaries that use `P`; then, if none of `d`'s remaining primaries is itself a dependency
+//!    of `P`, add `P`.
+//! 3. If the number of distinct sets now exceeds the limit, undo this step and stop.
+//! 4. Layers are ordered by the total narSize of their closure; paths inside a layer by
+//!    `(name, hash)` of the full path split at its first `-`.
+//!
+//! Sets are interned as sorted vectors of primary ranks, so a step costs one pass over the
+//! closure plus the primary's dependencies.
+
+use std::collections::HashMap;
+
+use crate::closure::{Closure, Direction};
+use crate::{Layer, Reason};
+
+/// Interned primary sets. Set 0 is the empty set.
+struct Sets {
+    sets: Vec<Vec<u32>>,
+    ids: HashMap<Vec<u32>, u32>,
+}
+
+impl Sets {
+    fn new() -> Self {
+        let mut s = Sets { sets: vec![], ids: HashMap::new() };
+        s.intern(vec![]);
+        s
+    }
+
+    fn intern(&mut self, v: Vec<u32>) -> u32 {
+        if let Some(&id) = self.ids.get(&v) {
+            return id;
+        }
+        let id = self.sets.len() as u32;
+        self.sets.push(v.clone());
+        self.ids.insert(v, id);
+        id
+    }
+}
+
+/// The layer of every path, as a set id, after running the algorithm with `limit` layers, on
+/// the sub-closure `members` (all paths when `None`).
+pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize) -> (Vec<u32>, Vec<Vec<usize>>) {
+    let n = closure.len();
+    let inside = |i: usize| members.is_none_or(|m| m[i]);
+    // Python: nodes_by_size = sorted(graph by path, key=narSize); pop() from the end.
+    let mut by_size: Vec<usize> = (0..n).filter(|&i| inside(i)).collect();
+    by_size.sort_by_key(|&i| closure.nar_size(i));
+
+    let mut sets = Sets::new();
+    let mut split = vec![0u32; n];
+    let mut primaries: Vec<usize> = vec![];
+    let mut is_dep = vec![false; n];
+    let mut is_user = vec![false; n];
+    let mut stamp: Vec<u32> = Vec::new();
+    let mut round = 0u32;
+    while let Some(p) = by_size.pop() {
+        let rank = primaries.len() as u32;
+        let mut next = split.clone();
+        next[p] = sets.intern(vec![rank]);
+        let all_deps = closure.reach(p, Direction::References, &mut is_dep);
+        let deps: Vec<usize> = all_deps.iter().copied().filter(|&d| inside(d)).collect();
+        let users = closure.reach(p, Direction::Users, &mut is_user);
+        for &d in &deps {
+            let mut s: Vec<u32> = sets.sets[next[d] as usize]
+                .iter()
+                .copied()
+                .filter(|&q| !is_user[primaries[q as usize]])
+                .collect();
+            if !s.iter().any(|&q| is_dep[primaries[q as usize]]) {
+                s.push(rank); // ranks grow, so the vector stays sorted
+            }
+            next[d] = sets.intern(s);
+        }
+        clear(&mut is_dep, &all_deps);
+        clear(&mut is_user, &users);
+        // Count distinct sets among members.
+        stamp.resize(sets.sets.len(), u32::MAX);
+        round += 1;
+        let mut count = 0;
+        for i in (0..n).filter(|&i| inside(i)) {
+            let s = next[i] as usize;
+            if stamp[s] != round {
+                stamp[s] = round;
+                count += 1;
+            }
+        }
+        if count > limit {
+            break;
+        }
+        primaries.push(p);
+        split = next;
+    }
+    // Sets interned in a rejected last step mention its primary; the final split uses none.
+    let named = sets.sets.iter().map(|s| s.iter().filter_map(|&q| primaries.get(q as usize).copied()).collect()).collect();
+    (split, named)
+}
+
+fn clear(mark: &mut [bool], all: &[usize]) {
+    for &i in all {
+        mark[i] = false;
+    }
+}
+
+/// `(name, hash)` of a full path split at its first `-`, as auto-layer.py's `path_key`.
+pub(crate) fn path_key(path: &str) -> (&str, &str) {
+    match path.split_once('-') {
+        Some((hash, name)) => (name, hash),
+        None => ("", path),
+    }
+}
+
+/// Groups paths by set id, sorts each group by `path_key`, and orders groups by the narSize of
+/// their closure.
+pub(crate) fn group(closure: &Closure, split: &[u32], members: Option<&[bool]>) -> Vec<(u32, Vec<usize>)> {
+    let mut by_set: HashMap<u32, Vec<usize>> = HashMap::new();
+    for i in (0..closure.len()).filter(|&i| members.is_none_or(|m| m[i])) {
+        by_set.entry(split[i]).or_default().push(i);
+    }
+    let mut mark = vec![false; closure.len()];
+    let mut groups: Vec<(u64, u32, Vec<usize>)> = by_set
+        .into_iter()
+        .map(|(set, mut paths)| {
+            paths.sort_by(|&a, &b| path_key(closure.path(a).as_str()).cmp(&path_key(closure.path(b).as_str())));
+            let mut closure_size = 0;
+            let mut seen = vec![];
+            for &p in &paths {
+                if !mark[p] {
+                    mark[p] = true;
+                    seen.push(p);
+                }
+                for d in closure.reach(p, Direction::References, &mut mark) {
+                    seen.push(d);
+                }
+            }
+            for &s in &seen {
+                closure_size += closure.nar_size(s);
+                mark[s] = false;
+            }
+            (closure_size, set, paths)
+        })
+        .collect();
+    // Python sorts a set's iteration order stably by closure size, so equal sizes have no
+    // defined order there; here they fall back to the first path's key.
+    groups.sort_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| path_key(closure.path(a.2[0]).as_str()).cmp(&path_key(closure.path(b.2[0]).as_str())))
+    });
+    groups.into_iter().map(|(_, set, paths)| (set, paths)).collect()
+}
+
+/// auto-layer.py with `layer_limit = store_layers`.
+pub fn layers(closure: &Closure, store_layers: usize) -> Vec<Layer> {
+    let (split, named) = split(closure, None, store_layers);
+    group(closure, &split, None)
+        .into_iter()
+        .map(|(set, paths)| {
+            let used_by = named[set as usize].iter().map(|&p| closure.path(p).to_string()).collect();
+            Layer::new(closure, paths, Reason::SizeFirst { used_by })
+        })
+        .collect()
+}
