@@ -1,1 +1,18 @@
+//! The `hints` analyzer: everything between closure files and the hint file.
+//!
+//! - [`formats`]: closure input formats (exportReferencesGraph, `nix path-info`, nix2container).
+//! - [`scan`]: sources (files, `nix`, git work tree and history, dataset directories).
+//! - [`store`]: the SQLite history database.
+//! - [`history`]: snapshots loaded back from the database, per name and per revision.
+//! - [`mine`]: learning groups from the history and emitting the hint file (`hints emit`).
+//! - [`replay`]: replaying revisions under each strategy (`hints eval`).
+//!
+//! Boundary: layering itself is `layering-core`; the hint file is `hints-format`. This crate
+//! owns I/O, the database and the CLI (`src/main.rs`, with `anyhow` at that edge only).
 
+pub mod formats;
+pub mod history;
+pub mod mine;
+pub mod replay;
+pub mod scan;
+pub mod store;

@@ -1,1 +1,644 @@
-fn main(){}
+//! `hints`: layer hints for Nix-built container images. The CLI edge: argument parsing, output,
+//! and exit codes (2 for bad input, 1 for anything else that failed).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hints_analyzer::formats::{Format, InputError};
+use hints_analyzer::history::History;
+use hints_analyzer::mine::{self, EmitOptions};
+use hints_analyzer::replay::{replay, Metrics, Replayed};
+use hints_analyzer::scan::{self, Dataset, ReadClosure, ScanError};
+use hints_analyzer::store::{Outcome, Revision, Store, StoreError};
+use hints_format::{FormatError, HintFile};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use layering_core::{Budget, Strategy as CoreStrategy};
+use rayon::prelude::*;
+
+#[derive(Parser)]
+#[command(name = "hints", version, about = "Layer hints for Nix-built container images, learned from history")]
+struct Cli {
+    /// More log output (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DbArg {
+    /// The history database [default: .hints/hints.db at the top of the git work tree, or here].
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+impl DbArg {
+    fn path(&self) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| {
+            let top = git2::Repository::discover(".").ok().and_then(|r| r.workdir().map(Path::to_path_buf));
+            top.unwrap_or_else(|| PathBuf::from(".")).join(".hints/hints.db")
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest closure graphs into the history database.
+    Scan(ScanArgs),
+    /// List images, revisions and snapshots.
+    Ls {
+        #[command(flatten)]
+        db: DbArg,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Split one closure into layers; prints store_layers JSON.
+    Layer(LayerArgs),
+    /// Learn groups from the history and write the hint file.
+    Emit(EmitArgs),
+    /// Replay revisions under every strategy and compare bytes.
+    Eval(EvalArgs),
+    /// Show a path's or name's group and why it is there.
+    Explain(ExplainArgs),
+    /// Rewrite a hint file canonically (or check that it is).
+    Fmt {
+        /// Fail if the file is not canonical instead of rewriting it.
+        #[arg(long)]
+        check: bool,
+        file: PathBuf,
+    },
+    /// Validate a hint file and print a summary.
+    Validate { file: PathBuf },
+    /// Print the hint file's JSON Schema.
+    Schema,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// The image the files belong to.
+    #[arg(long)]
+    image: Option<String>,
+    /// Force the input format instead of detecting it.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Revision label (e.g. a commit id or release name) instead of git's HEAD.
+    #[arg(long)]
+    rev: Option<String>,
+    /// Revision time, RFC 3339, instead of the commit time.
+    #[arg(long)]
+    time: Option<String>,
+    /// NAME=INSTALLABLE: run `nix path-info --json --recursive INSTALLABLE` for image NAME.
+    #[arg(long, value_name = "NAME=INSTALLABLE")]
+    nix: Vec<String>,
+    /// Walk git history, ingesting files matching this pathspec at every commit.
+    #[arg(long, value_name = "PATHSPEC")]
+    git_history: Option<String>,
+    /// With --git-history: the commits, `A..B` or a single end commit (default: HEAD).
+    #[arg(long, requires = "git_history")]
+    range: Option<String>,
+    /// A dataset directory (manifest.json + graphs/<image>/<rev>.json), e.g. from deb2nix.py.
+    #[arg(long, value_name = "DIR")]
+    dataset: Option<PathBuf>,
+    /// Closure files (`-` for standard input); several files are one closure.
+    files: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum StrategyArg {
+    Popularity,
+    SizeFirst,
+    Hints,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    /// nixpkgs `store_layers`: a JSON list of lists of store paths, bottom layer first.
+    StoreLayers,
+    /// nix2container's `layersFile` (PR #220): the same lists, one layer per line.
+    Nix2container,
+}
+
+#[derive(Args)]
+struct LayerArgs {
+    /// The closure graph (any scan format; `-` for standard input).
+    #[arg(long)]
+    graph: String,
+    /// Hint file; makes `hints` the default strategy.
+    #[arg(long)]
+    hints: Option<PathBuf>,
+    #[arg(long, default_value_t = 100)]
+    max_layers: usize,
+    /// Layers kept for non-store content (nixpkgs reserves 1).
+    #[arg(long, default_value_t = 1)]
+    reserve: usize,
+    /// Default: hints with --hints, else size-first.
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyArg>,
+    /// Print each layer's size, members and reason instead of JSON.
+    #[arg(long)]
+    explain: bool,
+    #[arg(long, value_enum, default_value = "store-layers")]
+    format: OutputFormat,
+    /// Force the input format.
+    #[arg(long, value_enum)]
+    input_format: Option<Format>,
+}
+
+#[derive(Args)]
+struct EmitArgs {
+    #[command(flatten)]
+    db: DbArg,
+    #[arg(long, default_value_t = 100)]
+    max_layers: u32,
+    #[arg(long, default_value_t = 1)]
+    reserve: u32,
+    /// Only these images (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    images: Option<Vec<String>>,
+    /// Revisions to learn from, `A..B` (labels, commit prefixes or positions).
+    #[arg(long)]
+    range: Option<String>,
+    #[arg(long, default_value = "layer-hints.yaml")]
+    out: PathBuf,
+    /// The current hint file, for hysteresis [default: --out when it exists].
+    #[arg(long)]
+    previous: Option<PathBuf>,
+    /// Regroup only when the expected saving exceeds this fraction of the current expected cost.
+    #[arg(long, default_value_t = 0.02)]
+    min_gain: f64,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    db: DbArg,
+    #[arg(long)]
+    hints: PathBuf,
+    /// Revisions to replay, `C..D`; C is the starting state.
+    #[arg(long)]
+    range: String,
+    #[arg(long, default_value_t = 100)]
+    max_layers: usize,
+    #[arg(long, default_value_t = 1)]
+    reserve: usize,
+    /// Only these images (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    images: Option<Vec<String>>,
+    /// Replay even if the hint file was learned from revisions being replayed.
+    #[arg(long)]
+    allow_overlap: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    db: DbArg,
+    #[arg(long, default_value = "layer-hints.yaml")]
+    hints: PathBuf,
+    /// Revisions the statistics cover, `A..B` [default: the range the file was learned from].
+    #[arg(long)]
+    range: Option<String>,
+    /// A store path, a name such as `glibc` or `gcc:lib`.
+    path_or_name: String,
+}
+
+/// Prints a line to standard output; a reader that went away (`| head`) is not an error.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        let mut line = format!($($t)*);
+        line.push('\n');
+        match std::io::stdout().lock().write_all(line.as_bytes()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            r => r,
+        }
+    }};
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// 2 for bad input (files, hint files, closures, contradictions), 1 otherwise.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let bad_input = e.chain().any(|c| {
+        c.is::<InputError>()
+            || c.is::<FormatError>()
+            || c.is::<BadInput>()
+            || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_)))
+            || matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Conflict { .. } | StoreError::UnknownRevision(_)))
+    });
+    if bad_input {
+        2
+    } else {
+        1
+    }
+}
+
+/// A usage or input problem found at the CLI edge.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadInput(String);
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Scan(a) => cmd_scan(a, quiet),
+        Command::Ls { db, json } => cmd_ls(&db, json),
+        Command::Layer(a) => cmd_layer(a),
+        Command::Emit(a) => cmd_emit(a, quiet),
+        Command::Eval(a) => cmd_eval(a),
+        Command::Explain(a) => cmd_explain(a),
+        Command::Fmt { check, file } => cmd_fmt(&file, check),
+        Command::Validate { file } => cmd_validate(&file),
+        Command::Schema => {
+            outln!("{}", HintFile::json_schema())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load_hints(path: &Path) -> Result<HintFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    HintFile::parse(&text).map_err(|e| anyhow::Error::new(e).context(format!("{}", path.display())))
+}
+
+fn progress(len: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} snapshots {msg} ({eta})").expect("valid template"));
+    bar
+}
+
+/// One snapshot to ingest: image, revision, and its sources (name, text).
+struct Job {
+    image: String,
+    revision: Revision,
+    sources: Vec<(String, String)>,
+}
+
+fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
+    let modes = [!a.files.is_empty(), !a.nix.is_empty(), a.git_history.is_some(), a.dataset.is_some()];
+    if modes.iter().filter(|m| **m).count() != 1 {
+        bail!(BadInput("give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --git-history PATHSPEC, --dataset DIR".into()));
+    }
+    let mut store = Store::open(&a.db.path())?;
+    let explicit_revision = || -> Result<Revision> {
+        let git = scan::git_revision(Path::new("."))?;
+        let time = a.time.as_deref().map(scan::parse_time).transpose()?;
+        Ok(match (git, &a.rev) {
+            (Some(g), None) => Revision { time: time.unwrap_or(g.time.clone()), ..g },
+            (g, Some(label)) => {
+                let time = time.or(g.as_ref().map(|g| g.time.clone())).ok_or_else(|| {
+                    BadInput("--time is required with --rev outside a git repository".into())
+                })?;
+                let commit = g.as_ref().and_then(|g| g.commit.clone()).filter(|c| c == label);
+                Revision { label: label.clone(), commit, time, branch: g.as_ref().and_then(|g| g.branch.clone()), dirty: g.is_some_and(|g| g.dirty) }
+            }
+            (None, None) => bail!(BadInput("not in a git repository: give --rev LABEL and --time RFC3339".into())),
+        })
+    };
+
+    // Jobs are collected lazily per mode, then parsed in parallel chunks and stored in order.
+    let jobs: Vec<Job> = if !a.files.is_empty() {
+        let image = a.image.clone().ok_or_else(|| BadInput("--image NAME is required when scanning files".into()))?;
+        let sources = a.files.iter().map(|f| Ok((f.clone(), scan::read_text(f)?))).collect::<Result<Vec<_>>>()?;
+        vec![Job { image, revision: explicit_revision()?, sources }]
+    } else if !a.nix.is_empty() {
+        let revision = explicit_revision()?;
+        a.nix
+            .iter()
+            .map(|spec| {
+                let (name, installable) = spec.split_once('=').ok_or_else(|| BadInput(format!("--nix {spec:?}: expected NAME=INSTALLABLE")))?;
+                Ok(Job { image: name.to_string(), revision: revision.clone(), sources: vec![(format!("nix path-info {installable}"), scan::nix_path_info(installable)?)] })
+            })
+            .collect::<Result<_>>()?
+    } else if let Some(spec) = &a.git_history {
+        let steps = scan::git_history(Path::new("."), spec, a.range.as_deref())?;
+        let single = a.image.clone();
+        steps
+            .into_iter()
+            .flat_map(|s| {
+                let revision = s.revision;
+                let n = s.files.len();
+                let single = single.clone();
+                s.files.into_iter().map(move |(stem, rel, text)| Job {
+                    image: if n == 1 { single.clone().unwrap_or(stem) } else { stem },
+                    revision: revision.clone(),
+                    sources: vec![(format!("{rel}@{}", &revision.label[..12.min(revision.label.len())]), text)],
+                })
+            })
+            .collect()
+    } else {
+        let ds = Dataset::open(a.dataset.as_deref().expect("mode checked"))?;
+        let mut jobs = vec![];
+        for (index, revision) in &ds.revisions {
+            for image in &ds.images {
+                let file = ds.graph_file(image, *index);
+                if file.exists() {
+                    let name = file.display().to_string();
+                    jobs.push(Job { image: image.clone(), revision: revision.clone(), sources: vec![(name.clone(), scan::read_text(&name)?)] });
+                }
+            }
+        }
+        jobs
+    };
+
+    let bar = progress(jobs.len() as u64, quiet);
+    let (mut added, mut unchanged, mut replaced, mut new_paths) = (0, 0, 0, 0);
+    let mut out = std::io::stdout().lock();
+    for chunk in jobs.chunks(32) {
+        let parsed: Vec<Result<ReadClosure, ScanError>> = chunk.par_iter().map(|j| scan::read_closure(&j.sources, a.format)).collect();
+        for (job, read) in chunk.iter().zip(parsed) {
+            let read = read?;
+            for w in &read.warnings {
+                tracing::warn!("{w}");
+            }
+            let outcome = store.ingest(&job.image, &job.revision, &read.closure, read.complete)?;
+            let what = match outcome {
+                Outcome::Added { new_paths: n } => {
+                    added += 1;
+                    new_paths += n;
+                    format!("added: {} paths, {n} new", read.closure.len())
+                }
+                Outcome::Unchanged => {
+                    unchanged += 1;
+                    "unchanged (identical snapshot already recorded)".to_string()
+                }
+                Outcome::Replaced { new_paths: n } => {
+                    replaced += 1;
+                    new_paths += n;
+                    format!("replaced the earlier closure: {} paths, {n} new", read.closure.len())
+                }
+            };
+            if !quiet {
+                writeln!(out, "{} @ {}: {what}", job.image, job.revision.label)?;
+                out.flush()?;
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    if !quiet && jobs.len() > 1 {
+        writeln!(out, "{} snapshots: {added} added, {replaced} replaced, {unchanged} unchanged; {new_paths} new store paths", jobs.len())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KiB", b / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", b / 1_048_576.0),
+        _ => format!("{:.2} GiB", b / 1_073_741_824.0),
+    }
+}
+
+fn cmd_ls(db: &DbArg, json: bool) -> Result<ExitCode> {
+    let store = Store::open(&db.path())?;
+    let rows = store.snapshot_rows()?;
+    if json {
+        let revisions: Vec<_> = store
+            .revisions()?
+            .into_iter()
+            .map(|(_, r)| serde_json::json!({"label": r.label, "commit": r.commit, "time": r.time, "branch": r.branch, "dirty": r.dirty}))
+            .collect();
+        let images: Vec<String> = store.images()?.into_iter().map(|(_, n)| n).collect();
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"images": images, "revisions": revisions, "snapshots": rows}))?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let images = store.images()?.len();
+    let revisions = store.revisions()?.len();
+    outln!("{images} images, {revisions} revisions, {} snapshots", rows.len())?;
+    outln!("{:<24} {:<42} {:<26} {:>7} {:>11}", "IMAGE", "REVISION", "TIME", "PATHS", "SIZE")?;
+    for r in rows {
+        let note = if r.complete { "" } else { "  (no sizes)" };
+        outln!("{:<24} {:<42} {:<26} {:>7} {:>11}{note}", r.image, r.revision, r.time, r.paths, human(r.bytes))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
+    let text = scan::read_text(&a.graph)?;
+    let read = scan::read_closure(&[(a.graph.clone(), text)], a.input_format)?;
+    for w in &read.warnings {
+        tracing::warn!("{w}");
+    }
+    let hints = a.hints.as_deref().map(load_hints).transpose()?;
+    let strategy = match (a.strategy, &hints) {
+        (Some(StrategyArg::Popularity), _) => CoreStrategy::Popularity,
+        (Some(StrategyArg::SizeFirst), _) | (None, None) => CoreStrategy::SizeFirst,
+        (Some(StrategyArg::Hints) | None, Some(h)) => CoreStrategy::Hints(h),
+        (Some(StrategyArg::Hints), None) => bail!(BadInput("--strategy hints needs --hints FILE".into())),
+    };
+    let budget = Budget::new(a.max_layers, a.reserve).map_err(|e| BadInput(e.to_string()))?;
+    let layers = layering_core::layer(&read.closure, budget, strategy)?;
+    let mut out = std::io::stdout().lock();
+    if a.explain {
+        let total = read.closure.total_size();
+        writeln!(out, "{} paths, {} in {} layers (budget {} store layers)", read.closure.len(), human(total), layers.len(), budget.store_layers())?;
+        for (k, l) in layers.iter().enumerate() {
+            writeln!(out, "layer {:>3}: {:>10}, {:>4} paths — {}", k + 1, human(l.size), l.paths.len(), l.reason)?;
+            for p in &l.paths {
+                writeln!(out, "    {}", p.name())?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lists = layering_core::store_layers(&layers);
+    match a.format {
+        OutputFormat::StoreLayers => writeln!(out, "{}", serde_json::to_string(&lists)?)?,
+        OutputFormat::Nix2container => {
+            writeln!(out, "[")?;
+            for (k, l) in lists.iter().enumerate() {
+                writeln!(out, "  {}{}", serde_json::to_string(l)?, if k + 1 < lists.len() { "," } else { "" })?;
+            }
+            writeln!(out, "]")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_fmt(file: &Path, check: bool) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let parsed = HintFile::parse(&text).map_err(|e| anyhow::Error::new(e).context(format!("{}", file.display())))?;
+    let canonical = parsed.to_canonical_string();
+    if canonical == text {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if check {
+        eprintln!("{}: not in canonical form (run `hints fmt {}`)", file.display(), file.display());
+        return Ok(ExitCode::from(1));
+    }
+    write_atomic(file, &canonical)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes via a temporary file and a rename, so a reader never sees half a file.
+fn write_atomic(file: &Path, text: &str) -> Result<()> {
+    let tmp = file.with_extension("tmp~");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, file).with_context(|| format!("renaming onto {}", file.display()))?;
+    Ok(())
+}
+
+fn cmd_validate(file: &Path) -> Result<ExitCode> {
+    let f = load_hints(file)?;
+    let members: usize = f.groups.iter().map(|g| g.members.len()).sum();
+    let bytes: u64 = f.groups.iter().map(|g| g.stats.size).sum();
+    outln!(
+        "{}: valid, version {}, budget {} layers ({} reserved), {} groups with {members} members ({}), {} pins",
+        file.display(),
+        f.version,
+        f.budget.max_layers,
+        f.budget.reserve,
+        f.groups.len(),
+        human(bytes),
+        f.pins.len()
+    )?;
+    let lf = &f.learned_from;
+    if lf.revisions.count > 0 {
+        outln!(
+            "learned from {} images, {} revisions ({} .. {}), database {}",
+            lf.images.len(),
+            lf.revisions.count,
+            lf.revisions.first,
+            lf.revisions.last,
+            lf.db_summary
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
+    let store = Store::open(&a.db.path())?;
+    let history = History::load(&store, a.images.as_deref())?;
+    if history.snapshots.is_empty() {
+        bail!(BadInput(format!("{}: no snapshots to learn from (run `hints scan` first)", a.db.path().display())));
+    }
+    let (first, last) = history.range(a.range.as_deref())?;
+    let previous_path = a.previous.clone().or_else(|| a.out.exists().then(|| a.out.clone()));
+    let previous = previous_path.as_deref().map(load_hints).transpose()?;
+    let opts = EmitOptions { max_layers: a.max_layers, reserve: a.reserve, first, last, min_gain: a.min_gain, db_summary: store.summary_hash()? };
+    let emitted = mine::emit(&history, &opts, previous.as_ref()).map_err(|e| BadInput(e.to_string()))?;
+    write_atomic(&a.out, &emitted.file.to_canonical_string())?;
+    if !quiet {
+        outln!("{}", emitted.report)?;
+        outln!("wrote {} ({} groups)", a.out.display(), emitted.file.groups.len())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
+    let store = Store::open(&a.db.path())?;
+    let history = History::load(&store, a.images.as_deref())?;
+    let (first, last) = history.range(Some(&a.range))?;
+    let hints = load_hints(&a.hints)?;
+    let lf = &hints.learned_from.revisions;
+    match (history.revision(&lf.first), history.revision(&lf.last)) {
+        (Ok(lo), Ok(hi)) if hi > first && lo <= last => {
+            let msg = format!(
+                "{} was learned from revisions {lo}..{hi}, which overlap the replayed updates {}..{last}: that is testing on the training data",
+                a.hints.display(),
+                first + 1
+            );
+            if !a.allow_overlap {
+                bail!(BadInput(format!("{msg} (pass --allow-overlap to replay anyway)")));
+            }
+            eprintln!("WARNING: {msg}");
+        }
+        (Ok(_), Ok(_)) => {}
+        _ => eoutln!("warning: the revisions {} was learned from are not in this database; cannot check for overlap", a.hints.display()),
+    }
+    let budget = Budget::new(a.max_layers, a.reserve).map_err(|e| BadInput(e.to_string()))?;
+    let strategies = [Replayed::Single, Replayed::Popularity, Replayed::SizeFirst, Replayed::Hints(&hints), Replayed::Floor];
+    let results: Vec<Metrics> = strategies.iter().map(|&s| replay(&history, first, last, budget, s)).collect::<Result<_, _>>()?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({
+            "range": [history.revisions[first].label, history.revisions[last].label],
+            "max_layers": a.max_layers, "images": history.images, "results": results
+        }))?)?;
+    } else {
+        print!("{}", eval_table(&history, first, last, a.max_layers, &results));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_table(history: &History, first: usize, last: usize, max_layers: usize, results: &[Metrics]) -> String {
+    let get = |name: &str| results.iter().find(|m| m.strategy == name).expect("strategy replayed");
+    let (floor, single) = (get("floor"), get("single"));
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
+    let mut s = format!(
+        "replayed revisions {first}..{last} ({} updates per image), {} images, max layers {max_layers}\n",
+        last - first,
+        history.images.len()
+    );
+    s += &format!(
+        "{:<11} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>11} {:>8} {:>10}\n",
+        "strategy", "update GiB", "x floor", "% single", "fleet GiB", "x floor", "% single", "storage GiB", "x floor", "pulls/upd"
+    );
+    for m in results {
+        s += &format!(
+            "{:<11} {:>10.3} {:>8.3} {:>8.1} {:>10.3} {:>8.3} {:>8.1} {:>11.3} {:>8.3} {:>10.1}\n",
+            m.strategy,
+            gib(m.update_bytes),
+            ratio(m.update_bytes, floor.update_bytes),
+            100.0 * ratio(m.update_bytes, single.update_bytes),
+            gib(m.fleet_bytes),
+            ratio(m.fleet_bytes, floor.fleet_bytes),
+            100.0 * ratio(m.fleet_bytes, single.fleet_bytes),
+            gib(m.storage_bytes),
+            ratio(m.storage_bytes, floor.storage_bytes),
+            ratio(m.layers_pulled, m.updates),
+        );
+    }
+    s
+}
+
+fn cmd_explain(a: ExplainArgs) -> Result<ExitCode> {
+    let store = Store::open(&a.db.path())?;
+    let history = History::load(&store, None)?;
+    let hints = load_hints(&a.hints)?;
+    let range = match &a.range {
+        Some(r) => history.range(Some(r))?,
+        None => {
+            let lf = &hints.learned_from.revisions;
+            (history.revision(&lf.first).unwrap_or(0), history.revision(&lf.last).unwrap_or(history.revisions.len().saturating_sub(1)))
+        }
+    };
+    let text = mine::explain(&history, range, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -233,9 +233,10 @@ impl HintFile {
             );
         }
         let mut ids: BTreeMap<&str, Vec<Seg>> = BTreeMap::new();
-        // Placing members (groups, own-layer and together pins) must be unique among themselves;
-        // ordering rules (bottom, not-catch-all) only need to be unique within their rule.
-        let mut members: BTreeMap<(bool, Option<PinRule>, String), String> = BTreeMap::new();
+        // A member may appear once among groups, once among placing pins (own-layer, together),
+        // and once per ordering rule (bottom, not-catch-all). A pin may name a grouped package:
+        // the pin wins.
+        let mut members: BTreeMap<(Option<PinRule>, String), String> = BTreeMap::new();
         let entries = self.groups.iter().enumerate().map(|(i, g)| (Seg::key("groups"), i, &g.id, &g.members, None));
         let pins = self.pins.iter().enumerate().map(|(i, p)| (Seg::key("pins"), i, &p.id, &p.members, Some(p.rule)));
         for (section, i, id, list, rule) in entries.chain(pins) {
@@ -260,8 +261,8 @@ impl HintFile {
                     Ok(p) => p,
                     Err(e) => return err(path, ErrorKind::InvalidPattern, format!("invalid member `{m}` in `{id}`: {e}")),
                 };
-                let places = rule.is_none_or(PinRule::places);
-                let slot = (places, if places { None } else { rule }, pat.to_string());
+                let class = rule.map(|r| if r.places() { PinRule::OwnLayer } else { r });
+                let slot = (class, pat.to_string());
                 if let Some(prev) = members.insert(slot, id.clone()) {
                     return err(
                         path,

@@ -37,7 +37,7 @@ pub struct Placement {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{name}` is matched by `{first_pattern}` in `{first}` and by `{second_pattern}` in `{second}`; a path may belong to one group only")]
+#[error("`{name}` is matched by `{first_pattern}` in {first} and by `{second_pattern}` in {second}, equally specific; a path may belong to one group only")]
 pub struct MatchError {
     pub name: String,
     pub first: String,
@@ -85,23 +85,19 @@ impl Matcher {
         }
     }
 
-    /// Places a store path name (the part after the hash).
+    /// Places a store path name (the part after the hash). Where several groups (or placing
+    /// pins) match, the most specific pattern wins ([`MemberPattern::specificity`]); two
+    /// different groups matching at the same specificity are an error.
     pub fn place(&self, name: &str) -> Result<Placement, MatchError> {
         let key = NameKey::of(name);
         let mut out = Placement::default();
-        let mut placed_by: Option<&Entry> = None;
-        let mut pinned_by: Option<&Entry> = None;
+        let mut group_by: Option<&Entry> = None;
+        let mut pin_by: Option<&Entry> = None;
         let candidates = self.by_pname.get(key.pname).into_iter().flatten().chain(&self.globs);
         for e in candidates.filter(|e| e.pattern.matches(&key)) {
             let slot = match e.target {
-                Target::Group(i) => {
-                    out.group = Some(i);
-                    &mut placed_by
-                }
-                Target::Pin(i, PinRule::OwnLayer | PinRule::Together) => {
-                    out.pin = Some(i);
-                    &mut pinned_by
-                }
+                Target::Group(_) => &mut group_by,
+                Target::Pin(_, PinRule::OwnLayer | PinRule::Together) => &mut pin_by,
                 Target::Pin(i, PinRule::Bottom) => {
                     out.bottom.get_or_insert(i);
                     continue;
@@ -111,17 +107,28 @@ impl Matcher {
                     continue;
                 }
             };
-            if let Some(prev) = slot.replace(e) {
-                if prev.target != e.target {
-                    return Err(MatchError {
-                        name: name.to_string(),
-                        first: self.label(prev.target),
-                        first_pattern: prev.pattern.to_string(),
-                        second: self.label(e.target),
-                        second_pattern: e.pattern.to_string(),
-                    });
-                }
-            }
+            *slot = match slot.take() {
+                None => Some(e),
+                Some(prev) => match prev.pattern.specificity().cmp(&e.pattern.specificity()) {
+                    std::cmp::Ordering::Greater => Some(prev),
+                    std::cmp::Ordering::Less => Some(e),
+                    std::cmp::Ordering::Equal if prev.target == e.target => Some(prev),
+                    std::cmp::Ordering::Equal => {
+                        return Err(MatchError {
+                            name: name.to_string(),
+                            first: self.label(prev.target),
+                            first_pattern: prev.pattern.to_string(),
+                            second: self.label(e.target),
+                            second_pattern: e.pattern.to_string(),
+                        })
+                    }
+                },
+            };
+        }
+        for (entry, field) in [(group_by, &mut out.group), (pin_by, &mut out.pin)] {
+            *field = entry.map(|e| match e.target {
+                Target::Group(i) | Target::Pin(i, _) => i,
+            });
         }
         Ok(out)
     }
@@ -164,8 +171,19 @@ mod tests {
     }
 
     #[test]
-    fn overlapping_groups_are_an_error() {
+    fn most_specific_pattern_wins() {
+        let f = file(&[("gcc", &["gcc"]), ("gcc14", &["gcc@14-[0-9]*"]), ("base", &["gcc@14-base-[0-9]*"])], &[]);
+        let m = Matcher::new(&f);
+        assert_eq!(m.place("gcc-13.2.0").unwrap().group, Some(0));
+        assert_eq!(m.place("gcc-14-14.2.0-19").unwrap().group, Some(1));
+        assert_eq!(m.place("gcc-14-base-14.2.0-19").unwrap().group, Some(2));
         let f = file(&[("a", &["lib*"]), ("b", &["libc6"])], &[]);
+        assert_eq!(Matcher::new(&f).place("libc6-2.41").unwrap().group, Some(1), "literal beats glob");
+    }
+
+    #[test]
+    fn overlapping_groups_are_an_error() {
+        let f = file(&[("a", &["lib*"]), ("b", &["l*6"])], &[]);
         let e = Matcher::new(&f).place("libc6-2.41-12").unwrap_err();
         assert!(e.to_string().contains("group a") && e.to_string().contains("group b"), "{e}");
         assert!(Matcher::new(&f).place("libfoo-1").is_ok());

@@ -92,19 +92,29 @@ impl MemberPattern {
         Ok(MemberPattern { pname: Part::parse(pname)?, output, version })
     }
 
-    /// The exact name for the default output, e.g. what `hints emit` writes for `glibc`.
-    pub fn for_key(key: &NameKey<'_>) -> Self {
-        MemberPattern {
-            pname: Part::Literal(key.pname.to_string()),
-            output: Part::Literal(key.output.to_string()),
-            version: None,
+    /// The pattern that matches exactly the package [`NameKey::identity`] finds in `name`, at
+    /// any version: `glibc`, `gcc:lib`, or, where the identity is longer than parseDrvName's
+    /// pname, that pname with a version glob (`gcc@14-base-[0-9]*` for `gcc-14-base-14.2.0-19`).
+    pub fn identity_of(name: &str) -> String {
+        let (id, drv) = (NameKey::identity(name), NameKey::of(name));
+        let label = NameKey { pname: drv.pname, ..drv }.label();
+        if id.pname == drv.pname {
+            return id.label();
         }
+        format!("{label}@{}-[0-9]*", &id.pname[drv.pname.len() + 1..])
     }
 
     pub fn matches(&self, key: &NameKey<'_>) -> bool {
         self.pname.matches(key.pname)
             && self.output.matches(key.output)
             && self.version.as_ref().is_none_or(|v| v.matches(key.version))
+    }
+
+    /// How specific the pattern is; where several groups match a name, the most specific
+    /// pattern wins. A version constraint outranks none, then a literal package name outranks
+    /// a glob, then a literal output outranks a glob.
+    pub fn specificity(&self) -> (bool, bool, bool) {
+        (self.version.is_some(), self.pname.literal().is_some(), self.output.literal().is_some())
     }
 
     /// The package name when it has no glob: such patterns are found by hash lookup.
@@ -171,6 +181,17 @@ mod tests {
         assert!(m("gcc:lib@13.*", "gcc-13.2.0-lib"));
         assert!(m("source", "source"));
         assert!(m("lib[cs]*", "libc6-2.41-12"));
+    }
+
+    #[test]
+    fn identity_patterns_name_distinct_packages() {
+        assert_eq!(MemberPattern::identity_of("gcc-14-base-14.2.0-19"), "gcc@14-base-[0-9]*");
+        assert_eq!(MemberPattern::identity_of("gcc-14-14.2.0-19"), "gcc@14-[0-9]*");
+        assert_eq!(MemberPattern::identity_of("glibc-2.39-52-bin"), "glibc:bin");
+        let p = MemberPattern::parse(&MemberPattern::identity_of("gcc-14-base-14.2.0-19")).unwrap();
+        assert!(p.matches(&NameKey::of("gcc-14-base-14.3.1-2")), "a version bump keeps matching");
+        assert!(!p.matches(&NameKey::of("gcc-14-14.2.0-19")));
+        assert!(p.specificity() > MemberPattern::parse("gcc").unwrap().specificity());
     }
 
     #[test]

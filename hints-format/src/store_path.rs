@@ -202,6 +202,32 @@ impl<'a> NameKey<'a> {
         NameKey { pname: d.pname, output: "out", version: d.version }
     }
 
+    /// The identity `hints emit` learns per package: like [`NameKey::of`], except that
+    /// dash-separated components between parseDrvName's split and the first *dotted* version
+    /// token stay in the package name. Distribution-style names carry numbers in the package
+    /// name (`gcc-14-base-14.2.0-19`, `libnghttp2-14-1.70.0-1`), which parseDrvName would all
+    /// call `gcc` or `libnghttp2`; here they are `gcc-14-base` and `libnghttp2-14`. When no
+    /// token is dotted (`tzdata-2026c-0`) the parseDrvName split stands.
+    pub fn identity(name: &'a str) -> Self {
+        let k = NameKey::of(name);
+        if k.version.is_empty() {
+            return k;
+        }
+        let mut offset = 0;
+        for (n, token) in k.version.split('-').enumerate() {
+            if token.starts_with(|c: char| c.is_ascii_digit()) && token.contains('.') {
+                if n == 0 {
+                    return k;
+                }
+                // `name` is `pname-version[-output]`: the refined pname runs to this token.
+                let end = k.pname.len() + 1 + offset - 1;
+                return NameKey { pname: &name[..end], output: k.output, version: &k.version[offset..] };
+            }
+            offset += token.len() + 1;
+        }
+        k
+    }
+
     /// `pname` for the default output, `pname:output` otherwise: the display form used as a
     /// hint-file member and as the analyzer's name identity.
     pub fn label(&self) -> String {
@@ -336,7 +362,27 @@ mod tests {
         assert_eq!(k("foo-bin"), ("foo", "bin", ""));
         assert_eq!(k("nss-cacert-3.98"), ("nss-cacert", "out", "3.98"));
         assert_eq!(NameKey::of("gcc-13.2.0-lib").label(), "gcc:lib");
+        assert_eq!(NameKey::of("gcc-14-base-14.2.0-19").pname, "gcc", "parseDrvName's split");
         assert_eq!(NameKey::of("glibc-2.39-52").label(), "glibc");
+    }
+
+    #[test]
+    fn identity_keeps_numbered_package_names() {
+        let id = |n| {
+            let k = NameKey::identity(n);
+            (k.pname, k.output, k.version)
+        };
+        assert_eq!(id("gcc-14-base-14.2.0-19"), ("gcc-14-base", "out", "14.2.0-19"));
+        assert_eq!(id("gcc-14-14.2.0-19"), ("gcc-14", "out", "14.2.0-19"));
+        assert_eq!(id("libnghttp2-14-1.70.0-1"), ("libnghttp2-14", "out", "1.70.0-1"));
+        assert_eq!(id("binutils-x86-64-linux-gnu-2.47.50.20261021-1"), ("binutils-x86-64-linux-gnu", "out", "2.47.50.20261021-1"));
+        assert_eq!(id("g++-14-x86-64-linux-gnu-14.4.0-3-lib"), ("g++-14-x86-64-linux-gnu", "lib", "14.4.0-3"));
+        // Where parseDrvName is already right, identity agrees with it.
+        for n in ["glibc-2.39-52", "gcc-13.2.0-lib", "python3.12-numpy-1.26.4", "tzdata-2026c-0_deb13u1",
+                  "zlib1g-1_1.3.dfsg_really1.3.1-1_b1", "libevent-core-2.1-7t64-2.1.13-stable-1", "source",
+                  "publicsuffix-list-0-unstable-2024-06-19", "util-linux-minimal-2.39.4-lib", "kmod-31"] {
+            assert_eq!(NameKey::identity(n), NameKey::of(n), "{n}");
+        }
     }
 
     /// Golden pairs: hashes as `nix hash to-base32` prints them.

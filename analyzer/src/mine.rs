@@ -1,0 +1,739 @@
+//! Mining the history into hint groups (`hints emit`), and explaining them (`hints explain`).
+//!
+//! # Objective
+//! A client holding image i at revision k−1 pulls revision k: every layer of k whose exact set
+//! of paths it does not hold. A layer is re-downloaded when any member's store path changes (in
+//! Nix a dependency's change changes every dependent's hash, so churn cascades up the graph) or
+//! its membership changes. With a budget of K layers per image, minimise the expected
+//! - update bytes, summed over images and updates,
+//! - fleet bytes (a node running every image pulls a shared layer once),
+//! - registry storage (which grows like fleet bytes),
+//!
+//! measured against the floor (one layer per path) and the ceiling (one layer).
+//!
+//! # Model
+//! Names, not paths, are the units: a name is `pname[:output]`, stable across version bumps.
+//! - A name's *intrinsic bump* at a transition is a change of its path that its dependencies do
+//!   not explain: its version changed, or its hash changed while no dependency's did. Its rate
+//!   `q` is estimated from the training transitions with a Jeffreys prior, `(bumps+½)/(T+1)`.
+//! - A set of names changes when anything in its dependency closure bumps. Treating bumps (not
+//!   paths) as independent, `P(change) = 1 − Π(1−q_d)` over the closure. This is chunkah's
+//!   independence assumption moved to where it holds: the real co-change structure (cascades
+//!   through shared dependencies) comes from the graph, so two names that share their volatile
+//!   dependencies are known to change together even when a few training transitions cannot show
+//!   it, and a stable leaf is not dragged along by a volatile neighbour.
+//! - Images: a layer made of names with different image sets is a different layer in each image,
+//!   so it is neither shared nor stored once. Names are first grouped only within their *class*
+//!   (the set of images containing them).
+//! - The expected cost of a group per transition is `Σ_images S·P + Σ_variants S·P`, where each
+//!   image holds the part of the group it contains and each distinct part is one registry
+//!   layer (`S` bytes, `P` its change probability).
+//!
+//! # Algorithm
+//! Start with one group per name. Each image may keep `K − max(1, K/10)` groups; the rest of
+//! the budget is the fallback the layerer gives names the history never saw. While an image is
+//! over its target, apply the merge with the smallest cost increase per over-budget image it
+//! relieves (a lazy greedy over a heap): first only within a class; then, if some image is still
+//! over budget, between any two groups that share an over-budget image. Big volatile names stay
+//! alone because merging them is expensive; small names that change together merge for free.
+//! Groups are written bottom-up from the least to the most likely to change.
+//!
+//! # Hysteresis
+//! Regrouping makes every client download the regrouped layers once. Given the previous hint
+//! file, its groups are kept unless the new grouping's expected saving exceeds `--min-gain` of
+//! the previous expected cost; both figures and the one-time cost are reported. Pins are kept
+//! verbatim, and names placed by a pin are left out of the groups.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::fmt::Write as _;
+
+use hints_format::{
+    BudgetHeader, Group, GroupStats, HintFile, LearnedFrom, Matcher, MemberPattern, NameKey, RevisionRange, StorePath,
+};
+use rayon::prelude::*;
+
+use crate::history::History;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MineError {
+    #[error("no snapshots in revisions {0}..{1}")]
+    Empty(usize, usize),
+    #[error("budget: reserve ({reserve}) must be smaller than max-layers ({max_layers})")]
+    Budget { max_layers: u32, reserve: u32 },
+    #[error("`{0}` is not a store path or name recorded in the history")]
+    Unknown(String),
+    #[error(transparent)]
+    Match(#[from] hints_format::MatchError),
+}
+
+pub struct EmitOptions {
+    pub max_layers: u32,
+    pub reserve: u32,
+    pub first: usize,
+    pub last: usize,
+    pub min_gain: f64,
+    pub db_summary: String,
+}
+
+pub struct Emitted {
+    pub file: HintFile,
+    pub report: String,
+}
+
+/// A fixed-size bitset.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Self {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    fn get(&self, i: usize) -> bool {
+        self.0[i / 64] >> (i % 64) & 1 == 1
+    }
+    fn or(&mut self, o: &Bits) {
+        for (a, b) in self.0.iter_mut().zip(&o.0) {
+            *a |= b;
+        }
+    }
+    fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, &x)| {
+            let mut x = x;
+            std::iter::from_fn(move || {
+                (x != 0).then(|| {
+                    let b = x.trailing_zeros() as usize;
+                    x &= x - 1;
+                    w * 64 + b
+                })
+            })
+        })
+    }
+    fn count(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+}
+
+/// What the history says about every name at the training revisions.
+pub struct NameStats {
+    /// `NameKey::identity` labels, e.g. `gcc-14-base` or `glibc:bin`.
+    pub labels: Vec<String>,
+    /// The hint-file member pattern of each label.
+    pub patterns: Vec<String>,
+    /// A real store path name per label, for matching against hint files.
+    pub samples: Vec<String>,
+    /// Bytes at the last training revision (largest over images).
+    pub size: Vec<u64>,
+    /// Images containing the name at the last training revision.
+    images: Vec<Bits>,
+    /// Per transition (index t = revision first+t+1): the name's path changed in some image.
+    changed: Vec<Bits>,
+    /// Intrinsic bumps per transition.
+    bumped: Vec<Bits>,
+    /// Transitive dependency closure (names), the name included.
+    closure: Vec<Bits>,
+    pub transitions: usize,
+    pub image_names: Vec<String>,
+    /// Name → sizes over the range, per revision (largest over images; 0 when absent).
+    pub size_over_time: Vec<Vec<u64>>,
+}
+
+impl NameStats {
+    pub fn build(h: &History, first: usize, last: usize) -> Result<Self, MineError> {
+        if !(first..=last).any(|r| (0..h.images.len()).any(|i| h.snapshots.contains_key(&(i, r)))) {
+            return Err(MineError::Empty(first, last));
+        }
+        // Intern a label for every path once.
+        let mut index: HashMap<String, u32> = HashMap::new();
+        let (mut labels, mut patterns, mut samples): (Vec<String>, Vec<String>, Vec<String>) = Default::default();
+        let mut versions: Vec<String> = Vec::with_capacity(h.paths.len());
+        let path_name: Vec<u32> = h
+            .paths
+            .iter()
+            .map(|p| {
+                let k = NameKey::identity(p.name());
+                versions.push(k.version.to_string());
+                let label = k.label();
+                *index.entry(label.clone()).or_insert_with(|| {
+                    labels.push(label);
+                    patterns.push(MemberPattern::identity_of(p.name()));
+                    samples.push(p.name().to_string());
+                    labels.len() as u32 - 1
+                })
+            })
+            .collect();
+        let n = labels.len();
+        let revs = last - first + 1;
+        let transitions = revs - 1;
+        let ni = h.images.len();
+
+        // Per snapshot: (name, path) sorted by name.
+        let named = |i: usize, r: usize| -> Option<Vec<(u32, u32)>> {
+            let m = h.snapshots.get(&(i, r))?;
+            let mut v: Vec<(u32, u32)> = m.iter().map(|&p| (path_name[p as usize], p)).collect();
+            v.sort_unstable();
+            Some(v)
+        };
+        let mut size = vec![0u64; n];
+        let mut images = vec![Bits::new(ni); n];
+        let mut size_over_time = vec![vec![0u64; revs]; n];
+        let mut dep_edges: Vec<HashSet<u32>> = vec![HashSet::new(); n];
+        for i in 0..ni {
+            for r in first..=last {
+                let Some(v) = named(i, r) else { continue };
+                for &(name, p) in &v {
+                    let s = &mut size_over_time[name as usize][r - first];
+                    *s = (*s).max(h.sizes[p as usize]);
+                    if r == last {
+                        size[name as usize] = size[name as usize].max(h.sizes[p as usize]);
+                        images[name as usize].set(i);
+                        dep_edges[name as usize].extend(h.refs[p as usize].iter().map(|&d| path_name[d as usize]).filter(|&d| d != name));
+                    }
+                }
+            }
+        }
+
+        // Changes and intrinsic bumps per transition, in parallel over transitions.
+        let per_t: Vec<(Bits, Bits)> = (0..transitions)
+            .into_par_iter()
+            .map(|t| {
+                let (r0, r1) = (first + t, first + t + 1);
+                let mut changed = Bits::new(n);
+                let mut version_changed = Bits::new(n);
+                let mut deps_at: HashMap<u32, Vec<u32>> = HashMap::new();
+                for i in 0..ni {
+                    let (Some(a), Some(b)) = (named(i, r0), named(i, r1)) else { continue };
+                    let group = |v: &[(u32, u32)]| -> BTreeMap<u32, Vec<u32>> {
+                        let mut m: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+                        for &(name, p) in v {
+                            m.entry(name).or_default().push(p);
+                        }
+                        m
+                    };
+                    let (ga, gb) = (group(&a), group(&b));
+                    for (name, pb) in &gb {
+                        deps_at
+                            .entry(*name)
+                            .or_default()
+                            .extend(pb.iter().flat_map(|&p| h.refs[p as usize].iter().map(|&d| path_name[d as usize])));
+                        if let Some(pa) = ga.get(name) {
+                            if pa != pb {
+                                changed.set(*name as usize);
+                                let va: HashSet<&str> = pa.iter().map(|&p| versions[p as usize].as_str()).collect();
+                                let vb: HashSet<&str> = pb.iter().map(|&p| versions[p as usize].as_str()).collect();
+                                if va != vb {
+                                    version_changed.set(*name as usize);
+                                }
+                            }
+                        }
+                    }
+                }
+                let mut bumped = version_changed;
+                for name in changed.ones() {
+                    let explained = deps_at
+                        .get(&(name as u32))
+                        .is_some_and(|ds| ds.iter().any(|&d| d as usize != name && changed.get(d as usize)));
+                    if !explained {
+                        bumped.set(name);
+                    }
+                }
+                (changed, bumped)
+            })
+            .collect();
+        let (changed, bumped): (Vec<Bits>, Vec<Bits>) = per_t.into_iter().unzip();
+
+        // Transitive closure over the name graph (SCCs come dependencies-first).
+        let mut g = petgraph::graph::DiGraph::<(), ()>::with_capacity(n, 0);
+        let nodes: Vec<_> = (0..n).map(|_| g.add_node(())).collect();
+        for (a, ds) in dep_edges.iter().enumerate() {
+            let mut ds: Vec<u32> = ds.iter().copied().collect();
+            ds.sort_unstable();
+            for d in ds {
+                g.add_edge(nodes[a], nodes[d as usize], ());
+            }
+        }
+        let mut closure = vec![Bits::new(n); n];
+        for scc in petgraph::algo::tarjan_scc(&g) {
+            let mut c = Bits::new(n);
+            for v in &scc {
+                c.set(v.index());
+                for d in &dep_edges[v.index()] {
+                    if !scc.iter().any(|s| s.index() == *d as usize) {
+                        c.or(&closure[*d as usize]);
+                    }
+                }
+            }
+            for v in &scc {
+                closure[v.index()] = c.clone();
+            }
+        }
+        Ok(NameStats { labels, patterns, samples, size, images, changed, bumped, closure, transitions, image_names: h.images.clone(), size_over_time })
+    }
+
+    fn present(&self, name: usize) -> bool {
+        self.images[name].count() > 0
+    }
+
+    fn change_count(&self, name: usize) -> usize {
+        self.changed.iter().filter(|c| c.get(name)).count()
+    }
+
+    /// Jeffreys-smoothed intrinsic bump rate.
+    fn bump_rate(&self, name: usize) -> f64 {
+        let b = self.bumped.iter().filter(|c| c.get(name)).count() as f64;
+        (b + 0.5) / (self.transitions as f64 + 1.0)
+    }
+}
+
+/// Cost model state shared by all groups.
+struct Model<'a> {
+    stats: &'a NameStats,
+    /// −ln(1 − q) per name.
+    weight: Vec<f64>,
+    /// Class (image set) of each name, and each class's images.
+    class_of: Vec<u32>,
+    class_images: Vec<Bits>,
+}
+
+/// The part of a group in one class.
+#[derive(Clone)]
+struct ClassPart {
+    class: u32,
+    size: u64,
+    deps: Bits,
+}
+
+#[derive(Clone)]
+struct GroupState {
+    members: Vec<u32>,
+    parts: Vec<ClassPart>,
+    images: Bits,
+    cost: f64,
+    alive: bool,
+}
+
+impl Model<'_> {
+    fn prob(&self, deps: &Bits) -> f64 {
+        let l: f64 = deps.ones().map(|d| self.weight[d]).sum();
+        1.0 - (-l).exp()
+    }
+
+    /// Σ over images of the part it holds + Σ over distinct parts (registry copies), each S·P.
+    fn cost(&self, parts: &[ClassPart], images: &Bits) -> f64 {
+        let mut by_sig: HashMap<Vec<bool>, (u64, f64, usize)> = HashMap::new();
+        for i in images.ones() {
+            let sig: Vec<bool> = parts.iter().map(|p| self.class_images[p.class as usize].get(i)).collect();
+            let entry = by_sig.entry(sig).or_insert_with_key(|sig| {
+                let mut deps = Bits::new(self.weight.len());
+                let mut size = 0;
+                for (p, &on) in parts.iter().zip(sig) {
+                    if on {
+                        deps.or(&p.deps);
+                        size += p.size;
+                    }
+                }
+                (size, self.prob(&deps), 0)
+            });
+            entry.2 += 1;
+        }
+        by_sig.values().map(|&(s, p, holders)| s as f64 * p * (holders as f64 + 1.0)).sum()
+    }
+
+    fn single(&self, name: u32) -> GroupState {
+        let class = self.class_of[name as usize];
+        let parts = vec![ClassPart { class, size: self.stats.size[name as usize], deps: self.stats.closure[name as usize].clone() }];
+        let images = self.class_images[class as usize].clone();
+        let cost = self.cost(&parts, &images);
+        GroupState { members: vec![name], parts, images, cost, alive: true }
+    }
+
+    fn merged(&self, a: &GroupState, b: &GroupState) -> GroupState {
+        let mut parts = a.parts.clone();
+        for p in &b.parts {
+            match parts.iter_mut().find(|q| q.class == p.class) {
+                Some(q) => {
+                    q.size += p.size;
+                    q.deps.or(&p.deps);
+                }
+                None => parts.push(p.clone()),
+            }
+        }
+        parts.sort_by_key(|p| p.class);
+        let mut images = a.images.clone();
+        images.or(&b.images);
+        let mut members = [a.members.as_slice(), b.members.as_slice()].concat();
+        members.sort_unstable();
+        let cost = self.cost(&parts, &images);
+        GroupState { members, parts, images, cost, alive: true }
+    }
+}
+
+/// A candidate merge, ordered by score (smallest first), then ids.
+struct Cand {
+    score: f64,
+    a: usize,
+    b: usize,
+}
+impl PartialEq for Cand {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // BinaryHeap is a max-heap: invert so the cheapest merge pops first.
+        o.score.total_cmp(&self.score).then_with(|| (o.a, o.b).cmp(&(self.a, self.b)))
+    }
+}
+
+/// Greedy merging until every image holds at most `target` groups.
+fn group_names(model: &Model<'_>, names: &[u32], target: usize) -> Vec<GroupState> {
+    let ni = model.stats.image_names.len();
+    let mut groups: Vec<GroupState> = names.iter().map(|&n| model.single(n)).collect();
+    let mut count = vec![0usize; ni];
+    for g in &groups {
+        for i in g.images.ones() {
+            count[i] += 1;
+        }
+    }
+    for cross_class in [false, true] {
+        let over = |count: &[usize]| -> Vec<bool> { count.iter().map(|&c| c > target).collect() };
+        let relief = |a: &GroupState, b: &GroupState, over: &[bool]| -> usize {
+            a.images.ones().filter(|&i| over[i] && b.images.get(i)).count()
+        };
+        let eligible = |a: &GroupState, b: &GroupState| {
+            cross_class || (a.parts.len() == 1 && b.parts.len() == 1 && a.parts[0].class == b.parts[0].class)
+        };
+        let mut heap = BinaryHeap::new();
+        let mut ov = over(&count);
+        if !ov.iter().any(|&o| o) {
+            break;
+        }
+        // Initial candidates: pairs sharing an over-budget image.
+        let mut seen: HashSet<(usize, usize)> = HashSet::new();
+        for i in (0..ni).filter(|&i| ov[i]) {
+            let here: Vec<usize> = (0..groups.len()).filter(|&g| groups[g].alive && groups[g].images.get(i)).collect();
+            let cands: Vec<Cand> = here
+                .par_iter()
+                .enumerate()
+                .flat_map_iter(|(k, &a)| {
+                    let groups = &groups;
+                    let ov = &ov;
+                    here[k + 1..].iter().filter_map(move |&b| {
+                        let (ga, gb) = (&groups[a], &groups[b]);
+                        if !eligible(ga, gb) {
+                            return None;
+                        }
+                        let delta = model.merged(ga, gb).cost - ga.cost - gb.cost;
+                        Some(Cand { score: delta / relief(ga, gb, ov).max(1) as f64, a, b })
+                    })
+                })
+                .collect();
+            for c in cands {
+                if seen.insert((c.a, c.b)) {
+                    heap.push(c);
+                }
+            }
+        }
+        while let Some(c) = heap.pop() {
+            if !ov.iter().any(|&o| o) {
+                break;
+            }
+            if !groups[c.a].alive || !groups[c.b].alive {
+                continue;
+            }
+            let r = relief(&groups[c.a], &groups[c.b], &ov);
+            if r == 0 {
+                continue;
+            }
+            let merged = model.merged(&groups[c.a], &groups[c.b]);
+            let delta = merged.cost - groups[c.a].cost - groups[c.b].cost;
+            let score = delta / r as f64;
+            if score.total_cmp(&c.score) == Ordering::Greater {
+                heap.push(Cand { score, ..c }); // stale: fewer images relieved now
+                continue;
+            }
+            for i in groups[c.a].images.ones().filter(|&i| groups[c.b].images.get(i)) {
+                count[i] -= 1;
+            }
+            groups[c.a].alive = false;
+            groups[c.b].alive = false;
+            groups.push(merged);
+            let new = groups.len() - 1;
+            ov = over(&count);
+            let others: Vec<usize> = (0..new)
+                .filter(|&g| groups[g].alive && groups[new].images.ones().any(|i| ov[i] && groups[g].images.get(i)))
+                .collect();
+            let fresh: Vec<Cand> = others
+                .par_iter()
+                .filter_map(|&g| {
+                    let (ga, gb) = (&groups[g], &groups[new]);
+                    if !eligible(ga, gb) {
+                        return None;
+                    }
+                    let delta = model.merged(ga, gb).cost - ga.cost - gb.cost;
+                    Some(Cand { score: delta / relief(ga, gb, &ov).max(1) as f64, a: g, b: new })
+                })
+                .collect();
+            heap.extend(fresh);
+        }
+    }
+    groups.into_iter().filter(|g| g.alive).collect()
+}
+
+fn build_model<'a>(stats: &'a NameStats, names: &[u32]) -> Model<'a> {
+    let mut class_index: HashMap<Bits, u32> = HashMap::new();
+    let mut class_images = vec![];
+    let mut class_of = vec![u32::MAX; stats.labels.len()];
+    for &n in names {
+        let set = stats.images[n as usize].clone();
+        let c = *class_index.entry(set.clone()).or_insert_with(|| {
+            class_images.push(set);
+            class_images.len() as u32 - 1
+        });
+        class_of[n as usize] = c;
+    }
+    let weight = (0..stats.labels.len()).map(|n| -(1.0 - stats.bump_rate(n)).ln()).collect();
+    Model { stats, weight, class_of, class_images }
+}
+
+/// Expected cost of a partition of `names` (each inner list one group).
+fn partition_cost(model: &Model<'_>, groups: &[Vec<u32>]) -> f64 {
+    groups
+        .iter()
+        .map(|g| {
+            let mut it = g.iter();
+            let Some(&first) = it.next() else { return 0.0 };
+            let mut s = model.single(first);
+            for &n in it {
+                s = model.merged(&s, &model.single(n));
+            }
+            s.cost
+        })
+        .sum()
+}
+
+/// Learns the hint file.
+pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Result<Emitted, MineError> {
+    if opts.reserve >= opts.max_layers {
+        return Err(MineError::Budget { max_layers: opts.max_layers, reserve: opts.reserve });
+    }
+    let stats = NameStats::build(h, opts.first, opts.last)?;
+    let store_layers = (opts.max_layers - opts.reserve) as usize;
+    let target = store_layers - (store_layers / 10).max(1).min(store_layers - 1);
+
+    // Names at the last revision, less those a placing pin owns.
+    let pins = previous.map(|p| p.pins.clone()).unwrap_or_default();
+    let mut pin_file = HintFile::new(BudgetHeader { max_layers: opts.max_layers, reserve: opts.reserve });
+    pin_file.pins = pins.clone();
+    let pin_matcher = Matcher::new(&pin_file);
+    let mut names: Vec<u32> = vec![];
+    for n in (0..stats.labels.len()).filter(|&n| stats.present(n)) {
+        if pin_matcher.place(&stats.samples[n])?.pin.is_none() {
+            names.push(n as u32);
+        }
+    }
+    let model = build_model(&stats, &names);
+    let mut groups = group_names(&model, &names, target);
+
+    // Bottom-up: least likely to change first, then larger first, then by id.
+    let prob = |g: &GroupState| {
+        let mut deps = Bits::new(stats.labels.len());
+        for p in &g.parts {
+            deps.or(&p.deps);
+        }
+        model.prob(&deps)
+    };
+    let mut keyed: Vec<(f64, u64, String, GroupState)> = groups
+        .drain(..)
+        .map(|g| {
+            let size: u64 = g.members.iter().map(|&m| stats.size[m as usize]).sum();
+            let id = group_id(&stats, &g.members);
+            (prob(&g), size, id, g)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    let new_groups: Vec<Group> = keyed.iter().map(|(_, size, id, g)| to_group(&stats, id, *size, &g.members)).collect();
+    let new_cost: f64 = keyed.iter().map(|k| k.3.cost).sum();
+
+    let mut report = String::new();
+    let classes = model.class_images.len();
+    let _ = writeln!(
+        report,
+        "learned from {} images, revisions {}..{} ({} transitions): {} names in {} image-set classes -> {} groups (at most {target} per image, {} store layers)",
+        h.images.len(),
+        opts.first,
+        opts.last,
+        stats.transitions,
+        names.len(),
+        classes,
+        new_groups.len(),
+        store_layers
+    );
+
+    let mut groups_out = new_groups.clone();
+    if let Some(prev) = previous.filter(|p| !p.groups.is_empty() && p.budget == BudgetHeader { max_layers: opts.max_layers, reserve: opts.reserve }) {
+        let matcher = Matcher::new(prev);
+        let mut by_prev: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+        let mut loose = vec![];
+        for &n in &names {
+            match matcher.place(&stats.samples[n as usize])?.group {
+                Some(g) => by_prev.entry(g).or_default().push(n),
+                None => loose.push(vec![n]),
+            }
+        }
+        let prev_groups: Vec<Vec<u32>> = by_prev.into_values().chain(loose).collect();
+        let prev_cost = partition_cost(&model, &prev_groups);
+        let saving = prev_cost - new_cost;
+        let prev_sets: HashSet<Vec<String>> = prev.groups.iter().map(|g| sorted(&g.members)).collect();
+        let regroup_bytes: u64 = new_groups
+            .iter()
+            .filter(|g| !prev_sets.contains(&sorted(&g.members)))
+            .map(|g| g.stats.size * g.stats.images as u64)
+            .sum();
+        let _ = writeln!(
+            report,
+            "expected bytes per update: {:.0} with the previous groups, {:.0} regrouped (saving {:.1}%); regrouping costs {} bytes once",
+            prev_cost,
+            new_cost,
+            100.0 * saving / prev_cost.max(1.0),
+            regroup_bytes
+        );
+        if saving <= opts.min_gain * prev_cost {
+            let _ = writeln!(report, "kept the previous groups (saving below --min-gain {})", opts.min_gain);
+            groups_out = prev.groups.clone();
+            refresh_stats(&stats, &mut groups_out);
+        } else {
+            let _ = writeln!(report, "regrouped (saving above --min-gain {})", opts.min_gain);
+        }
+    }
+
+    let file = HintFile {
+        version: hints_format::CURRENT_VERSION,
+        budget: BudgetHeader { max_layers: opts.max_layers, reserve: opts.reserve },
+        learned_from: LearnedFrom {
+            images: h.images.clone(),
+            revisions: RevisionRange {
+                first: h.revisions[opts.first].label.clone(),
+                last: h.revisions[opts.last].label.clone(),
+                count: (opts.last - opts.first + 1) as u32,
+            },
+            db_summary: opts.db_summary.clone(),
+        },
+        groups: groups_out,
+        pins,
+    };
+    debug_assert!(file.validate().is_ok());
+    Ok(Emitted { file, report })
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// Named after the largest member (ties: the first label).
+fn group_id(stats: &NameStats, members: &[u32]) -> String {
+    let top = members.iter().max_by(|&&a, &&b| stats.size[a as usize].cmp(&stats.size[b as usize]).then(stats.labels[b as usize].cmp(&stats.labels[a as usize]))).expect("groups are not empty");
+    stats.labels[*top as usize].replace(':', "-")
+}
+
+fn group_stats(stats: &NameStats, members: &[u32]) -> GroupStats {
+    let t = stats.transitions.max(1);
+    let changed = (0..stats.transitions).filter(|&k| members.iter().any(|&m| stats.changed[k].get(m as usize))).count();
+    let mut images = Bits::new(stats.image_names.len());
+    for &m in members {
+        images.or(&stats.images[m as usize]);
+    }
+    GroupStats {
+        size: members.iter().map(|&m| stats.size[m as usize]).sum(),
+        change_rate: (changed as f64 / t as f64 * 1000.0).round() / 1000.0,
+        images: images.count() as u32,
+    }
+}
+
+fn to_group(stats: &NameStats, id: &str, _size: u64, members: &[u32]) -> Group {
+    let mut labels: Vec<String> = members.iter().map(|&m| stats.patterns[m as usize].clone()).collect();
+    labels.sort();
+    Group { id: id.to_string(), members: labels, stats: group_stats(stats, members) }
+}
+
+/// Recomputes the informational statistics of kept groups.
+fn refresh_stats(stats: &NameStats, groups: &mut [Group]) {
+    let index: HashMap<&str, u32> = stats.patterns.iter().enumerate().map(|(k, l)| (l.as_str(), k as u32)).collect();
+    for g in groups {
+        let members: Vec<u32> = g.members.iter().filter_map(|m| index.get(m.as_str()).copied()).filter(|&m| stats.present(m as usize)).collect();
+        g.stats = if members.is_empty() { GroupStats::default() } else { group_stats(stats, &members) };
+    }
+}
+
+/// `hints explain`: a path's or name's group and the evidence.
+pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, query: &str) -> Result<String, MineError> {
+    let stats = NameStats::build(h, first, last)?;
+    let label = match StorePath::parse(query) {
+        _ if stats.labels.iter().any(|l| l == query) => query.to_string(),
+        Ok(p) => NameKey::identity(p.name()).label(),
+        Err(_) if query.contains('/') => return Err(MineError::Unknown(query.to_string())),
+        Err(_) => NameKey::identity(query).label(),
+    };
+    let n = stats.labels.iter().position(|l| *l == label).ok_or_else(|| MineError::Unknown(query.to_string()))?;
+    let mut o = String::new();
+    let placement = Matcher::new(hints).place(&stats.samples[n])?;
+    let _ = writeln!(o, "{label}");
+    match (placement.pin, placement.group) {
+        (Some(p), _) => {
+            let _ = writeln!(o, "  layer: pin `{}` ({})", hints.pins[p].id, hints.pins[p].rule.as_str());
+        }
+        (None, Some(g)) => {
+            let grp = &hints.groups[g];
+            let _ = writeln!(
+                o,
+                "  layer: group `{}` (layer {} of {} from the bottom), {} members, {} bytes, changed in {:.0}% of learned updates, in {} images",
+                grp.id,
+                g + 1,
+                hints.groups.len(),
+                grp.members.len(),
+                grp.stats.size,
+                grp.stats.change_rate * 100.0,
+                grp.stats.images
+            );
+            let _ = writeln!(o, "  with: {}", grp.members.join(", "));
+        }
+        (None, None) => {
+            let _ = writeln!(o, "  layer: none of the groups; the layerer places it by its size-first fallback");
+        }
+    }
+    let sizes: Vec<String> = stats.size_over_time[n].iter().map(|s| s.to_string()).collect();
+    let _ = writeln!(o, "  size over revisions {first}..{last}: {}", sizes.join(" "));
+    let changes: Vec<String> =
+        (0..stats.transitions).filter(|&t| stats.changed[t].get(n)).map(|t| format!("{}->{}", first + t, first + t + 1)).collect();
+    let bumps = (0..stats.transitions).filter(|&t| stats.bumped[t].get(n)).count();
+    let _ = writeln!(
+        o,
+        "  changed at: {} ({} of {} transitions; {bumps} of them its own bump, the rest cascaded from dependencies)",
+        if changes.is_empty() { "never".to_string() } else { changes.join(", ") },
+        stats.change_count(n),
+        stats.transitions
+    );
+    let mine: Vec<usize> = (0..stats.transitions).filter(|&t| stats.changed[t].get(n)).collect();
+    let together: Vec<&str> = (0..stats.labels.len())
+        .filter(|&m| m != n && stats.present(m) && !mine.is_empty())
+        .filter(|&m| (0..stats.transitions).all(|t| stats.changed[t].get(m) == stats.changed[t].get(n)))
+        .map(|m| stats.labels[m].as_str())
+        .take(20)
+        .collect();
+    let _ = writeln!(o, "  always changed together with: {}", if together.is_empty() { "-".to_string() } else { together.join(", ") });
+    let imgs: Vec<&str> = stats.images[n].ones().map(|i| stats.image_names[i].as_str()).collect();
+    let _ = writeln!(o, "  in images: {}", imgs.join(", "));
+    Ok(o)
+}

@@ -1,0 +1,134 @@
+//! Replaying revisions under each strategy: what clients and a registry would transfer and store.
+//!
+//! For revisions `C..D` and every image, each strategy's layers come from `layering-core` (the
+//! real code a build runs). A layer is identified by its exact set of paths (reproducible tars
+//! make equal sets equal digests). Then, as `shared/tools/replay.py` counts them:
+//! - update bytes: a client holding image i at revision k−1 pulls every layer of k it does not
+//!   hold, for k in C+1..=D;
+//! - fleet bytes: a node running every image pulls each layer of k not present at k−1 in any
+//!   image, once;
+//! - storage: the bytes of the distinct layers of all images at revision k, summed over C..=D;
+//! - layers pulled: the number of layers the update bytes came from.
+//!
+//! The floor is one layer per path (only new paths are pulled); the ceiling is a single layer.
+
+use std::collections::{HashMap, HashSet};
+
+use hints_format::HintFile;
+use layering_core::{layer, Budget, LayerError, Strategy};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::history::History;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Replayed<'a> {
+    Single,
+    Popularity,
+    SizeFirst,
+    Hints(&'a HintFile),
+    Floor,
+}
+
+impl Replayed<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Replayed::Single => "single",
+            Replayed::Popularity => "popularity",
+            Replayed::SizeFirst => "size-first",
+            Replayed::Hints(_) => "hints",
+            Replayed::Floor => "floor",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Metrics {
+    pub strategy: String,
+    pub update_bytes: u64,
+    pub fleet_bytes: u64,
+    pub storage_bytes: u64,
+    pub layers_pulled: u64,
+    pub updates: u64,
+    /// Layers per image per revision, times 10 (one decimal, kept integral for exact output).
+    pub avg_layers_x10: u64,
+    pub per_image_update_bytes: Vec<(String, u64)>,
+}
+
+type LayerSet = Vec<(Vec<u32>, u64)>;
+
+/// The layers of every snapshot in `first..=last` under one strategy, as sorted member lists.
+fn layers_of(history: &History, first: usize, last: usize, budget: Budget, s: Replayed<'_>) -> Result<HashMap<(usize, usize), LayerSet>, LayerError> {
+    let keys: Vec<(usize, usize)> = (0..history.images.len())
+        .flat_map(|i| (first..=last).map(move |r| (i, r)))
+        .filter(|k| history.snapshots.contains_key(k))
+        .collect();
+    keys.par_iter()
+        .map(|&(i, r)| {
+            let members = &history.snapshots[&(i, r)];
+            let with_size = |m: Vec<u32>| {
+                let b = m.iter().map(|&p| history.sizes[p as usize]).sum();
+                (m, b)
+            };
+            let sets: Vec<Vec<u32>> = match s {
+                Replayed::Single => vec![members.clone()],
+                Replayed::Floor => members.iter().map(|&p| vec![p]).collect(),
+                _ => {
+                    let closure = history.closure(i, r).expect("snapshot exists");
+                    let strategy = match s {
+                        Replayed::Popularity => Strategy::Popularity,
+                        Replayed::SizeFirst => Strategy::SizeFirst,
+                        Replayed::Hints(f) => Strategy::Hints(f),
+                        Replayed::Single | Replayed::Floor => unreachable!("handled above"),
+                    };
+                    // Closure indices are path-sorted, as are the dense indices of `members`.
+                    let index: HashMap<&str, u32> = members.iter().map(|&p| (history.paths[p as usize].as_str(), p)).collect();
+                    layer(&closure, budget, strategy)?
+                        .into_iter()
+                        .map(|l| {
+                            let mut m: Vec<u32> = l.paths.iter().map(|p| index[p.as_str()]).collect();
+                            m.sort_unstable();
+                            m
+                        })
+                        .collect()
+                }
+            };
+            Ok(((i, r), sets.into_iter().map(with_size).collect()))
+        })
+        .collect()
+}
+
+/// Replays `first..=last` under `strategy`.
+pub fn replay(history: &History, first: usize, last: usize, budget: Budget, strategy: Replayed<'_>) -> Result<Metrics, LayerError> {
+    let layers = layers_of(history, first, last, budget, strategy)?;
+    let mut m = Metrics { strategy: strategy.name().to_string(), ..Default::default() };
+    let mut per_image = vec![0u64; history.images.len()];
+    let mut prev_union: HashSet<&Vec<u32>> = HashSet::new();
+    for r in first..=last {
+        let mut union_now: HashMap<&Vec<u32>, u64> = HashMap::new();
+        for i in 0..history.images.len() {
+            for (l, b) in layers.get(&(i, r)).into_iter().flatten() {
+                union_now.insert(l, *b);
+            }
+        }
+        m.storage_bytes += union_now.values().sum::<u64>();
+        if r > first {
+            for (i, bytes) in per_image.iter_mut().enumerate() {
+                let (Some(now), Some(before)) = (layers.get(&(i, r)), layers.get(&(i, r - 1))) else { continue };
+                let held: HashSet<&Vec<u32>> = before.iter().map(|(l, _)| l).collect();
+                for (_, b) in now.iter().filter(|(l, _)| !held.contains(l)) {
+                    m.update_bytes += b;
+                    *bytes += b;
+                    m.layers_pulled += 1;
+                }
+                m.updates += 1;
+            }
+            m.fleet_bytes += union_now.iter().filter(|(l, _)| !prev_union.contains(*l)).map(|(_, b)| *b).sum::<u64>();
+        }
+        prev_union = union_now.into_keys().collect();
+    }
+    let total_layers: usize = layers.values().map(Vec::len).sum();
+    m.avg_layers_x10 = (total_layers as u64 * 10 + layers.len() as u64 / 2) / layers.len().max(1) as u64;
+    m.per_image_update_bytes = history.images.iter().cloned().zip(per_image).collect();
+    Ok(m)
+}

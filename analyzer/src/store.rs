@@ -1,0 +1,536 @@
+//! The history database: what every image contained at every revision, in SQLite.
+//!
+//! Layout (schema version 1, `PRAGMA user_version`):
+//! - `paths`: one row per store path, ever. A store path is immutable, so its size and
+//!   references are stored once however many snapshots contain it. The hash is kept as its 20
+//!   decoded bytes (unique), the name and store dir are interned, and references are the sorted
+//!   ids of the referenced paths as delta varints. `refs_digest` (8 bytes of SHA-256 over the
+//!   sorted reference hashes) lets a re-scan check immutability without decoding references.
+//! - `snapshots`: (image, revision) → member path ids, sorted, delta varints, plus a SHA-256
+//!   digest of the sorted member paths, so an identical re-scan is recognised with one lookup.
+//! - `images`, `revisions` (label, commit, time, branch, dirty), `names`, `store_dirs`.
+//!
+//! Safety: WAL mode, a busy timeout plus retries, and one `BEGIN IMMEDIATE` transaction per
+//! snapshot. A crash at any moment leaves every committed snapshot intact and no half snapshot;
+//! an error rolls the whole snapshot back. Several processes may scan into one file at once.
+//!
+//! Speed: a per-connection cache of path hash → (id, size, refs digest) avoids most lookups when
+//! consecutive revisions share most paths. Entries are facts about immutable rows and enter the
+//! cache only after their transaction commits.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use hints_format::store_path::nixbase32_decode;
+use layering_core::{Closure, PathInfo};
+use hints_format::StorePath;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+/// The newest schema this binary knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Forward migrations: `MIGRATIONS[k]` brings a database from version `k` to `k + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE store_dirs (id INTEGER PRIMARY KEY, dir TEXT NOT NULL UNIQUE);
+CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE paths (
+    id INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    dir_id INTEGER NOT NULL REFERENCES store_dirs(id),
+    name_id INTEGER NOT NULL REFERENCES names(id),
+    nar_size INTEGER NOT NULL,
+    nar_hash TEXT,
+    closure_size INTEGER,
+    refs BLOB NOT NULL,
+    refs_digest BLOB NOT NULL,
+    complete INTEGER NOT NULL
+);
+CREATE TABLE images (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE revisions (
+    id INTEGER PRIMARY KEY,
+    label TEXT NOT NULL UNIQUE,
+    commit_id TEXT,
+    time TEXT NOT NULL,
+    branch TEXT,
+    dirty INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY,
+    image_id INTEGER NOT NULL REFERENCES images(id),
+    revision_id INTEGER NOT NULL REFERENCES revisions(id),
+    digest BLOB NOT NULL,
+    path_count INTEGER NOT NULL,
+    total_size INTEGER NOT NULL,
+    complete INTEGER NOT NULL,
+    members BLOB NOT NULL,
+    UNIQUE (image_id, revision_id)
+);
+"#];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {file}: {source}")]
+    Sqlite { file: String, source: rusqlite::Error },
+    #[error("database {file} has schema version {found}, newer than this hints understands ({SCHEMA_VERSION}); upgrade hints")]
+    TooNew { file: String, found: i64 },
+    #[error("store path {path} is already recorded with {what}; a store path is immutable, so this closure contradicts the database")]
+    Conflict { path: String, what: String },
+    #[error("invalid store path hash in {0}")]
+    BadHash(String),
+    #[error("no revision matches `{0}` (give a label, a commit id prefix, or an index)")]
+    UnknownRevision(String),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// A revision: a commit or a labelled point in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub label: String,
+    pub commit: Option<String>,
+    /// RFC 3339.
+    pub time: String,
+    pub branch: Option<String>,
+    pub dirty: bool,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Added { new_paths: usize },
+    Unchanged,
+    Replaced { new_paths: usize },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    id: i64,
+    nar_size: u64,
+    refs_digest: [u8; 8],
+    complete: bool,
+}
+
+pub struct Store {
+    conn: Connection,
+    file: String,
+    known: HashMap<[u8; 20], Known>,
+}
+
+/// Per-snapshot summary rows for `hints ls`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnapshotRow {
+    pub image: String,
+    pub revision: String,
+    pub time: String,
+    pub paths: u64,
+    pub bytes: u64,
+    pub complete: bool,
+}
+
+impl Store {
+    /// Opens (creating and migrating as needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlite {
+                file: file.clone(),
+                source: rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()),
+            })?;
+        }
+        let sq = |source| StoreError::Sqlite { file: file.clone(), source };
+        let conn = Connection::open(path).map_err(sq)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(sq)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sq)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
+        let mut store = Store { conn, file, known: HashMap::new() };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn sq(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite { file: self.file.clone(), source }
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let file = self.file.clone();
+        let sq = |source| StoreError::Sqlite { file: file.clone(), source };
+        let tx = retry(|| rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)).map_err(sq)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sq)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { file, found: version });
+        }
+        for (k, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql).map_err(sq)?;
+            tx.pragma_update(None, "user_version", k as i64 + 1).map_err(sq)?;
+        }
+        tx.commit().map_err(sq)
+    }
+
+    /// Records `closure` as image `image` at `revision`. Identical → no-op; different → replaced
+    /// atomically.
+    pub fn ingest(&mut self, image: &str, revision: &Revision, closure: &Closure, complete: bool) -> Result<Outcome> {
+        let digest = snapshot_digest(closure);
+        // Hash bytes for every member, and each path's refs digest, before the transaction.
+        let hashes: Vec<[u8; 20]> = closure.paths().map(hash_bytes).collect::<Result<_>>()?;
+        let file = self.file.clone();
+        let sq = |source| StoreError::Sqlite { file: file.clone(), source };
+        let tx = retry(|| rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)).map_err(sq)?;
+
+        let image_id = upsert_id(&tx, "images", "name", image).map_err(sq)?;
+        let revision_id = upsert_revision(&tx, revision).map_err(sq)?;
+        let existing: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT digest FROM snapshots WHERE image_id = ?1 AND revision_id = ?2")
+            .and_then(|mut s| s.query_row(params![image_id, revision_id], |r| r.get(0)).optional())
+            .map_err(sq)?;
+        if existing.as_deref() == Some(&digest[..]) {
+            tx.commit().map_err(sq)?;
+            return Ok(Outcome::Unchanged);
+        }
+
+        let mut ids = vec![0i64; closure.len()];
+        let mut pending: Vec<([u8; 20], Known)> = vec![];
+        let mut new_paths = 0;
+        for i in closure.topo_order() {
+            let info = closure.info(i);
+            let refs_digest = refs_digest(closure, i, &hashes);
+            let found = match self.known.get(&hashes[i]) {
+                Some(k) => Some(*k),
+                None => lookup(&tx, &hashes[i]).map_err(sq)?,
+            };
+            let mut ref_ids: Vec<i64> = closure.refs(i).iter().map(|&r| ids[r as usize]).collect();
+            ref_ids.sort_unstable();
+            match found {
+                Some(k) if k.complete && complete => {
+                    if k.nar_size != info.nar_size || k.refs_digest != refs_digest {
+                        let what = if k.nar_size != info.nar_size {
+                            format!("narSize {} (this input says {})", k.nar_size, info.nar_size)
+                        } else {
+                            "different references".to_string()
+                        };
+                        return Err(StoreError::Conflict { path: info.path.to_string(), what });
+                    }
+                    ids[i] = k.id;
+                    pending.push((hashes[i], k));
+                }
+                Some(k) if complete => {
+                    // The recorded row came from a format without sizes; fill it in.
+                    update_path(&tx, k.id, info, &ref_ids, &refs_digest).map_err(sq)?;
+                    ids[i] = k.id;
+                    pending.push((hashes[i], Known { nar_size: info.nar_size, refs_digest, complete, ..k }));
+                }
+                Some(k) => {
+                    ids[i] = k.id;
+                    pending.push((hashes[i], k));
+                }
+                None => {
+                    let id = insert_path(&tx, &hashes[i], info, &ref_ids, &refs_digest, complete).map_err(sq)?;
+                    ids[i] = id;
+                    new_paths += 1;
+                    pending.push((hashes[i], Known { id, nar_size: info.nar_size, refs_digest, complete }));
+                }
+            }
+        }
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        let members = encode_ids(&sorted);
+        tx.prepare_cached(
+            "INSERT INTO snapshots (image_id, revision_id, digest, path_count, total_size, complete, members)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (image_id, revision_id) DO UPDATE SET digest = excluded.digest,
+               path_count = excluded.path_count, total_size = excluded.total_size,
+               complete = excluded.complete, members = excluded.members",
+        )
+        .and_then(|mut s| {
+            s.execute(params![image_id, revision_id, &digest[..], closure.len() as i64, closure.total_size() as i64, complete, members])
+        })
+        .map_err(sq)?;
+        tx.commit().map_err(sq)?;
+        self.known.extend(pending);
+        Ok(if existing.is_some() { Outcome::Replaced { new_paths } } else { Outcome::Added { new_paths } })
+    }
+
+    /// Revisions in history order (time, then first recorded).
+    pub fn revisions(&self) -> Result<Vec<(i64, Revision)>> {
+        let mut s = self
+            .conn
+            .prepare("SELECT id, label, commit_id, time, branch, dirty FROM revisions ORDER BY time, id")
+            .map_err(self.sq())?;
+        let rows = s
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    Revision { label: r.get(1)?, commit: r.get(2)?, time: r.get(3)?, branch: r.get(4)?, dirty: r.get(5)? },
+                ))
+            })
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(self.sq())?;
+        Ok(rows)
+    }
+
+    /// Images by name.
+    pub fn images(&self) -> Result<Vec<(i64, String)>> {
+        let mut s = self.conn.prepare("SELECT id, name FROM images ORDER BY name").map_err(self.sq())?;
+        let rows = s
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(self.sq())?;
+        Ok(rows)
+    }
+
+    /// Every snapshot, for `hints ls`.
+    pub fn snapshot_rows(&self) -> Result<Vec<SnapshotRow>> {
+        let mut s = self
+            .conn
+            .prepare(
+                "SELECT i.name, r.label, r.time, s.path_count, s.total_size, s.complete
+                 FROM snapshots s JOIN images i ON i.id = s.image_id JOIN revisions r ON r.id = s.revision_id
+                 ORDER BY i.name, r.time, r.id",
+            )
+            .map_err(self.sq())?;
+        let rows = s
+            .query_map([], |r| {
+                Ok(SnapshotRow {
+                    image: r.get(0)?,
+                    revision: r.get(1)?,
+                    time: r.get(2)?,
+                    paths: r.get::<_, i64>(3)? as u64,
+                    bytes: r.get::<_, i64>(4)? as u64,
+                    complete: r.get(5)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(self.sq())?;
+        Ok(rows)
+    }
+
+    /// Member path ids of every snapshot: (image id, revision id) → sorted ids.
+    pub fn memberships(&self) -> Result<HashMap<(i64, i64), Vec<i64>>> {
+        let mut s = self.conn.prepare("SELECT image_id, revision_id, members FROM snapshots").map_err(self.sq())?;
+        let rows = s
+            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), decode_ids(&r.get::<_, Vec<u8>>(2)?))))
+            .and_then(|rows| rows.collect::<std::result::Result<HashMap<_, _>, _>>())
+            .map_err(self.sq())?;
+        Ok(rows)
+    }
+
+    /// Every path record: id → (path, size, reference ids).
+    pub fn all_paths(&self) -> Result<HashMap<i64, PathRecord>> {
+        let mut s = self
+            .conn
+            .prepare(
+                "SELECT p.id, d.dir, p.hash, n.name, p.nar_size, p.refs FROM paths p
+                 JOIN names n ON n.id = p.name_id JOIN store_dirs d ON d.id = p.dir_id",
+            )
+            .map_err(self.sq())?;
+        let rows = s
+            .query_map([], |r| {
+                let dir: String = r.get(1)?;
+                let hash: Vec<u8> = r.get(2)?;
+                let name: String = r.get(3)?;
+                let base = format!("{}-{name}", hints_format::store_path::nixbase32_encode(&hash));
+                let path = StorePath::from_base(&dir, &base).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Blob, Box::new(e))
+                })?;
+                Ok((r.get(0)?, PathRecord { path, nar_size: r.get::<_, i64>(4)? as u64, refs: decode_ids(&r.get::<_, Vec<u8>>(5)?) }))
+            })
+            .and_then(|rows| rows.collect::<std::result::Result<HashMap<_, _>, _>>())
+            .map_err(self.sq())?;
+        Ok(rows)
+    }
+
+    /// A digest of everything recorded: (image, revision, snapshot digest) in order.
+    pub fn summary_hash(&self) -> Result<String> {
+        let mut s = self
+            .conn
+            .prepare(
+                "SELECT i.name, r.label, s.digest FROM snapshots s JOIN images i ON i.id = s.image_id
+                 JOIN revisions r ON r.id = s.revision_id ORDER BY i.name, r.label",
+            )
+            .map_err(self.sq())?;
+        let mut h = Sha256::new();
+        let mut rows = s.query([]).map_err(self.sq())?;
+        while let Some(r) = rows.next().map_err(self.sq())? {
+            h.update(r.get::<_, String>(0).map_err(self.sq())?.as_bytes());
+            h.update([0]);
+            h.update(r.get::<_, String>(1).map_err(self.sq())?.as_bytes());
+            h.update([0]);
+            h.update(r.get::<_, Vec<u8>>(2).map_err(self.sq())?);
+        }
+        Ok(format!("sha256:{}", hex(&h.finalize())))
+    }
+
+    /// Runs `PRAGMA integrity_check`; `Ok(())` when it says "ok".
+    pub fn integrity_check(&self) -> Result<String> {
+        self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(self.sq())
+    }
+}
+
+/// A path as stored.
+#[derive(Debug, Clone)]
+pub struct PathRecord {
+    pub path: StorePath,
+    pub nar_size: u64,
+    pub refs: Vec<i64>,
+}
+
+/// Retries SQLITE_BUSY beyond the busy timeout (a writer holding the lock for long).
+fn retry<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let mut wait = Duration::from_millis(5);
+    for _ in 0..50 {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_millis(500));
+            }
+            r => return r,
+        }
+    }
+    f()
+}
+
+fn upsert_id(tx: &rusqlite::Transaction<'_>, table: &str, col: &str, value: &str) -> rusqlite::Result<i64> {
+    tx.prepare_cached(&format!("INSERT INTO {table} ({col}) VALUES (?1) ON CONFLICT ({col}) DO NOTHING"))?.execute([value])?;
+    tx.prepare_cached(&format!("SELECT id FROM {table} WHERE {col} = ?1"))?.query_row([value], |r| r.get(0))
+}
+
+fn upsert_revision(tx: &rusqlite::Transaction<'_>, r: &Revision) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO revisions (label, commit_id, time, branch, dirty) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (label) DO NOTHING",
+    )?
+    .execute(params![r.label, r.commit, r.time, r.branch, r.dirty])?;
+    tx.prepare_cached("SELECT id FROM revisions WHERE label = ?1")?.query_row([&r.label], |row| row.get(0))
+}
+
+fn lookup(tx: &rusqlite::Transaction<'_>, hash: &[u8; 20]) -> rusqlite::Result<Option<Known>> {
+    tx.prepare_cached("SELECT id, nar_size, refs_digest, complete FROM paths WHERE hash = ?1")?
+        .query_row([&hash[..]], |r| {
+            let d: Vec<u8> = r.get(2)?;
+            let mut refs_digest = [0u8; 8];
+            refs_digest.copy_from_slice(&d[..8]);
+            Ok(Known { id: r.get(0)?, nar_size: r.get::<_, i64>(1)? as u64, refs_digest, complete: r.get(3)? })
+        })
+        .optional()
+}
+
+fn insert_path(
+    tx: &rusqlite::Transaction<'_>,
+    hash: &[u8; 20],
+    info: &PathInfo,
+    ref_ids: &[i64],
+    refs_digest: &[u8; 8],
+    complete: bool,
+) -> rusqlite::Result<i64> {
+    let dir_id = upsert_id(tx, "store_dirs", "dir", info.path.store_dir())?;
+    let name_id = upsert_id(tx, "names", "name", info.path.name())?;
+    tx.prepare_cached(
+        "INSERT INTO paths (hash, dir_id, name_id, nar_size, nar_hash, closure_size, refs, refs_digest, complete)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        &hash[..],
+        dir_id,
+        name_id,
+        info.nar_size as i64,
+        info.nar_hash,
+        info.closure_size.map(|c| c as i64),
+        encode_ids(ref_ids),
+        &refs_digest[..],
+        complete
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn update_path(tx: &rusqlite::Transaction<'_>, id: i64, info: &PathInfo, ref_ids: &[i64], refs_digest: &[u8; 8]) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE paths SET nar_size = ?2, nar_hash = ?3, closure_size = ?4, refs = ?5, refs_digest = ?6, complete = 1 WHERE id = ?1",
+    )?
+    .execute(params![id, info.nar_size as i64, info.nar_hash, info.closure_size.map(|c| c as i64), encode_ids(ref_ids), &refs_digest[..]])?;
+    Ok(())
+}
+
+fn hash_bytes(p: &StorePath) -> Result<[u8; 20]> {
+    let v = nixbase32_decode(p.hash()).ok_or_else(|| StoreError::BadHash(p.to_string()))?;
+    v.try_into().map_err(|_| StoreError::BadHash(p.to_string()))
+}
+
+/// SHA-256 over the sorted reference hashes (self excluded), first 8 bytes.
+fn refs_digest(closure: &Closure, i: usize, hashes: &[[u8; 20]]) -> [u8; 8] {
+    let mut refs: Vec<&[u8; 20]> = closure.refs(i).iter().map(|&r| &hashes[r as usize]).collect();
+    refs.sort_unstable();
+    let mut h = Sha256::new();
+    for r in refs {
+        h.update(r);
+    }
+    let d = h.finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d[..8]);
+    out
+}
+
+/// SHA-256 over the sorted member paths: equal exactly when the closures are (paths are
+/// immutable).
+pub fn snapshot_digest(closure: &Closure) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in closure.paths() {
+        h.update(p.as_str().as_bytes());
+        h.update([b'\n']);
+    }
+    h.finalize().into()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sorted ids as LEB128 deltas.
+fn encode_ids(sorted: &[i64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sorted.len() * 2);
+    let mut prev = 0i64;
+    for &id in sorted {
+        let mut d = (id - prev) as u64;
+        prev = id;
+        loop {
+            let b = (d & 0x7f) as u8;
+            d >>= 7;
+            if d == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    out
+}
+
+fn decode_ids(bytes: &[u8]) -> Vec<i64> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let (mut acc, mut shift, mut prev) = (0u64, 0, 0i64);
+    for &b in bytes {
+        acc |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            prev += acc as i64;
+            out.push(prev);
+            acc = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_encoding_roundtrips() {
+        for ids in [vec![], vec![1], vec![1, 2, 3, 200, 100_000, 1 << 40]] {
+            assert_eq!(decode_ids(&encode_ids(&ids)), ids);
+        }
+    }
+}
