@@ -579,7 +579,7 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
             eprintln!("WARNING: {msg}");
         }
         (Ok(_), Ok(_)) => {}
-        _ => eoutln!("warning: the revisions {} was learned from are not in this database; cannot check for overlap", a.hints.display()),
+        _ => eprintln!("warning: the revisions {} was learned from are not in this database; cannot check for overlap", a.hints.display()),
     }
     let budget = Budget::new(a.max_layers, a.reserve).map_err(|e| BadInput(e.to_string()))?;
     let strategies = [Replayed::Single, Replayed::Popularity, Replayed::SizeFirst, Replayed::Hints(&hints), Replayed::Floor];
