@@ -130,8 +130,12 @@ enum OutputFormat {
 #[derive(Args)]
 struct LayerArgs {
     /// The closure graph (any scan format; `-` for standard input).
-    #[arg(long)]
-    graph: String,
+    #[arg(long, required_unless_present = "nix_build")]
+    graph: Option<String>,
+    /// Run as a Nix builder (`nix/lib.nix`): read the graph from $NIX_ATTRS_JSON_FILE and write
+    /// the layers to the derivation's `out`.
+    #[arg(long, conflicts_with = "graph")]
+    nix_build: bool,
     /// Hint file; makes `hints` the default strategy.
     #[arg(long)]
     hints: Option<PathBuf>,
@@ -450,8 +454,17 @@ fn cmd_ls(db: &DbArg, json: bool) -> Result<ExitCode> {
 }
 
 fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
-    let text = scan::read_text(&a.graph)?;
-    let read = scan::read_closure(&[(a.graph.clone(), text)], a.input_format)?;
+    let (graph, output) = if a.nix_build {
+        let attrs = std::env::var("NIX_ATTRS_JSON_FILE").map_err(|_| BadInput("--nix-build: NIX_ATTRS_JSON_FILE is not set (not in a __structuredAttrs build)".into()))?;
+        let text = scan::read_text(&attrs)?;
+        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{attrs}: invalid JSON"))?;
+        let out = v["outputs"]["out"].as_str().ok_or_else(|| BadInput(format!("{attrs}: no outputs.out")))?.to_string();
+        (attrs, Some(PathBuf::from(out)))
+    } else {
+        (a.graph.clone().expect("clap requires --graph"), None)
+    };
+    let text = scan::read_text(&graph)?;
+    let read = scan::read_closure(&[(graph.clone(), text)], a.input_format)?;
     for w in &read.warnings {
         tracing::warn!("{w}");
     }
@@ -464,28 +477,32 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
     };
     let budget = Budget::new(a.max_layers, a.reserve).map_err(|e| BadInput(e.to_string()))?;
     let layers = layering_core::layer(&read.closure, budget, strategy)?;
-    let mut out = std::io::stdout().lock();
+    let mut text = String::new();
     if a.explain {
         let total = read.closure.total_size();
-        writeln!(out, "{} paths, {} in {} layers (budget {} store layers)", read.closure.len(), human(total), layers.len(), budget.store_layers())?;
+        text += &format!("{} paths, {} in {} layers (budget {} store layers)\n", read.closure.len(), human(total), layers.len(), budget.store_layers());
         for (k, l) in layers.iter().enumerate() {
-            writeln!(out, "layer {:>3}: {:>10}, {:>4} paths — {}", k + 1, human(l.size), l.paths.len(), l.reason)?;
+            text += &format!("layer {:>3}: {:>10}, {:>4} paths — {}\n", k + 1, human(l.size), l.paths.len(), l.reason);
             for p in &l.paths {
-                writeln!(out, "    {}", p.name())?;
+                text += &format!("    {}\n", p.name());
             }
         }
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        let lists = layering_core::store_layers(&layers);
+        match a.format {
+            OutputFormat::StoreLayers => text = serde_json::to_string(&lists)? + "\n",
+            OutputFormat::Nix2container => {
+                text += "[\n";
+                for (k, l) in lists.iter().enumerate() {
+                    text += &format!("  {}{}\n", serde_json::to_string(l)?, if k + 1 < lists.len() { "," } else { "" });
+                }
+                text += "]\n";
+            }
+        }
     }
-    let lists = layering_core::store_layers(&layers);
-    match a.format {
-        OutputFormat::StoreLayers => writeln!(out, "{}", serde_json::to_string(&lists)?)?,
-        OutputFormat::Nix2container => {
-            writeln!(out, "[")?;
-            for (k, l) in lists.iter().enumerate() {
-                writeln!(out, "  {}{}", serde_json::to_string(l)?, if k + 1 < lists.len() { "," } else { "" })?;
-            }
-            writeln!(out, "]")?;
-        }
+    match output {
+        Some(out) => std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?,
+        None => outln!("{}", text.trim_end_matches('\n'))?,
     }
     Ok(ExitCode::SUCCESS)
 }
