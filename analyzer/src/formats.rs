@@ -67,6 +67,15 @@ pub fn parse(file: &str, text: &str, forced: Option<Format>) -> Result<Parsed, I
     if trimmed.is_empty() {
         return Err(err("line 1".into(), "the file is empty; expected a closure graph".into()));
     }
+    // Fast path for the common shape: a bare array of well-formed records, parsed straight into
+    // typed structs. Anything else (or any error) takes the general path, which locates errors.
+    if forced.is_none_or(|f| f == Format::GraphJson) && trimmed.starts_with('[') {
+        if let Ok(records) = serde_json::from_str::<Vec<RawRecord>>(text) {
+            if let Ok(infos) = records.into_iter().map(RawRecord::into_info).collect::<Result<Vec<_>, _>>() {
+                return Ok(Parsed { format: Format::GraphJson, infos, warnings: vec![] });
+            }
+        }
+    }
     let value: Value = serde_json::from_str(text).map_err(|e| {
         err(format!("line {}, column {}", e.line(), e.column()), format!("invalid JSON: {}", strip_position(&e.to_string())))
     })?;
@@ -91,6 +100,47 @@ pub fn parse(file: &str, text: &str, forced: Option<Format>) -> Result<Parsed, I
     }
     .map_err(|(loc, m)| err(loc, m))?;
     Ok(Parsed { format, infos, warnings })
+}
+
+/// The `path` of every record of a bare graph array, borrowed from the text and nothing else
+/// parsed: enough to recognise an already recorded snapshot by its digest. `None` for any other
+/// shape (the full parse then takes over).
+pub fn quick_paths(text: &str) -> Option<Vec<&str>> {
+    #[derive(serde::Deserialize)]
+    struct PathOnly<'a> {
+        #[serde(borrow)]
+        path: &'a str,
+    }
+    if !text.trim_start().starts_with('[') {
+        return None;
+    }
+    let records: Vec<PathOnly<'_>> = serde_json::from_str(text).ok()?;
+    Some(records.into_iter().map(|r| r.path).collect())
+}
+
+/// One exportReferencesGraph / path-info record, for the typed fast path.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRecord {
+    path: String,
+    nar_size: u64,
+    #[serde(default)]
+    nar_hash: Option<String>,
+    #[serde(default)]
+    closure_size: Option<u64>,
+    references: Vec<String>,
+}
+
+impl RawRecord {
+    fn into_info(self) -> Result<PathInfo, hints_format::StorePathError> {
+        Ok(PathInfo {
+            path: StorePath::parse(&self.path)?,
+            nar_size: self.nar_size,
+            nar_hash: self.nar_hash,
+            closure_size: self.closure_size,
+            references: self.references.iter().map(|r| StorePath::parse(r)).collect::<Result<_, _>>()?,
+        })
+    }
 }
 
 fn strip_position(msg: &str) -> &str {

@@ -6,6 +6,7 @@
 //! - [`history`]: snapshots loaded back from the database, per name and per revision.
 //! - [`mine`]: learning groups from the history and emitting the hint file (`hints emit`).
 //! - [`replay`]: replaying revisions under each strategy (`hints eval`).
+//! - [`synth`]: synthetic histories under Nix rules, for benchmarks and tests.
 //!
 //! Boundary: layering itself is `layering-core`; the hint file is `hints-format`. This crate
 //! owns I/O, the database and the CLI (`src/main.rs`, with `anyhow` at that edge only).
@@ -16,3 +17,4 @@ pub mod mine;
 pub mod replay;
 pub mod scan;
 pub mod store;
+pub mod synth;

@@ -11,7 +11,7 @@ use hints_analyzer::formats::{Format, InputError};
 use hints_analyzer::history::History;
 use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::replay::{replay, Metrics, Replayed};
-use hints_analyzer::scan::{self, Dataset, ReadClosure, ScanError};
+use hints_analyzer::scan::{self, Dataset, ScanError};
 use hints_analyzer::store::{Outcome, Revision, Store, StoreError};
 use hints_format::{FormatError, HintFile};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -239,7 +239,11 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
-    match run(cli) {
+    let result = run(cli);
+    if let Some(kb) = peak_rss_kb() {
+        tracing::info!("peak memory: {:.1} MB", kb as f64 / 1024.0);
+    }
+    match result {
         Ok(code) => code,
         Err(e) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => {
             ExitCode::SUCCESS
@@ -249,6 +253,12 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// The process's peak resident set (VmHWM), for `-v`.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// 2 for bad input (files, hint files, closures, contradictions), 1 otherwise.
@@ -382,18 +392,39 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let (mut added, mut unchanged, mut replaced, mut new_paths) = (0, 0, 0, 0);
     let mut out = std::io::stdout().lock();
     for chunk in jobs.chunks(32) {
-        let parsed: Vec<Result<ReadClosure, ScanError>> = chunk.par_iter().map(|j| scan::read_closure(&j.sources, a.format)).collect();
-        for (job, read) in chunk.iter().zip(parsed) {
-            let read = read?;
-            for w in &read.warnings {
-                tracing::warn!("{w}");
+        // An identical snapshot is recognised by its digest before any parsing or validation
+        // work: recorded paths are immutable, so the same paths are the same closure.
+        let quick: Vec<Option<(usize, [u8; 32])>> = chunk.par_iter().map(|j| scan::quick_digest(&j.sources)).collect();
+        let mut todo = vec![];
+        for (job, q) in chunk.iter().zip(&quick) {
+            match q {
+                Some((count, digest)) if store.has_snapshot(&job.image, &job.revision.label, digest)? => {
+                    todo.push((job, Some(*count)));
+                }
+                _ => todo.push((job, None)),
             }
-            let outcome = store.ingest(&job.image, &job.revision, &read.closure, read.complete)?;
+        }
+        let parsed: Vec<Option<Result<scan::ReadClosure, ScanError>>> = todo
+            .par_iter()
+            .map(|(j, known)| known.is_none().then(|| scan::read_closure(&j.sources, a.format)))
+            .collect();
+        for ((job, known), read) in todo.into_iter().zip(parsed) {
+            let (outcome, count) = match (known, read) {
+                (Some(count), _) => (Outcome::Unchanged, count),
+                (None, Some(read)) => {
+                    let read = read?;
+                    for w in &read.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    (store.ingest(&job.image, &job.revision, &read.closure, read.complete)?, read.closure.len())
+                }
+                (None, None) => unreachable!("parsed when not known"),
+            };
             let what = match outcome {
                 Outcome::Added { new_paths: n } => {
                     added += 1;
                     new_paths += n;
-                    format!("added: {} paths, {n} new", read.closure.len())
+                    format!("added: {count} paths, {n} new")
                 }
                 Outcome::Unchanged => {
                     unchanged += 1;
@@ -402,7 +433,7 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
                 Outcome::Replaced { new_paths: n } => {
                     replaced += 1;
                     new_paths += n;
-                    format!("replaced the earlier closure: {} paths, {n} new", read.closure.len())
+                    format!("replaced the earlier closure: {count} paths, {n} new")
                 }
             };
             if !quiet {

@@ -17,6 +17,7 @@ use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use layering_core::{Closure, ClosureError};
 
 use crate::formats::{self, Format, InputError};
+use crate::store::paths_digest;
 use crate::store::Revision;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,19 @@ pub struct ReadClosure {
     /// False when a format had no sizes or references (nix2container, classic text).
     pub complete: bool,
     pub warnings: Vec<String>,
+}
+
+/// The snapshot digest and path count of sources in the common bare-array shape, from the
+/// paths alone; `None` when any source has another shape.
+pub fn quick_digest(sources: &[(String, String)]) -> Option<(usize, [u8; 32])> {
+    let mut paths = vec![];
+    for (_, text) in sources {
+        paths.extend(formats::quick_paths(text)?);
+    }
+    let digest = paths_digest(paths.iter().copied());
+    paths.sort_unstable();
+    paths.dedup();
+    Some((paths.len(), digest))
 }
 
 /// Parses and validates the texts of one image's closure.

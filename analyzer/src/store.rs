@@ -4,8 +4,8 @@
 //! - `paths`: one row per store path, ever. A store path is immutable, so its size and
 //!   references are stored once however many snapshots contain it. The hash is kept as its 20
 //!   decoded bytes (unique), the name and store dir are interned, and references are the sorted
-//!   ids of the referenced paths as delta varints. `refs_digest` (8 bytes of SHA-256 over the
-//!   sorted reference hashes) lets a re-scan check immutability without decoding references.
+//!   ids of the referenced paths as delta varints. `refs_digest` (FNV-1a over the sorted
+//!   reference hashes) lets a re-scan check immutability without decoding references.
 //! - `snapshots`: (image, revision) → member path ids, sorted, delta varints, plus a SHA-256
 //!   digest of the sorted member paths, so an identical re-scan is recognised with one lookup.
 //! - `images`, `revisions` (label, commit, time, branch, dirty), `names`, `store_dirs`.
@@ -252,6 +252,18 @@ impl Store {
         Ok(if existing.is_some() { Outcome::Replaced { new_paths } } else { Outcome::Added { new_paths } })
     }
 
+    /// Whether (image, revision label) is recorded with exactly this snapshot digest: the cheap
+    /// check that makes re-scanning an unchanged snapshot a no-op without re-validating it.
+    pub fn has_snapshot(&self, image: &str, revision: &str, digest: &[u8; 32]) -> Result<bool> {
+        self.conn
+            .prepare_cached(
+                "SELECT 1 FROM snapshots s JOIN images i ON i.id = s.image_id JOIN revisions r ON r.id = s.revision_id
+                 WHERE i.name = ?1 AND r.label = ?2 AND s.digest = ?3",
+            )
+            .and_then(|mut st| st.exists(params![image, revision, &digest[..]]))
+            .map_err(self.sq())
+    }
+
     /// Revisions in history order (time, then first recorded).
     pub fn revisions(&self) -> Result<Vec<(i64, Revision)>> {
         let mut s = self
@@ -457,26 +469,32 @@ fn hash_bytes(p: &StorePath) -> Result<[u8; 20]> {
     v.try_into().map_err(|_| StoreError::BadHash(p.to_string()))
 }
 
-/// SHA-256 over the sorted reference hashes (self excluded), first 8 bytes.
+/// FNV-1a (64-bit) over the sorted reference hashes (self excluded). Not cryptographic: it
+/// only has to notice a contradicting re-scan, and it is cheap enough to run on every path.
 fn refs_digest(closure: &Closure, i: usize, hashes: &[[u8; 20]]) -> [u8; 8] {
     let mut refs: Vec<&[u8; 20]> = closure.refs(i).iter().map(|&r| &hashes[r as usize]).collect();
     refs.sort_unstable();
-    let mut h = Sha256::new();
-    for r in refs {
-        h.update(r);
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in refs.into_iter().flatten() {
+        h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
     }
-    let d = h.finalize();
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&d[..8]);
-    out
+    h.to_le_bytes()
 }
 
 /// SHA-256 over the sorted member paths: equal exactly when the closures are (paths are
 /// immutable).
 pub fn snapshot_digest(closure: &Closure) -> [u8; 32] {
+    paths_digest(closure.paths().map(StorePath::as_str))
+}
+
+/// [`snapshot_digest`] of a list of paths, before any validation: sorted and deduplicated here.
+pub fn paths_digest<'a>(paths: impl Iterator<Item = &'a str>) -> [u8; 32] {
+    let mut v: Vec<&str> = paths.collect();
+    v.sort_unstable();
+    v.dedup();
     let mut h = Sha256::new();
-    for p in closure.paths() {
-        h.update(p.as_str().as_bytes());
+    for p in v {
+        h.update(p.as_bytes());
         h.update([b'\n']);
     }
     h.finalize().into()

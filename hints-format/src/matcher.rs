@@ -49,6 +49,8 @@ pub struct MatchError {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     by_pname: HashMap<String, Vec<Entry>>,
+    /// Patterns with a literal first version token, by (pname, token).
+    by_head: HashMap<(String, String), Vec<Entry>>,
     globs: Vec<Entry>,
     ids: Vec<String>,
     pin_ids: Vec<String>,
@@ -60,6 +62,7 @@ impl Matcher {
     pub fn new(file: &HintFile) -> Self {
         let mut m = Matcher {
             by_pname: HashMap::new(),
+            by_head: HashMap::new(),
             globs: vec![],
             ids: file.groups.iter().map(|g| g.id.clone()).collect(),
             pin_ids: file.pins.iter().map(|p| p.id.clone()).collect(),
@@ -69,9 +72,12 @@ impl Matcher {
         for (members, target) in groups.chain(pins) {
             for pattern in members.iter().filter_map(|s| MemberPattern::parse(s).ok()) {
                 let entry = Entry { pattern, target };
-                match entry.pattern.literal_pname() {
-                    Some(pname) => m.by_pname.entry(pname.to_string()).or_default().push(entry),
-                    None => m.globs.push(entry),
+                match (entry.pattern.literal_pname(), entry.pattern.version_head()) {
+                    (Some(pname), Some(head)) => {
+                        m.by_head.entry((pname.to_string(), head.to_string())).or_default().push(entry)
+                    }
+                    (Some(pname), None) => m.by_pname.entry(pname.to_string()).or_default().push(entry),
+                    (None, _) => m.globs.push(entry),
                 }
             }
         }
@@ -93,7 +99,9 @@ impl Matcher {
         let mut out = Placement::default();
         let mut group_by: Option<&Entry> = None;
         let mut pin_by: Option<&Entry> = None;
-        let candidates = self.by_pname.get(key.pname).into_iter().flatten().chain(&self.globs);
+        let head = key.version.split('-').next().unwrap_or_default();
+        let by_head = self.by_head.get(&(key.pname.to_string(), head.to_string()));
+        let candidates = self.by_pname.get(key.pname).into_iter().flatten().chain(by_head.into_iter().flatten()).chain(&self.globs);
         for e in candidates.filter(|e| e.pattern.matches(&key)) {
             let slot = match e.target {
                 Target::Group(_) => &mut group_by,

@@ -122,8 +122,12 @@ impl MemberPattern {
         self.pname.literal()
     }
 
-    pub fn version(&self) -> Option<&str> {
-        self.version.as_ref().map(Part::as_str)
+    /// The first `-`-separated token of the version constraint, when it is literal: patterns
+    /// that `hints emit` writes for numbered names (`gcc@14-base-[0-9]*`) are indexed by it.
+    pub fn version_head(&self) -> Option<&str> {
+        let v = self.version.as_ref()?.as_str();
+        let head = v.split('-').next()?;
+        (v.len() > head.len() && !head.contains(['*', '?', '[', ']'])).then_some(head)
     }
 }
 

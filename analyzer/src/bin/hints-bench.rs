@@ -1,0 +1,335 @@
+//! `hints-bench`: the figures the README quotes. Run `bench/run.sh` for all of them.
+//!
+//! Each subcommand prints one block of `key: value` lines, including the process's peak
+//! resident memory, so run one subcommand per process for a per-benchmark peak.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use hints_analyzer::history::History;
+use hints_analyzer::mine::{self, EmitOptions};
+use hints_analyzer::replay::{replay, Replayed};
+use hints_analyzer::scan::{self, Dataset};
+use hints_analyzer::store::Store;
+use hints_analyzer::synth::{Shape, Synth};
+use hints_format::{BudgetHeader, Group, HintFile, Matcher, MemberPattern, StorePath};
+use layering_core::{layer, Budget, Closure, Strategy};
+use rayon::prelude::*;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Ingest a large synthetic history into a fresh database.
+    Scan {
+        #[arg(long, default_value_t = 20)]
+        images: usize,
+        #[arg(long, default_value_t = 500)]
+        revisions: usize,
+        #[arg(long, default_value = "/tmp/hints-bench.db")]
+        db: PathBuf,
+    },
+    /// Ingest a dataset directory (e.g. ../shared/data/dev-history) into a fresh database.
+    Dataset { dir: PathBuf, #[arg(long, default_value = "/tmp/hints-bench-dev.db")] db: PathBuf },
+    /// Match a 20,000-path closure against a 1,500-member hint file.
+    Match {
+        #[arg(long, default_value_t = 20_000)]
+        paths: usize,
+        #[arg(long, default_value_t = 1_500)]
+        members: usize,
+    },
+    /// Layer synthetic closures of several sizes with every strategy; with --python DIR, time
+    /// the nixpkgs originals (closure-graph.py, auto-layer.py in DIR) on the same graphs.
+    Layer {
+        #[arg(long, value_delimiter = ',', default_value = "500,2000,5000,20000,50000")]
+        sizes: Vec<usize>,
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// The `hints` binary, for whole-command timings.
+        #[arg(long, default_value = "target/release/hints")]
+        hints: PathBuf,
+    },
+    /// Emit from a database (e.g. the one `scan` wrote), over all its revisions.
+    Emit { #[arg(long, default_value = "/tmp/hints-bench.db")] db: PathBuf },
+    /// Replay revisions of a database under every strategy.
+    Eval {
+        db: PathBuf,
+        hints: PathBuf,
+        #[arg(long, default_value = "6..12")]
+        range: String,
+    },
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn db_bytes(db: &Path) -> u64 {
+    ["", "-wal", "-shm"].iter().filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok()).map(|m| m.len()).sum()
+}
+
+fn fresh_db(db: &Path) -> Result<Store> {
+    for s in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{s}", db.display()));
+    }
+    Ok(Store::open(db)?)
+}
+
+/// The large history: `images` images sharing a base, ~3,000 paths each, ~90% of paths
+/// unchanged between consecutive revisions.
+fn large_shape(images: usize) -> Shape {
+    Shape { packages: 9000, base: 600, images, share: 0.19, bump: 0.0065, seed: 7 }
+}
+
+fn bench_scan(images: usize, revisions: usize, db: &Path) -> Result<()> {
+    let mut store = fresh_db(db)?;
+    let mut synth = Synth::new(large_shape(images));
+    let t0 = Instant::now();
+    let (mut paths, mut snapshots, mut unchanged_paths, mut compared_paths) = (0usize, 0usize, 0usize, 0usize);
+    let mut previous: Vec<std::collections::HashSet<String>> = vec![Default::default(); images];
+    for r in 0..revisions {
+        if r > 0 {
+            synth.advance();
+        }
+        let closures: Vec<Closure> = (0..images).into_par_iter().map(|i| Closure::new(synth.closure(i)).expect("valid")).collect();
+        let revision = hints_analyzer::store::Revision {
+            label: format!("r{r}"),
+            commit: None,
+            time: (chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::TimeDelta::hours(480_000 + r as i64)).to_rfc3339(),
+            branch: None,
+            dirty: false,
+        };
+        for (i, c) in closures.iter().enumerate() {
+            store.ingest(&synth.image_name(i), &revision, c, true)?;
+            paths += c.len();
+            snapshots += 1;
+            if i == 0 {
+                let now: std::collections::HashSet<String> = c.paths().map(|p| p.to_string()).collect();
+                if r > 0 {
+                    unchanged_paths += now.intersection(&previous[0]).count();
+                    compared_paths += now.len();
+                }
+                previous[0] = now;
+            }
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    // Re-scanning an unchanged snapshot: the last revision again.
+    let revision = hints_analyzer::store::Revision {
+        label: format!("r{}", revisions - 1),
+        commit: None,
+        time: (chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::TimeDelta::hours(480_000 + revisions as i64 - 1)).to_rfc3339(),
+        branch: None,
+        dirty: false,
+    };
+    let json = synth.closure_json(0);
+    let reps = 50;
+    let t1 = Instant::now();
+    for _ in 0..reps {
+        // What `hints scan` does first: the paths' digest, one lookup.
+        let (_, digest) = scan::quick_digest(&[("bench".to_string(), json.clone())]).expect("bare array");
+        if !store.has_snapshot(&synth.image_name(0), &revision.label, &digest)? {
+            bail!("re-scan was not a no-op");
+        }
+    }
+    let rescan_ms = t1.elapsed().as_secs_f64() * 1000.0 / reps as f64;
+    drop(store);
+    println!("bench: scan (synthetic large history)");
+    println!("snapshots: {snapshots} ({images} images x {revisions} revisions)");
+    println!("paths ingested: {paths} (avg {:.0} per snapshot)", paths as f64 / snapshots as f64);
+    println!("unchanged between consecutive revisions: {:.1}%", 100.0 * unchanged_paths as f64 / compared_paths.max(1) as f64);
+    println!("seconds: {secs:.1}");
+    println!("paths per second: {:.0}", paths as f64 / secs);
+    println!("database bytes: {} ({:.1} MB)", db_bytes(db), db_bytes(db) as f64 / 1e6);
+    println!("re-scan of an unchanged {}-path snapshot (parse + digest + lookup): {rescan_ms:.2} ms", synth.closure(0).len());
+    println!("peak memory: {:.0} MB", peak_rss_mb());
+    Ok(())
+}
+
+fn bench_dataset(dir: &Path, db: &Path) -> Result<()> {
+    let mut store = fresh_db(db)?;
+    let ds = Dataset::open(dir)?;
+    let t0 = Instant::now();
+    let (mut paths, mut snapshots) = (0, 0);
+    for (index, revision) in &ds.revisions {
+        for image in &ds.images {
+            let f = ds.graph_file(image, *index);
+            let name = f.display().to_string();
+            let read = scan::read_closure(&[(name.clone(), scan::read_text(&name)?)], None)?;
+            store.ingest(image, revision, &read.closure, true)?;
+            paths += read.closure.len();
+            snapshots += 1;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!("bench: scan {}", dir.display());
+    println!("snapshots: {snapshots}, paths: {paths}, seconds: {secs:.2}, paths per second: {:.0}", paths as f64 / secs);
+    println!("database bytes: {}", db_bytes(db));
+    println!("peak memory: {:.0} MB", peak_rss_mb());
+    Ok(())
+}
+
+/// A synthetic closure of about `n` paths and a hint file over its names.
+fn closure_and_hints(n: usize, members: usize) -> (Closure, HintFile) {
+    let synth = Synth::new(Shape { packages: n, base: n / 20, images: 1, share: 1.0, bump: 0.0, seed: 11 });
+    let closure = Closure::new(synth.closure(0)).expect("valid");
+    let mut file = HintFile::new(BudgetHeader { max_layers: 100, reserve: 1 });
+    let mut labels: Vec<String> = closure.paths().map(|p| MemberPattern::identity_of(p.name())).collect();
+    labels.sort();
+    labels.dedup();
+    let chosen: Vec<String> = labels.into_iter().step_by((n / members).max(1)).take(members).collect();
+    let per = chosen.len().div_ceil(80).max(1);
+    file.groups = chosen
+        .chunks(per)
+        .enumerate()
+        .map(|(k, c)| Group { id: format!("g{k}"), members: c.to_vec(), stats: Default::default() })
+        .collect();
+    file.validate().expect("valid hint file");
+    (closure, file)
+}
+
+fn bench_match(paths: usize, members: usize) -> Result<()> {
+    let (closure, file) = closure_and_hints(paths, members);
+    let names: Vec<&str> = closure.paths().map(StorePath::name).collect();
+    let mut times = vec![];
+    let mut matched = 0;
+    for _ in 0..21 {
+        let t = Instant::now();
+        let m = Matcher::new(&file);
+        matched = names.iter().filter(|n| m.place(n).expect("no conflicts").group.is_some()).count();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("bench: match");
+    println!("closure paths: {}, hint members: {}, groups: {}, paths matched: {matched}", names.len(), file.groups.iter().map(|g| g.members.len()).sum::<usize>(), file.groups.len());
+    println!("compile + match all paths: median {:.2} ms, min {:.2} ms (21 runs)", times[10], times[0]);
+    Ok(())
+}
+
+fn time_ms(f: impl Fn()) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    best
+}
+
+fn bench_layer(sizes: &[usize], python: Option<&Path>, hints_bin: &Path) -> Result<()> {
+    println!("bench: layer (best of 3, in-process; `hints layer` = whole command incl. JSON parse)");
+    println!("{:>7} {:>12} {:>12} {:>12} {:>14} {:>10} {:>12} {:>12}", "paths", "popularity", "size-first", "hints", "hints layer", "peak MB", "py pop", "py auto");
+    let dir = std::env::temp_dir().join("hints-bench-layer");
+    std::fs::create_dir_all(&dir)?;
+    for &n in sizes {
+        let (closure, file) = closure_and_hints(n, 1500.min(n / 2));
+        let b = Budget::default();
+        let pop = time_ms(|| drop(layer(&closure, b, Strategy::Popularity)));
+        let sf = time_ms(|| drop(layer(&closure, b, Strategy::SizeFirst)));
+        let hi = time_ms(|| drop(layer(&closure, b, Strategy::Hints(&file))));
+        let graph = dir.join(format!("graph-{n}.json"));
+        let hints_file = dir.join(format!("hints-{n}.yaml"));
+        let synth = Synth::new(Shape { packages: n, base: n / 20, images: 1, share: 1.0, bump: 0.0, seed: 11 });
+        std::fs::write(&graph, synth.closure_json(0))?;
+        std::fs::write(&hints_file, file.to_canonical_string())?;
+        let (cmd_ms, peak) = run_hints_layer(hints_bin, &graph, &hints_file)?;
+        let (py_pop, py_auto) = match python {
+            Some(py) => (
+                time_cmd(Command::new("python3").arg(py.join("closure-graph.py")).arg(&graph))?,
+                time_cmd(Command::new("python3").arg(py.join("auto-layer.py")).arg(&graph).arg("/dev/null").arg("99"))?,
+            ),
+            None => (f64::NAN, f64::NAN),
+        };
+        println!("{n:>7} {pop:>10.1}ms {sf:>10.1}ms {hi:>10.1}ms {cmd_ms:>12.1}ms {peak:>10.0} {py_pop:>10.0}ms {py_auto:>10.0}ms");
+        if python.is_some() {
+            println!("        ratio python/ours: popularity {:.1}x, size-first {:.1}x", py_pop / pop, py_auto / sf);
+        }
+    }
+    Ok(())
+}
+
+fn run_hints_layer(bin: &Path, graph: &Path, hints: &Path) -> Result<(f64, f64)> {
+    let mut best = (f64::INFINITY, 0.0);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let out = Command::new(bin)
+            .args(["-v", "layer", "--graph"])
+            .arg(graph)
+            .arg("--hints")
+            .arg(hints)
+            .output()
+            .with_context(|| format!("running {}", bin.display()))?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if !out.status.success() {
+            bail!("hints layer failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let peak = stderr.lines().find_map(|l| l.split("peak memory: ").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(f64::NAN);
+        if ms < best.0 {
+            best = (ms, peak);
+        }
+    }
+    Ok(best)
+}
+
+fn time_cmd(cmd: &mut Command) -> Result<f64> {
+    let t = Instant::now();
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(t.elapsed().as_secs_f64() * 1000.0)
+}
+
+fn bench_emit(db: &Path) -> Result<()> {
+    let t0 = Instant::now();
+    let store = Store::open(db)?;
+    let history = History::load(&store, None)?;
+    let load = t0.elapsed().as_secs_f64();
+    let last = history.revisions.len() - 1;
+    let opts = EmitOptions { max_layers: 100, reserve: 1, first: 0, last, min_gain: 0.02, db_summary: store.summary_hash()? };
+    let t1 = Instant::now();
+    let emitted = mine::emit(&history, &opts, None)?;
+    let mine_secs = t1.elapsed().as_secs_f64();
+    println!("bench: emit");
+    println!("snapshots: {}, revisions: {}, images: {}", history.snapshots.len(), history.revisions.len(), history.images.len());
+    println!("load seconds: {load:.1}, mine seconds: {mine_secs:.1}, total: {:.1}", load + mine_secs);
+    println!("groups: {}", emitted.file.groups.len());
+    println!("peak memory: {:.0} MB", peak_rss_mb());
+    Ok(())
+}
+
+fn bench_eval(db: &Path, hints: &Path, range: &str) -> Result<()> {
+    let t0 = Instant::now();
+    let store = Store::open(db)?;
+    let history = History::load(&store, None)?;
+    let (first, last) = history.range(Some(range))?;
+    let file = HintFile::parse(&std::fs::read_to_string(hints)?)?;
+    let b = Budget::default();
+    for s in [Replayed::Single, Replayed::Popularity, Replayed::SizeFirst, Replayed::Hints(&file), Replayed::Floor] {
+        replay(&history, first, last, b, s)?;
+    }
+    println!("bench: eval {range} with every strategy: {:.2} s, peak memory {:.0} MB", t0.elapsed().as_secs_f64(), peak_rss_mb());
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Scan { images, revisions, db } => bench_scan(images, revisions, &db),
+        Cmd::Dataset { dir, db } => bench_dataset(&dir, &db),
+        Cmd::Match { paths, members } => bench_match(paths, members),
+        Cmd::Layer { sizes, python, hints } => bench_layer(&sizes, python.as_deref(), &hints),
+        Cmd::Emit { db } => bench_emit(&db),
+        Cmd::Eval { db, hints, range } => bench_eval(&db, &hints, &range),
+    }
+}
