@@ -12,7 +12,7 @@ use hints_analyzer::history::History;
 use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::replay::{replay, Metrics, Replayed};
 use hints_analyzer::scan::{self, Dataset, ScanError};
-use hints_analyzer::store::{Outcome, Revision, Store, StoreError};
+use hints_analyzer::store::{Outcome, Prepared, Revision, Store, StoreError};
 use hints_format::{FormatError, HintFile};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use layering_core::{Budget, Strategy as CoreStrategy};
@@ -404,19 +404,25 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
                 _ => todo.push((job, None)),
             }
         }
-        let parsed: Vec<Option<Result<scan::ReadClosure, ScanError>>> = todo
+        let parsed: Vec<Option<Result<(scan::ReadClosure, Prepared)>>> = todo
             .par_iter()
-            .map(|(j, known)| known.is_none().then(|| scan::read_closure(&j.sources, a.format)))
+            .map(|(j, known)| {
+                known.is_none().then(|| {
+                    let read = scan::read_closure(&j.sources, a.format)?;
+                    let prep = Prepared::new(&read.closure)?;
+                    Ok((read, prep))
+                })
+            })
             .collect();
         for ((job, known), read) in todo.into_iter().zip(parsed) {
             let (outcome, count) = match (known, read) {
                 (Some(count), _) => (Outcome::Unchanged, count),
                 (None, Some(read)) => {
-                    let read = read?;
+                    let (read, prep) = read?;
                     for w in &read.warnings {
                         tracing::warn!("{w}");
                     }
-                    (store.ingest(&job.image, &job.revision, &read.closure, read.complete)?, read.closure.len())
+                    (store.ingest_prepared(&job.image, &job.revision, &read.closure, &prep, read.complete)?, read.closure.len())
                 }
                 (None, None) => unreachable!("parsed when not known"),
             };

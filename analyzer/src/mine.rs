@@ -34,7 +34,9 @@
 //! the budget is the fallback the layerer gives names the history never saw. While an image is
 //! over its target, apply the merge with the smallest cost increase per over-budget image it
 //! relieves (a lazy greedy over a heap): first only within a class; then, if some image is still
-//! over budget, between any two groups that share an over-budget image. Big volatile names stay
+//! over budget, between any two groups that share an over-budget image. While an image holds
+//! at most 400 groups every pair is considered; beyond that (large histories), each group is
+//! paired with its 12 neighbours nearest in change probability, which keeps emit near-linear. Big volatile names stay
 //! alone because merging them is expensive; small names that change together merge for free.
 //! Groups are written bottom-up from the least to the most likely to change.
 //!
@@ -312,6 +314,8 @@ struct GroupState {
     parts: Vec<ClassPart>,
     images: Bits,
     cost: f64,
+    /// P(the group as a whole changes): the key for nearest-neighbour candidates.
+    prob: f64,
     alive: bool,
 }
 
@@ -347,7 +351,8 @@ impl Model<'_> {
         let parts = vec![ClassPart { class, size: self.stats.size[name as usize], deps: self.stats.closure[name as usize].clone() }];
         let images = self.class_images[class as usize].clone();
         let cost = self.cost(&parts, &images);
-        GroupState { members: vec![name], parts, images, cost, alive: true }
+        let prob = self.prob(&parts[0].deps);
+        GroupState { members: vec![name], parts, images, cost, prob, alive: true }
     }
 
     fn merged(&self, a: &GroupState, b: &GroupState) -> GroupState {
@@ -367,7 +372,12 @@ impl Model<'_> {
         let mut members = [a.members.as_slice(), b.members.as_slice()].concat();
         members.sort_unstable();
         let cost = self.cost(&parts, &images);
-        GroupState { members, parts, images, cost, alive: true }
+        let mut all = Bits::new(self.weight.len());
+        for p in &parts {
+            all.or(&p.deps);
+        }
+        let prob = self.prob(&all);
+        GroupState { members, parts, images, cost, prob, alive: true }
     }
 }
 
@@ -395,6 +405,11 @@ impl Ord for Cand {
     }
 }
 
+/// Up to this many groups in an image, every pair is a merge candidate.
+const EXACT: usize = 400;
+/// Beyond that, each group is paired with this many neighbours nearest in change probability.
+const NEIGHBOURS: usize = 12;
+
 /// Greedy merging until every image holds at most `target` groups.
 fn group_names(model: &Model<'_>, names: &[u32], target: usize) -> Vec<GroupState> {
     let ni = model.stats.image_names.len();
@@ -415,26 +430,33 @@ fn group_names(model: &Model<'_>, names: &[u32], target: usize) -> Vec<GroupStat
         };
         let mut heap = BinaryHeap::new();
         let mut ov = over(&count);
+        // Live groups ordered by change probability (non-negative floats order as their bits).
+        let mut alive: std::collections::BTreeSet<(u64, usize)> =
+            (0..groups.len()).filter(|&g| groups[g].alive).map(|g| (groups[g].prob.to_bits(), g)).collect();
         if !ov.iter().any(|&o| o) {
             break;
         }
-        // Initial candidates: pairs sharing an over-budget image.
+        // Initial candidates: pairs sharing an over-budget image; all of them while an image
+        // has few groups, else each group with its NEIGHBOURS nearest in change probability.
         let mut seen: HashSet<(usize, usize)> = HashSet::new();
         for i in (0..ni).filter(|&i| ov[i]) {
-            let here: Vec<usize> = (0..groups.len()).filter(|&g| groups[g].alive && groups[g].images.get(i)).collect();
+            let mut here: Vec<usize> = (0..groups.len()).filter(|&g| groups[g].alive && groups[g].images.get(i)).collect();
+            here.sort_by(|&a, &b| groups[a].prob.total_cmp(&groups[b].prob).then(a.cmp(&b)));
+            let window = if here.len() <= EXACT { here.len() } else { NEIGHBOURS };
             let cands: Vec<Cand> = here
                 .par_iter()
                 .enumerate()
                 .flat_map_iter(|(k, &a)| {
                     let groups = &groups;
                     let ov = &ov;
-                    here[k + 1..].iter().filter_map(move |&b| {
-                        let (ga, gb) = (&groups[a], &groups[b]);
+                    here[k + 1..(k + 1 + window).min(here.len())].iter().filter_map(move |&b| {
+                        let (lo, hi) = (a.min(b), a.max(b));
+                        let (ga, gb) = (&groups[lo], &groups[hi]);
                         if !eligible(ga, gb) {
                             return None;
                         }
                         let delta = model.merged(ga, gb).cost - ga.cost - gb.cost;
-                        Some(Cand { score: delta / relief(ga, gb, ov).max(1) as f64, a, b })
+                        Some(Cand { score: delta / relief(ga, gb, ov).max(1) as f64, a: lo, b: hi })
                     })
                 })
                 .collect();
@@ -470,9 +492,40 @@ fn group_names(model: &Model<'_>, names: &[u32], target: usize) -> Vec<GroupStat
             groups.push(merged);
             let new = groups.len() - 1;
             ov = over(&count);
-            let others: Vec<usize> = (0..new)
-                .filter(|&g| groups[g].alive && groups[new].images.ones().any(|i| ov[i] && groups[g].images.get(i)))
-                .collect();
+            alive.remove(&(groups[c.a].prob.to_bits(), c.a));
+            alive.remove(&(groups[c.b].prob.to_bits(), c.b));
+            let key = (groups[new].prob.to_bits(), new);
+            alive.insert(key);
+            let shares = |g: usize| groups[new].images.ones().any(|i| ov[i] && groups[g].images.get(i));
+            let crowd: usize = groups[new].images.ones().filter(|&i| ov[i]).map(|i| count[i]).sum();
+            let others: Vec<usize> = if crowd <= EXACT {
+                alive.iter().map(|&(_, g)| g).filter(|&g| g != new && shares(g)).collect()
+            } else {
+                // Walk outwards from the new group in probability order.
+                let mut below = alive.range(..key).rev().map(|&(_, g)| g).filter(|&g| shares(g));
+                let mut above = alive.range((key.0, key.1 + 1)..).map(|&(_, g)| g).filter(|&g| shares(g));
+                let mut near = vec![];
+                let (mut lo, mut hi) = (below.next(), above.next());
+                while near.len() < 2 * NEIGHBOURS {
+                    let p = groups[new].prob;
+                    match (lo, hi) {
+                        (Some(l), Some(h)) if (p - groups[l].prob).abs() <= (groups[h].prob - p).abs() => {
+                            near.push(l);
+                            lo = below.next();
+                        }
+                        (_, Some(h)) => {
+                            near.push(h);
+                            hi = above.next();
+                        }
+                        (Some(l), None) => {
+                            near.push(l);
+                            lo = below.next();
+                        }
+                        (None, None) => break,
+                    }
+                }
+                near
+            };
             let fresh: Vec<Cand> = others
                 .par_iter()
                 .filter_map(|&g| {
@@ -527,7 +580,9 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     if opts.reserve >= opts.max_layers {
         return Err(MineError::Budget { max_layers: opts.max_layers, reserve: opts.reserve });
     }
+    let t0 = std::time::Instant::now();
     let stats = NameStats::build(h, opts.first, opts.last)?;
+    tracing::info!("name statistics: {} names, {:.1} s", stats.labels.len(), t0.elapsed().as_secs_f64());
     let store_layers = (opts.max_layers - opts.reserve) as usize;
     let target = store_layers - (store_layers / 10).max(1).min(store_layers - 1);
 
@@ -543,7 +598,9 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
         }
     }
     let model = build_model(&stats, &names);
+    let t1 = std::time::Instant::now();
     let mut groups = group_names(&model, &names, target);
+    tracing::info!("grouping: {} classes -> {} groups, {:.1} s", model.class_images.len(), groups.len(), t1.elapsed().as_secs_f64());
 
     // Bottom-up: least likely to change first, then larger first, then by id.
     let prob = |g: &GroupState| {

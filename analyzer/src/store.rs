@@ -116,6 +116,26 @@ pub struct Store {
     conn: Connection,
     file: String,
     known: HashMap<[u8; 20], Known>,
+    /// Interned names and store dirs (ids never change once committed).
+    name_ids: HashMap<String, i64>,
+    dir_ids: HashMap<String, i64>,
+}
+
+/// The pure, per-snapshot part of an ingest, computed before taking the write lock (and in
+/// parallel for many snapshots).
+pub struct Prepared {
+    digest: [u8; 32],
+    hashes: Vec<[u8; 20]>,
+    refs_digests: Vec<[u8; 8]>,
+    topo: Vec<usize>,
+}
+
+impl Prepared {
+    pub fn new(closure: &Closure) -> Result<Self> {
+        let hashes: Vec<[u8; 20]> = closure.paths().map(hash_bytes).collect::<Result<_>>()?;
+        let refs_digests = (0..closure.len()).map(|i| refs_digest(closure, i, &hashes)).collect();
+        Ok(Prepared { digest: snapshot_digest(closure), hashes, refs_digests, topo: closure.topo_order() })
+    }
 }
 
 /// Per-snapshot summary rows for `hints ls`.
@@ -145,7 +165,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sq)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
-        let mut store = Store { conn, file, known: HashMap::new() };
+        let mut store = Store { conn, file, known: HashMap::new(), name_ids: HashMap::new(), dir_ids: HashMap::new() };
         store.migrate()?;
         Ok(store)
     }
@@ -172,12 +192,16 @@ impl Store {
     /// Records `closure` as image `image` at `revision`. Identical → no-op; different → replaced
     /// atomically.
     pub fn ingest(&mut self, image: &str, revision: &Revision, closure: &Closure, complete: bool) -> Result<Outcome> {
-        let digest = snapshot_digest(closure);
-        // Hash bytes for every member, and each path's refs digest, before the transaction.
-        let hashes: Vec<[u8; 20]> = closure.paths().map(hash_bytes).collect::<Result<_>>()?;
+        self.ingest_prepared(image, revision, closure, &Prepared::new(closure)?, complete)
+    }
+
+    /// [`Store::ingest`] with the pure part already done.
+    pub fn ingest_prepared(&mut self, image: &str, revision: &Revision, closure: &Closure, prep: &Prepared, complete: bool) -> Result<Outcome> {
+        let (digest, hashes) = (&prep.digest, &prep.hashes);
         let file = self.file.clone();
         let sq = |source| StoreError::Sqlite { file: file.clone(), source };
         let tx = retry(|| rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)).map_err(sq)?;
+        let mut new_names: Vec<(bool, String, i64)> = vec![];
 
         let image_id = upsert_id(&tx, "images", "name", image).map_err(sq)?;
         let revision_id = upsert_revision(&tx, revision).map_err(sq)?;
@@ -193,9 +217,9 @@ impl Store {
         let mut ids = vec![0i64; closure.len()];
         let mut pending: Vec<([u8; 20], Known)> = vec![];
         let mut new_paths = 0;
-        for i in closure.topo_order() {
+        for &i in &prep.topo {
             let info = closure.info(i);
-            let refs_digest = refs_digest(closure, i, &hashes);
+            let refs_digest = prep.refs_digests[i];
             let found = match self.known.get(&hashes[i]) {
                 Some(k) => Some(*k),
                 None => lookup(&tx, &hashes[i]).map_err(sq)?,
@@ -226,7 +250,18 @@ impl Store {
                     pending.push((hashes[i], k));
                 }
                 None => {
-                    let id = insert_path(&tx, &hashes[i], info, &ref_ids, &refs_digest, complete).map_err(sq)?;
+                    let mut intern = |is_dir: bool, value: &str| -> rusqlite::Result<i64> {
+                        let cache = if is_dir { &self.dir_ids } else { &self.name_ids };
+                        if let Some(&id) = cache.get(value) {
+                            return Ok(id);
+                        }
+                        let id = upsert_id(&tx, if is_dir { "store_dirs" } else { "names" }, if is_dir { "dir" } else { "name" }, value)?;
+                        new_names.push((is_dir, value.to_string(), id));
+                        Ok(id)
+                    };
+                    let dir_id = intern(true, info.path.store_dir()).map_err(sq)?;
+                    let name_id = intern(false, info.path.name()).map_err(sq)?;
+                    let id = insert_path(&tx, &hashes[i], dir_id, name_id, info, &ref_ids, &refs_digest, complete).map_err(sq)?;
                     ids[i] = id;
                     new_paths += 1;
                     pending.push((hashes[i], Known { id, nar_size: info.nar_size, refs_digest, complete }));
@@ -249,6 +284,9 @@ impl Store {
         .map_err(sq)?;
         tx.commit().map_err(sq)?;
         self.known.extend(pending);
+        for (is_dir, value, id) in new_names {
+            if is_dir { &mut self.dir_ids } else { &mut self.name_ids }.insert(value, id);
+        }
         Ok(if existing.is_some() { Outcome::Replaced { new_paths } } else { Outcome::Added { new_paths } })
     }
 
@@ -428,16 +466,17 @@ fn lookup(tx: &rusqlite::Transaction<'_>, hash: &[u8; 20]) -> rusqlite::Result<O
         .optional()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn insert_path(
     tx: &rusqlite::Transaction<'_>,
     hash: &[u8; 20],
+    dir_id: i64,
+    name_id: i64,
     info: &PathInfo,
     ref_ids: &[i64],
     refs_digest: &[u8; 8],
     complete: bool,
 ) -> rusqlite::Result<i64> {
-    let dir_id = upsert_id(tx, "store_dirs", "dir", info.path.store_dir())?;
-    let name_id = upsert_id(tx, "names", "name", info.path.name())?;
     tx.prepare_cached(
         "INSERT INTO paths (hash, dir_id, name_id, nar_size, nar_hash, closure_size, refs, refs_digest, complete)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",

@@ -124,7 +124,10 @@ impl Synth {
     fn rehash(&mut self) {
         let mut paths: Vec<StorePath> = Vec::with_capacity(self.names.len());
         for i in 0..self.names.len() {
+            // The seed stands for everything else a derivation hashes (sources, builder): two
+            // seeds are two package sets, and sizes differ between them.
             let mut h = Sha256::new();
+            h.update(self.shape.seed.to_le_bytes());
             h.update(self.names[i].as_bytes());
             h.update(self.versions[i].to_le_bytes());
             for &d in &self.deps[i] {

@@ -253,12 +253,26 @@ pub fn nixbase32_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Nix base32 digit values by byte; 0xff for bytes outside the alphabet.
+const DECODE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 32 {
+        t[NIXBASE32_ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// Decodes Nix base32; `None` on a character outside the alphabet or set padding bits.
 pub fn nixbase32_decode(s: &str) -> Option<Vec<u8>> {
     let len = s.len() * 5 / 8;
     let mut out = vec![0u8; len];
     for (n, c) in s.bytes().rev().enumerate() {
-        let digit = NIXBASE32_ALPHABET.iter().position(|&a| a == c)? as u16;
+        let digit = match DECODE[c as usize] {
+            0xff => return None,
+            d => d as u16,
+        };
         let b = n * 5;
         let (i, j) = (b / 8, b % 8);
         if i < len {

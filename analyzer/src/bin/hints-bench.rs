@@ -13,7 +13,7 @@ use hints_analyzer::history::History;
 use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::replay::{replay, Replayed};
 use hints_analyzer::scan::{self, Dataset};
-use hints_analyzer::store::Store;
+use hints_analyzer::store::{Prepared, Store};
 use hints_analyzer::synth::{Shape, Synth};
 use hints_format::{BudgetHeader, Group, HintFile, Matcher, MemberPattern, StorePath};
 use layering_core::{layer, Budget, Closure, Strategy};
@@ -88,7 +88,7 @@ fn fresh_db(db: &Path) -> Result<Store> {
 /// The large history: `images` images sharing a base, ~3,000 paths each, ~90% of paths
 /// unchanged between consecutive revisions.
 fn large_shape(images: usize) -> Shape {
-    Shape { packages: 9000, base: 600, images, share: 0.19, bump: 0.0065, seed: 7 }
+    Shape { packages: 9000, base: 600, images, share: 0.19, bump: 0.0035, seed: 7 }
 }
 
 fn bench_scan(images: usize, revisions: usize, db: &Path) -> Result<()> {
@@ -101,7 +101,14 @@ fn bench_scan(images: usize, revisions: usize, db: &Path) -> Result<()> {
         if r > 0 {
             synth.advance();
         }
-        let closures: Vec<Closure> = (0..images).into_par_iter().map(|i| Closure::new(synth.closure(i)).expect("valid")).collect();
+        let closures: Vec<(Closure, Prepared)> = (0..images)
+            .into_par_iter()
+            .map(|i| {
+                let c = Closure::new(synth.closure(i)).expect("valid");
+                let p = Prepared::new(&c).expect("valid hashes");
+                (c, p)
+            })
+            .collect();
         let revision = hints_analyzer::store::Revision {
             label: format!("r{r}"),
             commit: None,
@@ -109,8 +116,8 @@ fn bench_scan(images: usize, revisions: usize, db: &Path) -> Result<()> {
             branch: None,
             dirty: false,
         };
-        for (i, c) in closures.iter().enumerate() {
-            store.ingest(&synth.image_name(i), &revision, c, true)?;
+        for (i, (c, prep)) in closures.iter().enumerate() {
+            store.ingest_prepared(&synth.image_name(i), &revision, c, prep, true)?;
             paths += c.len();
             snapshots += 1;
             if i == 0 {

@@ -1,0 +1,83 @@
+//! Every error class of the hint file, each with its line, column and key words.
+
+use hints_format::{ErrorKind, HintFile};
+
+const HEAD: &str = "version: 1\nbudget:\n  max_layers: 100\n  reserve: 1\n";
+
+fn err(text: &str) -> hints_format::FormatError {
+    HintFile::parse(text).expect_err("must be rejected")
+}
+
+fn check(text: &str, kind: ErrorKind, line: usize, column: usize, words: &[&str]) {
+    let e = err(text);
+    assert_eq!(e.kind, kind, "{e}");
+    assert_eq!((e.line, e.column), (line, column), "{e}");
+    for w in words {
+        assert!(e.message.contains(w), "`{w}` not in: {e}");
+    }
+    assert!(e.to_string().starts_with(&format!("line {line}, column {column}: ")));
+}
+
+#[test]
+fn unknown_keys() {
+    check(&format!("{HEAD}colour: blue\n"), ErrorKind::Syntax, 5, 1, &["unknown field `colour`", "expected one of"]);
+    let g = format!("{HEAD}groups:\n  - id: a\n    members: [x]\n    memebrs: [y]\n");
+    check(&g, ErrorKind::Syntax, 8, 5, &["unknown field `memebrs`"]);
+}
+
+#[test]
+fn wrong_types() {
+    check("version: 1\nbudget:\n  max_layers: ten\n  reserve: 1\n", ErrorKind::Syntax, 3, 15, &["invalid type", "string \"ten\"", "u32"]);
+    check(&format!("{HEAD}groups:\n  - id: a\n    members: x\n"), ErrorKind::Syntax, 7, 14, &["invalid type", "sequence"]);
+    check(&format!("{HEAD}pins:\n  - id: p\n    rule: sideways\n    members: [x]\n"), ErrorKind::Syntax, 7, 11, &["unknown variant `sideways`", "own-layer"]);
+}
+
+#[test]
+fn not_yaml() {
+    check("version: 1\nbudget: [\n", ErrorKind::Syntax, 3, 1, &["did not find expected"]);
+}
+
+#[test]
+fn unsupported_version() {
+    check("version: 2\nbudget: {max_layers: 10, reserve: 1}\n", ErrorKind::UnsupportedVersion, 1, 10, &["this file is version 2; this hints understands up to 1"]);
+    check("version: 0\nbudget: {max_layers: 10, reserve: 1}\n", ErrorKind::UnsupportedVersion, 1, 10, &["version 0"]);
+}
+
+#[test]
+fn invalid_budget() {
+    check("version: 1\nbudget:\n  max_layers: 5\n  reserve: 5\n", ErrorKind::InvalidBudget, 4, 12, &["reserve (5) must be smaller than max_layers (5)"]);
+}
+
+#[test]
+fn duplicate_ids() {
+    let t = format!("{HEAD}groups:\n  - id: libc\n    members: [glibc]\n  - id: libc\n    members: [zlib]\n");
+    check(&t, ErrorKind::DuplicateId, 8, 9, &["duplicate id `libc`", "groups[0].id"]);
+    let t = format!("{HEAD}groups:\n  - id: libc\n    members: [glibc]\npins:\n  - id: libc\n    rule: bottom\n    members: [zlib]\n");
+    check(&t, ErrorKind::DuplicateId, 9, 9, &["duplicate id `libc`"]);
+}
+
+#[test]
+fn empty_groups() {
+    check(&format!("{HEAD}groups:\n  - id: lonely\n    members: []\n"), ErrorKind::EmptyGroup, 7, 14, &["`lonely` has no members"]);
+}
+
+#[test]
+fn invalid_patterns() {
+    check(&format!("{HEAD}groups:\n  - id: a\n    members:\n      - glibc\n      - \"gcc lib\"\n"), ErrorKind::InvalidPattern, 9, 9, &["invalid member `gcc lib`", "' '"]);
+    check(&format!("{HEAD}groups:\n  - id: a\n    members: [\"x[\"]\n"), ErrorKind::InvalidPattern, 7, 15, &["invalid glob"]);
+    check(&format!("{HEAD}groups:\n  - id: a\n    members: [\"gcc:\"]\n"), ErrorKind::InvalidPattern, 7, 15, &["empty output"]);
+}
+
+#[test]
+fn duplicate_members() {
+    let t = format!("{HEAD}groups:\n  - id: a\n    members: [glibc, zlib]\n  - id: b\n    members: [openssl, glibc]\n");
+    check(&t, ErrorKind::DuplicateMember, 9, 24, &["member `glibc` appears twice", "`a`", "`b`"]);
+    // `glibc:out` is `glibc`.
+    let t = format!("{HEAD}groups:\n  - id: a\n    members: [glibc, \"glibc:out\"]\n");
+    check(&t, ErrorKind::DuplicateMember, 7, 22, &["appears twice"]);
+    // A pin may name a grouped package (the pin wins), but two placing pins may not share one.
+    let ok = format!("{HEAD}groups:\n  - id: a\n    members: [glibc]\npins:\n  - id: p\n    rule: own-layer\n    members: [glibc]\n");
+    assert!(HintFile::parse(&ok).is_ok());
+    let t = format!("{HEAD}pins:\n  - id: p\n    rule: own-layer\n    members: [glibc]\n  - id: q\n    rule: together\n    members: [glibc]\n");
+    check(&t, ErrorKind::DuplicateMember, 11, 15, &["appears twice"]);
+}
