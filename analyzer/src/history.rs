@@ -33,8 +33,9 @@ impl History {
         let rev_pos: HashMap<i64, usize> = revs.iter().enumerate().map(|(k, (id, _))| (*id, k)).collect();
         let img_pos: HashMap<i64, usize> = images.iter().enumerate().map(|(k, (id, _))| (*id, k)).collect();
         let records = store.all_paths()?;
+        // Dense indices follow the paths' text, so nothing downstream depends on scan order.
         let mut ids: Vec<i64> = records.keys().copied().collect();
-        ids.sort_unstable();
+        ids.sort_unstable_by(|a, b| records[a].path.cmp(&records[b].path));
         let dense: HashMap<i64, u32> = ids.iter().enumerate().map(|(k, id)| (*id, k as u32)).collect();
         let mut snapshots = HashMap::new();
         for ((img, rev), members) in store.memberships()? {

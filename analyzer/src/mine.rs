@@ -16,12 +16,15 @@
 //! - A name's *intrinsic bump* at a transition is a change of its path that its dependencies do
 //!   not explain: its version changed, or its hash changed while no dependency's did. Its rate
 //!   `q` is estimated from the training transitions with a Jeffreys prior, `(bumps+½)/(T+1)`.
-//! - A set of names changes when anything in its dependency closure bumps. Treating bumps (not
-//!   paths) as independent, `P(change) = 1 − Π(1−q_d)` over the closure. This is chunkah's
-//!   independence assumption moved to where it holds: the real co-change structure (cascades
-//!   through shared dependencies) comes from the graph, so two names that share their volatile
-//!   dependencies are known to change together even when a few training transitions cannot show
-//!   it, and a stable leaf is not dragged along by a volatile neighbour.
+//! - Names that bumped at exactly the same transitions and carry the same version (the binary
+//!   packages of one source package, the outputs of one derivation) are one *bump source*: the
+//!   real co-change sets of the history, which bump once for all of them.
+//! - A set of names changes when any source in its dependency closure bumps. Treating sources
+//!   as independent, `P(change) = 1 − Π(1−q_s)` over the closure. This is chunkah's independence
+//!   assumption moved to where it holds: co-change through shared dependencies comes from the
+//!   graph and co-bumping from the history, so names that share their volatile sources are known
+//!   to change together even when a few training transitions cannot show it, and a stable leaf
+//!   is not dragged along by a volatile neighbour.
 //! - Images: a layer made of names with different image sets is a different layer in each image,
 //!   so it is neither shared nor stored once. Names are first grouped only within their *class*
 //!   (the set of images containing them).
@@ -33,8 +36,11 @@
 //! Start with one group per name. Each image may keep `K − max(1, K/10)` groups; the rest of
 //! the budget is the fallback the layerer gives names the history never saw. While an image is
 //! over its target, apply the merge with the smallest cost increase per over-budget image it
-//! relieves (a lazy greedy over a heap): first only within a class; then, if some image is still
-//! over budget, between any two groups that share an over-budget image. While an image holds
+//! relieves (a lazy greedy over a heap), between any two groups that share an over-budget
+//! image. A merge across classes is allowed only through an image with more classes than its
+//! target (where no grouping can avoid it), and counts double (`CROSS_CLASS_PENALTY`); so a path
+//! several images share never shares a layer with one only some of them have unless the budget
+//! leaves no other way. While an image holds
 //! at most 400 groups every pair is considered; beyond that (large histories), each group is
 //! paired with its 12 neighbours nearest in change probability, which keeps emit near-linear. Big volatile names stay
 //! alone because merging them is expensive; small names that change together merge for free.
@@ -135,8 +141,14 @@ pub struct NameStats {
     changed: Vec<Bits>,
     /// Intrinsic bumps per transition.
     bumped: Vec<Bits>,
-    /// Transitive dependency closure (names), the name included.
+    /// Transitive dependency closure as a set of bump *sources*, the name's own included.
     closure: Vec<Bits>,
+    /// Bump source of each name: names that bumped at exactly the same transitions and carry the
+    /// same version at the last revision (binary packages of one source package, outputs of one
+    /// derivation) share one source, which bumps once for all of them.
+    source: Vec<u32>,
+    /// Jeffreys-smoothed bump rate of each source.
+    source_rate: Vec<f64>,
     pub transitions: usize,
     pub image_names: Vec<String>,
     /// Name → sizes over the range, per revision (largest over images; 0 when absent).
@@ -180,6 +192,7 @@ impl NameStats {
             Some(v)
         };
         let mut size = vec![0u64; n];
+        let mut last_version: Vec<&str> = vec![""; n];
         let mut images = vec![Bits::new(ni); n];
         let mut size_over_time = vec![vec![0u64; revs]; n];
         let mut dep_edges: Vec<HashSet<u32>> = vec![HashSet::new(); n];
@@ -190,6 +203,7 @@ impl NameStats {
                     let s = &mut size_over_time[name as usize][r - first];
                     *s = (*s).max(h.sizes[p as usize]);
                     if r == last {
+                        last_version[name as usize] = versions[p as usize].as_str();
                         size[name as usize] = size[name as usize].max(h.sizes[p as usize]);
                         images[name as usize].set(i);
                         dep_edges[name as usize].extend(h.refs[p as usize].iter().map(|&d| path_name[d as usize]).filter(|&d| d != name));
@@ -247,6 +261,25 @@ impl NameStats {
             .collect();
         let (changed, bumped): (Vec<Bits>, Vec<Bits>) = per_t.into_iter().unzip();
 
+        // Bump sources: the real co-change sets of the history.
+        let mut source = vec![0u32; n];
+        let mut source_rate = vec![];
+        let mut by_key: HashMap<(Vec<bool>, &str), u32> = HashMap::new();
+        for name in 0..n {
+            let v: Vec<bool> = bumped.iter().map(|b| b.get(name)).collect();
+            let bumps = v.iter().filter(|&&b| b).count();
+            let rate = (bumps as f64 + 0.5) / (transitions as f64 + 1.0);
+            let fresh = |source_rate: &mut Vec<f64>| {
+                source_rate.push(rate);
+                source_rate.len() as u32 - 1
+            };
+            source[name] = if bumps == 0 {
+                fresh(&mut source_rate)
+            } else {
+                *by_key.entry((v, last_version[name])).or_insert_with(|| fresh(&mut source_rate))
+            };
+        }
+
         // Transitive closure over the name graph (SCCs come dependencies-first).
         let mut g = petgraph::graph::DiGraph::<(), ()>::with_capacity(n, 0);
         let nodes: Vec<_> = (0..n).map(|_| g.add_node(())).collect();
@@ -257,11 +290,12 @@ impl NameStats {
                 g.add_edge(nodes[a], nodes[d as usize], ());
             }
         }
-        let mut closure = vec![Bits::new(n); n];
+        let ns = source_rate.len();
+        let mut closure = vec![Bits::new(ns); n];
         for scc in petgraph::algo::tarjan_scc(&g) {
-            let mut c = Bits::new(n);
+            let mut c = Bits::new(ns);
             for v in &scc {
-                c.set(v.index());
+                c.set(source[v.index()] as usize);
                 for d in &dep_edges[v.index()] {
                     if !scc.iter().any(|s| s.index() == *d as usize) {
                         c.or(&closure[*d as usize]);
@@ -272,7 +306,7 @@ impl NameStats {
                 closure[v.index()] = c.clone();
             }
         }
-        Ok(NameStats { labels, patterns, samples, size, images, changed, bumped, closure, transitions, image_names: h.images.clone(), size_over_time })
+        Ok(NameStats { labels, patterns, samples, size, images, changed, bumped, closure, source, source_rate, transitions, image_names: h.images.clone(), size_over_time })
     }
 
     fn present(&self, name: usize) -> bool {
@@ -283,17 +317,12 @@ impl NameStats {
         self.changed.iter().filter(|c| c.get(name)).count()
     }
 
-    /// Jeffreys-smoothed intrinsic bump rate.
-    fn bump_rate(&self, name: usize) -> f64 {
-        let b = self.bumped.iter().filter(|c| c.get(name)).count() as f64;
-        (b + 0.5) / (self.transitions as f64 + 1.0)
-    }
 }
 
 /// Cost model state shared by all groups.
 struct Model<'a> {
     stats: &'a NameStats,
-    /// −ln(1 − q) per name.
+    /// −ln(1 − q) per bump source.
     weight: Vec<f64>,
     /// Class (image set) of each name, and each class's images.
     class_of: Vec<u32>,
@@ -405,6 +434,12 @@ impl Ord for Cand {
     }
 }
 
+/// A merge across classes (names in different sets of images) must look this many times
+/// cheaper than a merge within a class to be chosen: it makes a layer that differs between
+/// images, so it is neither shared nor stored once, and few training transitions make its
+/// estimated cost uncertain.
+const CROSS_CLASS_PENALTY: f64 = 2.0;
+
 /// Up to this many groups in an image, every pair is a merge candidate.
 const EXACT: usize = 400;
 /// Beyond that, each group is paired with this many neighbours nearest in change probability.
@@ -420,125 +455,108 @@ fn group_names(model: &Model<'_>, names: &[u32], target: usize) -> Vec<GroupStat
             count[i] += 1;
         }
     }
-    for cross_class in [false, true] {
-        let over = |count: &[usize]| -> Vec<bool> { count.iter().map(|&c| c > target).collect() };
-        let relief = |a: &GroupState, b: &GroupState, over: &[bool]| -> usize {
-            a.images.ones().filter(|&i| over[i] && b.images.get(i)).count()
-        };
-        let eligible = |a: &GroupState, b: &GroupState| {
-            cross_class || (a.parts.len() == 1 && b.parts.len() == 1 && a.parts[0].class == b.parts[0].class)
-        };
-        let mut heap = BinaryHeap::new();
-        let mut ov = over(&count);
-        // Live groups ordered by change probability (non-negative floats order as their bits).
-        let mut alive: std::collections::BTreeSet<(u64, usize)> =
-            (0..groups.len()).filter(|&g| groups[g].alive).map(|g| (groups[g].prob.to_bits(), g)).collect();
+    let over = |count: &[usize]| -> Vec<bool> { count.iter().map(|&c| c > target).collect() };
+    let mut ov = over(&count);
+    if !ov.iter().any(|&o| o) {
+        return groups;
+    }
+    // Images with more classes than groups allowed cannot avoid merging across classes; in all
+    // others a layer stays identical in every image that holds it.
+    let mut classes_in: Vec<HashSet<u32>> = vec![HashSet::new(); ni];
+    for g in &groups {
+        for i in g.images.ones() {
+            classes_in[i].insert(g.parts[0].class);
+        }
+    }
+    let needs_cross: Vec<bool> = classes_in.iter().map(|c| c.len() > target).collect();
+    // A merge's score: its cost increase per over-budget image it relieves, doubled across
+    // classes. `None` when it relieves no over-budget image, or crosses classes needlessly.
+    let score = |a: &GroupState, b: &GroupState, merged: &GroupState, ov: &[bool]| -> Option<f64> {
+        let both = || a.images.ones().filter(|&i| b.images.get(i));
+        let relief = both().filter(|&i| ov[i]).count();
+        let same_class = a.parts.len() == 1 && b.parts.len() == 1 && a.parts[0].class == b.parts[0].class;
+        if relief == 0 || (!same_class && !both().any(|i| ov[i] && needs_cross[i])) {
+            return None;
+        }
+        let weight = if same_class { 1.0 } else { CROSS_CLASS_PENALTY };
+        Some(weight * (merged.cost - a.cost - b.cost) / relief as f64)
+    };
+    let cand = |groups: &[GroupState], a: usize, b: usize, ov: &[bool]| {
+        let (a, b) = (a.min(b), a.max(b));
+        score(&groups[a], &groups[b], &model.merged(&groups[a], &groups[b]), ov).map(|score| Cand { score, a, b })
+    };
+    // Live groups ordered by change probability (non-negative floats order as their bits).
+    let mut alive: std::collections::BTreeSet<(u64, usize)> = (0..groups.len()).map(|g| (groups[g].prob.to_bits(), g)).collect();
+
+    // Initial candidates: pairs sharing an over-budget image; all of them while an image has
+    // few groups, else each group with its NEIGHBOURS nearest in change probability.
+    let mut heap = BinaryHeap::new();
+    let mut seen: HashSet<(usize, usize)> = HashSet::new();
+    for i in (0..ni).filter(|&i| ov[i]) {
+        let here: Vec<usize> = alive.iter().map(|&(_, g)| g).filter(|&g| groups[g].images.get(i)).collect();
+        let window = if here.len() <= EXACT { here.len() } else { NEIGHBOURS };
+        let cands: Vec<Cand> = (0..here.len())
+            .into_par_iter()
+            .flat_map_iter(|k| {
+                let (groups, ov, here) = (&groups, &ov, &here);
+                here[k + 1..(k + 1 + window).min(here.len())].iter().filter_map(move |&b| cand(groups, here[k], b, ov))
+            })
+            .collect();
+        for c in cands {
+            if seen.insert((c.a, c.b)) {
+                heap.push(c);
+            }
+        }
+    }
+
+    while let Some(c) = heap.pop() {
         if !ov.iter().any(|&o| o) {
             break;
         }
-        // Initial candidates: pairs sharing an over-budget image; all of them while an image
-        // has few groups, else each group with its NEIGHBOURS nearest in change probability.
-        let mut seen: HashSet<(usize, usize)> = HashSet::new();
-        for i in (0..ni).filter(|&i| ov[i]) {
-            let mut here: Vec<usize> = (0..groups.len()).filter(|&g| groups[g].alive && groups[g].images.get(i)).collect();
-            here.sort_by(|&a, &b| groups[a].prob.total_cmp(&groups[b].prob).then(a.cmp(&b)));
-            let window = if here.len() <= EXACT { here.len() } else { NEIGHBOURS };
-            let cands: Vec<Cand> = here
-                .par_iter()
-                .enumerate()
-                .flat_map_iter(|(k, &a)| {
-                    let groups = &groups;
-                    let ov = &ov;
-                    here[k + 1..(k + 1 + window).min(here.len())].iter().filter_map(move |&b| {
-                        let (lo, hi) = (a.min(b), a.max(b));
-                        let (ga, gb) = (&groups[lo], &groups[hi]);
-                        if !eligible(ga, gb) {
-                            return None;
-                        }
-                        let delta = model.merged(ga, gb).cost - ga.cost - gb.cost;
-                        Some(Cand { score: delta / relief(ga, gb, ov).max(1) as f64, a: lo, b: hi })
-                    })
-                })
-                .collect();
-            for c in cands {
-                if seen.insert((c.a, c.b)) {
-                    heap.push(c);
-                }
-            }
+        if !groups[c.a].alive || !groups[c.b].alive {
+            continue;
         }
-        while let Some(c) = heap.pop() {
-            if !ov.iter().any(|&o| o) {
-                break;
-            }
-            if !groups[c.a].alive || !groups[c.b].alive {
-                continue;
-            }
-            let r = relief(&groups[c.a], &groups[c.b], &ov);
-            if r == 0 {
-                continue;
-            }
-            let merged = model.merged(&groups[c.a], &groups[c.b]);
-            let delta = merged.cost - groups[c.a].cost - groups[c.b].cost;
-            let score = delta / r as f64;
-            if score.total_cmp(&c.score) == Ordering::Greater {
-                heap.push(Cand { score, ..c }); // stale: fewer images relieved now
-                continue;
-            }
-            for i in groups[c.a].images.ones().filter(|&i| groups[c.b].images.get(i)) {
-                count[i] -= 1;
-            }
-            groups[c.a].alive = false;
-            groups[c.b].alive = false;
-            groups.push(merged);
-            let new = groups.len() - 1;
-            ov = over(&count);
-            alive.remove(&(groups[c.a].prob.to_bits(), c.a));
-            alive.remove(&(groups[c.b].prob.to_bits(), c.b));
-            let key = (groups[new].prob.to_bits(), new);
-            alive.insert(key);
-            let shares = |g: usize| groups[new].images.ones().any(|i| ov[i] && groups[g].images.get(i));
-            let crowd: usize = groups[new].images.ones().filter(|&i| ov[i]).map(|i| count[i]).sum();
-            let others: Vec<usize> = if crowd <= EXACT {
-                alive.iter().map(|&(_, g)| g).filter(|&g| g != new && shares(g)).collect()
-            } else {
-                // Walk outwards from the new group in probability order.
-                let mut below = alive.range(..key).rev().map(|&(_, g)| g).filter(|&g| shares(g));
-                let mut above = alive.range((key.0, key.1 + 1)..).map(|&(_, g)| g).filter(|&g| shares(g));
-                let mut near = vec![];
-                let (mut lo, mut hi) = (below.next(), above.next());
-                while near.len() < 2 * NEIGHBOURS {
-                    let p = groups[new].prob;
-                    match (lo, hi) {
-                        (Some(l), Some(h)) if (p - groups[l].prob).abs() <= (groups[h].prob - p).abs() => {
-                            near.push(l);
-                            lo = below.next();
-                        }
-                        (_, Some(h)) => {
-                            near.push(h);
-                            hi = above.next();
-                        }
-                        (Some(l), None) => {
-                            near.push(l);
-                            lo = below.next();
-                        }
-                        (None, None) => break,
-                    }
-                }
-                near
-            };
-            let fresh: Vec<Cand> = others
-                .par_iter()
-                .filter_map(|&g| {
-                    let (ga, gb) = (&groups[g], &groups[new]);
-                    if !eligible(ga, gb) {
-                        return None;
-                    }
-                    let delta = model.merged(ga, gb).cost - ga.cost - gb.cost;
-                    Some(Cand { score: delta / relief(ga, gb, &ov).max(1) as f64, a: g, b: new })
-                })
-                .collect();
-            heap.extend(fresh);
+        let merged = model.merged(&groups[c.a], &groups[c.b]);
+        let Some(now) = score(&groups[c.a], &groups[c.b], &merged, &ov) else { continue };
+        if now.total_cmp(&c.score) == Ordering::Greater {
+            heap.push(Cand { score: now, ..c }); // stale: fewer images relieved now
+            continue;
         }
+        for i in groups[c.a].images.ones().filter(|&i| groups[c.b].images.get(i)) {
+            count[i] -= 1;
+        }
+        for g in [c.a, c.b] {
+            groups[g].alive = false;
+            alive.remove(&(groups[g].prob.to_bits(), g));
+        }
+        groups.push(merged);
+        let new = groups.len() - 1;
+        let key = (groups[new].prob.to_bits(), new);
+        alive.insert(key);
+        ov = over(&count);
+        let shares = |g: usize| g != new && groups[new].images.ones().any(|i| ov[i] && groups[g].images.get(i));
+        let crowd: usize = groups[new].images.ones().filter(|&i| ov[i]).map(|i| count[i]).sum();
+        let others: Vec<usize> = if crowd <= EXACT {
+            alive.iter().map(|&(_, g)| g).filter(|&g| shares(g)).collect()
+        } else {
+            // The 2·NEIGHBOURS nearest in change probability, walking outwards from the new group.
+            let p = groups[new].prob;
+            let mut below = alive.range(..key).rev().map(|&(_, g)| g).filter(|&g| shares(g)).peekable();
+            let mut above = alive.range((key.0, key.1 + 1)..).map(|&(_, g)| g).filter(|&g| shares(g)).peekable();
+            let mut near = vec![];
+            while near.len() < 2 * NEIGHBOURS {
+                let next = match (below.peek(), above.peek()) {
+                    (Some(&l), Some(&h)) if p - groups[l].prob <= groups[h].prob - p => below.next(),
+                    (_, Some(_)) => above.next(),
+                    (Some(_), None) => below.next(),
+                    (None, None) => break,
+                };
+                near.extend(next);
+            }
+            near
+        };
+        let fresh: Vec<Cand> = others.par_iter().filter_map(|&g| cand(&groups, g, new, &ov)).collect();
+        heap.extend(fresh);
     }
     groups.into_iter().filter(|g| g.alive).collect()
 }
@@ -555,7 +573,7 @@ fn build_model<'a>(stats: &'a NameStats, names: &[u32]) -> Model<'a> {
         });
         class_of[n as usize] = c;
     }
-    let weight = (0..stats.labels.len()).map(|n| -(1.0 - stats.bump_rate(n)).ln()).collect();
+    let weight = stats.source_rate.iter().map(|q| -(1.0 - q).ln()).collect();
     Model { stats, weight, class_of, class_images }
 }
 
@@ -584,7 +602,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     let stats = NameStats::build(h, opts.first, opts.last)?;
     tracing::info!("name statistics: {} names, {:.1} s", stats.labels.len(), t0.elapsed().as_secs_f64());
     let store_layers = (opts.max_layers - opts.reserve) as usize;
-    let target = store_layers - (store_layers / 10).max(1).min(store_layers - 1);
+    let target = store_layers - layering_core::hinted::fallback_reserve(store_layers).min(store_layers - 1);
 
     // Names at the last revision, less those a placing pin owns.
     let pins = previous.map(|p| p.pins.clone()).unwrap_or_default();
@@ -604,7 +622,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
 
     // Bottom-up: least likely to change first, then larger first, then by id.
     let prob = |g: &GroupState| {
-        let mut deps = Bits::new(stats.labels.len());
+        let mut deps = Bits::new(stats.source_rate.len());
         for p in &g.parts {
             deps.or(&p.deps);
         }
@@ -790,6 +808,15 @@ pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, que
         .take(20)
         .collect();
     let _ = writeln!(o, "  always changed together with: {}", if together.is_empty() { "-".to_string() } else { together.join(", ") });
+    let cobump: Vec<&str> = (0..stats.labels.len())
+        .filter(|&m| m != n && stats.source[m] == stats.source[n])
+        .map(|m| stats.labels[m].as_str())
+        .collect();
+    let _ = writeln!(
+        o,
+        "  bumps together with (one source: same bump transitions and version): {}",
+        if cobump.is_empty() { "-".to_string() } else { cobump.join(", ") }
+    );
     let imgs: Vec<&str> = stats.images[n].ones().map(|i| stats.image_names[i].as_str()).collect();
     let _ = writeln!(o, "  in images: {}", imgs.join(", "));
     Ok(o)

@@ -1,0 +1,176 @@
+//! `hints emit` on small constructed histories where the right grouping is known by hand.
+
+use std::collections::BTreeMap;
+
+use hints_analyzer::history::History;
+use hints_analyzer::mine::{emit, EmitOptions};
+use hints_analyzer::store::{Revision, Store};
+use hints_format::store_path::nixbase32_encode;
+use hints_format::{HintFile, StorePath};
+use layering_core::{Closure, PathInfo};
+use sha2::{Digest, Sha256};
+
+/// A package: size, dependencies, the images holding it, and the transitions it bumps at.
+struct Pkg {
+    name: &'static str,
+    size: u64,
+    deps: &'static [&'static str],
+    images: &'static [&'static str],
+    bumps: &'static [usize],
+    /// Packages with the same source share version strings (they are built together).
+    source: Option<&'static str>,
+}
+
+fn pkg(name: &'static str, size: u64, images: &'static [&'static str], bumps: &'static [usize]) -> Pkg {
+    Pkg { name, size, deps: &[], images, bumps, source: None }
+}
+
+/// Writes `revisions` revisions of the world into a fresh database, images in the given order.
+fn world(pkgs: &[Pkg], revisions: usize, image_order: &[&str]) -> (tempfile::TempDir, History) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&tmp.path().join("h.db")).unwrap();
+    for r in 0..revisions {
+        let mut paths: BTreeMap<&str, StorePath> = BTreeMap::new();
+        for p in pkgs {
+            let version = |name: &str, bumps: &[usize]| format!("{}.{}", name.len(), bumps.iter().filter(|&&t| t <= r).count());
+            let v = version(p.source.unwrap_or(p.name), p.bumps);
+            let mut h = Sha256::new();
+            h.update(format!("{}-{v}", p.name));
+            for d in p.deps {
+                h.update(paths[d].as_str());
+            }
+            let path = format!("/nix/store/{}-{}-{v}", nixbase32_encode(&h.finalize()[..20]), p.name);
+            paths.insert(p.name, StorePath::parse(&path).unwrap());
+        }
+        let rev = Revision { label: format!("r{r}"), commit: None, time: format!("2025-01-{:02}T00:00:00Z", r + 1), branch: None, dirty: false };
+        for image in image_order {
+            let infos: Vec<PathInfo> = pkgs
+                .iter()
+                .filter(|p| p.images.contains(image))
+                .map(|p| PathInfo {
+                    path: paths[p.name].clone(),
+                    nar_size: p.size,
+                    nar_hash: None,
+                    closure_size: None,
+                    references: p.deps.iter().map(|d| paths[d].clone()).collect(),
+                })
+                .collect();
+            store.ingest(image, &rev, &Closure::new(infos).unwrap(), true).unwrap();
+        }
+    }
+    let history = History::load(&store, None).unwrap();
+    (tmp, history)
+}
+
+fn learn(h: &History, max_layers: u32) -> HintFile {
+    let opts = EmitOptions { max_layers, reserve: 1, first: 0, last: h.revisions.len() - 1, min_gain: 0.02, db_summary: "sha256:test".into() };
+    emit(h, &opts, None).unwrap().file
+}
+
+fn group_of<'a>(f: &'a HintFile, member: &str) -> &'a str {
+    &f.groups.iter().find(|g| g.members.iter().any(|m| m == member)).unwrap_or_else(|| panic!("{member} in no group")).id
+}
+
+const ONE: &[&str] = &["app"];
+
+#[test]
+fn names_that_change_together_share_a_layer_and_a_large_stable_path_stays_alone() {
+    let pkgs = [
+        pkg("base", 100_000_000, ONE, &[]),
+        Pkg { source: Some("gcc"), ..pkg("libgcc", 1_000_000, ONE, &[1, 3, 5]) },
+        Pkg { source: Some("gcc"), ..pkg("libstdcxx", 1_500_000, ONE, &[1, 3, 5]) },
+        pkg("openssl", 1_200_000, ONE, &[2, 4]),
+        pkg("tzdata", 20_000, ONE, &[]),
+    ];
+    let (_t, h) = world(&pkgs, 7, ONE);
+    // 5 store layers minus 1 of headroom: 3 groups for 5 names.
+    let f = learn(&h, 5);
+    assert_eq!(f.groups.len(), 3, "{}", f.to_canonical_string());
+    assert_eq!(group_of(&f, "libgcc"), group_of(&f, "libstdcxx"), "{}", f.to_canonical_string());
+    let base = f.groups.iter().find(|g| g.members.contains(&"base".to_string())).unwrap();
+    assert_eq!(base.members, ["base"], "{}", f.to_canonical_string());
+    // Stable at the bottom, volatile on top.
+    assert_eq!(f.groups[0].id, "base");
+}
+
+#[test]
+fn a_small_volatile_leaf_stays_out_of_big_stable_layers() {
+    let pkgs = [
+        pkg("bigdata", 80_000_000, ONE, &[]),
+        pkg("bigfont", 60_000_000, ONE, &[]),
+        pkg("config", 10_000, ONE, &[1, 2, 3, 4, 5, 6]),
+        pkg("helper", 1_000_000, ONE, &[3]),
+    ];
+    let (_t, h) = world(&pkgs, 7, ONE);
+    let f = learn(&h, 4); // 3 store layers, 2 groups
+    assert_eq!(f.groups.len(), 2);
+    assert_ne!(group_of(&f, "config"), group_of(&f, "bigdata"), "{}", f.to_canonical_string());
+    assert_ne!(group_of(&f, "config"), group_of(&f, "bigfont"), "{}", f.to_canonical_string());
+}
+
+#[test]
+fn a_path_shared_by_three_images_never_shares_a_layer_with_one_only_one_has() {
+    const ALL: &[&str] = &["x", "y", "z"];
+    const X: &[&str] = &["x"];
+    let pkgs = [
+        pkg("libc", 5_000_000, ALL, &[4]),
+        pkg("zlib", 100_000, ALL, &[2]),
+        pkg("ssl", 3_000_000, ALL, &[2, 5]),
+        pkg("xapp", 2_000_000, X, &[1, 3, 5]),
+        pkg("xplugin", 50_000, X, &[1, 3, 5]),
+        pkg("xdata", 7_000_000, X, &[]),
+    ];
+    let (_t, h) = world(&pkgs, 7, ALL);
+    let f = learn(&h, 5); // 3 groups per image; x has 6 names
+    let shared = ["libc", "zlib", "ssl"];
+    let only_x = ["xapp", "xplugin", "xdata"];
+    for s in shared {
+        for o in only_x {
+            assert_ne!(group_of(&f, s), group_of(&f, o), "{s} with {o}:\n{}", f.to_canonical_string());
+        }
+    }
+}
+
+#[test]
+fn emit_is_deterministic_and_independent_of_scan_order() {
+    const ALL: &[&str] = &["a", "b", "c"];
+    let pkgs: Vec<Pkg> = (0..12)
+        .map(|k| {
+            let name: &'static str = Box::leak(format!("pkg{k}").into_boxed_str());
+            let bumps: &'static [usize] = Box::leak((1..7).filter(|t| (t + k) % 3 == 0).collect::<Vec<_>>().into_boxed_slice());
+            pkg(name, 100_000 * (k as u64 + 1), &ALL[..1 + k % 3], bumps)
+        })
+        .collect();
+    let (_t1, h1) = world(&pkgs, 6, &["a", "b", "c"]);
+    let (_t2, h2) = world(&pkgs, 6, &["c", "a", "b"]);
+    let one = learn(&h1, 5).to_canonical_string();
+    assert_eq!(one, learn(&h1, 5).to_canonical_string(), "emitting twice");
+    assert_eq!(one, learn(&h2, 5).to_canonical_string(), "scan order");
+}
+
+#[test]
+fn hysteresis_keeps_groups_unless_regrouping_pays() {
+    let pkgs = [
+        pkg("base", 100_000_000, ONE, &[]),
+        Pkg { source: Some("gcc"), ..pkg("libgcc", 1_000_000, ONE, &[1, 3, 5]) },
+        Pkg { source: Some("gcc"), ..pkg("libstdcxx", 1_500_000, ONE, &[1, 3, 5]) },
+        pkg("openssl", 1_200_000, ONE, &[2, 4]),
+        pkg("tzdata", 20_000, ONE, &[]),
+    ];
+    let (_t, h) = world(&pkgs, 7, ONE);
+    let mut previous = learn(&h, 5);
+    // A hand-made, worse grouping: libgcc and libstdcxx apart, base with openssl.
+    previous.groups[0].members = vec!["base".into(), "openssl".into()];
+    previous.groups[1].members = vec!["libgcc".into(), "tzdata".into()];
+    previous.groups[2].members = vec!["libstdcxx".into()];
+    previous.pins = vec![hints_format::Pin { id: "keep".into(), rule: hints_format::PinRule::Bottom, members: vec!["tzdata".into()] }];
+    let opts = |min_gain| EmitOptions { max_layers: 5, reserve: 1, first: 0, last: 6, min_gain, db_summary: "x".into() };
+    let kept = emit(&h, &opts(1e9), Some(&previous)).unwrap();
+    assert!(kept.report.contains("kept the previous groups"), "{}", kept.report);
+    assert_eq!(kept.file.groups.iter().map(|g| &g.members).collect::<Vec<_>>(), previous.groups.iter().map(|g| &g.members).collect::<Vec<_>>());
+    assert_eq!(kept.file.pins, previous.pins, "pins survive verbatim");
+    let regrouped = emit(&h, &opts(0.0), Some(&previous)).unwrap();
+    assert!(regrouped.report.contains("regrouped") && regrouped.report.contains("bytes once"), "{}", regrouped.report);
+    assert_eq!(group_of(&regrouped.file, "libgcc"), group_of(&regrouped.file, "libstdcxx"));
+    assert_eq!(regrouped.file.pins, previous.pins, "pins survive verbatim");
+}
