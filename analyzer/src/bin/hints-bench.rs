@@ -52,6 +52,9 @@ enum Cmd {
         sizes: Vec<usize>,
         #[arg(long)]
         python: Option<PathBuf>,
+        /// Largest closure to time the Python originals on (closure-graph.py is quadratic).
+        #[arg(long, default_value_t = 5000)]
+        python_max: usize,
         /// The `hints` binary, for whole-command timings.
         #[arg(long, default_value = "target/release/hints")]
         hints: PathBuf,
@@ -233,7 +236,7 @@ fn time_ms(f: impl Fn()) -> f64 {
     best
 }
 
-fn bench_layer(sizes: &[usize], python: Option<&Path>, hints_bin: &Path) -> Result<()> {
+fn bench_layer(sizes: &[usize], python: Option<&Path>, python_max: usize, hints_bin: &Path) -> Result<()> {
     println!("bench: layer (best of 3, in-process; `hints layer` = whole command incl. JSON parse)");
     println!("{:>7} {:>12} {:>12} {:>12} {:>14} {:>10} {:>12} {:>12}", "paths", "popularity", "size-first", "hints", "hints layer", "peak MB", "py pop", "py auto");
     let dir = std::env::temp_dir().join("hints-bench-layer");
@@ -249,8 +252,8 @@ fn bench_layer(sizes: &[usize], python: Option<&Path>, hints_bin: &Path) -> Resu
         let synth = Synth::new(Shape { packages: n, base: n / 20, images: 1, share: 1.0, bump: 0.0, seed: 11 });
         std::fs::write(&graph, synth.closure_json(0))?;
         std::fs::write(&hints_file, file.to_canonical_string())?;
-        let (cmd_ms, peak) = run_hints_layer(hints_bin, &graph, &hints_file)?;
-        let (py_pop, py_auto) = match python {
+        let (cmd_ms, peak) = run_hints_layer(hints_bin, &graph, &["--hints", hints_file.to_str().expect("utf-8 path")])?;
+        let (py_pop, py_auto) = match python.filter(|_| n <= python_max) {
             Some(py) => (
                 time_cmd(Command::new("python3").arg(py.join("closure-graph.py")).arg(&graph))?,
                 time_cmd(Command::new("python3").arg(py.join("auto-layer.py")).arg(&graph).arg("/dev/null").arg("99"))?,
@@ -258,22 +261,29 @@ fn bench_layer(sizes: &[usize], python: Option<&Path>, hints_bin: &Path) -> Resu
             None => (f64::NAN, f64::NAN),
         };
         println!("{n:>7} {pop:>10.1}ms {sf:>10.1}ms {hi:>10.1}ms {cmd_ms:>12.1}ms {peak:>10.0} {py_pop:>10.0}ms {py_auto:>10.0}ms");
-        if python.is_some() {
-            println!("        ratio python/ours: popularity {:.1}x, size-first {:.1}x", py_pop / pop, py_auto / sf);
+        if python.is_some() && n <= python_max {
+            let (cmd_pop, _) = run_hints_layer(hints_bin, &graph, &["--strategy", "popularity"])?;
+            let (cmd_sf, _) = run_hints_layer(hints_bin, &graph, &["--strategy", "size-first"])?;
+            println!(
+                "        python / hints: popularity {:.0}x in-process, {:.0}x whole command ({cmd_pop:.1} ms); size-first {:.0}x in-process, {:.1}x whole command ({cmd_sf:.1} ms)",
+                py_pop / pop,
+                py_pop / cmd_pop,
+                py_auto / sf,
+                py_auto / cmd_sf
+            );
         }
     }
     Ok(())
 }
 
-fn run_hints_layer(bin: &Path, graph: &Path, hints: &Path) -> Result<(f64, f64)> {
+fn run_hints_layer(bin: &Path, graph: &Path, extra: &[&str]) -> Result<(f64, f64)> {
     let mut best = (f64::INFINITY, 0.0);
     for _ in 0..3 {
         let t = Instant::now();
         let out = Command::new(bin)
             .args(["-v", "layer", "--graph"])
             .arg(graph)
-            .arg("--hints")
-            .arg(hints)
+            .args(extra)
             .output()
             .with_context(|| format!("running {}", bin.display()))?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -335,7 +345,7 @@ fn main() -> Result<()> {
         Cmd::Scan { images, revisions, db } => bench_scan(images, revisions, &db),
         Cmd::Dataset { dir, db } => bench_dataset(&dir, &db),
         Cmd::Match { paths, members } => bench_match(paths, members),
-        Cmd::Layer { sizes, python, hints } => bench_layer(&sizes, python.as_deref(), &hints),
+        Cmd::Layer { sizes, python, python_max, hints } => bench_layer(&sizes, python.as_deref(), python_max, &hints),
         Cmd::Emit { db } => bench_emit(&db),
         Cmd::Eval { db, hints, range } => bench_eval(&db, &hints, &range),
     }

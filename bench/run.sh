@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Prints every benchmark figure the README quotes. Optional: NIXPKGS_PY=DIR holding nixpkgs'
+# closure-graph.py and auto-layer.py (taking a bare graph array) for the ratio to the originals.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked --bins
+B=target/release/hints-bench
+H=target/release/hints
+echo "== $(date -u +%FT%TZ) on $(nproc) cores"
+$B match
+$B layer ${NIXPKGS_PY:+--python "$NIXPKGS_PY"}
+$B scan
+$B emit
+if [ -d ../shared/data/dev-history ]; then
+  $B dataset ../shared/data/dev-history --db /tmp/hints-bench-dev.db
+  rm -f /tmp/hints-bench-dev.yaml
+  $H -q emit --db /tmp/hints-bench-dev.db --range 0..6 --out /tmp/hints-bench-dev.yaml
+  $B eval /tmp/hints-bench-dev.db /tmp/hints-bench-dev.yaml --range 6..12
+fi
