@@ -177,7 +177,7 @@ struct EmitArgs {
     #[arg(long)]
     previous: Option<PathBuf>,
     /// Regroup only when the expected saving exceeds this fraction of the current expected cost.
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = 0.02, allow_negative_numbers = true)]
     min_gain: f64,
 }
 
