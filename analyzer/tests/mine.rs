@@ -73,15 +73,21 @@ fn group_of<'a>(f: &'a HintFile, member: &str) -> &'a str {
 
 const ONE: &[&str] = &["app"];
 
-#[test]
-fn names_that_change_together_share_a_layer_and_a_large_stable_path_stays_alone() {
-    let pkgs = [
+/// One image: a large stable base, two libraries of one source that always bump together, an
+/// independently bumping library, and a small stable one.
+fn toolchain() -> [Pkg; 5] {
+    [
         pkg("base", 100_000_000, ONE, &[]),
         Pkg { source: Some("gcc"), ..pkg("libgcc", 1_000_000, ONE, &[1, 3, 5]) },
         Pkg { source: Some("gcc"), ..pkg("libstdcxx", 1_500_000, ONE, &[1, 3, 5]) },
         pkg("openssl", 1_200_000, ONE, &[2, 4]),
         pkg("tzdata", 20_000, ONE, &[]),
-    ];
+    ]
+}
+
+#[test]
+fn names_that_change_together_share_a_layer_and_a_large_stable_path_stays_alone() {
+    let pkgs = toolchain();
     let (_t, h) = world(&pkgs, 7, ONE);
     // 5 store layers minus 1 of headroom: 3 groups for 5 names.
     let f = learn(&h, 5);
@@ -150,13 +156,7 @@ fn emit_is_deterministic_and_independent_of_scan_order() {
 
 #[test]
 fn hysteresis_keeps_groups_unless_regrouping_pays() {
-    let pkgs = [
-        pkg("base", 100_000_000, ONE, &[]),
-        Pkg { source: Some("gcc"), ..pkg("libgcc", 1_000_000, ONE, &[1, 3, 5]) },
-        Pkg { source: Some("gcc"), ..pkg("libstdcxx", 1_500_000, ONE, &[1, 3, 5]) },
-        pkg("openssl", 1_200_000, ONE, &[2, 4]),
-        pkg("tzdata", 20_000, ONE, &[]),
-    ];
+    let pkgs = toolchain();
     let (_t, h) = world(&pkgs, 7, ONE);
     let mut previous = learn(&h, 5);
     // A hand-made, worse grouping: libgcc and libstdcxx apart, base with openssl.
