@@ -11,7 +11,9 @@
 //!    in this closure costs nothing; a group partly present is still one layer.
 //! 2. A path that nothing places but a `not-catch-all` pin covers gets a layer of its own.
 //! 3. The rest (names the history never saw) are the fallback. They get the budget the units
-//!    above leave, but at least `min(count, fallback_reserve(n))` layers, and are split among
+//!    above leave, but at least `min(count, fallback_reserve(n))` layers, and at least their
+//!    share of the image (by bytes or by paths, whichever is larger, in steps of
+//!    `fallback_reserve(n)`), and are split among
 //!    themselves by the `size-first` rule (largest paths become primaries, dependencies follow
 //!    the set of primaries that need them), computed on the full graph's reachability. So the
 //!    fallback is size-aware and has no catch-all layer that grows with the closure.
@@ -89,11 +91,13 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
 
     if fallback_count > 0 {
         let floor = fallback_count.min(fallback_reserve(n));
-        // A fallback that carries much of the image's bytes gets a proportional share of the
-        // budget, quantised to steps of fallback_reserve(n) so small changes do not reshuffle.
+        // A fallback that carries much of the image's bytes or paths gets a proportional share of
+        // the budget, quantised to steps of fallback_reserve(n) so small changes do not reshuffle.
         let fb_bytes: u64 = (0..closure.len()).filter(|&i| fallback[i]).map(|i| closure.nar_size(i)).sum();
         let step = fallback_reserve(n);
-        let share = ((n as u128 * fb_bytes as u128 / closure.total_size().max(1) as u128) as usize / step * step).min(fallback_count);
+        let by_bytes = (n as u128 * fb_bytes as u128 / closure.total_size().max(1) as u128) as usize;
+        let by_count = n * fallback_count / closure.len();
+        let share = (by_bytes.max(by_count) / step * step).min(fallback_count);
         let budget = n.saturating_sub(ordered.len()).max(floor).max(share);
         let (split, named) = size_first::split(closure, Some(&fallback), budget);
         for (set, nodes) in size_first::group(closure, &split, Some(&fallback)) {
