@@ -312,7 +312,8 @@ mod tests {
     #[test]
     fn rejects_bad_paths() {
         use StorePathError::*;
-        let cases: &[(&str, fn(&StorePathError) -> bool)] = &[
+        type Check = fn(&StorePathError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-x", |e| matches!(e, NotAbsolute(_))),
             ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44le-x", |e| matches!(e, BadHash { .. })),
             ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44l-xx", |e| matches!(e, BadHash { .. })),

@@ -55,8 +55,8 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
     let mut units: BTreeMap<UnitKey, (Vec<usize>, Reason)> = BTreeMap::new();
     let mut fallback = vec![false; closure.len()];
     let mut fallback_count = 0;
-    for i in 0..closure.len() {
-        let p = matcher.place(closure.path(i).name())?;
+    let placements = (0..closure.len()).map(|i| matcher.place(closure.path(i).name())).collect::<Result<Vec<_>, _>>()?;
+    for (i, p) in placements.into_iter().enumerate() {
         let (class, index, node, reason) = match (p.pin, p.group, p.not_catch_all) {
             (Some(k), _, _) => {
                 let pin = &file.pins[k];
