@@ -621,23 +621,16 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     tracing::info!("grouping: {} classes -> {} groups, {:.1} s", model.class_images.len(), groups.len(), t1.elapsed().as_secs_f64());
 
     // Bottom-up: least likely to change first, then larger first, then by id.
-    let prob = |g: &GroupState| {
-        let mut deps = Bits::new(stats.source_rate.len());
-        for p in &g.parts {
-            deps.or(&p.deps);
-        }
-        model.prob(&deps)
-    };
     let mut keyed: Vec<(f64, u64, String, GroupState)> = groups
         .drain(..)
         .map(|g| {
             let size: u64 = g.members.iter().map(|&m| stats.size[m as usize]).sum();
             let id = group_id(&stats, &g.members);
-            (prob(&g), size, id, g)
+            (g.prob, size, id, g)
         })
         .collect();
     keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-    let new_groups: Vec<Group> = keyed.iter().map(|(_, size, id, g)| to_group(&stats, id, *size, &g.members)).collect();
+    let new_groups: Vec<Group> = keyed.iter().map(|(_, _, id, g)| to_group(&stats, id, &g.members)).collect();
     let new_cost: f64 = keyed.iter().map(|k| k.3.cost).sum();
 
     let mut report = String::new();
@@ -737,7 +730,7 @@ fn group_stats(stats: &NameStats, members: &[u32]) -> GroupStats {
     }
 }
 
-fn to_group(stats: &NameStats, id: &str, _size: u64, members: &[u32]) -> Group {
+fn to_group(stats: &NameStats, id: &str, members: &[u32]) -> Group {
     let mut labels: Vec<String> = members.iter().map(|&m| stats.patterns[m as usize].clone()).collect();
     labels.sort();
     Group { id: id.to_string(), members: labels, stats: group_stats(stats, members) }
