@@ -24,7 +24,9 @@
 //! 5. While there are more than `n` layers, merge the adjacent pair with the smallest combined
 //!    size (the lower pair on ties). Merging neighbours keeps the stable-to-volatile order.
 //!
-//! Paths inside a layer are sorted. Nothing here depends on input order or hash-map order.
+//! Paths inside a layer are sorted by (name, hash), as auto-layer.py sorts them, so with an
+//! empty hint file the output is exactly `size-first`'s. Nothing here depends on input order or
+//! hash-map order.
 
 use std::collections::BTreeMap;
 
@@ -41,8 +43,8 @@ pub fn fallback_reserve(n: usize) -> usize {
 
 const HEADROOM_DIVISOR: usize = 10;
 
-/// Where a unit sorts before merging: (bottom first, class, index, node).
-type UnitKey = (bool, u8, usize, usize);
+/// Where a unit sorts before merging: (0 for `bottom`-pinned units else 1, class, index, node).
+type UnitKey = (u8, u8, usize, usize);
 
 struct Unit {
     nodes: Vec<usize>,
@@ -72,8 +74,8 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
             }
         };
         // A unit sorts to the bottom when any `bottom` pin covers one of its members.
-        let key = (false, class, index, node);
-        let bottom_key = (true, class, index, node);
+        let key = (1, class, index, node);
+        let bottom_key = (0, class, index, node);
         let key = if p.bottom.is_some() || units.contains_key(&bottom_key) {
             if let Some(existing) = units.remove(&key) {
                 units.insert(bottom_key, existing);
@@ -111,7 +113,7 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
     Ok(ordered
         .into_iter()
         .map(|mut u| {
-            u.nodes.sort_unstable();
+            u.nodes.sort_by(|&a, &b| size_first::path_key(closure.path(a).as_str()).cmp(&size_first::path_key(closure.path(b).as_str())));
             Layer::new(closure, u.nodes, u.reason)
         })
         .collect())
@@ -136,5 +138,83 @@ fn merge_to_fit(units: &mut Vec<Unit>, n: usize) {
             r => parts.push(r),
         }
         a.reason = Reason::Merged(parts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hints_format::{BudgetHeader, Group, HintFile, Pin, PinRule};
+
+    use crate::closure::tests::info;
+    use crate::closure::Closure;
+    use crate::{layer, store_layers, Budget, Reason, Strategy};
+
+    fn file(groups: &[(&str, &[&str])], pins: &[(&str, PinRule, &[&str])]) -> HintFile {
+        let mut f = HintFile::new(BudgetHeader { max_layers: 100, reserve: 1 });
+        f.groups = groups.iter().map(|(id, m)| Group { id: id.to_string(), members: m.iter().map(|s| s.to_string()).collect(), stats: Default::default() }).collect();
+        f.pins = pins.iter().map(|(id, r, m)| Pin { id: id.to_string(), rule: *r, members: m.iter().map(|s| s.to_string()).collect() }).collect();
+        f.validate().unwrap();
+        f
+    }
+
+    fn world() -> Closure {
+        Closure::new(vec![
+            info("libc-2.39", 2_000_000, &[]),
+            info("zlib-1.3", 100_000, &["libc-2.39"]),
+            info("openssl-3.0", 3_000_000, &["libc-2.39", "zlib-1.3"]),
+            info("python-3.12", 30_000_000, &["libc-2.39", "openssl-3.0"]),
+            info("numpy-1.26", 8_000_000, &["python-3.12"]),
+            info("app-1.0", 10_000, &["numpy-1.26", "python-3.12"]),
+        ])
+        .unwrap()
+    }
+
+    fn names(c: &Closure, b: Budget, f: &HintFile) -> Vec<Vec<String>> {
+        layer(c, b, Strategy::Hints(f)).unwrap().iter().map(|l| l.paths.iter().map(|p| p.name().to_string()).collect()).collect()
+    }
+
+    #[test]
+    fn without_hints_it_is_size_first() {
+        let c = world();
+        for max in [2, 3, 4, 8] {
+            let b = Budget::new(max, 1).unwrap();
+            let ours = store_layers(&layer(&c, b, Strategy::Hints(&file(&[], &[]))).unwrap());
+            assert_eq!(ours, store_layers(&layer(&c, b, Strategy::SizeFirst).unwrap()), "max {max}");
+        }
+    }
+
+    #[test]
+    fn groups_absent_cost_nothing_and_partial_groups_are_one_layer() {
+        let f = file(&[("base", &["libc", "zlib", "glibc-extra"]), ("ghost", &["not-here"]), ("py", &["python", "numpy"])], &[]);
+        let got = names(&world(), Budget::new(10, 1).unwrap(), &f);
+        assert_eq!(got[0], ["libc-2.39", "zlib-1.3"], "partly present group is one layer: {got:?}");
+        assert_eq!(got[1], ["numpy-1.26", "python-3.12"]);
+        // openssl and app are not in the file: the fallback places them, one layer each here.
+        assert_eq!(got.len(), 4, "{got:?}");
+    }
+
+    #[test]
+    fn pins_place_and_order() {
+        let f = file(
+            &[("base", &["libc", "zlib"]), ("py", &["python", "numpy"])],
+            &[("own", PinRule::OwnLayer, &["numpy"]), ("deep", PinRule::Bottom, &["python"]), ("nca", PinRule::NotCatchAll, &["app"])],
+        );
+        let layers = layer(&world(), Budget::new(10, 1).unwrap(), Strategy::Hints(&f)).unwrap();
+        let got: Vec<(Vec<&str>, &Reason)> = layers.iter().map(|l| (l.paths.iter().map(|p| p.name()).collect(), &l.reason)).collect();
+        assert_eq!(got[0].0, ["python-3.12"], "the bottom pin moves its group down: {got:?}");
+        assert!(got.iter().any(|(p, r)| p == &["numpy-1.26"] && matches!(r, Reason::Pin { rule: PinRule::OwnLayer, .. })));
+        assert!(got.iter().any(|(p, r)| p == &["app-1.0"] && matches!(r, Reason::Pin { rule: PinRule::NotCatchAll, .. })));
+    }
+
+    #[test]
+    fn over_budget_merges_smallest_neighbours_deterministically() {
+        let f = file(&[("c", &["libc"]), ("z", &["zlib"]), ("o", &["openssl"]), ("p", &["python"]), ("n", &["numpy"]), ("a", &["app"])], &[]);
+        let b = Budget::new(4, 1).unwrap();
+        let got = names(&world(), b, &f);
+        assert_eq!(got.len(), 3);
+        // The smallest adjacent pairs go first: zlib+openssl... then numpy+app.
+        assert_eq!(got, [vec!["libc-2.39", "openssl-3.0", "zlib-1.3"], vec!["python-3.12"], vec!["app-1.0", "numpy-1.26"]]);
+        let again = names(&world(), b, &f);
+        assert_eq!(got, again);
     }
 }
