@@ -18,3 +18,9 @@ pub mod replay;
 pub mod scan;
 pub mod store;
 pub mod synth;
+
+/// The process's peak resident set in KiB (VmHWM from /proc), where the system reports it.
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}

@@ -240,7 +240,7 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let result = run(cli);
-    if let Some(kb) = peak_rss_kb() {
+    if let Some(kb) = hints_analyzer::peak_rss_kb() {
         tracing::info!("peak memory: {:.1} MB", kb as f64 / 1024.0);
     }
     match result {
@@ -253,12 +253,6 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code(&e))
         }
     }
-}
-
-/// The process's peak resident set (VmHWM), for `-v`.
-fn peak_rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// 2 for bad input (files, hint files, closures, contradictions), 1 otherwise.

@@ -50,7 +50,7 @@ pub struct MatchError {
 pub struct Matcher {
     by_pname: HashMap<String, Vec<Entry>>,
     /// Patterns with a literal first version token, by (pname, token).
-    by_head: HashMap<(String, String), Vec<Entry>>,
+    by_head: HashMap<String, HashMap<String, Vec<Entry>>>,
     globs: Vec<Entry>,
     ids: Vec<String>,
     pin_ids: Vec<String>,
@@ -74,7 +74,7 @@ impl Matcher {
                 let entry = Entry { pattern, target };
                 match (entry.pattern.literal_pname(), entry.pattern.version_head()) {
                     (Some(pname), Some(head)) => {
-                        m.by_head.entry((pname.to_string(), head.to_string())).or_default().push(entry)
+                        m.by_head.entry(pname.to_string()).or_default().entry(head.to_string()).or_default().push(entry)
                     }
                     (Some(pname), None) => m.by_pname.entry(pname.to_string()).or_default().push(entry),
                     (None, _) => m.globs.push(entry),
@@ -100,7 +100,7 @@ impl Matcher {
         let mut group_by: Option<&Entry> = None;
         let mut pin_by: Option<&Entry> = None;
         let head = key.version.split('-').next().unwrap_or_default();
-        let by_head = self.by_head.get(&(key.pname.to_string(), head.to_string()));
+        let by_head = self.by_head.get(key.pname).and_then(|h| h.get(head));
         let candidates = self.by_pname.get(key.pname).into_iter().flatten().chain(by_head.into_iter().flatten()).chain(&self.globs);
         for e in candidates.filter(|e| e.pattern.matches(&key)) {
             let slot = match e.target {

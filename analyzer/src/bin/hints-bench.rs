@@ -71,10 +71,18 @@ enum Cmd {
 }
 
 fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    hints_analyzer::peak_rss_kb().map_or(f64::NAN, |kb| kb as f64 / 1024.0)
+}
+
+/// Revision `r` of the synthetic history, an hour apart.
+fn synthetic_revision(r: usize) -> hints_analyzer::store::Revision {
+    hints_analyzer::store::Revision {
+        label: format!("r{r}"),
+        commit: None,
+        time: (chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::TimeDelta::hours(480_000 + r as i64)).to_rfc3339(),
+        branch: None,
+        dirty: false,
+    }
 }
 
 fn db_bytes(db: &Path) -> u64 {
@@ -112,13 +120,7 @@ fn bench_scan(images: usize, revisions: usize, db: &Path) -> Result<()> {
                 (c, p)
             })
             .collect();
-        let revision = hints_analyzer::store::Revision {
-            label: format!("r{r}"),
-            commit: None,
-            time: (chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::TimeDelta::hours(480_000 + r as i64)).to_rfc3339(),
-            branch: None,
-            dirty: false,
-        };
+        let revision = synthetic_revision(r);
         for (i, (c, prep)) in closures.iter().enumerate() {
             store.ingest_prepared(&synth.image_name(i), &revision, c, prep, true)?;
             paths += c.len();
@@ -135,13 +137,7 @@ fn bench_scan(images: usize, revisions: usize, db: &Path) -> Result<()> {
     }
     let secs = t0.elapsed().as_secs_f64();
     // Re-scanning an unchanged snapshot: the last revision again.
-    let revision = hints_analyzer::store::Revision {
-        label: format!("r{}", revisions - 1),
-        commit: None,
-        time: (chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::TimeDelta::hours(480_000 + revisions as i64 - 1)).to_rfc3339(),
-        branch: None,
-        dirty: false,
-    };
+    let revision = synthetic_revision(revisions - 1);
     let json = synth.closure_json(0);
     let reps = 50;
     let t1 = Instant::now();
