@@ -162,7 +162,9 @@ impl Store {
         let sq = |source| StoreError::Sqlite { file: file.clone(), source };
         let conn = Connection::open(path).map_err(sq)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(sq)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sq)?;
+        // Switching a new file to WAL takes an exclusive lock, and SQLite may answer BUSY there
+        // without consulting the busy handler when several processes open it at once.
+        retry(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(sq)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
         let mut store = Store { conn, file, known: HashMap::new(), name_ids: HashMap::new(), dir_ids: HashMap::new() };
