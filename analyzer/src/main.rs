@@ -566,13 +566,14 @@ fn cmd_validate(file: &Path) -> Result<ExitCode> {
     let members: usize = f.groups.iter().map(|g| g.members.len()).sum();
     let bytes: u64 = f.groups.iter().map(|g| g.stats.size).sum();
     outln!(
-        "{}: valid, version {}, budget {} layers ({} reserved), {} groups with {members} members ({}), {} pins",
+        "{}: valid, version {}, budget {} layers ({} reserved), {} groups with {members} members ({}), {} plan entries, {} pins",
         file.display(),
         f.version,
         f.budget.max_layers,
         f.budget.reserve,
         f.groups.len(),
         human(bytes),
+        f.merges.len(),
         f.pins.len()
     )?;
     let lf = &f.learned_from;

@@ -20,11 +20,15 @@
 //!   packages of one source package, the outputs of one derivation) are one *bump source*: the
 //!   real co-change sets of the history, which bump once for all of them.
 //! - A set of names changes when any source in its dependency closure bumps. Treating sources
-//!   as independent, `P(change) = 1 − Π(1−q_s)` over the closure. This is chunkah's independence
-//!   assumption moved to where it holds: co-change through shared dependencies comes from the
-//!   graph and co-bumping from the history, so names that share their volatile sources are known
-//!   to change together even when a few training transitions cannot show it, and a stable leaf
-//!   is not dragged along by a volatile neighbour.
+//!   as independent, `P(change) = 1 − exp(−β·Σ −ln(1−q_s))` over the closure. This is chunkah's
+//!   independence assumption moved to where it holds: co-change through shared dependencies
+//!   comes from the graph and co-bumping from the history, so names that share their volatile
+//!   sources are known to change together even when a few training transitions cannot show it,
+//!   and a stable leaf is not dragged along by a volatile neighbour.
+//! - Calibration: summed over hundreds of sources, the raw hazard overstates how often a name
+//!   with a deep closure changes (bumps cluster, and every source that never bumped still gets
+//!   the prior's small rate). One scale `β` is fitted by maximum likelihood to the training
+//!   transitions themselves ([`calibration`]); on the dev history it is about 0.5.
 //! - Images: a layer made of names with different image sets is a different layer in each image,
 //!   so it is neither shared nor stored once. Names are first grouped only within their *class*
 //!   (the set of images containing them).
@@ -33,23 +37,35 @@
 //!   layer (`S` bytes, `P` its change probability).
 //!
 //! # Algorithm
-//! Start with one group per name. Each image may keep `K − max(1, K/10)` groups; the rest of
-//! the budget is the fallback the layerer gives names the history never saw. While an image is
-//! over its target, apply the merge with the smallest cost increase per over-budget image it
-//! relieves (a lazy greedy over a heap), between any two groups that share an over-budget
-//! image. A merge across classes is allowed only through an image with more classes than its
-//! target (where no grouping can avoid it), and counts double (`CROSS_CLASS_PENALTY`); so a path
-//! several images share never shares a layer with one only some of them have unless the budget
-//! leaves no other way. While an image holds
-//! at most 400 groups every pair is considered; beyond that (large histories), each group is
-//! paired with its 12 neighbours nearest in change probability, which keeps emit near-linear. Big volatile names stay
-//! alone because merging them is expensive; small names that change together merge for free.
-//! Groups are written bottom-up from the least to the most likely to change.
+//! Start with one group per name. A lazy greedy over a heap applies, while some image holds more
+//! groups than its target, the merge with the smallest cost increase per over-budget image it
+//! relieves, between two groups that share an over-budget image. Each merge is one of two kinds:
+//! - *global*: the two groups become one group of the file, in every image;
+//! - *local*: an entry of the file's `merges` plan, which the layerer applies only in images
+//!   that are over budget. It joins the two layers in the images that need it and leaves the
+//!   finer layers, and their smaller update bytes, to the images that have room, at the price
+//!   of one more distinct layer for fleets and the registry. The greedy takes whichever the
+//!   model finds cheaper: a merge that only big images need and that would cost every small
+//!   image re-downloads is planned, not imposed.
+//!
+//! The target is the full budget. Names the history never saw get their headroom at layer time,
+//! in the images that have them, where the layerer merges neighbouring layers by size: on six
+//! histories that beat extending the plan below the budget, whose model-chosen merges pile
+//! volatile groups together. A merge across classes is allowed only through
+//! an image with more classes than its target (where no grouping can avoid it), and counts
+//! double (`CROSS_CLASS_PENALTY`); so a path several images share never shares a layer with one
+//! only some of them have unless the budget leaves no other way. While an image holds at most 400
+//! groups every pair is considered; beyond that (large histories), each group is paired with its
+//! 12 neighbours nearest in change probability, which keeps emit near-linear. Big volatile names
+//! stay alone because merging them is expensive; small names that change together merge for free.
+//! Groups are written bottom-up from the least to the most likely to change; the plan in the
+//! order it was chosen (cheapest first).
 //!
 //! # Hysteresis
 //! Regrouping makes every client download the regrouped layers once. Given the previous hint
-//! file, its groups are kept unless the new grouping's expected saving exceeds `--min-gain` of
-//! the previous expected cost; both figures and the one-time cost are reported. Pins are kept
+//! file, its groups and plan are kept unless the new ones' expected saving exceeds `--min-gain`
+//! of the previous expected cost (both computed by replaying groups and plan as the layerer
+//! would, [`plan_cost`]); both figures and the one-time cost are reported. Pins are kept
 //! verbatim, and names placed by a pin are left out of the groups.
 
 use std::cmp::Ordering;
@@ -122,6 +138,9 @@ impl Bits {
     }
     fn count(&self) -> usize {
         self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+    fn minus(&self, o: &Bits) -> Bits {
+        Bits(self.0.iter().zip(&o.0).map(|(a, b)| a & !b).collect())
     }
 }
 
@@ -346,6 +365,10 @@ struct GroupState {
     /// P(the group as a whole changes): the key for nearest-neighbour candidates.
     prob: f64,
     alive: bool,
+    /// The file group this state is, while it is one (every image holding it sees it whole).
+    unit: Option<usize>,
+    /// The file groups it is made of.
+    units: Vec<usize>,
 }
 
 impl Model<'_> {
@@ -375,13 +398,32 @@ impl Model<'_> {
         by_sig.values().map(|&(s, p, holders)| s as f64 * p * (holders as f64 + 1.0)).sum()
     }
 
-    fn single(&self, name: u32) -> GroupState {
-        let class = self.class_of[name as usize];
-        let parts = vec![ClassPart { class, size: self.stats.size[name as usize], deps: self.stats.closure[name as usize].clone() }];
-        let images = self.class_images[class as usize].clone();
+    /// The group of `members` (not empty), built in one pass.
+    fn group(&self, members: &[u32]) -> GroupState {
+        let mut parts: Vec<ClassPart> = vec![];
+        for &m in members {
+            let class = self.class_of[m as usize];
+            let k = match parts.iter().position(|p| p.class == class) {
+                Some(k) => k,
+                None => {
+                    parts.push(ClassPart { class, size: 0, deps: Bits::new(self.weight.len()) });
+                    parts.len() - 1
+                }
+            };
+            parts[k].size += self.stats.size[m as usize];
+            parts[k].deps.or(&self.stats.closure[m as usize]);
+        }
+        parts.sort_by_key(|p| p.class);
+        let mut images = Bits::new(self.stats.image_names.len());
+        let mut all = Bits::new(self.weight.len());
+        for p in &parts {
+            images.or(&self.class_images[p.class as usize]);
+            all.or(&p.deps);
+        }
+        let mut members = members.to_vec();
+        members.sort_unstable();
         let cost = self.cost(&parts, &images);
-        let prob = self.prob(&parts[0].deps);
-        GroupState { members: vec![name], parts, images, cost, prob, alive: true }
+        GroupState { members, parts, images, cost, prob: self.prob(&all), alive: true, unit: None, units: vec![] }
     }
 
     fn merged(&self, a: &GroupState, b: &GroupState) -> GroupState {
@@ -406,7 +448,14 @@ impl Model<'_> {
             all.or(&p.deps);
         }
         let prob = self.prob(&all);
-        GroupState { members, parts, images, cost, prob, alive: true }
+        let units = [a.units.as_slice(), b.units.as_slice()].concat();
+        GroupState { members, parts, images, cost, prob, alive: true, unit: None, units }
+    }
+
+    /// The same group, held by `images` only.
+    fn with_images(&self, g: &GroupState, images: Bits) -> GroupState {
+        let cost = self.cost(&g.parts, &images);
+        GroupState { images, cost, ..g.clone() }
     }
 }
 
@@ -445,120 +494,302 @@ const EXACT: usize = 400;
 /// Beyond that, each group is paired with this many neighbours nearest in change probability.
 const NEIGHBOURS: usize = 12;
 
-/// Greedy merging until every image holds at most `target` groups.
-fn group_names(model: &Model<'_>, names: &[u32], target: usize) -> Vec<GroupState> {
-    let ni = model.stats.image_names.len();
-    let mut groups: Vec<GroupState> = names.iter().map(|&n| model.single(n)).collect();
-    let mut count = vec![0usize; ni];
-    for g in &groups {
-        for i in g.images.ones() {
-            count[i] += 1;
-        }
-    }
-    let over = |count: &[usize]| -> Vec<bool> { count.iter().map(|&c| c > target).collect() };
-    let mut ov = over(&count);
-    if !ov.iter().any(|&o| o) {
-        return groups;
-    }
-    // Images with more classes than groups allowed cannot avoid merging across classes; in all
-    // others a layer stays identical in every image that holds it.
-    let mut classes_in: Vec<HashSet<u32>> = vec![HashSet::new(); ni];
-    for g in &groups {
-        for i in g.images.ones() {
-            classes_in[i].insert(g.parts[0].class);
-        }
-    }
-    let needs_cross: Vec<bool> = classes_in.iter().map(|c| c.len() > target).collect();
-    // A merge's score: its cost increase per over-budget image it relieves, doubled across
-    // classes. `None` when it relieves no over-budget image, or crosses classes needlessly.
-    let score = |a: &GroupState, b: &GroupState, merged: &GroupState, ov: &[bool]| -> Option<f64> {
-        let both = || a.images.ones().filter(|&i| b.images.get(i));
-        let relief = both().filter(|&i| ov[i]).count();
-        let same_class = a.parts.len() == 1 && b.parts.len() == 1 && a.parts[0].class == b.parts[0].class;
-        if relief == 0 || (!same_class && !both().any(|i| ov[i] && needs_cross[i])) {
-            return None;
-        }
-        let weight = if same_class { 1.0 } else { CROSS_CLASS_PENALTY };
-        Some(weight * (merged.cost - a.cost - b.cost) / relief as f64)
-    };
-    let cand = |groups: &[GroupState], a: usize, b: usize, ov: &[bool]| {
-        let (a, b) = (a.min(b), a.max(b));
-        score(&groups[a], &groups[b], &model.merged(&groups[a], &groups[b]), ov).map(|score| Cand { score, a, b })
-    };
-    // Live groups ordered by change probability (non-negative floats order as their bits).
-    let mut alive: std::collections::BTreeSet<(u64, usize)> = (0..groups.len()).map(|g| (groups[g].prob.to_bits(), g)).collect();
+/// How a merge applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Everywhere: the two become one group of the file.
+    Global,
+    /// Only in the over-budget images that hold both: an entry of the file's `merges`.
+    Local,
+}
 
-    // Initial candidates: pairs sharing an over-budget image; all of them while an image has
-    // few groups, else each group with its NEIGHBOURS nearest in change probability.
-    let mut heap = BinaryHeap::new();
-    let mut seen: HashSet<(usize, usize)> = HashSet::new();
-    for i in (0..ni).filter(|&i| ov[i]) {
-        let here: Vec<usize> = alive.iter().map(|&(_, g)| g).filter(|&g| groups[g].images.get(i)).collect();
-        let window = if here.len() <= EXACT { here.len() } else { NEIGHBOURS };
-        let cands: Vec<Cand> = (0..here.len())
-            .into_par_iter()
-            .flat_map_iter(|k| {
-                let (groups, ov, here) = (&groups, &ov, &here);
-                here[k + 1..(k + 1 + window).min(here.len())].iter().filter_map(move |&b| cand(groups, here[k], b, ov))
+/// The greedy's state: live groups as each image sees them, the file's groups, the plan.
+struct Greedy<'m, 'a> {
+    model: &'m Model<'a>,
+    states: Vec<GroupState>,
+    /// The file's groups, as made by global merges; `None` once merged into a larger one.
+    units: Vec<Option<GroupState>>,
+    /// The coarsening plan: pairs of unit ids, in the order they were chosen.
+    merges: Vec<(usize, usize)>,
+    /// Live groups per image.
+    count: Vec<usize>,
+}
+
+impl<'m, 'a> Greedy<'m, 'a> {
+    /// One pristine group per unit (each a list of names).
+    fn new(model: &'m Model<'a>, units: &[Vec<u32>]) -> Self {
+        let ni = model.stats.image_names.len();
+        let mut states = vec![];
+        for (u, members) in units.iter().enumerate() {
+            let mut s = model.group(members);
+            s.unit = Some(u);
+            s.units = vec![u];
+            states.push(s);
+        }
+        let mut count = vec![0usize; ni];
+        for s in &states {
+            for i in s.images.ones() {
+                count[i] += 1;
+            }
+        }
+        let units = states.iter().cloned().map(Some).collect();
+        Greedy { model, states, units, merges: vec![], count }
+    }
+
+    fn cost(&self) -> f64 {
+        self.states.iter().filter(|s| s.alive).map(|s| s.cost).sum()
+    }
+
+    /// Merges until every image holds at most `target` groups. A merge of two pristine groups
+    /// may be global or local, whichever the model finds cheaper; any other merge is local.
+    fn run(&mut self, target: usize) {
+        let model = self.model;
+        let ni = self.count.len();
+        let over = |count: &[usize]| -> Vec<bool> { count.iter().map(|&c| c > target).collect() };
+        let mut ov = over(&self.count);
+        if !ov.iter().any(|&o| o) {
+            return;
+        }
+        // Images with more classes than groups allowed cannot avoid merging across classes; in
+        // all others a layer stays identical in every image that holds it.
+        let mut classes_in: Vec<HashSet<u32>> = vec![HashSet::new(); ni];
+        for s in self.states.iter().filter(|s| s.alive) {
+            for i in s.images.ones() {
+                classes_in[i].extend(s.parts.iter().map(|p| p.class));
+            }
+        }
+        let needs_cross: Vec<bool> = classes_in.iter().map(|c| c.len() > target).collect();
+        let cand = |states: &[GroupState], a: usize, b: usize, ov: &[bool]| {
+            let (a, b) = (a.min(b), a.max(b));
+            plan(model, &states[a], &states[b], ov, &needs_cross).map(|(score, _)| Cand { score, a, b })
+        };
+        // Live groups ordered by change probability (non-negative floats order as their bits).
+        let mut alive: std::collections::BTreeSet<(u64, usize)> =
+            (0..self.states.len()).filter(|&g| self.states[g].alive).map(|g| (self.states[g].prob.to_bits(), g)).collect();
+
+        // Initial candidates: pairs sharing an over-budget image; all of them while an image has
+        // few groups, else each group with its NEIGHBOURS nearest in change probability.
+        let mut heap = BinaryHeap::new();
+        let mut seen: HashSet<(usize, usize)> = HashSet::new();
+        for i in (0..ni).filter(|&i| ov[i]) {
+            let here: Vec<usize> = alive.iter().map(|&(_, g)| g).filter(|&g| self.states[g].images.get(i)).collect();
+            let window = if here.len() <= EXACT { here.len() } else { NEIGHBOURS };
+            let states = &self.states;
+            let cands: Vec<Cand> = (0..here.len())
+                .into_par_iter()
+                .flat_map_iter(|k| {
+                    let (ov, here) = (&ov, &here);
+                    here[k + 1..(k + 1 + window).min(here.len())].iter().filter_map(move |&b| cand(states, here[k], b, ov))
+                })
+                .collect();
+            for c in cands {
+                if seen.insert((c.a, c.b)) {
+                    heap.push(c);
+                }
+            }
+        }
+
+        while let Some(c) = heap.pop() {
+            if !ov.iter().any(|&o| o) {
+                break;
+            }
+            if !self.states[c.a].alive || !self.states[c.b].alive {
+                continue;
+            }
+            let Some((now, mode)) = plan(model, &self.states[c.a], &self.states[c.b], &ov, &needs_cross) else { continue };
+            if now.total_cmp(&c.score) == Ordering::Greater {
+                heap.push(Cand { score: now, ..c }); // stale: fewer images relieved now
+                continue;
+            }
+            for g in [c.a, c.b] {
+                alive.remove(&(self.states[g].prob.to_bits(), g));
+            }
+            let fresh = match mode {
+                Mode::Global => vec![self.global(c.a, c.b)],
+                Mode::Local => {
+                    let (x, y) = (self.states[c.a].units[0], self.states[c.b].units[0]);
+                    self.merges.push((x, y));
+                    self.replay(x, y, target)
+                }
+            };
+            for &g in &fresh {
+                alive.insert((self.states[g].prob.to_bits(), g));
+            }
+            ov = over(&self.count);
+            for new in fresh {
+                let key = (self.states[new].prob.to_bits(), new);
+                let states = &self.states;
+                let shares = |g: usize| g != new && states[new].images.ones().any(|i| ov[i] && states[g].images.get(i));
+                let crowd: usize = states[new].images.ones().filter(|&i| ov[i]).map(|i| self.count[i]).sum();
+                let others: Vec<usize> = if crowd <= EXACT {
+                    alive.iter().map(|&(_, g)| g).filter(|&g| shares(g)).collect()
+                } else {
+                    // The 2·NEIGHBOURS nearest in change probability, walking outwards.
+                    let p = states[new].prob;
+                    let mut below = alive.range(..key).rev().map(|&(_, g)| g).filter(|&g| shares(g)).peekable();
+                    let mut above = alive.range((key.0, key.1 + 1)..).map(|&(_, g)| g).filter(|&g| shares(g)).peekable();
+                    let mut near = vec![];
+                    while near.len() < 2 * NEIGHBOURS {
+                        let next = match (below.peek(), above.peek()) {
+                            (Some(&l), Some(&h)) if p - states[l].prob <= states[h].prob - p => below.next(),
+                            (_, Some(_)) => above.next(),
+                            (Some(_), None) => below.next(),
+                            (None, None) => break,
+                        };
+                        near.extend(next);
+                    }
+                    near
+                };
+                let fresh: Vec<Cand> = others.par_iter().filter_map(|&g| cand(states, g, new, &ov)).collect();
+                heap.extend(fresh);
+            }
+        }
+    }
+
+    /// Joins two pristine groups everywhere; returns the new state.
+    fn global(&mut self, a: usize, b: usize) -> usize {
+        let mut m = self.model.merged(&self.states[a], &self.states[b]);
+        for i in self.states[a].images.ones().filter(|&i| self.states[b].images.get(i)) {
+            self.count[i] -= 1;
+        }
+        let u = self.units.len();
+        for g in [a, b] {
+            self.states[g].alive = false;
+            self.units[self.states[g].unit.expect("global merges join pristine groups")] = None;
+        }
+        m.unit = Some(u);
+        m.units = vec![u];
+        self.units.push(Some(m.clone()));
+        self.states.push(m);
+        self.states.len() - 1
+    }
+
+    /// Joins two groups in the images `n` only (a plan entry); returns the new states: the
+    /// joined group in `n`, and what is left of each outside `n`.
+    fn local(&mut self, a: usize, b: usize, n: &Bits) -> Vec<usize> {
+        let model = self.model;
+        let (ga, gb) = (&self.states[a], &self.states[b]);
+        let mut joined = model.with_images(&model.merged(ga, gb), n.clone());
+        joined.unit = None;
+        let rest: Vec<GroupState> = [ga, gb]
+            .into_iter()
+            .filter_map(|g| {
+                let outside = g.images.minus(n);
+                (outside.count() > 0).then(|| {
+                    let mut s = model.with_images(g, outside);
+                    s.unit = None;
+                    s
+                })
             })
             .collect();
-        for c in cands {
-            if seen.insert((c.a, c.b)) {
-                heap.push(c);
-            }
+        for i in n.ones() {
+            self.count[i] -= 1;
         }
+        self.states[a].alive = false;
+        self.states[b].alive = false;
+        let first = self.states.len();
+        self.states.push(joined);
+        self.states.extend(rest);
+        (first..self.states.len()).collect()
     }
 
-    while let Some(c) = heap.pop() {
-        if !ov.iter().any(|&o| o) {
-            break;
-        }
-        if !groups[c.a].alive || !groups[c.b].alive {
-            continue;
-        }
-        let merged = model.merged(&groups[c.a], &groups[c.b]);
-        let Some(now) = score(&groups[c.a], &groups[c.b], &merged, &ov) else { continue };
-        if now.total_cmp(&c.score) == Ordering::Greater {
-            heap.push(Cand { score: now, ..c }); // stale: fewer images relieved now
-            continue;
-        }
-        for i in groups[c.a].images.ones().filter(|&i| groups[c.b].images.get(i)) {
-            count[i] -= 1;
-        }
-        for g in [c.a, c.b] {
-            groups[g].alive = false;
-            alive.remove(&(groups[g].prob.to_bits(), g));
-        }
-        groups.push(merged);
-        let new = groups.len() - 1;
-        let key = (groups[new].prob.to_bits(), new);
-        alive.insert(key);
-        ov = over(&count);
-        let shares = |g: usize| g != new && groups[new].images.ones().any(|i| ov[i] && groups[g].images.get(i));
-        let crowd: usize = groups[new].images.ones().filter(|&i| ov[i]).map(|i| count[i]).sum();
-        let others: Vec<usize> = if crowd <= EXACT {
-            alive.iter().map(|&(_, g)| g).filter(|&g| shares(g)).collect()
-        } else {
-            // The 2·NEIGHBOURS nearest in change probability, walking outwards from the new group.
-            let p = groups[new].prob;
-            let mut below = alive.range(..key).rev().map(|&(_, g)| g).filter(|&g| shares(g)).peekable();
-            let mut above = alive.range((key.0, key.1 + 1)..).map(|&(_, g)| g).filter(|&g| shares(g)).peekable();
-            let mut near = vec![];
-            while near.len() < 2 * NEIGHBOURS {
-                let next = match (below.peek(), above.peek()) {
-                    (Some(&l), Some(&h)) if p - groups[l].prob <= groups[h].prob - p => below.next(),
-                    (_, Some(_)) => above.next(),
-                    (Some(_), None) => below.next(),
-                    (None, None) => break,
-                };
-                near.extend(next);
+    /// Replays a plan entry the way the layerer does: in every over-budget image holding both
+    /// units in different groups, those two groups are joined. Returns the new states.
+    fn replay(&mut self, x: usize, y: usize, target: usize) -> Vec<usize> {
+        let ni = self.count.len();
+        let holder = |states: &[GroupState], i: usize, u: usize| states.iter().position(|s| s.alive && s.images.get(i) && s.units.contains(&u));
+        let mut fresh = vec![];
+        loop {
+            let pair = (0..ni).filter(|&i| self.count[i] > target).find_map(|i| {
+                let (sx, sy) = (holder(&self.states, i, x)?, holder(&self.states, i, y)?);
+                (sx != sy).then_some((sx, sy))
+            });
+            let Some((sx, sy)) = pair else { break };
+            let mut n = Bits::new(ni);
+            for i in (0..ni).filter(|&i| self.count[i] > target && self.states[sx].images.get(i) && self.states[sy].images.get(i)) {
+                n.set(i);
             }
-            near
-        };
-        let fresh: Vec<Cand> = others.par_iter().filter_map(|&g| cand(&groups, g, new, &ov)).collect();
-        heap.extend(fresh);
+            fresh.retain(|&f| f != sx && f != sy);
+            fresh.extend(self.local(sx, sy, &n));
+        }
+        fresh
     }
-    groups.into_iter().filter(|g| g.alive).collect()
+}
+
+/// The images over budget that hold both groups.
+fn relief_images(a: &GroupState, b: &GroupState, ov: &[bool]) -> Bits {
+    let mut n = Bits::new(ov.len());
+    for i in a.images.ones().filter(|&i| b.images.get(i) && ov[i]) {
+        n.set(i);
+    }
+    n
+}
+
+/// The score of merging `a` and `b` (cost increase per over-budget image relieved, doubled
+/// across classes) and how: globally when both are pristine and that is no dearer than joining
+/// them only where the budget requires, which keeps the finer groups (and their update bytes)
+/// in the images that have room at the price of one more registry layer. `None` when the
+/// merge relieves no over-budget image, or crosses classes needlessly.
+fn plan(model: &Model<'_>, a: &GroupState, b: &GroupState, ov: &[bool], needs_cross: &[bool]) -> Option<(f64, Mode)> {
+    let n = relief_images(a, b, ov);
+    let relief = n.count();
+    let same_class = a.parts.len() == 1 && b.parts.len() == 1 && a.parts[0].class == b.parts[0].class;
+    if relief == 0 || (!same_class && !n.ones().any(|i| needs_cross[i])) {
+        return None;
+    }
+    let weight = if same_class { 1.0 } else { CROSS_CLASS_PENALTY };
+    let merged = model.merged(a, b);
+    let both = a.images.ones().filter(|&i| b.images.get(i)).count();
+    let global_ok = a.unit.is_some() && b.unit.is_some();
+    let global = global_ok.then_some(merged.cost - a.cost - b.cost);
+    let local = (!global_ok || relief < both).then(|| {
+        let rest = |g: &GroupState| {
+            let outside = g.images.minus(&n);
+            if outside.count() == 0 {
+                0.0
+            } else {
+                model.with_images(g, outside).cost
+            }
+        };
+        model.with_images(&merged, n.clone()).cost + rest(a) + rest(b) - a.cost - b.cost
+    });
+    let (delta, mode) = match (global, local) {
+        (Some(g), Some(l)) if l < g => (l, Mode::Local),
+        (Some(g), _) => (g, Mode::Global),
+        (None, Some(l)) => (l, Mode::Local),
+        (None, None) => unreachable!("a merge is global or local"),
+    };
+    Some((weight * delta / relief as f64, mode))
+}
+
+/// The file's groups and plan from the greedy, for `target` groups per image. Returns the
+/// groups (as states), the plan as index pairs into them, and the greedy's expected cost per
+/// transition.
+fn group_names(model: &Model<'_>, names: &[u32], target: usize) -> (Vec<GroupState>, Vec<(usize, usize)>, f64) {
+    let singles: Vec<Vec<u32>> = names.iter().map(|&n| vec![n]).collect();
+    let mut g = Greedy::new(model, &singles);
+    g.run(target);
+    let cost = g.cost();
+    let mut index = vec![usize::MAX; g.units.len()];
+    let mut groups = vec![];
+    for (u, s) in g.units.into_iter().enumerate() {
+        if let Some(s) = s {
+            index[u] = groups.len();
+            groups.push(s);
+        }
+    }
+    let merges = g.merges.iter().map(|&(x, y)| (index[x], index[y])).collect();
+    (groups, merges, cost)
+}
+
+/// Expected cost per transition of groups plus a plan, replayed as the layerer would apply it
+/// with `target` groups per image.
+fn plan_cost(model: &Model<'_>, groups: &[Vec<u32>], merges: &[(usize, usize)], target: usize) -> f64 {
+    let mut g = Greedy::new(model, groups);
+    for &(x, y) in merges {
+        g.replay(x, y, target);
+    }
+    g.cost()
 }
 
 fn build_model<'a>(stats: &'a NameStats, names: &[u32]) -> Model<'a> {
@@ -573,24 +804,54 @@ fn build_model<'a>(stats: &'a NameStats, names: &[u32]) -> Model<'a> {
         });
         class_of[n as usize] = c;
     }
-    let weight = stats.source_rate.iter().map(|q| -(1.0 - q).ln()).collect();
+    let raw: Vec<f64> = stats.source_rate.iter().map(|q| -(1.0 - q).ln()).collect();
+    let beta = calibration(stats, names, &raw);
+    tracing::info!("change model calibrated to the training history: hazard scale {beta:.3}");
+    let weight = raw.iter().map(|w| w * beta).collect();
     Model { stats, weight, class_of, class_images }
 }
 
-/// Expected cost of a partition of `names` (each inner list one group).
-fn partition_cost(model: &Model<'_>, groups: &[Vec<u32>]) -> f64 {
-    groups
+/// The hazard scale `β` that makes the independence model agree with the training history.
+///
+/// Summing every closure source's rate overstates how often a name with a deep closure
+/// changes: bumps cluster (one upload rebuilds many packages at once) and the prior gives every
+/// source that never bumped a small rate, which adds up over hundreds of sources. So each
+/// name's hazard `L = Σ −ln(1 − q_s)` is scaled by one `β`, fitted by maximum likelihood to the
+/// training transitions: a name present at both ends of `E` transitions that changed at `k` of
+/// them contributes `k·ln(1 − e^{−βL}) − (E − k)·βL`. The log-likelihood is concave in `β`, so
+/// its derivative is bisected (on a log scale, within `[1e-3, 1e3]`).
+fn calibration(stats: &NameStats, names: &[u32], raw: &[f64]) -> f64 {
+    let obs: Vec<(f64, f64, f64)> = names
         .iter()
-        .map(|g| {
-            let mut it = g.iter();
-            let Some(&first) = it.next() else { return 0.0 };
-            let mut s = model.single(first);
-            for &n in it {
-                s = model.merged(&s, &model.single(n));
-            }
-            s.cost
+        .map(|&n| {
+            let n = n as usize;
+            let sizes = &stats.size_over_time[n];
+            let exposed = (0..stats.transitions).filter(|&t| sizes[t] > 0 && sizes[t + 1] > 0).count();
+            let changed = (0..stats.transitions).filter(|&t| sizes[t] > 0 && sizes[t + 1] > 0 && stats.changed[t].get(n)).count();
+            let hazard: f64 = stats.closure[n].ones().map(|s| raw[s]).sum();
+            (hazard, changed as f64, (exposed - changed) as f64)
         })
-        .sum()
+        .filter(|&(hazard, ..)| hazard > 0.0)
+        .collect();
+    // d/dβ of the log-likelihood; decreasing in β.
+    let slope = |beta: f64| -> f64 {
+        obs.iter()
+            .map(|&(l, k, stay)| {
+                let e = (-beta * l).exp();
+                k * l * e / (1.0 - e).max(f64::MIN_POSITIVE) - stay * l
+            })
+            .sum()
+    };
+    let (mut lo, mut hi) = (1e-3f64.ln(), 1e3f64.ln());
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if slope(mid.exp()) > 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (0.5 * (lo + hi)).exp()
 }
 
 /// Learns the hint file.
@@ -602,7 +863,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     let stats = NameStats::build(h, opts.first, opts.last)?;
     tracing::info!("name statistics: {} names, {:.1} s", stats.labels.len(), t0.elapsed().as_secs_f64());
     let store_layers = (opts.max_layers - opts.reserve) as usize;
-    let target = store_layers - layering_core::hinted::fallback_reserve(store_layers).min(store_layers - 1);
+    let target = store_layers;
 
     // Names at the last revision, less those a placing pin owns.
     let pins = previous.map(|p| p.pins.clone()).unwrap_or_default();
@@ -617,27 +878,33 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     }
     let model = build_model(&stats, &names);
     let t1 = std::time::Instant::now();
-    let mut groups = group_names(&model, &names, target);
-    tracing::info!("grouping: {} classes -> {} groups, {:.1} s", model.class_images.len(), groups.len(), t1.elapsed().as_secs_f64());
+    let (groups, plan, greedy_cost) = group_names(&model, &names, target);
+    tracing::info!(
+        "grouping: {} classes -> {} groups and {} plan entries, {:.1} s",
+        model.class_images.len(),
+        groups.len(),
+        plan.len(),
+        t1.elapsed().as_secs_f64()
+    );
 
     // Bottom-up: least likely to change first, then larger first, then by id.
-    let mut keyed: Vec<(f64, u64, String, GroupState)> = groups
-        .drain(..)
-        .map(|g| {
-            let size: u64 = g.members.iter().map(|&m| stats.size[m as usize]).sum();
-            let id = group_id(&stats, &g.members);
-            (g.prob, size, id, g)
-        })
+    let mut order: Vec<(f64, u64, String, usize)> = groups
+        .iter()
+        .enumerate()
+        .map(|(k, g)| (g.prob, g.members.iter().map(|&m| stats.size[m as usize]).sum(), group_id(&stats, &g.members), k))
         .collect();
-    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-    let new_groups: Vec<Group> = keyed.iter().map(|(_, _, id, g)| to_group(&stats, id, &g.members)).collect();
-    let new_cost: f64 = keyed.iter().map(|k| k.3.cost).sum();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    let new_groups: Vec<Group> = order.iter().map(|(_, _, id, k)| to_group(&stats, id, &groups[*k].members)).collect();
+    let new_merges: Vec<[String; 2]> = plan.iter().map(|&(x, y)| [group_id(&stats, &groups[x].members), group_id(&stats, &groups[y].members)]).collect();
+    let member_lists: Vec<Vec<u32>> = groups.iter().map(|g| g.members.clone()).collect();
+    let new_cost = plan_cost(&model, &member_lists, &plan, target);
+    tracing::info!("expected cost: greedy {greedy_cost:.0}, replayed plan {new_cost:.0}");
 
     let mut report = String::new();
     let classes = model.class_images.len();
     let _ = writeln!(
         report,
-        "learned from {} images, revisions {}..{} ({} transitions): {} names in {} image-set classes -> {} groups (at most {target} per image, {} store layers)",
+        "learned from {} images, revisions {}..{} ({} transitions): {} names in {} image-set classes -> {} groups and {} plan entries (at most {target} per image, {} store layers)",
         h.images.len(),
         opts.first,
         opts.last,
@@ -645,10 +912,11 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
         names.len(),
         classes,
         new_groups.len(),
+        new_merges.len(),
         store_layers
     );
 
-    let mut groups_out = new_groups.clone();
+    let (mut groups_out, mut merges_out) = (new_groups.clone(), new_merges);
     if let Some(prev) = previous.filter(|p| !p.groups.is_empty() && p.budget == BudgetHeader { max_layers: opts.max_layers, reserve: opts.reserve }) {
         let matcher = Matcher::new(prev);
         let mut by_prev: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
@@ -659,8 +927,15 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
                 None => loose.push(vec![n]),
             }
         }
+        let position: HashMap<usize, usize> = by_prev.keys().enumerate().map(|(k, &g)| (g, k)).collect();
+        let id_index: HashMap<&str, usize> = prev.groups.iter().enumerate().map(|(g, grp)| (grp.id.as_str(), g)).collect();
+        let prev_plan: Vec<(usize, usize)> = prev
+            .merges
+            .iter()
+            .filter_map(|[a, b]| Some((*position.get(id_index.get(a.as_str())?)?, *position.get(id_index.get(b.as_str())?)?)))
+            .collect();
         let prev_groups: Vec<Vec<u32>> = by_prev.into_values().chain(loose).collect();
-        let prev_cost = partition_cost(&model, &prev_groups);
+        let prev_cost = plan_cost(&model, &prev_groups, &prev_plan, target);
         let saving = prev_cost - new_cost;
         let prev_sets: HashSet<Vec<String>> = prev.groups.iter().map(|g| sorted(&g.members)).collect();
         let regroup_bytes: u64 = new_groups
@@ -679,6 +954,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
         if saving <= opts.min_gain * prev_cost {
             let _ = writeln!(report, "kept the previous groups (saving below --min-gain {})", opts.min_gain);
             groups_out = prev.groups.clone();
+            merges_out = prev.merges.clone();
             refresh_stats(&stats, &mut groups_out);
         } else {
             let _ = writeln!(report, "regrouped (saving above --min-gain {})", opts.min_gain);
@@ -698,6 +974,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
             db_summary: opts.db_summary.clone(),
         },
         groups: groups_out,
+        merges: merges_out,
         pins,
     };
     debug_assert!(file.validate().is_ok());

@@ -39,10 +39,10 @@ fn fmt_validate_schema() {
     assert!(std::fs::read_to_string(&f).unwrap().contains("zzz-added"));
 
     // Errors name the file, line and column, and exit 2.
-    std::fs::write(&f, "version: 2\nbudget: {max_layers: 10, reserve: 1}\n").unwrap();
+    std::fs::write(&f, "version: 3\nbudget: {max_layers: 10, reserve: 1}\n").unwrap();
     let o = hints(&["validate", fs], tmp.path());
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains(&format!("{fs}: line 1, column 10: this file is version 2; this hints understands up to 1")), "{}", text(&o));
+    assert!(text(&o).contains(&format!("{fs}: line 1, column 10: this file is version 3; this hints understands up to 2")), "{}", text(&o));
 
     let o = hints(&["schema"], tmp.path());
     let schema: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -7,7 +7,7 @@ use hints_analyzer::mine::{emit, EmitOptions};
 use hints_analyzer::store::{Revision, Store};
 use hints_format::store_path::nixbase32_encode;
 use hints_format::{HintFile, StorePath};
-use layering_core::{Closure, PathInfo};
+use layering_core::{layer, Budget, Closure, PathInfo, Strategy};
 use sha2::{Digest, Sha256};
 
 /// A package: size, dependencies, the images holding it, and the transitions it bumps at.
@@ -67,6 +67,26 @@ fn learn(h: &History, max_layers: u32) -> HintFile {
     emit(h, &opts, None).unwrap().file
 }
 
+/// The layers, as package names, that the file gives `image` at the last revision, with
+/// `unseen` new packages (names the history never saw) added to its closure.
+fn layers(h: &History, f: &HintFile, image: &str, unseen: usize) -> Vec<Vec<String>> {
+    let i = h.images.iter().position(|x| x == image).unwrap();
+    let c = h.closure(i, h.revisions.len() - 1).unwrap();
+    let mut infos: Vec<PathInfo> = (0..c.len()).map(|k| c.info(k).clone()).collect();
+    for k in 0..unseen {
+        let path = format!("/nix/store/{}-unseen{k}-1.0", nixbase32_encode(&Sha256::digest(format!("u{k}"))[..20]));
+        infos.push(PathInfo { path: StorePath::parse(&path).unwrap(), nar_size: 5_000_000, nar_hash: None, closure_size: None, references: vec![] });
+    }
+    let budget = Budget::new(f.budget.max_layers as usize, f.budget.reserve as usize).unwrap();
+    let layers = layer(&Closure::new(infos).unwrap(), budget, Strategy::Hints(f)).unwrap();
+    assert!(layers.len() <= budget.store_layers());
+    layers.iter().map(|l| l.paths.iter().map(|p| p.name().rsplit_once('-').unwrap().0.to_string()).collect()).collect()
+}
+
+fn holding<'a>(layers: &'a [Vec<String>], name: &str) -> &'a [String] {
+    layers.iter().find(|l| l.iter().any(|n| n == name)).unwrap_or_else(|| panic!("{name} in no layer"))
+}
+
 fn group_of<'a>(f: &'a HintFile, member: &str) -> &'a str {
     &f.groups.iter().find(|g| g.members.iter().any(|m| m == member)).unwrap_or_else(|| panic!("{member} in no group")).id
 }
@@ -89,14 +109,25 @@ fn toolchain() -> [Pkg; 5] {
 fn names_that_change_together_share_a_layer_and_a_large_stable_path_stays_alone() {
     let pkgs = toolchain();
     let (_t, h) = world(&pkgs, 7, ONE);
-    // 5 store layers minus 1 of headroom: 3 groups for 5 names.
+    // 4 store layers for 5 names: 4 groups, and a plan entry that frees one layer (the
+    // headroom) for names the history never saw.
     let f = learn(&h, 5);
-    assert_eq!(f.groups.len(), 3, "{}", f.to_canonical_string());
-    assert_eq!(group_of(&f, "libgcc"), group_of(&f, "libstdcxx"), "{}", f.to_canonical_string());
+    let text = f.to_canonical_string();
+    assert_eq!(f.groups.len(), 4, "{text}");
+    assert_eq!(f.merges.len(), 1, "{text}");
+    assert_eq!(group_of(&f, "libgcc"), group_of(&f, "libstdcxx"), "{text}");
     let base = f.groups.iter().find(|g| g.members.contains(&"base".to_string())).unwrap();
-    assert_eq!(base.members, ["base"], "{}", f.to_canonical_string());
+    assert_eq!(base.members, ["base"], "{text}");
     // Stable at the bottom, volatile on top.
     assert_eq!(f.groups[0].id, "base");
+    // The image as learned uses every layer; with an unseen package it applies the plan.
+    for unseen in [0, 1] {
+        let l = layers(&h, &f, "app", unseen);
+        assert_eq!(l.len(), 4, "{l:?}");
+        assert_eq!(holding(&l, "base"), ["base"], "{l:?}");
+        assert!(holding(&l, "libgcc").contains(&"libstdcxx".to_string()), "{l:?}");
+    }
+    assert_eq!(holding(&layers(&h, &f, "app", 1), "unseen0"), ["unseen0"]);
 }
 
 #[test]
@@ -108,10 +139,15 @@ fn a_small_volatile_leaf_stays_out_of_big_stable_layers() {
         pkg("helper", 1_000_000, ONE, &[3]),
     ];
     let (_t, h) = world(&pkgs, 7, ONE);
-    let f = learn(&h, 4); // 3 store layers, 2 groups
-    assert_eq!(f.groups.len(), 2);
+    let f = learn(&h, 4); // 3 store layers: 3 groups, then 2 when a new name needs a layer
+    assert_eq!(f.groups.len(), 3);
     assert_ne!(group_of(&f, "config"), group_of(&f, "bigdata"), "{}", f.to_canonical_string());
     assert_ne!(group_of(&f, "config"), group_of(&f, "bigfont"), "{}", f.to_canonical_string());
+    for unseen in [0, 1] {
+        let l = layers(&h, &f, "app", unseen);
+        let with = holding(&l, "config");
+        assert!(!with.contains(&"bigdata".to_string()) && !with.contains(&"bigfont".to_string()), "{l:?}");
+    }
 }
 
 #[test]
@@ -127,12 +163,21 @@ fn a_path_shared_by_three_images_never_shares_a_layer_with_one_only_one_has() {
         pkg("xdata", 7_000_000, X, &[]),
     ];
     let (_t, h) = world(&pkgs, 7, ALL);
-    let f = learn(&h, 5); // 3 groups per image; x has 6 names
+    let f = learn(&h, 5); // 4 store layers; x has 6 names
     let shared = ["libc", "zlib", "ssl"];
     let only_x = ["xapp", "xplugin", "xdata"];
     for s in shared {
         for o in only_x {
             assert_ne!(group_of(&f, s), group_of(&f, o), "{s} with {o}:\n{}", f.to_canonical_string());
+        }
+    }
+    // Nor do the layers of x, as learned or with a new name that takes a layer.
+    for unseen in [0, 1] {
+        let l = layers(&h, &f, "x", unseen);
+        for s in shared {
+            for o in only_x {
+                assert!(!holding(&l, s).contains(&o.to_string()), "{s} with {o}: {l:?}");
+            }
         }
     }
 }
@@ -160,6 +205,8 @@ fn hysteresis_keeps_groups_unless_regrouping_pays() {
     let (_t, h) = world(&pkgs, 7, ONE);
     let mut previous = learn(&h, 5);
     // A hand-made, worse grouping: libgcc and libstdcxx apart, base with openssl.
+    previous.groups.truncate(3);
+    previous.merges.clear();
     previous.groups[0].members = vec!["base".into(), "openssl".into()];
     previous.groups[1].members = vec!["libgcc".into(), "tzdata".into()];
     previous.groups[2].members = vec!["libstdcxx".into()];
@@ -173,4 +220,33 @@ fn hysteresis_keeps_groups_unless_regrouping_pays() {
     assert!(regrouped.report.contains("regrouped") && regrouped.report.contains("bytes once"), "{}", regrouped.report);
     assert_eq!(group_of(&regrouped.file, "libgcc"), group_of(&regrouped.file, "libstdcxx"));
     assert_eq!(regrouped.file.pins, previous.pins, "pins survive verbatim");
+}
+
+#[test]
+fn a_merge_only_a_big_image_needs_is_planned_not_imposed_on_small_images() {
+    const ALL: &[&str] = &["s1", "s2", "s3", "s4", "s5", "big"];
+    const BIG: &[&str] = &["big"];
+    let pkgs = [
+        pkg("liba", 1_000_000, ALL, &[1, 3, 5]),
+        pkg("libb", 1_000_000, ALL, &[2, 4, 6]),
+        pkg("xlarge", 50_000_000, BIG, &[1, 3, 5]),
+        pkg("ylarge", 50_000_000, BIG, &[2, 4, 6]),
+        pkg("zlarge", 50_000_000, BIG, &[1, 2]),
+    ];
+    let (_t, h) = world(&pkgs, 7, ALL);
+    // 4 store layers: `big` has 5 names and must lose one layer. Joining liba and libb is
+    // cheapest for it, but every small image would pay for it too.
+    let f = learn(&h, 5);
+    let text = f.to_canonical_string();
+    assert_ne!(group_of(&f, "liba"), group_of(&f, "libb"), "{text}");
+    let (a, b) = (group_of(&f, "liba").to_string(), group_of(&f, "libb").to_string());
+    assert!(f.merges.iter().any(|m| (m[0] == a && m[1] == b) || (m[0] == b && m[1] == a)), "{text}");
+    let big = layers(&h, &f, "big", 0);
+    assert_eq!(big.len(), 4, "{big:?}");
+    assert!(holding(&big, "liba").contains(&"libb".to_string()), "{big:?}");
+    for big_one in ["xlarge", "ylarge", "zlarge"] {
+        assert_eq!(holding(&big, big_one), [big_one], "{big:?}");
+    }
+    let small = layers(&h, &f, "s1", 0);
+    assert_eq!(small, [vec!["liba".to_string()], vec!["libb".to_string()]], "{text}");
 }

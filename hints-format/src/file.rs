@@ -1,7 +1,7 @@
-//! The hint file (schema version 1): types, strict parsing, validation and the canonical writer.
+//! The hint file (schema version 2): types, strict parsing, validation and the canonical writer.
 //!
 //! ```yaml
-//! version: 1
+//! version: 2
 //! budget: {max_layers: 100, reserve: 1}
 //! learned_from:
 //!   images: [api, worker]
@@ -11,6 +11,10 @@
 //!   - id: glibc
 //!     members: [glibc, "gcc:lib"]
 //!     stats: {size: 31457280, change_rate: 0.083, images: 18}
+//!   - id: openssl
+//!     members: [openssl, "openssl:bin"]
+//! merges:                     # optional coarsening plan, applied in order only as far as
+//!   - [glibc, openssl]        # an image's budget requires
 //! pins:                       # hand-written, kept verbatim by `hints emit`
 //!   - id: python-own
 //!     rule: own-layer
@@ -25,6 +29,9 @@
 //! The writer does not go through serde: it emits a fixed layout (key order, indentation, one
 //! member per line, members sorted, groups in layer order) so that the same hint set always gives
 //! the same bytes and a change to one group is a diff of a few lines.
+//!
+//! Versions: 1 has no `merges`; 2 adds them. Files of either version are read, and written
+//! back with the version they carry.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -36,13 +43,13 @@ use crate::locate::{Locator, Seg};
 use crate::pattern::MemberPattern;
 
 /// The newest schema version this library reads and writes.
-pub const CURRENT_VERSION: u32 = 1;
+pub const CURRENT_VERSION: u32 = 2;
 
 /// A parsed, validated hint file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HintFile {
-    /// Schema version; this library understands up to 1.
+    /// Schema version; this library understands up to 2.
     pub version: u32,
     /// The layer budget the groups were computed for.
     pub budget: BudgetHeader,
@@ -52,6 +59,12 @@ pub struct HintFile {
     /// Groups, bottom layer first. Each group becomes one layer.
     #[serde(default)]
     pub groups: Vec<Group>,
+    /// The coarsening plan (version 2): pairs of group ids, cheapest first. An image with more
+    /// layers than its budget merges the layer holding the first group with the layer holding
+    /// the second, entry by entry, and stops as soon as it fits; an entry naming a group that
+    /// is absent from the image, or two groups already in one layer, is skipped.
+    #[serde(default)]
+    pub merges: Vec<[String; 2]>,
     /// Hand-written rules; regeneration keeps them verbatim.
     #[serde(default)]
     pub pins: Vec<Pin>,
@@ -181,12 +194,14 @@ pub enum ErrorKind {
     InvalidPattern,
     DuplicateMember,
     InvalidBudget,
+    /// A merge naming a group that does not exist (or the same group twice).
+    UnknownGroup,
 }
 
 impl HintFile {
     /// An empty file for a budget.
     pub fn new(budget: BudgetHeader) -> Self {
-        HintFile { version: CURRENT_VERSION, budget, learned_from: LearnedFrom::default(), groups: vec![], pins: vec![] }
+        HintFile { version: CURRENT_VERSION, budget, learned_from: LearnedFrom::default(), groups: vec![], merges: vec![], pins: vec![] }
     }
 
     /// Parses and validates YAML text.
@@ -215,7 +230,7 @@ impl HintFile {
     /// Checks what the types cannot. Errors carry the YAML path of the offending node.
     pub fn validate(&self) -> Result<(), UnlocatedError> {
         let err = |path: Vec<Seg>, kind, message: String| Err(UnlocatedError { path, kind, message });
-        if self.version != CURRENT_VERSION {
+        if self.version == 0 || self.version > CURRENT_VERSION {
             return err(
                 vec![Seg::key("version")],
                 ErrorKind::UnsupportedVersion,
@@ -272,6 +287,25 @@ impl HintFile {
                 }
             }
         }
+        let group_ids: BTreeMap<&str, ()> = self.groups.iter().map(|g| (g.id.as_str(), ())).collect();
+        for (i, pair) in self.merges.iter().enumerate() {
+            let at = |j: usize| vec![Seg::key("merges"), Seg::Index(i), Seg::Index(j)];
+            if self.version < 2 {
+                return err(
+                    vec![Seg::key("merges")],
+                    ErrorKind::UnsupportedVersion,
+                    "`merges` needs version 2; this file says version 1".into(),
+                );
+            }
+            for (j, id) in pair.iter().enumerate() {
+                if !group_ids.contains_key(id.as_str()) {
+                    return err(at(j), ErrorKind::UnknownGroup, format!("merge names `{id}`, which is not a group id"));
+                }
+            }
+            if pair[0] == pair[1] {
+                return err(at(1), ErrorKind::UnknownGroup, format!("merge names `{}` twice", pair[0]));
+            }
+        }
         Ok(())
     }
 
@@ -310,6 +344,12 @@ impl HintFile {
                 s.images
             );
         }
+        if !self.merges.is_empty() {
+            o.push_str("# Generated: where an image is over budget, merge these groups' layers, in order, until it fits.\nmerges:\n");
+            for [a, b] in &self.merges {
+                let _ = writeln!(o, "  - [{}, {}]", scalar(a), scalar(b));
+            }
+        }
         o.push_str("# Hand-edited: pins survive `hints emit` verbatim.\n");
         if self.pins.is_empty() {
             o.push_str("pins: []\n");
@@ -331,8 +371,8 @@ impl HintFile {
 }
 
 const HEADER_COMMENT: &str = "\
-# Layer hints for Nix-built container images (hints-format, schema version 1).
-# `hints emit` regenerates the header and `groups`; `pins` are hand-edited and kept verbatim.
+# Layer hints for Nix-built container images (hints-format).
+# `hints emit` regenerates the header, `groups` and `merges`; `pins` are hand-edited and kept verbatim.
 # Keep it canonical with `hints fmt`; check it with `hints validate`.
 ";
 
@@ -421,7 +461,7 @@ mod tests {
 
     fn sample() -> HintFile {
         HintFile {
-            version: 1,
+            version: 2,
             budget: BudgetHeader { max_layers: 100, reserve: 1 },
             learned_from: LearnedFrom {
                 images: vec!["api".into(), "worker".into()],
@@ -436,6 +476,7 @@ mod tests {
                 },
                 Group { id: "7zip".into(), members: vec!["7zip".into(), "yes".into(), "p*".into()], stats: GroupStats::default() },
             ],
+            merges: vec![["7zip".into(), "glibc".into()]],
             pins: vec![Pin { id: "base".into(), rule: PinRule::Bottom, members: vec!["glibc".into()] }],
         }
     }

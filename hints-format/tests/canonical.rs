@@ -14,6 +14,8 @@ fn golden_file_is_reproduced_byte_for_byte() {
     assert_eq!(file.groups.len(), 80);
     assert_eq!(file.groups.iter().map(|g| g.members.len()).sum::<usize>(), 1500);
     assert_eq!(file.pins.len(), 3);
+    assert_eq!(file.merges.len(), 20);
+    assert_eq!(file.merges[0], [file.groups[39].id.clone(), file.groups[38].id.clone()], "the plan keeps its order");
     let written = file.to_canonical_string();
     if written != text {
         let first = written.lines().zip(text.lines()).position(|(a, b)| a != b);
@@ -57,11 +59,14 @@ fn hint_file() -> impl Strategy<Value = HintFile> {
             g += 1;
         }
         let pins = vec![Pin { id: "pinned".into(), rule: PinRule::Bottom, members: vec![members[0].clone()] }];
+        // A plan joining every third group with its successor (file order is meaningful).
+        let merges = groups.chunks(3).filter(|c| c.len() > 1).map(|c| [c[1].id.clone(), c[0].id.clone()]).collect();
         HintFile {
-            version: 1,
+            version: 2,
             budget: BudgetHeader { max_layers: max + 1, reserve: max.min(1) },
             learned_from: LearnedFrom { images, revisions: RevisionRange { first: label.clone(), last: label, count: max }, db_summary: "sha256:00".into() },
             groups,
+            merges,
             pins,
         }
     })

@@ -39,7 +39,7 @@ fn not_yaml() {
 
 #[test]
 fn unsupported_version() {
-    check("version: 2\nbudget: {max_layers: 10, reserve: 1}\n", ErrorKind::UnsupportedVersion, 1, 10, &["this file is version 2; this hints understands up to 1"]);
+    check("version: 3\nbudget: {max_layers: 10, reserve: 1}\n", ErrorKind::UnsupportedVersion, 1, 10, &["this file is version 3; this hints understands up to 2"]);
     check("version: 0\nbudget: {max_layers: 10, reserve: 1}\n", ErrorKind::UnsupportedVersion, 1, 10, &["version 0"]);
 }
 
@@ -80,4 +80,18 @@ fn duplicate_members() {
     assert!(HintFile::parse(&ok).is_ok());
     let t = format!("{HEAD}pins:\n  - id: p\n    rule: own-layer\n    members: [glibc]\n  - id: q\n    rule: together\n    members: [glibc]\n");
     check(&t, ErrorKind::DuplicateMember, 11, 15, &["appears twice"]);
+}
+
+#[test]
+fn merges() {
+    let groups = "groups:\n  - id: a\n    members: [x]\n  - id: b\n    members: [y]\n";
+    let v2 = "version: 2\nbudget:\n  max_layers: 100\n  reserve: 1\n";
+    let ok = HintFile::parse(&format!("{v2}{groups}merges:\n  - [b, a]\n")).unwrap();
+    assert_eq!(ok.merges, vec![["b".to_string(), "a".to_string()]]);
+    // A version-1 file has no plan; version 1 files without one still parse.
+    check(&format!("{HEAD}{groups}merges:\n  - [b, a]\n"), ErrorKind::UnsupportedVersion, 11, 3, &["`merges` needs version 2"]);
+    assert!(HintFile::parse(&format!("{HEAD}{groups}")).is_ok());
+    check(&format!("{v2}{groups}merges:\n  - [a, b]\n  - [b, zz]\n"), ErrorKind::UnknownGroup, 12, 9, &["`zz`", "not a group id"]);
+    check(&format!("{v2}{groups}merges:\n  - [a, a]\n"), ErrorKind::UnknownGroup, 11, 9, &["`a` twice"]);
+    check(&format!("{v2}{groups}merges:\n  - [a]\n"), ErrorKind::Syntax, 11, 5, &["invalid length 1"]);
 }

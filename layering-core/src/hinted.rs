@@ -10,34 +10,39 @@
 //!    of them. Otherwise a group match puts the path in its group's layer. A group with no path
 //!    in this closure costs nothing; a group partly present is still one layer.
 //! 2. A path that nothing places but a `not-catch-all` pin covers gets a layer of its own.
-//! 3. The rest (names the history never saw) are the fallback. They get the budget the units
-//!    above leave, but at least `min(count, fallback_reserve(n))` layers, and at least their
-//!    share of the image (by bytes or by paths, whichever is larger, in steps of
-//!    `fallback_reserve(n)`), and are split among
+//! 3. The rest (names the history never saw) are the fallback. It is promised at least
+//!    `min(count, fallback_reserve(n))` layers, and at least its share of the image (by bytes
+//!    or by paths, whichever is larger, in steps of `fallback_reserve(n)`).
+//! 4. While the units and the fallback's promise exceed `n`, the file's `merges` are applied in
+//!    order: each joins the unit holding one group with the unit holding another. The analyzer
+//!    writes them cheapest first, so an image merges only as far as its own budget requires
+//!    and a small image keeps the finer groups. Entries naming an absent group are skipped.
+//! 5. The fallback then gets whatever the units leave (at least its promise), and is split among
 //!    themselves by the `size-first` rule (largest paths become primaries, dependencies follow
 //!    the set of primaries that need them), computed on the full graph's reachability. So the
 //!    fallback is size-aware and has no catch-all layer that grows with the closure.
-//! 4. Order, bottom-up: units with a `bottom` pin, then groups in file order (the analyzer
+//! 6. Order, bottom-up: units with a `bottom` pin, then groups in file order (the analyzer
 //!    writes stable groups first), then placing pins, then `not-catch-all` layers, then the
 //!    fallback (new names are the most likely to change). Docker keys unpacked layers by their
 //!    chain, so stable layers belong at the bottom.
-//! 5. While there are more than `n` layers, merge the adjacent pair with the smallest combined
+//! 7. While there are still more than `n` layers, merge the adjacent pair with the smallest combined
 //!    size (the lower pair on ties). Merging neighbours keeps the stable-to-volatile order.
 //!
 //! Paths inside a layer are sorted by (name, hash), as auto-layer.py sorts them, so with an
 //! empty hint file the output is exactly `size-first`'s. Nothing here depends on input order or
 //! hash-map order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use hints_format::{HintFile, Matcher, PinRule};
 
 use crate::closure::Closure;
 use crate::{size_first, Layer, LayerError, Reason};
 
-/// Layers the fallback may always use, out of `n` store layers: the headroom `hints emit`
-/// leaves for names its history never saw (`n / HEADROOM_DIVISOR`, at least 1, never all).
-pub fn fallback_reserve(n: usize) -> usize {
+/// Layers the fallback is always promised, out of `n` store layers, for names the history never
+/// saw (`n / HEADROOM_DIVISOR`, at least 1, never all). `hints emit` plans for the whole budget;
+/// an image that has such names makes this room by merging (its plan, then neighbours).
+fn fallback_reserve(n: usize) -> usize {
     (n / HEADROOM_DIVISOR).max(1).min(n.saturating_sub(1).max(1))
 }
 
@@ -45,6 +50,9 @@ const HEADROOM_DIVISOR: usize = 10;
 
 /// Where a unit sorts before merging: (0 for `bottom`-pinned units else 1, class, index, node).
 type UnitKey = (u8, u8, usize, usize);
+
+/// The class of group units in a [`UnitKey`] (pins are 1, `not-catch-all` layers 2).
+const GROUP_CLASS: u8 = 0;
 
 struct Unit {
     nodes: Vec<usize>,
@@ -65,7 +73,7 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
                 let node = if pin.rule == PinRule::OwnLayer { i } else { 0 };
                 (1, k, node, Reason::Pin { id: pin.id.clone(), rule: pin.rule })
             }
-            (None, Some(g), _) => (0, g, 0, Reason::Group { id: file.groups[g].id.clone() }),
+            (None, Some(g), _) => (GROUP_CLASS, g, 0, Reason::Group { id: file.groups[g].id.clone() }),
             (None, None, Some(k)) => (2, k, i, Reason::Pin { id: file.pins[k].id.clone(), rule: PinRule::NotCatchAll }),
             (None, None, None) => {
                 fallback[i] = true;
@@ -86,21 +94,15 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
         };
         units.entry(key).or_insert_with(|| (vec![], reason)).0.push(i);
     }
+    let promise = if fallback_count > 0 { fallback_promise(closure, &fallback, fallback_count, n) } else { 0 };
+    apply_merges(file, &mut units, n.saturating_sub(promise));
     let mut ordered: Vec<Unit> = units
         .into_values()
         .map(|(nodes, reason)| Unit { size: nodes.iter().map(|&i| closure.nar_size(i)).sum(), nodes, reason })
         .collect();
 
     if fallback_count > 0 {
-        let floor = fallback_count.min(fallback_reserve(n));
-        // A fallback that carries much of the image's bytes or paths gets a proportional share of
-        // the budget, quantised to steps of fallback_reserve(n) so small changes do not reshuffle.
-        let fb_bytes: u64 = (0..closure.len()).filter(|&i| fallback[i]).map(|i| closure.nar_size(i)).sum();
-        let step = fallback_reserve(n);
-        let by_bytes = (n as u128 * fb_bytes as u128 / closure.total_size().max(1) as u128) as usize;
-        let by_count = n * fallback_count / closure.len();
-        let share = (by_bytes.max(by_count) / step * step).min(fallback_count);
-        let budget = n.saturating_sub(ordered.len()).max(floor).max(share);
+        let budget = n.saturating_sub(ordered.len()).max(promise);
         let (split, named) = size_first::split(closure, Some(&fallback), budget);
         for (set, nodes) in size_first::group(closure, &split, Some(&fallback)) {
             let used_by = named[set as usize].iter().map(|&p| closure.path(p).to_string()).collect();
@@ -119,6 +121,61 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
         .collect())
 }
 
+/// The layers the fallback is promised: at least `min(count, fallback_reserve(n))`, and a
+/// fallback that carries much of the image's bytes or paths gets a proportional share of the
+/// budget, quantised to steps of `fallback_reserve(n)` so that small changes do not reshuffle.
+fn fallback_promise(closure: &Closure, fallback: &[bool], count: usize, n: usize) -> usize {
+    let floor = count.min(fallback_reserve(n));
+    let bytes: u64 = (0..closure.len()).filter(|&i| fallback[i]).map(|i| closure.nar_size(i)).sum();
+    let step = fallback_reserve(n);
+    let by_bytes = (n as u128 * bytes as u128 / closure.total_size().max(1) as u128) as usize;
+    let by_count = n * count / closure.len();
+    let share = (by_bytes.max(by_count) / step * step).min(count);
+    floor.max(share)
+}
+
+/// Applies the file's `merges`, in order, while there are more than `budget` units. A merged
+/// unit keeps the lower of the two positions.
+fn apply_merges(file: &HintFile, units: &mut BTreeMap<UnitKey, (Vec<usize>, Reason)>, budget: usize) {
+    if units.len() <= budget.max(1) || file.merges.is_empty() {
+        return;
+    }
+    let index: HashMap<&str, usize> = file.groups.iter().enumerate().map(|(g, grp)| (grp.id.as_str(), g)).collect();
+    // The unit currently holding each group present.
+    let mut holder: HashMap<usize, UnitKey> =
+        units.keys().filter(|k| k.1 == GROUP_CLASS).map(|&k| (k.2, k)).collect();
+    for [a, b] in &file.merges {
+        if units.len() <= budget.max(1) {
+            break;
+        }
+        let (Some(&ka), Some(&kb)) = (holder.get(&index[a.as_str()]), holder.get(&index[b.as_str()])) else { continue };
+        if ka == kb {
+            continue;
+        }
+        let (keep, gone) = (ka.min(kb), ka.max(kb));
+        let (nodes, reason) = units.remove(&gone).expect("holders are units");
+        for k in holder.values_mut().filter(|k| **k == gone) {
+            *k = keep;
+        }
+        let unit = units.get_mut(&keep).expect("holders are units");
+        unit.0.extend(nodes);
+        unit.1 = join(std::mem::replace(&mut unit.1, Reason::Merged(vec![])), reason);
+    }
+}
+
+/// The reason of two merged units: one flat list.
+fn join(a: Reason, b: Reason) -> Reason {
+    let mut parts = match a {
+        Reason::Merged(p) => p,
+        r => vec![r],
+    };
+    match b {
+        Reason::Merged(p) => parts.extend(p),
+        r => parts.push(r),
+    }
+    Reason::Merged(parts)
+}
+
 /// Merges the adjacent pair with the smallest combined size until at most `n` units remain.
 fn merge_to_fit(units: &mut Vec<Unit>, n: usize) {
     while units.len() > n.max(1) {
@@ -129,15 +186,7 @@ fn merge_to_fit(units: &mut Vec<Unit>, n: usize) {
         let a = &mut units[k];
         a.nodes.extend(b.nodes);
         a.size += b.size;
-        let mut parts = match std::mem::replace(&mut a.reason, Reason::Merged(vec![])) {
-            Reason::Merged(p) => p,
-            r => vec![r],
-        };
-        match b.reason {
-            Reason::Merged(p) => parts.extend(p),
-            r => parts.push(r),
-        }
-        a.reason = Reason::Merged(parts);
+        a.reason = join(std::mem::replace(&mut a.reason, Reason::Merged(vec![])), b.reason);
     }
 }
 
@@ -204,6 +253,29 @@ mod tests {
         assert_eq!(got[0].0, ["python-3.12"], "the bottom pin moves its group down: {got:?}");
         assert!(got.iter().any(|(p, r)| p == &["numpy-1.26"] && matches!(r, Reason::Pin { rule: PinRule::OwnLayer, .. })));
         assert!(got.iter().any(|(p, r)| p == &["app-1.0"] && matches!(r, Reason::Pin { rule: PinRule::NotCatchAll, .. })));
+    }
+
+    #[test]
+    fn the_plan_applies_in_order_and_only_as_far_as_the_budget_requires() {
+        let mut f = file(&[("c", &["libc"]), ("z", &["zlib"]), ("o", &["openssl"]), ("p", &["python"]), ("n", &["numpy"]), ("a", &["app"])], &[]);
+        f.version = 2;
+        // `ghost` is absent from the closure; `p`+`a` comes before `c`+`z`.
+        f.groups.push(Group { id: "ghost".into(), members: vec!["not-here".into()], stats: Default::default() });
+        f.merges = [["ghost", "c"], ["p", "a"], ["c", "z"], ["a", "n"], ["o", "c"]].iter().map(|[x, y]| [x.to_string(), y.to_string()]).collect();
+        f.validate().unwrap();
+        // Room for all six: the plan is not used.
+        assert_eq!(names(&world(), Budget::new(7, 1).unwrap(), &f).len(), 6);
+        // One layer short: only the first applicable entry.
+        let five = names(&world(), Budget::new(6, 1).unwrap(), &f);
+        assert_eq!(five.len(), 5);
+        assert!(five.contains(&vec!["app-1.0".to_string(), "python-3.12".to_string()]), "{five:?}");
+        // Three short: the first three applicable entries, `a`+`n` joining the `p`+`a` layer.
+        let three = names(&world(), Budget::new(4, 1).unwrap(), &f);
+        assert_eq!(
+            three,
+            [vec!["libc-2.39", "zlib-1.3"], vec!["openssl-3.0"], vec!["app-1.0", "numpy-1.26", "python-3.12"]],
+            "{three:?}"
+        );
     }
 
     #[test]

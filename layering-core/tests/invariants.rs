@@ -50,6 +50,12 @@ fn hint_file(groups: usize, pins: bool) -> HintFile {
         })
         .filter(|g| !g.members.is_empty())
         .collect();
+    // A plan joining groups pairwise, then the pairs: exercised whenever a budget is tight.
+    f.merges = (0..f.groups.len())
+        .flat_map(|g| [(g, g ^ 1), (g, g ^ 2)])
+        .filter(|&(a, b)| a < b && b < f.groups.len())
+        .map(|(a, b)| [f.groups[b].id.clone(), f.groups[a].id.clone()])
+        .collect();
     if pins {
         f.pins = vec![
             Pin { id: "own".into(), rule: PinRule::OwnLayer, members: vec!["pkg3".into()] },
