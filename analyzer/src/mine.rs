@@ -48,10 +48,12 @@
 //!   model finds cheaper: a merge that only big images need and that would cost every small
 //!   image re-downloads is planned, not imposed.
 //!
-//! The target is the full budget. Names the history never saw get their headroom at layer time,
-//! in the images that have them, where the layerer merges neighbouring layers by size: on six
-//! histories that beat extending the plan below the budget, whose model-chosen merges pile
-//! volatile groups together. A merge across classes is allowed only through
+//! Stage one runs with the full budget as target, globally or locally; stage two continues to
+//! `K − max(1, K/10)` with local merges only, so the headroom the layerer gives names the
+//! history never saw is taken from the plan, respecting image classes, and only in images that
+//! have such names. Beyond that (an image that grows far past its history), the layerer merges
+//! neighbouring layers by size: extending the plan further did worse on six histories, because
+//! its model-chosen merges pile volatile groups together. A merge across classes is allowed only through
 //! an image with more classes than its target (where no grouping can avoid it), and counts
 //! double (`CROSS_CLASS_PENALTY`); so a path several images share never shares a layer with one
 //! only some of them have unless the budget leaves no other way. While an image holds at most 400
@@ -541,8 +543,9 @@ impl<'m, 'a> Greedy<'m, 'a> {
     }
 
     /// Merges until every image holds at most `target` groups. A merge of two pristine groups
-    /// may be global or local, whichever the model finds cheaper; any other merge is local.
-    fn run(&mut self, target: usize) {
+    /// may be global or local, whichever the model finds cheaper (unless `local_only`); any
+    /// other merge is local.
+    fn run(&mut self, target: usize, local_only: bool) {
         let model = self.model;
         let ni = self.count.len();
         let over = |count: &[usize]| -> Vec<bool> { count.iter().map(|&c| c > target).collect() };
@@ -561,7 +564,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
         let needs_cross: Vec<bool> = classes_in.iter().map(|c| c.len() > target).collect();
         let cand = |states: &[GroupState], a: usize, b: usize, ov: &[bool]| {
             let (a, b) = (a.min(b), a.max(b));
-            plan(model, &states[a], &states[b], ov, &needs_cross).map(|(score, _)| Cand { score, a, b })
+            plan(model, &states[a], &states[b], ov, &needs_cross, local_only).map(|(score, _)| Cand { score, a, b })
         };
         // Live groups ordered by change probability (non-negative floats order as their bits).
         let mut alive: std::collections::BTreeSet<(u64, usize)> =
@@ -596,7 +599,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
             if !self.states[c.a].alive || !self.states[c.b].alive {
                 continue;
             }
-            let Some((now, mode)) = plan(model, &self.states[c.a], &self.states[c.b], &ov, &needs_cross) else { continue };
+            let Some((now, mode)) = plan(model, &self.states[c.a], &self.states[c.b], &ov, &needs_cross, local_only) else { continue };
             if now.total_cmp(&c.score) == Ordering::Greater {
                 heap.push(Cand { score: now, ..c }); // stale: fewer images relieved now
                 continue;
@@ -730,7 +733,7 @@ fn relief_images(a: &GroupState, b: &GroupState, ov: &[bool]) -> Bits {
 /// them only where the budget requires, which keeps the finer groups (and their update bytes)
 /// in the images that have room at the price of one more registry layer. `None` when the
 /// merge relieves no over-budget image, or crosses classes needlessly.
-fn plan(model: &Model<'_>, a: &GroupState, b: &GroupState, ov: &[bool], needs_cross: &[bool]) -> Option<(f64, Mode)> {
+fn plan(model: &Model<'_>, a: &GroupState, b: &GroupState, ov: &[bool], needs_cross: &[bool], local_only: bool) -> Option<(f64, Mode)> {
     let n = relief_images(a, b, ov);
     let relief = n.count();
     let same_class = a.parts.len() == 1 && b.parts.len() == 1 && a.parts[0].class == b.parts[0].class;
@@ -740,7 +743,7 @@ fn plan(model: &Model<'_>, a: &GroupState, b: &GroupState, ov: &[bool], needs_cr
     let weight = if same_class { 1.0 } else { CROSS_CLASS_PENALTY };
     let merged = model.merged(a, b);
     let both = a.images.ones().filter(|&i| b.images.get(i)).count();
-    let global_ok = a.unit.is_some() && b.unit.is_some();
+    let global_ok = !local_only && a.unit.is_some() && b.unit.is_some();
     let global = global_ok.then_some(merged.cost - a.cost - b.cost);
     let local = (!global_ok || relief < both).then(|| {
         let rest = |g: &GroupState| {
@@ -762,13 +765,15 @@ fn plan(model: &Model<'_>, a: &GroupState, b: &GroupState, ov: &[bool], needs_cr
     Some((weight * delta / relief as f64, mode))
 }
 
-/// The file's groups and plan from the greedy, for `target` groups per image. Returns the
-/// groups (as states), the plan as index pairs into them, and the greedy's expected cost per
-/// transition.
-fn group_names(model: &Model<'_>, names: &[u32], target: usize) -> (Vec<GroupState>, Vec<(usize, usize)>, f64) {
+/// The file's groups and plan from the greedy: stage one to `full` groups per image (global or
+/// local merges), stage two to `target` (local only: the headroom for unseen names comes from
+/// the plan, in the images that need it). Returns the groups (as states), the plan as index
+/// pairs into them, and the greedy's expected cost per transition.
+fn group_names(model: &Model<'_>, names: &[u32], full: usize, target: usize) -> (Vec<GroupState>, Vec<(usize, usize)>, f64) {
     let singles: Vec<Vec<u32>> = names.iter().map(|&n| vec![n]).collect();
     let mut g = Greedy::new(model, &singles);
-    g.run(target);
+    g.run(full, false);
+    g.run(target, true);
     let cost = g.cost();
     let mut index = vec![usize::MAX; g.units.len()];
     let mut groups = vec![];
@@ -863,7 +868,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     let stats = NameStats::build(h, opts.first, opts.last)?;
     tracing::info!("name statistics: {} names, {:.1} s", stats.labels.len(), t0.elapsed().as_secs_f64());
     let store_layers = (opts.max_layers - opts.reserve) as usize;
-    let target = store_layers;
+    let target = store_layers - layering_core::hinted::fallback_reserve(store_layers).min(store_layers - 1);
 
     // Names at the last revision, less those a placing pin owns.
     let pins = previous.map(|p| p.pins.clone()).unwrap_or_default();
@@ -878,7 +883,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     }
     let model = build_model(&stats, &names);
     let t1 = std::time::Instant::now();
-    let (groups, plan, greedy_cost) = group_names(&model, &names, target);
+    let (groups, plan, greedy_cost) = group_names(&model, &names, store_layers, target);
     tracing::info!(
         "grouping: {} classes -> {} groups and {} plan entries, {:.1} s",
         model.class_images.len(),

@@ -40,9 +40,9 @@ use crate::closure::Closure;
 use crate::{size_first, Layer, LayerError, Reason};
 
 /// Layers the fallback is always promised, out of `n` store layers, for names the history never
-/// saw (`n / HEADROOM_DIVISOR`, at least 1, never all). `hints emit` plans for the whole budget;
-/// an image that has such names makes this room by merging (its plan, then neighbours).
-fn fallback_reserve(n: usize) -> usize {
+/// saw (`n / HEADROOM_DIVISOR`, at least 1, never all). `hints emit` plans merges down to
+/// `n − fallback_reserve(n)`; an image that has such names makes the room with them.
+pub fn fallback_reserve(n: usize) -> usize {
     (n / HEADROOM_DIVISOR).max(1).min(n.saturating_sub(1).max(1))
 }
 
