@@ -1058,6 +1058,23 @@ pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, que
                 grp.stats.images
             );
             let _ = writeln!(o, "  with: {}", grp.members.join(", "));
+            let plan: Vec<String> = hints
+                .merges
+                .iter()
+                .enumerate()
+                .filter_map(|(k, [x, y])| {
+                    let other = if *x == grp.id { y } else if *y == grp.id { x } else { return None };
+                    Some(format!("`{other}` (entry {})", k + 1))
+                })
+                .collect();
+            if !plan.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "  in an image over budget, joined with: {} of {} plan entries, applied in order until it fits",
+                    plan.join(", "),
+                    hints.merges.len()
+                );
+            }
         }
         (None, None) => {
             let _ = writeln!(o, "  layer: none of the groups; the layerer places it by its size-first fallback");

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use hints_analyzer::history::History;
-use hints_analyzer::mine::{emit, EmitOptions};
+use hints_analyzer::mine::{emit, explain, EmitOptions};
 use hints_analyzer::store::{Revision, Store};
 use hints_format::store_path::nixbase32_encode;
 use hints_format::{HintFile, StorePath};
@@ -249,4 +249,7 @@ fn a_merge_only_a_big_image_needs_is_planned_not_imposed_on_small_images() {
     }
     let small = layers(&h, &f, "s1", 0);
     assert_eq!(small, [vec!["liba".to_string()], vec!["libb".to_string()]], "{text}");
+    let why = explain(&h, (0, 6), &f, "liba").unwrap();
+    assert!(why.contains(&format!("joined with: `{b}` (entry")), "{why}");
+    assert!(why.contains("in images: big, s1, s2, s3, s4, s5"), "{why}");
 }
