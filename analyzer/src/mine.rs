@@ -428,20 +428,35 @@ impl Model<'_> {
         GroupState { members, parts, images, cost, prob: self.prob(&all), alive: true, unit: None, units: vec![] }
     }
 
-    fn merged(&self, a: &GroupState, b: &GroupState) -> GroupState {
-        let mut parts = a.parts.clone();
-        for p in &b.parts {
-            match parts.iter_mut().find(|q| q.class == p.class) {
-                Some(q) => {
-                    q.size += p.size;
-                    q.deps.or(&p.deps);
+    /// The class parts of two groups joined, and the images holding either.
+    fn joined(&self, a: &GroupState, b: &GroupState) -> (Vec<ClassPart>, Bits) {
+        // Both part lists are sorted by class: merge them in one pass.
+        let mut parts = Vec::with_capacity(a.parts.len() + b.parts.len());
+        let (mut x, mut y) = (a.parts.iter().peekable(), b.parts.iter().peekable());
+        loop {
+            let next = match (x.peek(), y.peek()) {
+                (Some(p), Some(q)) if p.class == q.class => {
+                    let mut joined = (*p).clone();
+                    joined.size += q.size;
+                    joined.deps.or(&q.deps);
+                    x.next();
+                    y.next();
+                    joined
                 }
-                None => parts.push(p.clone()),
-            }
+                (Some(p), Some(q)) if p.class < q.class => x.next().expect("peeked").clone(),
+                (Some(_), None) => x.next().expect("peeked").clone(),
+                (_, Some(_)) => y.next().expect("peeked").clone(),
+                (None, None) => break,
+            };
+            parts.push(next);
         }
-        parts.sort_by_key(|p| p.class);
         let mut images = a.images.clone();
         images.or(&b.images);
+        (parts, images)
+    }
+
+    fn merged(&self, a: &GroupState, b: &GroupState) -> GroupState {
+        let (parts, images) = self.joined(a, b);
         let mut members = [a.members.as_slice(), b.members.as_slice()].concat();
         members.sort_unstable();
         let cost = self.cost(&parts, &images);
@@ -741,20 +756,13 @@ fn plan(model: &Model<'_>, a: &GroupState, b: &GroupState, ov: &[bool], needs_cr
         return None;
     }
     let weight = if same_class { 1.0 } else { CROSS_CLASS_PENALTY };
-    let merged = model.merged(a, b);
+    let (parts, images) = model.joined(a, b);
     let both = a.images.ones().filter(|&i| b.images.get(i)).count();
     let global_ok = !local_only && a.unit.is_some() && b.unit.is_some();
-    let global = global_ok.then_some(merged.cost - a.cost - b.cost);
+    let global = global_ok.then(|| model.cost(&parts, &images) - a.cost - b.cost);
     let local = (!global_ok || relief < both).then(|| {
-        let rest = |g: &GroupState| {
-            let outside = g.images.minus(&n);
-            if outside.count() == 0 {
-                0.0
-            } else {
-                model.with_images(g, outside).cost
-            }
-        };
-        model.with_images(&merged, n.clone()).cost + rest(a) + rest(b) - a.cost - b.cost
+        let rest = |g: &GroupState| model.cost(&g.parts, &g.images.minus(&n));
+        model.cost(&parts, &n) + rest(a) + rest(b) - a.cost - b.cost
     });
     let (delta, mode) = match (global, local) {
         (Some(g), Some(l)) if l < g => (l, Mode::Local),
@@ -909,7 +917,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     let classes = model.class_images.len();
     let _ = writeln!(
         report,
-        "learned from {} images, revisions {}..{} ({} transitions): {} names in {} image-set classes -> {} groups and {} plan entries (at most {target} per image, {} store layers)",
+        "learned from {} images, revisions {}..{} ({} transitions): {} names in {} image-set classes -> {} groups and {} plan entries ({} store layers; the plan goes down to {target} per image, to leave room for unseen names)",
         h.images.len(),
         opts.first,
         opts.last,
