@@ -16,9 +16,10 @@
 //! 4. While the units and the fallback's promise exceed `n`, the file's `merges` are applied in
 //!    order: each joins the unit holding one group with the unit holding another. The analyzer
 //!    writes them cheapest first, so an image merges only as far as its own budget requires
-//!    and a small image keeps the finer groups. Entries naming an absent group are skipped.
-//! 5. The fallback then gets whatever the units leave (at least its promise), and is split among
-//!    themselves by the `size-first` rule (largest paths become primaries, dependencies follow
+//!    and a small image keeps the finer groups. Entries naming an absent group are skipped; a
+//!    joined unit takes the lower of the two positions.
+//! 5. The fallback then gets whatever the units leave (at least its promise), and its paths are
+//!    split by the `size-first` rule (largest paths become primaries, dependencies follow
 //!    the set of primaries that need them), computed on the full graph's reachability. So the
 //!    fallback is size-aware and has no catch-all layer that grows with the closure.
 //! 6. Order, bottom-up: units with a `bottom` pin, then groups in file order (the analyzer
