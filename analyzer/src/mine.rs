@@ -530,6 +530,8 @@ struct Greedy<'m, 'a> {
     merges: Vec<(usize, usize)>,
     /// Live groups per image.
     count: Vec<usize>,
+    /// Per image, the live state holding each unit (what the layerer's "unit holding x" is).
+    holder: Vec<HashMap<usize, usize>>,
 }
 
 impl<'m, 'a> Greedy<'m, 'a> {
@@ -550,7 +552,21 @@ impl<'m, 'a> Greedy<'m, 'a> {
             }
         }
         let units = states.iter().cloned().map(Some).collect();
-        Greedy { model, states, units, merges: vec![], count }
+        let mut g = Greedy { model, states, units, merges: vec![], count, holder: vec![HashMap::new(); ni] };
+        for s in 0..g.states.len() {
+            g.adopt(s);
+        }
+        g
+    }
+
+    /// Records state `s` as the holder of its units in its images.
+    fn adopt(&mut self, s: usize) {
+        let state = &self.states[s];
+        for i in state.images.ones() {
+            for &u in &state.units {
+                self.holder[i].insert(u, s);
+            }
+        }
     }
 
     fn cost(&self) -> f64 {
@@ -679,6 +695,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
         m.units = vec![u];
         self.units.push(Some(m.clone()));
         self.states.push(m);
+        self.adopt(self.states.len() - 1);
         self.states.len() - 1
     }
 
@@ -708,6 +725,9 @@ impl<'m, 'a> Greedy<'m, 'a> {
         let first = self.states.len();
         self.states.push(joined);
         self.states.extend(rest);
+        for s in first..self.states.len() {
+            self.adopt(s);
+        }
         (first..self.states.len()).collect()
     }
 
@@ -715,11 +735,10 @@ impl<'m, 'a> Greedy<'m, 'a> {
     /// units in different groups, those two groups are joined. Returns the new states.
     fn replay(&mut self, x: usize, y: usize, target: usize) -> Vec<usize> {
         let ni = self.count.len();
-        let holder = |states: &[GroupState], i: usize, u: usize| states.iter().position(|s| s.alive && s.images.get(i) && s.units.contains(&u));
         let mut fresh = vec![];
         loop {
             let pair = (0..ni).filter(|&i| self.count[i] > target).find_map(|i| {
-                let (sx, sy) = (holder(&self.states, i, x)?, holder(&self.states, i, y)?);
+                let (&sx, &sy) = (self.holder[i].get(&x)?, self.holder[i].get(&y)?);
                 (sx != sy).then_some((sx, sy))
             });
             let Some((sx, sy)) = pair else { break };
