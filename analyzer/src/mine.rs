@@ -1045,7 +1045,7 @@ fn to_group(stats: &NameStats, id: &str, members: &[u32]) -> Group {
     Group { id: id.to_string(), members: labels, stats: group_stats(stats, members) }
 }
 
-/// Recomputes the informational statistics of kept groups.
+/// Recomputes the statistics of kept groups.
 fn refresh_stats(stats: &NameStats, groups: &mut [Group]) {
     let index: HashMap<&str, u32> = stats.patterns.iter().enumerate().map(|(k, l)| (l.as_str(), k as u32)).collect();
     for g in groups {

@@ -115,7 +115,8 @@ pub struct Group {
     pub id: String,
     /// Patterns `PNAME[:OUTPUT][@VERSION]`, globs allowed.
     pub members: Vec<String>,
-    /// Informational; ignored when layering.
+    /// What the history showed. Layering reads only `change_rate`, to choose which layers to
+    /// merge when an image is over budget even after the plan.
     #[serde(default)]
     pub stats: GroupStats,
 }
@@ -326,7 +327,7 @@ impl HintFile {
             lf.revisions.count
         );
         let _ = writeln!(o, "  db_summary: {}", scalar(&lf.db_summary));
-        o.push_str("# Generated: one group per layer, bottom layer first. `stats` are informational.\n");
+        o.push_str("# Generated: one group per layer, bottom layer first. Of `stats`, layering reads only change_rate.\n");
         if self.groups.is_empty() {
             o.push_str("groups: []\n");
         } else {

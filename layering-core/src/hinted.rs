@@ -26,8 +26,10 @@
 //!    writes stable groups first), then placing pins, then `not-catch-all` layers, then the
 //!    fallback (new names are the most likely to change). Docker keys unpacked layers by their
 //!    chain, so stable layers belong at the bottom.
-//! 7. While there are still more than `n` layers, merge the adjacent pair with the smallest combined
-//!    size (the lower pair on ties). Merging neighbours keeps the stable-to-volatile order.
+//! 7. While there are still more than `n` layers, merge the adjacent pair that wastes least in
+//!    expectation, `S_a·p_b·(1−p_a) + S_b·p_a·(1−p_b)`: a group's `p` is its learned change
+//!    rate (Jeffreys-smoothed), anything without history (unseen names, pins) counts as one
+//!    observed change (0.75). Merging neighbours keeps the stable-to-volatile order.
 //!
 //! Paths inside a layer are sorted by (name, hash), as auto-layer.py sorts them, so with an
 //! empty hint file the output is exactly `size-first`'s. Nothing here depends on input order or
@@ -59,7 +61,14 @@ struct Unit {
     nodes: Vec<usize>,
     size: u64,
     reason: Reason,
+    /// Probability that the layer changes at an update, for the last-resort merging.
+    rate: f64,
 }
+
+/// The change rate assumed for what the file has no history of (names it never saw, pins): one
+/// observed change (a new name is new because something changed), Jeffreys-smoothed:
+/// `(1 + ½) / (1 + 1)`.
+const NO_HISTORY_RATE: f64 = 0.75;
 
 pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>, LayerError> {
     let matcher = Matcher::new(file);
@@ -97,9 +106,23 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
     }
     let promise = if fallback_count > 0 { fallback_promise(closure, &fallback, fallback_count, n) } else { 0 };
     apply_merges(file, &mut units, n.saturating_sub(promise));
+    // A group's change rate over the learned transitions, Jeffreys-smoothed like the analyzer's.
+    let t = file.learned_from.revisions.count.saturating_sub(1) as f64;
+    let group_rate: HashMap<&str, f64> =
+        file.groups.iter().map(|g| (g.id.as_str(), (g.stats.change_rate * t + 0.5) / (t + 1.0))).collect();
+    let rate = |reason: &Reason| -> f64 {
+        let one = |r: &Reason| match r {
+            Reason::Group { id } => group_rate.get(id.as_str()).copied().unwrap_or(NO_HISTORY_RATE),
+            _ => NO_HISTORY_RATE,
+        };
+        match reason {
+            Reason::Merged(parts) => 1.0 - parts.iter().map(|p| 1.0 - one(p)).product::<f64>(),
+            r => one(r),
+        }
+    };
     let mut ordered: Vec<Unit> = units
         .into_values()
-        .map(|(nodes, reason)| Unit { size: nodes.iter().map(|&i| closure.nar_size(i)).sum(), nodes, reason })
+        .map(|(nodes, reason)| Unit { size: nodes.iter().map(|&i| closure.nar_size(i)).sum(), rate: rate(&reason), nodes, reason })
         .collect();
 
     if fallback_count > 0 {
@@ -108,7 +131,7 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
         for (set, nodes) in size_first::group(closure, &split, Some(&fallback)) {
             let used_by = named[set as usize].iter().map(|&p| closure.path(p).to_string()).collect();
             let size = nodes.iter().map(|&i| closure.nar_size(i)).sum();
-            ordered.push(Unit { nodes, size, reason: Reason::Fallback { used_by } });
+            ordered.push(Unit { nodes, size, reason: Reason::Fallback { used_by }, rate: NO_HISTORY_RATE });
         }
     }
 
@@ -177,15 +200,19 @@ fn join(a: Reason, b: Reason) -> Reason {
     Reason::Merged(parts)
 }
 
-/// Merges the adjacent pair with the smallest combined size until at most `n` units remain.
+/// Merges the adjacent pair that wastes least until at most `n` units remain: sharing a layer,
+/// each re-downloads when only the other changed, `S_a·p_b·(1−p_a) + S_b·p_a·(1−p_b)` bytes per
+/// update (the lower pair on ties). With equal rates that is the smallest combined size.
 fn merge_to_fit(units: &mut Vec<Unit>, n: usize) {
+    let waste = |a: &Unit, b: &Unit| a.size as f64 * b.rate * (1.0 - a.rate) + b.size as f64 * a.rate * (1.0 - b.rate);
     while units.len() > n.max(1) {
         let k = (0..units.len() - 1)
-            .min_by_key(|&k| (units[k].size + units[k + 1].size, k))
+            .min_by(|&x, &y| waste(&units[x], &units[x + 1]).total_cmp(&waste(&units[y], &units[y + 1])).then(x.cmp(&y)))
             .expect("at least two units");
         let b = units.remove(k + 1);
         let a = &mut units[k];
         a.nodes.extend(b.nodes);
+        a.rate = 1.0 - (1.0 - a.rate) * (1.0 - b.rate);
         a.size += b.size;
         a.reason = join(std::mem::replace(&mut a.reason, Reason::Merged(vec![])), b.reason);
     }
@@ -280,7 +307,23 @@ mod tests {
     }
 
     #[test]
+    fn last_resort_merges_follow_learned_change_rates() {
+        let mut f = file(&[("c", &["libc"]), ("z", &["zlib"]), ("o", &["openssl"]), ("p", &["python"]), ("n", &["numpy"]), ("a", &["app"])], &[]);
+        f.learned_from.revisions.count = 7;
+        for g in &mut f.groups {
+            g.stats.change_rate = if ["c", "o"].contains(&g.id.as_str()) { 0.0 } else { 1.0 };
+        }
+        // One merge: by size it would be libc + zlib (2.1 MB), which re-downloads stable libc at
+        // every zlib change; by expected waste it is the two volatile neighbours numpy + app.
+        let got = names(&world(), Budget::new(6, 1).unwrap(), &f);
+        assert_eq!(got.len(), 5);
+        assert!(got.contains(&vec!["app-1.0".to_string(), "numpy-1.26".to_string()]), "{got:?}");
+        assert!(got.contains(&vec!["libc-2.39".to_string()]), "{got:?}");
+    }
+
+    #[test]
     fn over_budget_merges_smallest_neighbours_deterministically() {
+        // Without learned history every rate is ½, and the least waste is the smallest size.
         let f = file(&[("c", &["libc"]), ("z", &["zlib"]), ("o", &["openssl"]), ("p", &["python"]), ("n", &["numpy"]), ("a", &["app"])], &[]);
         let b = Budget::new(4, 1).unwrap();
         let got = names(&world(), b, &f);
