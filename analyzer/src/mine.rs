@@ -28,7 +28,9 @@
 //! - Calibration: summed over hundreds of sources, the raw hazard overstates how often a name
 //!   with a deep closure changes (bumps cluster, and every source that never bumped still gets
 //!   the prior's small rate). One scale `β` is fitted by maximum likelihood to the training
-//!   transitions themselves ([`calibration`]); on the dev history it is about 0.5.
+//!   transitions themselves ([`calibration`]); on the dev history it is about 0.5. The mean
+//!   calibrated hazard of a name's own bumps is written as `learned_from.path_hazard` (0.075
+//!   on dev): the layerer's estimate for paths the file does not know.
 //! - Images: a layer made of names with different image sets is a different layer in each image,
 //!   so it is neither shared nor stored once. Names are first grouped only within their *class*
 //!   (the set of images containing them).
@@ -886,6 +888,14 @@ fn calibration(stats: &NameStats, names: &[u32], raw: &[f64]) -> f64 {
     (0.5 * (lo + hi)).exp()
 }
 
+/// The calibrated hazard of one name's own bumps, averaged over `names` (4 decimals, so that
+/// the file does not churn): what the layerer assumes per path for names the file does not
+/// know, whose change probability is then `1 − e^(−hazard · closure size)`.
+fn path_hazard(model: &Model<'_>, names: &[u32]) -> f64 {
+    let sum: f64 = names.iter().map(|&n| model.weight[model.stats.source[n as usize] as usize]).sum();
+    (sum / names.len().max(1) as f64 * 1e4).round() / 1e4
+}
+
 /// Learns the hint file.
 pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Result<Emitted, MineError> {
     if opts.reserve >= opts.max_layers {
@@ -1004,6 +1014,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
                 count: (opts.last - opts.first + 1) as u32,
             },
             db_summary: opts.db_summary.clone(),
+            path_hazard: Some(path_hazard(&model, &names)),
         },
         groups: groups_out,
         merges: merges_out,

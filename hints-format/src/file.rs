@@ -7,6 +7,7 @@
 //!   images: [api, worker]
 //!   revisions: {first: 1a2b3c, last: 9f8e7d, count: 7}
 //!   db_summary: sha256:…
+//!   path_hazard: 0.0519       # per path and update, for names the file does not know
 //! groups:                     # bottom layer first; one layer each
 //!   - id: glibc
 //!     members: [glibc, "gcc:lib"]
@@ -79,7 +80,7 @@ pub struct BudgetHeader {
     pub reserve: u32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LearnedFrom {
     /// Image names the history covered.
@@ -91,6 +92,11 @@ pub struct LearnedFrom {
     /// Summary hash of the database contents the file was computed from.
     #[serde(default)]
     pub db_summary: String,
+    /// Version 2: the expected bumps per store path per update that the history showed (the
+    /// calibrated hazard). The layerer uses it for paths the file does not know: a path changes
+    /// when anything in its closure does, so it ranks them by bytes likely to stay unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hazard: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -197,6 +203,8 @@ pub enum ErrorKind {
     InvalidBudget,
     /// A merge naming a group that does not exist (or the same group twice).
     UnknownGroup,
+    /// A negative or non-finite `path_hazard`.
+    InvalidHazard,
 }
 
 impl HintFile {
@@ -288,6 +296,15 @@ impl HintFile {
                 }
             }
         }
+        if let Some(h) = self.learned_from.path_hazard {
+            let at = vec![Seg::key("learned_from"), Seg::key("path_hazard")];
+            if self.version < 2 {
+                return err(at, ErrorKind::UnsupportedVersion, "`path_hazard` needs version 2; this file says version 1".into());
+            }
+            if !(h.is_finite() && h >= 0.0) {
+                return err(at, ErrorKind::InvalidHazard, format!("path_hazard must be a non-negative number, found {h}"));
+            }
+        }
         let group_ids: BTreeMap<&str, ()> = self.groups.iter().map(|g| (g.id.as_str(), ())).collect();
         for (i, pair) in self.merges.iter().enumerate() {
             let at = |j: usize| vec![Seg::key("merges"), Seg::Index(i), Seg::Index(j)];
@@ -327,6 +344,9 @@ impl HintFile {
             lf.revisions.count
         );
         let _ = writeln!(o, "  db_summary: {}", scalar(&lf.db_summary));
+        if let Some(h) = lf.path_hazard {
+            let _ = writeln!(o, "  path_hazard: {}", fmt_f64(h));
+        }
         o.push_str("# Generated: one group per layer, bottom layer first. Of `stats`, layering reads only change_rate.\n");
         if self.groups.is_empty() {
             o.push_str("groups: []\n");
@@ -468,6 +488,7 @@ mod tests {
                 images: vec!["api".into(), "worker".into()],
                 revisions: RevisionRange { first: "0a1b".into(), last: "trixie~forky step 6/12".into(), count: 7 },
                 db_summary: "sha256:abc".into(),
+                path_hazard: Some(0.0519),
             },
             groups: vec![
                 Group {

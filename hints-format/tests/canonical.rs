@@ -64,7 +64,12 @@ fn hint_file() -> impl Strategy<Value = HintFile> {
         HintFile {
             version: 2,
             budget: BudgetHeader { max_layers: max + 1, reserve: max.min(1) },
-            learned_from: LearnedFrom { images, revisions: RevisionRange { first: label.clone(), last: label, count: max }, db_summary: "sha256:00".into() },
+            learned_from: LearnedFrom {
+                images,
+                revisions: RevisionRange { first: label.clone(), last: label, count: max },
+                db_summary: "sha256:00".into(),
+                path_hazard: (max % 3 != 0).then_some(max as f64 / 997.0),
+            },
             groups,
             merges,
             pins,

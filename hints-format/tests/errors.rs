@@ -95,3 +95,13 @@ fn merges() {
     check(&format!("{v2}{groups}merges:\n  - [a, a]\n"), ErrorKind::UnknownGroup, 11, 9, &["`a` twice"]);
     check(&format!("{v2}{groups}merges:\n  - [a]\n"), ErrorKind::Syntax, 11, 5, &["invalid length 1"]);
 }
+
+#[test]
+fn path_hazard() {
+    let v2 = "version: 2\nbudget:\n  max_layers: 100\n  reserve: 1\n";
+    let ok = HintFile::parse(&format!("{v2}learned_from:\n  path_hazard: 0.0751\n")).unwrap();
+    assert_eq!(ok.learned_from.path_hazard, Some(0.0751));
+    check(&format!("{HEAD}learned_from:\n  path_hazard: 0.0751\n"), ErrorKind::UnsupportedVersion, 6, 16, &["`path_hazard` needs version 2"]);
+    check(&format!("{v2}learned_from:\n  path_hazard: -1.0\n"), ErrorKind::InvalidHazard, 6, 16, &["non-negative", "-1"]);
+    check(&format!("{v2}learned_from:\n  path_hazard: high\n"), ErrorKind::Syntax, 6, 16, &["invalid type"]);
+}

@@ -19,9 +19,13 @@
 //!    and a small image keeps the finer groups. Entries naming an absent group are skipped; a
 //!    joined unit takes the lower of the two positions.
 //! 5. The fallback then gets whatever the units leave (at least its promise), and its paths are
-//!    split by the `size-first` rule (largest paths become primaries, dependencies follow
-//!    the set of primaries that need them), computed on the full graph's reachability. So the
-//!    fallback is size-aware and has no catch-all layer that grows with the closure.
+//!    split by the `size-first` rule (primaries get their own layers, dependencies follow the
+//!    set of primaries that need them), computed on the full graph's reachability. Primaries are
+//!    the largest paths; with the history's per-path hazard `h` (`learned_from.path_hazard`)
+//!    they are the paths with the most bytes likely to stay unchanged, `narSize·e^(−h·c)` for a
+//!    closure of `c` other paths, since in Nix a path changes when anything below it does. So
+//!    the fallback is size- and churn-aware and has no catch-all layer that grows with the
+//!    closure.
 //! 6. Order, bottom-up: units with a `bottom` pin, then groups in file order (the analyzer
 //!    writes stable groups first), then placing pins, then `not-catch-all` layers, then the
 //!    fallback (new names are the most likely to change). Docker keys unpacked layers by their
@@ -127,7 +131,12 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
 
     if fallback_count > 0 {
         let budget = n.saturating_sub(ordered.len()).max(promise);
-        let (split, named) = size_first::split(closure, Some(&fallback), budget);
+        // With the history's per-path hazard, big stable paths become primaries first.
+        let order = match file.learned_from.path_hazard {
+            Some(hazard) if hazard > 0.0 => size_first::Order::Stability { hazard },
+            _ => size_first::Order::Size,
+        };
+        let (split, named) = size_first::split(closure, Some(&fallback), budget, order);
         for (set, nodes) in size_first::group(closure, &split, Some(&fallback)) {
             let used_by = named[set as usize].iter().map(|&p| closure.path(p).to_string()).collect();
             let size = nodes.iter().map(|&i| closure.nar_size(i)).sum();
@@ -303,6 +312,23 @@ mod tests {
             three,
             [vec!["libc-2.39", "zlib-1.3"], vec!["openssl-3.0"], vec!["app-1.0", "numpy-1.26", "python-3.12"]],
             "{three:?}"
+        );
+    }
+
+    #[test]
+    fn with_a_learned_hazard_stable_unknown_paths_become_primaries_first() {
+        // Nothing is grouped, so the whole world is unknown to the file; 4 layers. Size-first
+        // takes python, numpy, openssl as primaries and leaves libc (a 2 MB leaf) in openssl's
+        // layer. With a hazard, primaries rank by bytes likely to stay unchanged: libc first.
+        let mut f = file(&[], &[]);
+        let by_size = names(&world(), Budget::new(5, 1).unwrap(), &f);
+        assert!(by_size.iter().any(|l| l == &["libc-2.39", "openssl-3.0", "zlib-1.3"]), "{by_size:?}");
+        f.learned_from.path_hazard = Some(1.0);
+        let by_stability = names(&world(), Budget::new(5, 1).unwrap(), &f);
+        assert_eq!(
+            by_stability,
+            [vec!["libc-2.39"], vec!["openssl-3.0", "zlib-1.3"], vec!["python-3.12"], vec!["app-1.0", "numpy-1.26"]],
+            "{by_stability:?}"
         );
     }
 

@@ -47,9 +47,81 @@ impl Sets {
     }
 }
 
+/// The order in which paths become primaries.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Order {
+    /// auto-layer.py's: largest narSize first.
+    Size,
+    /// Largest expected bytes that stay unchanged at an update first: `narSize · e^(−h·c)`,
+    /// where `c` counts the paths in its closure and `h` is the per-path hazard (in Nix a path
+    /// changes when anything in its closure does). Big stable paths get their own layers; a
+    /// big path that changes at every update gains little from one.
+    Stability { hazard: f64 },
+}
+
+/// The primaries' pop order: an iterator over candidates, best first. With `Order::Size` this is
+/// auto-layer.py's `sorted(...).pop()`; with `Order::Stability` a lazy max-heap keyed by an upper
+/// bound (narSize) that computes a path's closure only when it reaches the top, so only about as
+/// many closures are walked as primaries are taken.
+struct Candidates<'c> {
+    closure: &'c Closure,
+    /// Paths sorted by narSize, stable over the path-sorted input (their rank breaks ties).
+    by_size: Vec<usize>,
+    order: Order,
+    heap: std::collections::BinaryHeap<(Weight, usize)>,
+    mark: Vec<bool>,
+}
+
+/// A total order on non-negative weights (upper bounds or exact), then whether exact.
+#[derive(Clone, Copy)]
+struct Weight(f64, bool);
+impl PartialEq for Weight {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o).is_eq()
+    }
+}
+impl Eq for Weight {}
+impl PartialOrd for Weight {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Weight {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
+    }
+}
+
+impl<'c> Candidates<'c> {
+    fn new(closure: &'c Closure, by_size: Vec<usize>, order: Order) -> Self {
+        let heap = match order {
+            Order::Size => Default::default(),
+            Order::Stability { .. } => by_size.iter().enumerate().map(|(rank, &i)| (Weight(closure.nar_size(i) as f64, false), rank)).collect(),
+        };
+        Candidates { closure, by_size, order, heap, mark: vec![false; closure.len()] }
+    }
+}
+
+impl Iterator for Candidates<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        let Order::Stability { hazard } = self.order else { return self.by_size.pop() };
+        loop {
+            let (Weight(w, exact), rank) = self.heap.pop()?;
+            if exact {
+                return Some(self.by_size[rank]);
+            }
+            let i = self.by_size[rank];
+            let deps = self.closure.reach(i, Direction::References, &mut self.mark);
+            clear(&mut self.mark, &deps);
+            self.heap.push((Weight(w * (-hazard * deps.len() as f64).exp(), true), rank));
+        }
+    }
+}
+
 /// The layer of every path, as a set id, after running the algorithm with `limit` layers, on
-/// the sub-closure `members` (all paths when `None`).
-pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize) -> (Vec<u32>, Vec<Vec<usize>>) {
+/// the sub-closure `members` (all paths when `None`), taking primaries in `order`.
+pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, order: Order) -> (Vec<u32>, Vec<Vec<usize>>) {
     let n = closure.len();
     let inside = |i: usize| members.is_none_or(|m| m[i]);
     // Python: nodes_by_size = sorted(graph by path, key=narSize); pop() from the end.
@@ -63,7 +135,7 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize) -
     let mut is_user = vec![false; n];
     let mut stamp: Vec<u32> = Vec::new();
     let mut round = 0u32;
-    while let Some(p) = by_size.pop() {
+    for p in Candidates::new(closure, by_size, order) {
         let rank = primaries.len() as u32;
         let mut next = split.clone();
         next[p] = sets.intern(vec![rank]);
@@ -159,7 +231,7 @@ pub(crate) fn group(closure: &Closure, split: &[u32], members: Option<&[bool]>) 
 
 /// auto-layer.py with `layer_limit = store_layers`.
 pub fn layers(closure: &Closure, store_layers: usize) -> Vec<Layer> {
-    let (split, named) = split(closure, None, store_layers);
+    let (split, named) = split(closure, None, store_layers, Order::Size);
     group(closure, &split, None)
         .into_iter()
         .map(|(set, paths)| {

@@ -190,6 +190,8 @@ fn closure_and_hints(n: usize, members: usize) -> (Closure, HintFile) {
     let synth = Synth::new(Shape { packages: n, base: n / 20, images: 1, share: 1.0, bump: 0.0, seed: 11 });
     let closure = Closure::new(synth.closure(0)).expect("valid");
     let mut file = HintFile::new(BudgetHeader { max_layers: 100, reserve: 1 });
+    // As `hints emit` writes it: unknown paths are ranked by stability, which walks closures.
+    file.learned_from.path_hazard = Some(0.075);
     let mut labels: Vec<String> = closure.paths().map(|p| MemberPattern::identity_of(p.name())).collect();
     labels.sort();
     labels.dedup();
