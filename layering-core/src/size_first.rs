@@ -68,35 +68,17 @@ struct Candidates<'c> {
     /// Paths sorted by narSize, stable over the path-sorted input (their rank breaks ties).
     by_size: Vec<usize>,
     order: Order,
-    heap: std::collections::BinaryHeap<(Weight, usize)>,
+    /// (weight as bits, exact, rank): non-negative floats order as their bits; an upper bound
+    /// (narSize) until the path's closure has been walked.
+    heap: std::collections::BinaryHeap<(u64, bool, usize)>,
     mark: Vec<bool>,
-}
-
-/// A total order on non-negative weights (upper bounds or exact), then whether exact.
-#[derive(Clone, Copy)]
-struct Weight(f64, bool);
-impl PartialEq for Weight {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o).is_eq()
-    }
-}
-impl Eq for Weight {}
-impl PartialOrd for Weight {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Weight {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
-    }
 }
 
 impl<'c> Candidates<'c> {
     fn new(closure: &'c Closure, by_size: Vec<usize>, order: Order) -> Self {
         let heap = match order {
             Order::Size => Default::default(),
-            Order::Stability { .. } => by_size.iter().enumerate().map(|(rank, &i)| (Weight(closure.nar_size(i) as f64, false), rank)).collect(),
+            Order::Stability { .. } => by_size.iter().enumerate().map(|(rank, &i)| ((closure.nar_size(i) as f64).to_bits(), false, rank)).collect(),
         };
         Candidates { closure, by_size, order, heap, mark: vec![false; closure.len()] }
     }
@@ -107,14 +89,14 @@ impl Iterator for Candidates<'_> {
     fn next(&mut self) -> Option<usize> {
         let Order::Stability { hazard } = self.order else { return self.by_size.pop() };
         loop {
-            let (Weight(w, exact), rank) = self.heap.pop()?;
+            let (w, exact, rank) = self.heap.pop()?;
             if exact {
                 return Some(self.by_size[rank]);
             }
             let i = self.by_size[rank];
             let deps = self.closure.reach(i, Direction::References, &mut self.mark);
             clear(&mut self.mark, &deps);
-            self.heap.push((Weight(w * (-hazard * deps.len() as f64).exp(), true), rank));
+            self.heap.push(((f64::from_bits(w) * (-hazard * deps.len() as f64).exp()).to_bits(), true, rank));
         }
     }
 }
