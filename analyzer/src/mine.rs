@@ -419,15 +419,13 @@ impl Model<'_> {
         }
         parts.sort_by_key(|p| p.class);
         let mut images = Bits::new(self.stats.image_names.len());
-        let mut all = Bits::new(self.weight.len());
         for p in &parts {
             images.or(&self.class_images[p.class as usize]);
-            all.or(&p.deps);
         }
         let mut members = members.to_vec();
         members.sort_unstable();
         let cost = self.cost(&parts, &images);
-        GroupState { members, parts, images, cost, prob: self.prob(&all), alive: true, unit: None, units: vec![] }
+        GroupState { members, prob: self.parts_prob(&parts), parts, images, cost, alive: true, unit: None, units: vec![] }
     }
 
     /// The class parts of two groups joined, and the images holding either.
@@ -457,18 +455,25 @@ impl Model<'_> {
         (parts, images)
     }
 
-    fn merged(&self, a: &GroupState, b: &GroupState) -> GroupState {
-        let (parts, images) = self.joined(a, b);
+    /// `a` and `b` as one group, held by `images` (all that hold either unless given).
+    fn merged(&self, a: &GroupState, b: &GroupState, images: Option<Bits>) -> GroupState {
+        let (parts, union) = self.joined(a, b);
+        let images = images.unwrap_or(union);
         let mut members = [a.members.as_slice(), b.members.as_slice()].concat();
         members.sort_unstable();
         let cost = self.cost(&parts, &images);
-        let mut all = Bits::new(self.weight.len());
-        for p in &parts {
-            all.or(&p.deps);
-        }
-        let prob = self.prob(&all);
+        let prob = self.parts_prob(&parts);
         let units = [a.units.as_slice(), b.units.as_slice()].concat();
         GroupState { members, parts, images, cost, prob, alive: true, unit: None, units }
+    }
+
+    /// P(change) of a group made of `parts`: any source in any part's closure bumps.
+    fn parts_prob(&self, parts: &[ClassPart]) -> f64 {
+        let mut all = Bits::new(self.weight.len());
+        for p in parts {
+            all.or(&p.deps);
+        }
+        self.prob(&all)
     }
 
     /// The same group, held by `images` only.
@@ -684,7 +689,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
 
     /// Joins two pristine groups everywhere; returns the new state.
     fn global(&mut self, a: usize, b: usize) -> usize {
-        let mut m = self.model.merged(&self.states[a], &self.states[b]);
+        let mut m = self.model.merged(&self.states[a], &self.states[b], None);
         for i in self.states[a].images.ones().filter(|&i| self.states[b].images.get(i)) {
             self.count[i] -= 1;
         }
@@ -706,8 +711,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
     fn local(&mut self, a: usize, b: usize, n: &Bits) -> Vec<usize> {
         let model = self.model;
         let (ga, gb) = (&self.states[a], &self.states[b]);
-        let mut joined = model.with_images(&model.merged(ga, gb), n.clone());
-        joined.unit = None;
+        let joined = model.merged(ga, gb, Some(n.clone()));
         let rest: Vec<GroupState> = [ga, gb]
             .into_iter()
             .filter_map(|g| {
