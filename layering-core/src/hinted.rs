@@ -30,10 +30,13 @@
 //!    writes stable groups first), then placing pins, then `not-catch-all` layers, then the
 //!    fallback (new names are the most likely to change). Docker keys unpacked layers by their
 //!    chain, so stable layers belong at the bottom.
-//! 7. While there are still more than `n` layers, merge the adjacent pair that wastes least in
+//! 7. While there are still more than `n` layers, merge the pair that wastes least in
 //!    expectation, `S_a·p_b·(1−p_a) + S_b·p_a·(1−p_b)`: a group's `p` is its learned change
 //!    rate (Jeffreys-smoothed), anything without history (unseen names, pins) counts as one
-//!    observed change (0.75). Merging neighbours keeps the stable-to-volatile order.
+//!    observed change (0.75). Any pair, not only neighbours: which layers a pull downloads
+//!    does not depend on their order, and two stable groups far apart in it are the cheapest
+//!    pair. The joined layer takes the lower position, so the order stays bottom-up. Beyond
+//!    512 units (a hand-written file with thousands of groups) neighbours are merged first.
 //!
 //! Paths inside a layer are sorted by (name, hash), as auto-layer.py sorts them, so with an
 //! empty hint file the output is exactly `size-first`'s. Nothing here depends on input order or
@@ -144,8 +147,7 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
         }
     }
 
-    merge_to_fit(&mut ordered, n);
-    Ok(ordered
+    Ok(merge_to_fit(ordered, n)
         .into_iter()
         .map(|mut u| {
             u.nodes.sort_by(|&a, &b| size_first::path_key(closure.path(a).as_str()).cmp(&size_first::path_key(closure.path(b).as_str())));
@@ -209,22 +211,77 @@ fn join(a: Reason, b: Reason) -> Reason {
     Reason::Merged(parts)
 }
 
-/// Merges the adjacent pair that wastes least until at most `n` units remain: sharing a layer,
-/// each re-downloads when only the other changed, `S_a·p_b·(1−p_a) + S_b·p_a·(1−p_b)` bytes per
-/// update (the lower pair on ties). With equal rates that is the smallest combined size.
-fn merge_to_fit(units: &mut Vec<Unit>, n: usize) {
+/// Beyond this many units the last-resort merging first joins neighbours (in the bottom-up,
+/// stable-to-volatile order) down to this count, so that it stays `O(u log u)`; below it every
+/// pair is a candidate.
+const ALL_PAIRS: usize = 512;
+
+/// Merges the pair of units that wastes least until at most `n` remain: sharing a layer, each
+/// re-downloads when only the other changed, `S_a·p_b·(1−p_a) + S_b·p_a·(1−p_b)` bytes per
+/// update (ties: the pair lowest in the order). With equal rates that is the smallest combined
+/// size. The joined unit takes the lower position, so the order stays bottom-up.
+fn merge_to_fit(units: Vec<Unit>, n: usize) -> Vec<Unit> {
+    let n = n.max(1);
+    if units.len() <= n {
+        return units;
+    }
+    let units = if units.len() > ALL_PAIRS.max(n) { merge_least_waste(units, ALL_PAIRS.max(n), true) } else { units };
+    merge_least_waste(units, n, false)
+}
+
+/// The greedy behind [`merge_to_fit`]: a lazy heap over candidate pairs (only neighbours when
+/// `adjacent`), each entry stamped with both units' versions so that entries made stale by a
+/// merge are skipped when they surface.
+fn merge_least_waste(units: Vec<Unit>, n: usize, adjacent: bool) -> Vec<Unit> {
+    use std::cmp::Reverse;
+    let m = units.len();
     let waste = |a: &Unit, b: &Unit| a.size as f64 * b.rate * (1.0 - a.rate) + b.size as f64 * a.rate * (1.0 - b.rate);
-    while units.len() > n.max(1) {
-        let k = (0..units.len() - 1)
-            .min_by(|&x, &y| waste(&units[x], &units[x + 1]).total_cmp(&waste(&units[y], &units[y + 1])).then(x.cmp(&y)))
-            .expect("at least two units");
-        let b = units.remove(k + 1);
-        let a = &mut units[k];
+    let mut slot: Vec<Option<Unit>> = units.into_iter().map(Some).collect();
+    // The live units as a linked list, for neighbours.
+    let mut next: Vec<usize> = (1..=m).collect();
+    let mut prev: Vec<usize> = (0..m).map(|i| i.wrapping_sub(1)).collect();
+    let mut version = vec![0u32; m];
+    // Wastes are non-negative, and non-negative floats order as their bits.
+    let pair = |slot: &[Option<Unit>], version: &[u32], i: usize, j: usize| {
+        let (a, b) = (slot[i].as_ref().expect("live unit"), slot[j].as_ref().expect("live unit"));
+        Reverse((waste(a, b).to_bits(), i, version[i], j, version[j]))
+    };
+    let mut heap: std::collections::BinaryHeap<_> = if adjacent {
+        (1..m).map(|j| pair(&slot, &version, j - 1, j)).collect()
+    } else {
+        (1..m).flat_map(|j| (0..j).map(move |i| (i, j))).map(|(i, j)| pair(&slot, &version, i, j)).collect()
+    };
+    let mut live = m;
+    while live > n {
+        let Reverse((_, i, vi, j, vj)) = heap.pop().expect("more than one unit, so a pair");
+        if slot[i].is_none() || slot[j].is_none() || version[i] != vi || version[j] != vj {
+            continue; // stale: one side has merged since
+        }
+        let b = slot[j].take().expect("live unit");
+        let a = slot[i].as_mut().expect("live unit");
         a.nodes.extend(b.nodes);
         a.rate = 1.0 - (1.0 - a.rate) * (1.0 - b.rate);
         a.size += b.size;
         a.reason = join(std::mem::replace(&mut a.reason, Reason::Merged(vec![])), b.reason);
+        version[i] += 1;
+        live -= 1;
+        // Unlink j.
+        if prev[j] < m {
+            next[prev[j]] = next[j];
+        }
+        if next[j] < m {
+            prev[next[j]] = prev[j];
+        }
+        let others: Vec<usize> = if adjacent {
+            [prev[i], next[i]].into_iter().filter(|&k| k < m).collect()
+        } else {
+            (0..m).filter(|&k| k != i && slot[k].is_some()).collect()
+        };
+        for k in others {
+            heap.push(pair(&slot, &version, i.min(k), i.max(k)));
+        }
     }
+    slot.into_iter().flatten().collect()
 }
 
 #[cfg(test)]
@@ -334,29 +391,47 @@ mod tests {
 
     #[test]
     fn last_resort_merges_follow_learned_change_rates() {
-        let mut f = file(&[("c", &["libc"]), ("z", &["zlib"]), ("o", &["openssl"]), ("p", &["python"]), ("n", &["numpy"]), ("a", &["app"])], &[]);
+        // Four independent leaves; the file knows s1, s2 as stable and v1, v2 as volatile, in
+        // the order s1, v1, s2, v2, and has no plan. One merge: by size it would be s1 + v1
+        // (the smallest pair), which re-downloads stable s1 at every v1 change; by expected
+        // waste it is the two stable ones, though they are not neighbours.
+        let c = Closure::new(vec![info("s1-1.0", 100_000, &[]), info("v1-1.0", 100_000, &[]), info("s2-1.0", 150_000, &[]), info("v2-1.0", 200_000, &[])]).unwrap();
+        let mut f = file(&[("s1", &["s1"]), ("v1", &["v1"]), ("s2", &["s2"]), ("v2", &["v2"])], &[]);
         f.learned_from.revisions.count = 7;
         for g in &mut f.groups {
-            g.stats.change_rate = if ["c", "o"].contains(&g.id.as_str()) { 0.0 } else { 1.0 };
+            g.stats.change_rate = if g.id.starts_with('s') { 0.0 } else { 1.0 };
         }
-        // One merge: by size it would be libc + zlib (2.1 MB), which re-downloads stable libc at
-        // every zlib change; by expected waste it is the two volatile neighbours numpy + app.
-        let got = names(&world(), Budget::new(6, 1).unwrap(), &f);
-        assert_eq!(got.len(), 5);
-        assert!(got.contains(&vec!["app-1.0".to_string(), "numpy-1.26".to_string()]), "{got:?}");
-        assert!(got.contains(&vec!["libc-2.39".to_string()]), "{got:?}");
+        assert_eq!(names(&c, Budget::new(4, 1).unwrap(), &f), [vec!["s1-1.0", "s2-1.0"], vec!["v1-1.0"], vec!["v2-1.0"]]);
+        // Two merges: then the volatile pair, at v1's place.
+        assert_eq!(names(&c, Budget::new(3, 1).unwrap(), &f), [vec!["s1-1.0", "s2-1.0"], vec!["v1-1.0", "v2-1.0"]]);
     }
 
     #[test]
-    fn over_budget_merges_smallest_neighbours_deterministically() {
+    fn over_budget_merges_smallest_pairs_deterministically() {
         // Without learned history every rate is ½, and the least waste is the smallest size.
         let f = file(&[("c", &["libc"]), ("z", &["zlib"]), ("o", &["openssl"]), ("p", &["python"]), ("n", &["numpy"]), ("a", &["app"])], &[]);
         let b = Budget::new(4, 1).unwrap();
         let got = names(&world(), b, &f);
-        assert_eq!(got.len(), 3);
-        // The smallest adjacent pairs go first: zlib+openssl... then numpy+app.
-        assert_eq!(got, [vec!["libc-2.39", "openssl-3.0", "zlib-1.3"], vec!["python-3.12"], vec!["app-1.0", "numpy-1.26"]]);
-        let again = names(&world(), b, &f);
-        assert_eq!(got, again);
+        // app + zlib (110 kB), then libc joins them (2.1 MB), then openssl (5.1 MB); each
+        // joined layer keeps the lower position.
+        assert_eq!(got, [vec!["app-1.0", "libc-2.39", "openssl-3.0", "zlib-1.3"], vec!["python-3.12"], vec!["numpy-1.26"]]);
+        assert_eq!(got, names(&world(), b, &f));
+    }
+
+    #[test]
+    fn thousands_of_groups_still_fit() {
+        // 700 one-leaf groups, more than the all-pairs limit: neighbours merge first.
+        let leaves: Vec<String> = (0..700).map(|i| format!("leaf{i:03}-1.0")).collect();
+        let c = Closure::new(leaves.iter().enumerate().map(|(i, l)| info(l, 1_000 + i as u64, &[])).collect()).unwrap();
+        let ids: Vec<String> = (0..700).map(|i| format!("leaf{i:03}")).collect();
+        let groups: Vec<(&str, Vec<&str>)> = ids.iter().map(|id| (id.as_str(), vec![id.as_str()])).collect();
+        let groups: Vec<(&str, &[&str])> = groups.iter().map(|(id, m)| (*id, m.as_slice())).collect();
+        let f = file(&groups, &[]);
+        let got = names(&c, Budget::new(11, 1).unwrap(), &f);
+        assert_eq!(got.len(), 10);
+        let mut all: Vec<String> = got.concat();
+        all.sort();
+        assert_eq!(all, leaves, "every path exactly once");
+        assert_eq!(got, names(&c, Budget::new(11, 1).unwrap(), &f));
     }
 }
