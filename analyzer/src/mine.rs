@@ -43,33 +43,36 @@
 //! groups than its target, the merge with the smallest cost increase per over-budget image it
 //! relieves, between two groups that share an over-budget image. Each merge is one of two kinds:
 //! - *global*: the two groups become one group of the file, in every image;
-//! - *local*: an entry of the file's `merges` plan, which the layerer applies only in images
-//!   that are over budget. It joins the two layers in the images that need it and leaves the
-//!   finer layers, and their smaller update bytes, to the images that have room, at the price
-//!   of one more distinct layer for fleets and the registry. The greedy takes whichever the
-//!   model finds cheaper: a merge that only big images need and that would cost every small
-//!   image re-downloads is planned, not imposed.
+//! - *local*: the two join only in the images over budget that hold both, which is what the
+//!   layerer does there by itself (it merges the pair of layers that wastes least, from the
+//!   groups' change rates written in the file). It leaves the finer layers, and their smaller
+//!   update bytes, to the images that have room, at the price of one more distinct layer for
+//!   fleets and the registry. The greedy takes whichever the model finds cheaper: a merge that
+//!   only big images need, and that would cost every small image re-downloads, is left to the
+//!   big images. Local merges are not written to the file.
 //!
-//! Stage one runs with the full budget as target, globally or locally; stage two continues to
-//! `K − max(1, K/10)` with local merges only, so the headroom the layerer gives names the
-//! history never saw is taken from the plan, respecting image classes, and only in images that
-//! have such names. Beyond that (an image that grows far past its history), the layerer merges
-//! neighbouring layers by size: extending the plan further did worse on six histories, because
-//! its model-chosen merges pile volatile groups together. A merge across classes is allowed only through
+//! The target is the full budget. An image that later holds names the history never saw, or
+//! grows past it, makes room the same way, by the layerer's least-waste merging. (An earlier
+//! version wrote the local merges as an ordered plan, `merges`, and planned headroom for unseen
+//! names; on six histories the layerer's own merging did better at both 30 and 100 layers,
+//! because it merges what is actually in the closure. The format still accepts a hand-written
+//! plan, applied first.) A merge across classes is allowed only through
 //! an image with more classes than its target (where no grouping can avoid it), and counts
 //! double (`CROSS_CLASS_PENALTY`); so a path several images share never shares a layer with one
 //! only some of them have unless the budget leaves no other way. While an image holds at most 400
 //! groups every pair is considered; beyond that (large histories), each group is paired with its
 //! 12 neighbours nearest in change probability, which keeps emit near-linear. Big volatile names
 //! stay alone because merging them is expensive; small names that change together merge for free.
-//! Groups are written bottom-up from the least to the most likely to change; the plan in the
-//! order it was chosen (cheapest first).
+//! Groups are written bottom-up from the least to the most likely to change, each with the
+//! model's probability that it changes at an update (`stats.change_rate`), which the layerer
+//! weighs when it must merge.
 //!
 //! # Hysteresis
 //! Regrouping makes every client download the regrouped layers once. Given the previous hint
-//! file, its groups and plan are kept unless the new ones' expected saving exceeds `--min-gain`
-//! of the previous expected cost (both computed by replaying groups and plan as the layerer
-//! would, [`plan_cost`]); both figures and the one-time cost are reported. Pins are kept
+//! file, its groups (and plan, if it has one) are kept unless the new ones' expected saving
+//! exceeds `--min-gain` of the previous expected cost (both computed with the images over budget
+//! merging as the layerer would, [`layered_cost`]); both figures and the one-time cost are
+//! reported. Pins are kept
 //! verbatim, and names placed by a pin are left out of the groups.
 
 use std::cmp::Ordering;
@@ -523,18 +526,16 @@ const NEIGHBOURS: usize = 12;
 enum Mode {
     /// Everywhere: the two become one group of the file.
     Global,
-    /// Only in the over-budget images that hold both: an entry of the file's `merges`.
+    /// Only in the over-budget images that hold both, as the layerer merges there.
     Local,
 }
 
-/// The greedy's state: live groups as each image sees them, the file's groups, the plan.
+/// The greedy's state: live groups as each image sees them, and the file's groups.
 struct Greedy<'m, 'a> {
     model: &'m Model<'a>,
     states: Vec<GroupState>,
     /// The file's groups, as made by global merges; `None` once merged into a larger one.
     units: Vec<Option<GroupState>>,
-    /// The coarsening plan: pairs of unit ids, in the order they were chosen.
-    merges: Vec<(usize, usize)>,
     /// Live groups per image.
     count: Vec<usize>,
     /// Per image, the live state holding each unit (what the layerer's "unit holding x" is).
@@ -559,7 +560,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
             }
         }
         let units = states.iter().cloned().map(Some).collect();
-        let mut g = Greedy { model, states, units, merges: vec![], count, holder: vec![HashMap::new(); ni] };
+        let mut g = Greedy { model, states, units, count, holder: vec![HashMap::new(); ni] };
         for s in 0..g.states.len() {
             g.adopt(s);
         }
@@ -602,7 +603,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
         let needs_cross: Vec<bool> = classes_in.iter().map(|c| c.len() > target).collect();
         let cand = |states: &[GroupState], a: usize, b: usize, ov: &[bool]| {
             let (a, b) = (a.min(b), a.max(b));
-            plan(model, &states[a], &states[b], ov, &needs_cross, local_only).map(|(score, _)| Cand { score, a, b })
+            score_merge(model, &states[a], &states[b], ov, &needs_cross, local_only).map(|(score, _)| Cand { score, a, b })
         };
         // Live groups ordered by change probability (non-negative floats order as their bits).
         let mut alive: std::collections::BTreeSet<(u64, usize)> =
@@ -637,7 +638,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
             if !self.states[c.a].alive || !self.states[c.b].alive {
                 continue;
             }
-            let Some((now, mode)) = plan(model, &self.states[c.a], &self.states[c.b], &ov, &needs_cross, local_only) else { continue };
+            let Some((now, mode)) = score_merge(model, &self.states[c.a], &self.states[c.b], &ov, &needs_cross, local_only) else { continue };
             if now.total_cmp(&c.score) == Ordering::Greater {
                 heap.push(Cand { score: now, ..c }); // stale: fewer images relieved now
                 continue;
@@ -649,7 +650,6 @@ impl<'m, 'a> Greedy<'m, 'a> {
                 Mode::Global => vec![self.global(c.a, c.b)],
                 Mode::Local => {
                     let (x, y) = (self.states[c.a].units[0], self.states[c.b].units[0]);
-                    self.merges.push((x, y));
                     self.replay(x, y, target)
                 }
             };
@@ -706,7 +706,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
         self.states.len() - 1
     }
 
-    /// Joins two groups in the images `n` only (a plan entry); returns the new states: the
+    /// Joins two groups in the images `n` only (a local merge); returns the new states: the
     /// joined group in `n`, and what is left of each outside `n`.
     fn local(&mut self, a: usize, b: usize, n: &Bits) -> Vec<usize> {
         let model = self.model;
@@ -737,8 +737,9 @@ impl<'m, 'a> Greedy<'m, 'a> {
         (first..self.states.len()).collect()
     }
 
-    /// Replays a plan entry the way the layerer does: in every over-budget image holding both
-    /// units in different groups, those two groups are joined. Returns the new states.
+    /// Applies a local merge of units `x` and `y` the way the layerer applies a plan entry: in
+    /// every over-budget image holding both in different groups, those two groups are joined.
+    /// Returns the new states.
     fn replay(&mut self, x: usize, y: usize, target: usize) -> Vec<usize> {
         let ni = self.count.len();
         let mut fresh = vec![];
@@ -773,7 +774,7 @@ fn relief_images(a: &GroupState, b: &GroupState, ov: &[bool]) -> Bits {
 /// them only where the budget requires, which keeps the finer groups (and their update bytes)
 /// in the images that have room at the price of one more registry layer. `None` when the
 /// merge relieves no over-budget image, or crosses classes needlessly.
-fn plan(model: &Model<'_>, a: &GroupState, b: &GroupState, ov: &[bool], needs_cross: &[bool], local_only: bool) -> Option<(f64, Mode)> {
+fn score_merge(model: &Model<'_>, a: &GroupState, b: &GroupState, ov: &[bool], needs_cross: &[bool], local_only: bool) -> Option<(f64, Mode)> {
     let n = relief_images(a, b, ov);
     let relief = n.count();
     let same_class = a.parts.len() == 1 && b.parts.len() == 1 && a.parts[0].class == b.parts[0].class;
@@ -798,35 +799,26 @@ fn plan(model: &Model<'_>, a: &GroupState, b: &GroupState, ov: &[bool], needs_cr
     Some((weight * delta / relief as f64, mode))
 }
 
-/// The file's groups and plan from the greedy: stage one to `full` groups per image (global or
-/// local merges), stage two to `target` (local only: the headroom for unseen names comes from
-/// the plan, in the images that need it). Returns the groups (as states), the plan as index
-/// pairs into them, and the greedy's expected cost per transition.
-fn group_names(model: &Model<'_>, names: &[u32], full: usize, target: usize) -> (Vec<GroupState>, Vec<(usize, usize)>, f64) {
+/// The file's groups from the greedy, run to `full` groups per image, and the greedy's
+/// expected cost per transition. Its local merges are not written: they stand for the
+/// layerer's own merging in the images over budget.
+fn group_names(model: &Model<'_>, names: &[u32], full: usize) -> (Vec<GroupState>, f64) {
     let singles: Vec<Vec<u32>> = names.iter().map(|&n| vec![n]).collect();
     let mut g = Greedy::new(model, &singles);
     g.run(full, false);
-    g.run(target, true);
     let cost = g.cost();
-    let mut index = vec![usize::MAX; g.units.len()];
-    let mut groups = vec![];
-    for (u, s) in g.units.into_iter().enumerate() {
-        if let Some(s) = s {
-            index[u] = groups.len();
-            groups.push(s);
-        }
-    }
-    let merges = g.merges.iter().map(|&(x, y)| (index[x], index[y])).collect();
-    (groups, merges, cost)
+    (g.units.into_iter().flatten().collect(), cost)
 }
 
-/// Expected cost per transition of groups plus a plan, replayed as the layerer would apply it
-/// with `target` groups per image.
-fn plan_cost(model: &Model<'_>, groups: &[Vec<u32>], merges: &[(usize, usize)], target: usize) -> f64 {
+/// Expected cost per transition of groups (and a plan, in a file that has one) as images use
+/// them: the plan replayed as the layerer applies it, then local merges, cheapest first, in
+/// every image still over `full` groups, standing for the layerer's least-waste merging.
+fn layered_cost(model: &Model<'_>, groups: &[Vec<u32>], merges: &[(usize, usize)], full: usize) -> f64 {
     let mut g = Greedy::new(model, groups);
     for &(x, y) in merges {
-        g.replay(x, y, target);
+        g.replay(x, y, full);
     }
+    g.run(full, true);
     g.cost()
 }
 
@@ -909,7 +901,6 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     let stats = NameStats::build(h, opts.first, opts.last)?;
     tracing::info!("name statistics: {} names, {:.1} s", stats.labels.len(), t0.elapsed().as_secs_f64());
     let store_layers = (opts.max_layers - opts.reserve) as usize;
-    let target = store_layers - layering_core::hinted::fallback_reserve(store_layers).min(store_layers - 1);
 
     // Names at the last revision, less those a placing pin owns.
     let pins = previous.map(|p| p.pins.clone()).unwrap_or_default();
@@ -924,14 +915,8 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     }
     let model = build_model(&stats, &names);
     let t1 = std::time::Instant::now();
-    let (groups, plan, greedy_cost) = group_names(&model, &names, store_layers, target);
-    tracing::info!(
-        "grouping: {} classes -> {} groups and {} plan entries, {:.1} s",
-        model.class_images.len(),
-        groups.len(),
-        plan.len(),
-        t1.elapsed().as_secs_f64()
-    );
+    let (groups, greedy_cost) = group_names(&model, &names, store_layers);
+    tracing::info!("grouping: {} classes -> {} groups, {:.1} s", model.class_images.len(), groups.len(), t1.elapsed().as_secs_f64());
 
     // Bottom-up: least likely to change first, then larger first, then by id.
     let mut order: Vec<(f64, u64, String, usize)> = groups
@@ -940,17 +925,16 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
         .map(|(k, g)| (g.prob, g.members.iter().map(|&m| stats.size[m as usize]).sum(), group_id(&stats, &g.members), k))
         .collect();
     order.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-    let new_groups: Vec<Group> = order.iter().map(|(_, _, id, k)| to_group(&stats, id, &groups[*k].members)).collect();
-    let new_merges: Vec<[String; 2]> = plan.iter().map(|&(x, y)| [group_id(&stats, &groups[x].members), group_id(&stats, &groups[y].members)]).collect();
+    let new_groups: Vec<Group> = order.iter().map(|(_, _, id, k)| to_group(&model, id, &groups[*k].members)).collect();
     let member_lists: Vec<Vec<u32>> = groups.iter().map(|g| g.members.clone()).collect();
-    let new_cost = plan_cost(&model, &member_lists, &plan, target);
-    tracing::info!("expected cost: greedy {greedy_cost:.0}, replayed plan {new_cost:.0}");
+    let new_cost = layered_cost(&model, &member_lists, &[], store_layers);
+    tracing::info!("expected cost: greedy {greedy_cost:.0}, as layered {new_cost:.0}");
 
     let mut report = String::new();
     let classes = model.class_images.len();
     let _ = writeln!(
         report,
-        "learned from {} images, revisions {}..{} ({} transitions): {} names in {} image-set classes -> {} groups and {} plan entries ({} store layers; the plan goes down to {target} per image, to leave room for unseen names)",
+        "learned from {} images, revisions {}..{} ({} transitions): {} names in {} image-set classes -> {} groups ({} store layers; an image over budget merges the pairs that waste least)",
         h.images.len(),
         opts.first,
         opts.last,
@@ -958,11 +942,10 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
         names.len(),
         classes,
         new_groups.len(),
-        new_merges.len(),
         store_layers
     );
 
-    let (mut groups_out, mut merges_out) = (new_groups.clone(), new_merges);
+    let (mut groups_out, mut merges_out) = (new_groups.clone(), vec![]);
     if let Some(prev) = previous.filter(|p| !p.groups.is_empty() && p.budget == BudgetHeader { max_layers: opts.max_layers, reserve: opts.reserve }) {
         let matcher = Matcher::new(prev);
         let mut by_prev: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
@@ -981,7 +964,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
             .filter_map(|[a, b]| Some((*position.get(id_index.get(a.as_str())?)?, *position.get(id_index.get(b.as_str())?)?)))
             .collect();
         let prev_groups: Vec<Vec<u32>> = by_prev.into_values().chain(loose).collect();
-        let prev_cost = plan_cost(&model, &prev_groups, &prev_plan, target);
+        let prev_cost = layered_cost(&model, &prev_groups, &prev_plan, store_layers);
         let saving = prev_cost - new_cost;
         let prev_sets: HashSet<Vec<String>> = prev.groups.iter().map(|g| sorted(&g.members)).collect();
         let regroup_bytes: u64 = new_groups
@@ -1001,7 +984,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
             let _ = writeln!(report, "kept the previous groups (saving below --min-gain {})", opts.min_gain);
             groups_out = prev.groups.clone();
             merges_out = prev.merges.clone();
-            refresh_stats(&stats, &mut groups_out);
+            refresh_stats(&model, &mut groups_out);
         } else {
             let _ = writeln!(report, "regrouped (saving above --min-gain {})", opts.min_gain);
         }
@@ -1040,32 +1023,37 @@ fn group_id(stats: &NameStats, members: &[u32]) -> String {
     stats.labels[*top as usize].replace(':', "-")
 }
 
-fn group_stats(stats: &NameStats, members: &[u32]) -> GroupStats {
-    let t = stats.transitions.max(1);
-    let changed = (0..stats.transitions).filter(|&k| members.iter().any(|&m| stats.changed[k].get(m as usize))).count();
+/// A group's statistics; its `change_rate` is the model's probability that the group changes
+/// at an update (what the layerer weighs when it must merge layers).
+fn group_stats(model: &Model<'_>, members: &[u32]) -> GroupStats {
+    let stats = model.stats;
     let mut images = Bits::new(stats.image_names.len());
     for &m in members {
         images.or(&stats.images[m as usize]);
     }
     GroupStats {
         size: members.iter().map(|&m| stats.size[m as usize]).sum(),
-        change_rate: (changed as f64 / t as f64 * 1000.0).round() / 1000.0,
+        change_rate: (model.group(members).prob * 1000.0).round() / 1000.0,
         images: images.count() as u32,
     }
 }
 
-fn to_group(stats: &NameStats, id: &str, members: &[u32]) -> Group {
-    let mut labels: Vec<String> = members.iter().map(|&m| stats.patterns[m as usize].clone()).collect();
+fn to_group(model: &Model<'_>, id: &str, members: &[u32]) -> Group {
+    let mut labels: Vec<String> = members.iter().map(|&m| model.stats.patterns[m as usize].clone()).collect();
     labels.sort();
-    Group { id: id.to_string(), members: labels, stats: group_stats(stats, members) }
+    Group { id: id.to_string(), members: labels, stats: group_stats(model, members) }
 }
 
 /// Recomputes the statistics of kept groups.
-fn refresh_stats(stats: &NameStats, groups: &mut [Group]) {
+fn refresh_stats(model: &Model<'_>, groups: &mut [Group]) {
+    let stats = model.stats;
     let index: HashMap<&str, u32> = stats.patterns.iter().enumerate().map(|(k, l)| (l.as_str(), k as u32)).collect();
     for g in groups {
-        let members: Vec<u32> = g.members.iter().filter_map(|m| index.get(m.as_str()).copied()).filter(|&m| stats.present(m as usize)).collect();
-        g.stats = if members.is_empty() { GroupStats::default() } else { group_stats(stats, &members) };
+        let members: Vec<u32> = g.members.iter().filter_map(|m| index.get(m.as_str()).copied())
+            // Present names the model knows (not those a pin places).
+            .filter(|&m| model.class_of[m as usize] != u32::MAX)
+            .collect();
+        g.stats = if members.is_empty() { GroupStats::default() } else { group_stats(model, &members) };
     }
 }
 
@@ -1090,7 +1078,7 @@ pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, que
             let grp = &hints.groups[g];
             let _ = writeln!(
                 o,
-                "  layer: group `{}` (layer {} of {} from the bottom), {} members, {} bytes, changed in {:.0}% of learned updates, in {} images",
+                "  layer: group `{}` (layer {} of {} from the bottom), {} members, {} bytes, expected to change at {:.0}% of updates, in {} images",
                 grp.id,
                 g + 1,
                 hints.groups.len(),

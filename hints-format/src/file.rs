@@ -60,8 +60,8 @@ pub struct HintFile {
     /// Groups, bottom layer first. Each group becomes one layer.
     #[serde(default)]
     pub groups: Vec<Group>,
-    /// The coarsening plan (version 2): pairs of group ids, cheapest first. An image with more
-    /// layers than its budget merges the layer holding the first group with the layer holding
+    /// An optional, hand-written coarsening plan (version 2; `hints emit` writes none): pairs of
+    /// group ids. An image with more layers than its budget merges the layer holding the first group with the layer holding
     /// the second, entry by entry, and stops as soon as it fits; an entry naming a group that
     /// is absent from the image, or two groups already in one layer, is skipped.
     #[serde(default)]
@@ -122,7 +122,7 @@ pub struct Group {
     /// Patterns `PNAME[:OUTPUT][@VERSION]`, globs allowed.
     pub members: Vec<String>,
     /// What the history showed. Layering reads only `change_rate`, to choose which layers to
-    /// merge when an image is over budget even after the plan.
+    /// merge when an image is over budget.
     #[serde(default)]
     pub stats: GroupStats,
 }
@@ -133,7 +133,9 @@ pub struct GroupStats {
     /// Bytes (narSize) at the last revision learned from.
     #[serde(default)]
     pub size: u64,
-    /// Fraction of learned update transitions at which the layer changed.
+    /// Probability that the layer changes at an update, as learned: `hints emit` writes its
+    /// calibrated model's estimate (closure cascades, co-bumping sources), which is steadier
+    /// than the fraction of the few learned transitions at which the group changed.
     #[serde(default)]
     pub change_rate: f64,
     /// Number of images containing the group.

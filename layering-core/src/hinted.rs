@@ -13,11 +13,11 @@
 //! 3. The rest (names the history never saw) are the fallback. It is promised at least
 //!    `min(count, fallback_reserve(n))` layers, and at least its share of the image (by bytes
 //!    or by paths, whichever is larger, in steps of `fallback_reserve(n)`).
-//! 4. While the units and the fallback's promise exceed `n`, the file's `merges` are applied in
-//!    order: each joins the unit holding one group with the unit holding another. The analyzer
-//!    writes them cheapest first, so an image merges only as far as its own budget requires
-//!    and a small image keeps the finer groups. Entries naming an absent group are skipped; a
-//!    joined unit takes the lower of the two positions.
+//! 4. While the units and the fallback's promise exceed `n`, the file's `merges` (an optional,
+//!    hand-written plan; `hints emit` writes none) are applied in order: each joins the unit
+//!    holding one group with the unit holding another, so an image merges only as far as its
+//!    own budget requires and a small image keeps the finer groups. Entries naming an absent
+//!    group are skipped; a joined unit takes the lower of the two positions.
 //! 5. The fallback then gets whatever the units leave (at least its promise), and its paths are
 //!    split by the `size-first` rule (primaries get their own layers, dependencies follow the
 //!    set of primaries that need them), computed on the full graph's reachability. Primaries are
@@ -31,9 +31,12 @@
 //!    fallback (new names are the most likely to change). Docker keys unpacked layers by their
 //!    chain, so stable layers belong at the bottom.
 //! 7. While there are still more than `n` layers, merge the pair that wastes least in
-//!    expectation, `S_a·p_b·(1−p_a) + S_b·p_a·(1−p_b)`: a group's `p` is its learned change
-//!    rate (Jeffreys-smoothed), anything without history (unseen names, pins) counts as one
-//!    observed change (0.75). Any pair, not only neighbours: which layers a pull downloads
+//!    expectation, `S_a·p_b·(1−p_a) + S_b·p_a·(1−p_b)`: a group's `p` is the change rate the
+//!    analyzer wrote for it, shrunk towards ½ by one pseudo-update (an estimate from `t`
+//!    learned updates, Jeffreys-style: `(p·t + ½)/(t + 1)`); anything without history (unseen
+//!    names, pins) counts as one observed change (0.75). This is how an image over budget (a
+//!    big one, one that grew, one with many unseen names) coarsens the groups: the analyzer
+//!    leaves such merges to it rather than impose them on every image. Any pair, not only neighbours: which layers a pull downloads
 //!    does not depend on their order, and two stable groups far apart in it are the cheapest
 //!    pair. The joined layer takes the lower position, so the order stays bottom-up. Beyond
 //!    512 units (a hand-written file with thousands of groups) neighbours are merged first.
@@ -50,9 +53,8 @@ use crate::closure::Closure;
 use crate::{size_first, Layer, LayerError, Reason};
 
 /// Layers the fallback is always promised, out of `n` store layers, for names the history never
-/// saw (`n / HEADROOM_DIVISOR`, at least 1, never all). `hints emit` plans merges down to
-/// `n − fallback_reserve(n)`; an image that has such names makes the room with them.
-pub fn fallback_reserve(n: usize) -> usize {
+/// saw (`n / HEADROOM_DIVISOR`, at least 1, never all).
+fn fallback_reserve(n: usize) -> usize {
     (n / HEADROOM_DIVISOR).max(1).min(n.saturating_sub(1).max(1))
 }
 
@@ -113,7 +115,7 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
     }
     let promise = if fallback_count > 0 { fallback_promise(closure, &fallback, fallback_count, n) } else { 0 };
     apply_merges(file, &mut units, n.saturating_sub(promise));
-    // A group's change rate over the learned transitions, Jeffreys-smoothed like the analyzer's.
+    // A group's change rate, shrunk towards ½ by one pseudo-update of the learned transitions.
     let t = file.learned_from.revisions.count.saturating_sub(1) as f64;
     let group_rate: HashMap<&str, f64> =
         file.groups.iter().map(|g| (g.id.as_str(), (g.stats.change_rate * t + 0.5) / (t + 1.0))).collect();
