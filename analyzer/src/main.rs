@@ -179,6 +179,11 @@ struct EmitArgs {
     /// Regroup only when the expected saving exceeds this fraction of the current expected cost.
     #[arg(long, default_value_t = 0.02, allow_negative_numbers = true)]
     min_gain: f64,
+    /// What one more distinct layer (a registry copy, one more pull for a node running every
+    /// image) weighs against one image's update bytes. Lower keeps small images' layers finer
+    /// (fewer update bytes per image); higher shares more layers between images.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    registry_weight: f64,
 }
 
 #[derive(Args)]
@@ -599,7 +604,7 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
     let (first, last) = history.range(a.range.as_deref())?;
     let previous_path = a.previous.clone().or_else(|| a.out.exists().then(|| a.out.clone()));
     let previous = previous_path.as_deref().map(load_hints).transpose()?;
-    let opts = EmitOptions { max_layers: a.max_layers, reserve: a.reserve, first, last, min_gain: a.min_gain, db_summary: store.summary_hash()? };
+    let opts = EmitOptions { max_layers: a.max_layers, reserve: a.reserve, first, last, min_gain: a.min_gain, registry_weight: a.registry_weight, db_summary: store.summary_hash()? };
     let emitted = mine::emit(&history, &opts, previous.as_ref()).map_err(|e| BadInput(e.to_string()))?;
     write_atomic(&a.out, &emitted.file.to_canonical_string())?;
     if !quiet {

@@ -34,9 +34,11 @@
 //! - Images: a layer made of names with different image sets is a different layer in each image,
 //!   so it is neither shared nor stored once. Names are first grouped only within their *class*
 //!   (the set of images containing them).
-//! - The expected cost of a group per transition is `Σ_images S·P + Σ_variants S·P`, where each
-//!   image holds the part of the group it contains and each distinct part is one registry
-//!   layer (`S` bytes, `P` its change probability).
+//! - The expected cost of a group per transition is `Σ_images S·P + w·Σ_variants S·P`, where
+//!   each image holds the part of the group it contains and each distinct part is one registry
+//!   layer, one more pull for a node that runs every image (`S` bytes, `P` its change
+//!   probability). `w` (`--registry-weight`, default 1) is the user's preference between each
+//!   image's own updates and sharing: lower keeps small images' layers finer.
 //!
 //! # Algorithm
 //! Start with one group per name. A lazy greedy over a heap applies, while some image holds more
@@ -92,6 +94,8 @@ pub enum MineError {
     Empty(usize, usize),
     #[error("budget: reserve ({reserve}) must be smaller than max-layers ({max_layers})")]
     Budget { max_layers: u32, reserve: u32 },
+    #[error("registry weight must be a finite number ≥ 0, got {0}")]
+    RegistryWeight(f64),
     #[error("`{0}` is not a store path or name recorded in the history")]
     Unknown(String),
     #[error(transparent)]
@@ -104,6 +108,10 @@ pub struct EmitOptions {
     pub first: usize,
     pub last: usize,
     pub min_gain: f64,
+    /// What one more distinct layer (a registry copy, and a pull for a node running every
+    /// image) weighs against one image's update bytes: 1 counts it once, lower favours each
+    /// image's own updates over sharing, higher favours sharing.
+    pub registry_weight: f64,
     pub db_summary: String,
 }
 
@@ -353,6 +361,8 @@ struct Model<'a> {
     /// Class (image set) of each name, and each class's images.
     class_of: Vec<u32>,
     class_images: Vec<Bits>,
+    /// Weight of a distinct layer's registry copy against one image's update (`EmitOptions`).
+    registry_weight: f64,
 }
 
 /// The part of a group in one class.
@@ -384,7 +394,8 @@ impl Model<'_> {
         1.0 - (-l).exp()
     }
 
-    /// Σ over images of the part it holds + Σ over distinct parts (registry copies), each S·P.
+    /// Σ over images of the part it holds + Σ over distinct parts (registry copies, weighted),
+    /// each S·P.
     fn cost(&self, parts: &[ClassPart], images: &Bits) -> f64 {
         let mut by_sig: HashMap<Vec<bool>, (u64, f64, usize)> = HashMap::new();
         for i in images.ones() {
@@ -402,7 +413,7 @@ impl Model<'_> {
             });
             entry.2 += 1;
         }
-        by_sig.values().map(|&(s, p, holders)| s as f64 * p * (holders as f64 + 1.0)).sum()
+        by_sig.values().map(|&(s, p, holders)| s as f64 * p * (holders as f64 + self.registry_weight)).sum()
     }
 
     /// The group of `members` (not empty), built in one pass.
@@ -822,7 +833,7 @@ fn layered_cost(model: &Model<'_>, groups: &[Vec<u32>], merges: &[(usize, usize)
     g.cost()
 }
 
-fn build_model<'a>(stats: &'a NameStats, names: &[u32]) -> Model<'a> {
+fn build_model<'a>(stats: &'a NameStats, names: &[u32], registry_weight: f64) -> Model<'a> {
     let mut class_index: HashMap<Bits, u32> = HashMap::new();
     let mut class_images = vec![];
     let mut class_of = vec![u32::MAX; stats.labels.len()];
@@ -838,7 +849,7 @@ fn build_model<'a>(stats: &'a NameStats, names: &[u32]) -> Model<'a> {
     let beta = calibration(stats, names, &raw);
     tracing::info!("change model calibrated to the training history: hazard scale {beta:.3}");
     let weight = raw.iter().map(|w| w * beta).collect();
-    Model { stats, weight, class_of, class_images }
+    Model { stats, weight, class_of, class_images, registry_weight }
 }
 
 /// The hazard scale `β` that makes the independence model agree with the training history.
@@ -897,6 +908,9 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     if opts.reserve >= opts.max_layers {
         return Err(MineError::Budget { max_layers: opts.max_layers, reserve: opts.reserve });
     }
+    if !(opts.registry_weight.is_finite() && opts.registry_weight >= 0.0) {
+        return Err(MineError::RegistryWeight(opts.registry_weight));
+    }
     let t0 = std::time::Instant::now();
     let stats = NameStats::build(h, opts.first, opts.last)?;
     tracing::info!("name statistics: {} names, {:.1} s", stats.labels.len(), t0.elapsed().as_secs_f64());
@@ -913,7 +927,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
             names.push(n as u32);
         }
     }
-    let model = build_model(&stats, &names);
+    let model = build_model(&stats, &names, opts.registry_weight);
     let t1 = std::time::Instant::now();
     let (groups, greedy_cost) = group_names(&model, &names, store_layers);
     tracing::info!("grouping: {} classes -> {} groups, {:.1} s", model.class_images.len(), groups.len(), t1.elapsed().as_secs_f64());

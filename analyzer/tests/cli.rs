@@ -67,6 +67,9 @@ fn eval_agrees_with_replay_py() {
     assert!(hints(&["-q", "scan", "--db", dbs, "--dataset", ds.to_str().unwrap()], t).status.success());
     let hf = t.join("h.yaml");
     let hfs = hf.to_str().unwrap();
+    let bad = hints(&["emit", "--db", dbs, "--range", "0..6", "--registry-weight", "-1", "--out", hfs], t);
+    assert!(!bad.status.success() && text(&bad).contains("registry weight must be a finite number ≥ 0, got -1"), "{}", text(&bad));
+    assert!(!hf.exists(), "nothing written on bad input");
     assert!(hints(&["-q", "emit", "--db", dbs, "--range", "0..6", "--max-layers", "30", "--out", hfs], t).status.success());
     let images = "nginx,curl,perl,python3,git";
     let o = hints(&["eval", "--json", "--db", dbs, "--hints", hfs, "--range", "6..12", "--max-layers", "30", "--images", images], t);

@@ -63,7 +63,7 @@ fn world(pkgs: &[Pkg], revisions: usize, image_order: &[&str]) -> (tempfile::Tem
 }
 
 fn learn(h: &History, max_layers: u32) -> HintFile {
-    let opts = EmitOptions { max_layers, reserve: 1, first: 0, last: h.revisions.len() - 1, min_gain: 0.02, db_summary: "sha256:test".into() };
+    let opts = EmitOptions { max_layers, reserve: 1, first: 0, last: h.revisions.len() - 1, min_gain: 0.02, registry_weight: 1.0, db_summary: "sha256:test".into() };
     emit(h, &opts, None).unwrap().file
 }
 
@@ -211,7 +211,7 @@ fn hysteresis_keeps_groups_unless_regrouping_pays() {
     previous.groups[1].members = vec!["libgcc".into(), "tzdata".into()];
     previous.groups[2].members = vec!["libstdcxx".into()];
     previous.pins = vec![hints_format::Pin { id: "keep".into(), rule: hints_format::PinRule::Bottom, members: vec!["tzdata".into()] }];
-    let opts = |min_gain| EmitOptions { max_layers: 5, reserve: 1, first: 0, last: 6, min_gain, db_summary: "x".into() };
+    let opts = |min_gain| EmitOptions { max_layers: 5, reserve: 1, first: 0, last: 6, min_gain, registry_weight: 1.0, db_summary: "x".into() };
     let kept = emit(&h, &opts(1e9), Some(&previous)).unwrap();
     assert!(kept.report.contains("kept the previous groups"), "{}", kept.report);
     assert_eq!(kept.file.groups.iter().map(|g| &g.members).collect::<Vec<_>>(), previous.groups.iter().map(|g| &g.members).collect::<Vec<_>>());
@@ -260,4 +260,33 @@ fn a_merge_only_a_big_image_needs_is_not_imposed_on_small_images() {
     assert_eq!(layers(&h, &planned, "s1", 0).len(), 2, "an image with room ignores the plan");
     let why_x = explain(&h, (0, 6), &planned, "xlarge").unwrap();
     assert!(why_x.contains(&format!("joined with: `{}` (entry 1)", group_of(&f, "ylarge"))), "{why_x}");
+}
+
+#[test]
+fn the_registry_weight_trades_sharing_for_each_images_updates() {
+    const ALL: &[&str] = &["s1", "big"];
+    const BIG: &[&str] = &["big"];
+    // libbb changes only when liba does; `big` must lose one layer, and one small image shares
+    // the pair.
+    let pkgs = [
+        pkg("liba", 1_000_000, ALL, &[1, 3, 5]),
+        pkg("libbb", 1_000_000, ALL, &[1, 3]),
+        pkg("xlarge", 50_000_000, BIG, &[1, 3, 5]),
+        pkg("ylarge", 50_000_000, BIG, &[2, 4, 6]),
+        pkg("zlarge", 50_000_000, BIG, &[1, 2]),
+    ];
+    let (_t, h) = world(&pkgs, 7, ALL);
+    let with = |registry_weight| {
+        let opts = EmitOptions { max_layers: 5, reserve: 1, first: 0, last: 6, min_gain: 0.02, registry_weight, db_summary: "x".into() };
+        emit(&h, &opts, None).unwrap().file
+    };
+    // Counting the registry copy, one shared layer for the pair is cheapest: every image holds it.
+    let shared = with(1.0);
+    assert_eq!(group_of(&shared, "liba"), group_of(&shared, "libbb"), "{}", shared.to_canonical_string());
+    assert_eq!(layers(&h, &shared, "s1", 0).len(), 1);
+    // Not counting it, the small images keep the two apart and only `big` joins them.
+    let own = with(0.0);
+    assert_ne!(group_of(&own, "liba"), group_of(&own, "libbb"), "{}", own.to_canonical_string());
+    assert_eq!(layers(&h, &own, "s1", 0).len(), 2);
+    assert!(holding(&layers(&h, &own, "big", 0), "liba").contains(&"libbb".to_string()));
 }
