@@ -939,10 +939,8 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
         .map(|(k, g)| (g.prob, g.members.iter().map(|&m| stats.size[m as usize]).sum(), group_id(&stats, &g.members), k))
         .collect();
     order.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-    let new_groups: Vec<Group> = order.iter().map(|(_, _, id, k)| to_group(&model, id, &groups[*k].members)).collect();
-    let member_lists: Vec<Vec<u32>> = groups.iter().map(|g| g.members.clone()).collect();
-    let new_cost = layered_cost(&model, &member_lists, &[], store_layers);
-    tracing::info!("expected cost: greedy {greedy_cost:.0}, as layered {new_cost:.0}");
+    let new_groups: Vec<Group> = order.iter().map(|(_, _, id, k)| to_group(&stats, id, &groups[*k])).collect();
+    tracing::info!("expected cost per transition: {greedy_cost:.0}");
 
     let mut report = String::new();
     let classes = model.class_images.len();
@@ -979,6 +977,9 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
             .collect();
         let prev_groups: Vec<Vec<u32>> = by_prev.into_values().chain(loose).collect();
         let prev_cost = layered_cost(&model, &prev_groups, &prev_plan, store_layers);
+        // Both groupings costed the same way, the new one from its groups alone.
+        let member_lists: Vec<Vec<u32>> = groups.iter().map(|g| g.members.clone()).collect();
+        let new_cost = layered_cost(&model, &member_lists, &[], store_layers);
         let saving = prev_cost - new_cost;
         let prev_sets: HashSet<Vec<String>> = prev.groups.iter().map(|g| sorted(&g.members)).collect();
         let regroup_bytes: u64 = new_groups
@@ -1039,23 +1040,22 @@ fn group_id(stats: &NameStats, members: &[u32]) -> String {
 
 /// A group's statistics; its `change_rate` is the model's probability that the group changes
 /// at an update (what the layerer weighs when it must merge layers).
-fn group_stats(model: &Model<'_>, members: &[u32]) -> GroupStats {
-    let stats = model.stats;
+fn group_stats(stats: &NameStats, members: &[u32], prob: f64) -> GroupStats {
     let mut images = Bits::new(stats.image_names.len());
     for &m in members {
         images.or(&stats.images[m as usize]);
     }
     GroupStats {
         size: members.iter().map(|&m| stats.size[m as usize]).sum(),
-        change_rate: (model.group(members).prob * 1000.0).round() / 1000.0,
+        change_rate: (prob * 1000.0).round() / 1000.0,
         images: images.count() as u32,
     }
 }
 
-fn to_group(model: &Model<'_>, id: &str, members: &[u32]) -> Group {
-    let mut labels: Vec<String> = members.iter().map(|&m| model.stats.patterns[m as usize].clone()).collect();
+fn to_group(stats: &NameStats, id: &str, g: &GroupState) -> Group {
+    let mut labels: Vec<String> = g.members.iter().map(|&m| stats.patterns[m as usize].clone()).collect();
     labels.sort();
-    Group { id: id.to_string(), members: labels, stats: group_stats(model, members) }
+    Group { id: id.to_string(), members: labels, stats: group_stats(stats, &g.members, g.prob) }
 }
 
 /// Recomputes the statistics of kept groups.
@@ -1067,7 +1067,7 @@ fn refresh_stats(model: &Model<'_>, groups: &mut [Group]) {
             // Present names the model knows (not those a pin places).
             .filter(|&m| model.class_of[m as usize] != u32::MAX)
             .collect();
-        g.stats = if members.is_empty() { GroupStats::default() } else { group_stats(model, &members) };
+        g.stats = if members.is_empty() { GroupStats::default() } else { group_stats(stats, &members, model.group(&members).prob) };
     }
 }
 

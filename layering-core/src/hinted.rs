@@ -36,10 +36,11 @@
 //!    learned updates, Jeffreys-style: `(p·t + ½)/(t + 1)`); anything without history (unseen
 //!    names, pins) counts as one observed change (0.75). This is how an image over budget (a
 //!    big one, one that grew, one with many unseen names) coarsens the groups: the analyzer
-//!    leaves such merges to it rather than impose them on every image. Any pair, not only neighbours: which layers a pull downloads
-//!    does not depend on their order, and two stable groups far apart in it are the cheapest
-//!    pair. The joined layer takes the lower position, so the order stays bottom-up. Beyond
-//!    512 units (a hand-written file with thousands of groups) neighbours are merged first.
+//!    leaves such merges to it rather than impose them on every image. Any pair, not only
+//!    neighbours: which layers a pull downloads does not depend on their order, and two
+//!    stable groups far apart in it are the cheapest pair. The joined layer takes the lower
+//!    position, so the order stays bottom-up. Beyond 512 units (a hand-written file with
+//!    thousands of groups) neighbours are merged first.
 //!
 //! Paths inside a layer are sorted by (name, hash), as auto-layer.py sorts them, so with an
 //! empty hint file the output is exactly `size-first`'s. Nothing here depends on input order or
