@@ -11,8 +11,11 @@
 //!    in this closure costs nothing; a group partly present is still one layer.
 //! 2. A path that nothing places but a `not-catch-all` pin covers gets a layer of its own.
 //! 3. The rest (names the history never saw) are the fallback. It is promised at least
-//!    `min(count, fallback_reserve(n))` layers, and at least its share of the image (by bytes
-//!    or by paths, whichever is larger, in steps of `fallback_reserve(n)`).
+//!    `min(count, fallback_reserve(n))` layers, and at least its share of the budget by what
+//!    layers protect, the bytes expected to stay unchanged at an update (each unit's bytes times
+//!    one minus its change rate; the fallback's rate is 0.75, see step 7), in steps of
+//!    `fallback_reserve(n)`. Sharing by bytes or paths instead over-splits a big fallback beside
+//!    stable groups, and step 7 then throws its surplus layers into one volatile layer.
 //! 4. While the units and the fallback's promise exceed `n`, the file's `merges` (an optional,
 //!    hand-written plan; `hints emit` writes none) are applied in order: each joins the unit
 //!    holding one group with the unit holding another, so an image merges only as far as its
@@ -114,8 +117,6 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
         };
         units.entry(key).or_insert_with(|| (vec![], reason)).0.push(i);
     }
-    let promise = if fallback_count > 0 { fallback_promise(closure, &fallback, fallback_count, n) } else { 0 };
-    apply_merges(file, &mut units, n.saturating_sub(promise));
     // A group's change rate, shrunk towards ½ by one pseudo-update of the learned transitions.
     let t = file.learned_from.revisions.count.saturating_sub(1) as f64;
     let group_rate: HashMap<&str, f64> =
@@ -130,6 +131,14 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
             r => one(r),
         }
     };
+    let promise = if fallback_count > 0 {
+        let placed_stable: f64 =
+            units.values().map(|(nodes, reason)| nodes.iter().map(|&i| closure.nar_size(i)).sum::<u64>() as f64 * (1.0 - rate(reason))).sum();
+        fallback_promise(closure, &fallback, fallback_count, n, placed_stable)
+    } else {
+        0
+    };
+    apply_merges(file, &mut units, n.saturating_sub(promise));
     let mut ordered: Vec<Unit> = units
         .into_values()
         .map(|(nodes, reason)| Unit { size: nodes.iter().map(|&i| closure.nar_size(i)).sum(), rate: rate(&reason), nodes, reason })
@@ -159,16 +168,19 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
         .collect())
 }
 
-/// The layers the fallback is promised: at least `min(count, fallback_reserve(n))`, and a
-/// fallback that carries much of the image's bytes or paths gets a proportional share of the
-/// budget, quantised to steps of `fallback_reserve(n)` so that small changes do not reshuffle.
-fn fallback_promise(closure: &Closure, fallback: &[bool], count: usize, n: usize) -> usize {
+/// The layers the fallback is promised: at least `min(count, fallback_reserve(n))`, and beyond
+/// that its share of what layers protect, the bytes expected to stay unchanged at an update:
+/// the fallback's `S·(1 − 0.75)` against the placed units' `Σ S·(1 − p)` (`placed_stable`).
+/// Quantised to steps of `fallback_reserve(n)` so that small changes do not reshuffle. A
+/// fallback of stable-looking bytes beside volatile groups gets more layers, one beside stable
+/// groups fewer; an image the file does not know at all gets the whole budget (`size-first`).
+fn fallback_promise(closure: &Closure, fallback: &[bool], count: usize, n: usize, placed_stable: f64) -> usize {
     let floor = count.min(fallback_reserve(n));
     let bytes: u64 = (0..closure.len()).filter(|&i| fallback[i]).map(|i| closure.nar_size(i)).sum();
+    let stable = bytes as f64 * (1.0 - NO_HISTORY_RATE);
     let step = fallback_reserve(n);
-    let by_bytes = (n as u128 * bytes as u128 / closure.total_size().max(1) as u128) as usize;
-    let by_count = n * count / closure.len();
-    let share = (by_bytes.max(by_count) / step * step).min(count);
+    let by_stable = if stable > 0.0 { (n as f64 * stable / (stable + placed_stable)) as usize } else { 0 };
+    let share = (by_stable / step * step).min(count);
     floor.max(share)
 }
 
@@ -390,6 +402,34 @@ mod tests {
             [vec!["libc-2.39"], vec!["openssl-3.0", "zlib-1.3"], vec!["python-3.12"], vec!["app-1.0", "numpy-1.26"]],
             "{by_stability:?}"
         );
+    }
+
+    #[test]
+    fn the_fallback_shares_the_budget_by_bytes_likely_to_stay_unchanged() {
+        // Ten 1 MB leaves the file knows, each its own group, and ten it has never seen; 10
+        // layers. Layers protect unchanged bytes: beside stable groups the unseen half (rate
+        // 0.75) is worth few layers, beside volatile ones most of them.
+        let known: Vec<String> = (0..10).map(|i| format!("known{i}")).collect();
+        let mut infos: Vec<_> = known.iter().map(|k| info(&format!("{k}-1.0"), 1_000_000, &[])).collect();
+        infos.extend((0..10).map(|i| info(&format!("unseen{i}-1.0"), 1_000_000, &[])));
+        let c = Closure::new(infos).unwrap();
+        let groups: Vec<(&str, Vec<&str>)> = known.iter().map(|k| (k.as_str(), vec![k.as_str()])).collect();
+        let groups: Vec<(&str, &[&str])> = groups.iter().map(|(id, m)| (*id, m.as_slice())).collect();
+        let mut f = file(&groups, &[]);
+        f.learned_from.revisions.count = 7;
+        let unseen_layers = |f: &HintFile| {
+            let got = names(&c, Budget::new(11, 1).unwrap(), f);
+            assert_eq!(got.len(), 10);
+            assert_eq!(got.concat().len(), 20, "every path exactly once: {got:?}");
+            got.iter().filter(|l| l.iter().any(|p| p.starts_with("unseen"))).count()
+        };
+        // Stable groups (p = 1/14 after shrinking): 10·2.5 / (2.5 + 9.29) → 2 layers.
+        assert_eq!(unseen_layers(&f), 2);
+        // Volatile groups (p = 13/14): 10·2.5 / (2.5 + 0.71) → 7 layers.
+        for g in &mut f.groups {
+            g.stats.change_rate = 1.0;
+        }
+        assert_eq!(unseen_layers(&f), 7);
     }
 
     #[test]
