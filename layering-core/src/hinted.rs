@@ -315,6 +315,13 @@ mod tests {
         f
     }
 
+    /// A file with one group per name, each holding just that name.
+    fn singletons(names: &[String]) -> HintFile {
+        let groups: Vec<(&str, [&str; 1])> = names.iter().map(|n| (n.as_str(), [n.as_str()])).collect();
+        let groups: Vec<(&str, &[&str])> = groups.iter().map(|(id, m)| (*id, &m[..])).collect();
+        file(&groups, &[])
+    }
+
     fn world() -> Closure {
         Closure::new(vec![
             info("libc-2.39", 2_000_000, &[]),
@@ -413,9 +420,7 @@ mod tests {
         let mut infos: Vec<_> = known.iter().map(|k| info(&format!("{k}-1.0"), 1_000_000, &[])).collect();
         infos.extend((0..10).map(|i| info(&format!("unseen{i}-1.0"), 1_000_000, &[])));
         let c = Closure::new(infos).unwrap();
-        let groups: Vec<(&str, Vec<&str>)> = known.iter().map(|k| (k.as_str(), vec![k.as_str()])).collect();
-        let groups: Vec<(&str, &[&str])> = groups.iter().map(|(id, m)| (*id, m.as_slice())).collect();
-        let mut f = file(&groups, &[]);
+        let mut f = singletons(&known);
         f.learned_from.revisions.count = 7;
         let unseen_layers = |f: &HintFile| {
             let got = names(&c, Budget::new(11, 1).unwrap(), f);
@@ -467,9 +472,7 @@ mod tests {
         let leaves: Vec<String> = (0..700).map(|i| format!("leaf{i:03}-1.0")).collect();
         let c = Closure::new(leaves.iter().enumerate().map(|(i, l)| info(l, 1_000 + i as u64, &[])).collect()).unwrap();
         let ids: Vec<String> = (0..700).map(|i| format!("leaf{i:03}")).collect();
-        let groups: Vec<(&str, Vec<&str>)> = ids.iter().map(|id| (id.as_str(), vec![id.as_str()])).collect();
-        let groups: Vec<(&str, &[&str])> = groups.iter().map(|(id, m)| (*id, m.as_slice())).collect();
-        let f = file(&groups, &[]);
+        let f = singletons(&ids);
         let got = names(&c, Budget::new(11, 1).unwrap(), &f);
         assert_eq!(got.len(), 10);
         let mut all: Vec<String> = got.concat();
