@@ -4,13 +4,16 @@
 //! - [`scan`]: sources (files, `nix`, git work tree and history, dataset directories).
 //! - [`store`]: the SQLite history database.
 //! - [`history`]: snapshots loaded back from the database, per name and per revision.
-//! - [`mine`]: learning groups from the history and emitting the hint file (`hints emit`).
+//! - [`mine`]: learning groups from the history, backtesting them and emitting the hint file
+//!   (`hints emit`).
+//! - [`explain`]: a name's group and the history's evidence for it (`hints explain`).
 //! - [`replay`]: replaying revisions under each strategy (`hints eval`).
 //! - [`synth`]: synthetic histories under Nix rules, for benchmarks and tests.
 //!
 //! Boundary: layering itself is `layering-core`; the hint file is `hints-format`. This crate
 //! owns I/O, the database and the CLI (`src/main.rs`, with `anyhow` at that edge only).
 
+pub mod explain;
 pub mod formats;
 pub mod history;
 pub mod mine;

@@ -184,6 +184,9 @@ struct EmitArgs {
     /// (fewer update bytes per image); higher shares more layers between images.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     registry_weight: f64,
+    /// Print the summary (groups, backtest per image, hysteresis) as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -607,7 +610,12 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
     let opts = EmitOptions { max_layers: a.max_layers, reserve: a.reserve, first, last, min_gain: a.min_gain, registry_weight: a.registry_weight, db_summary: store.summary_hash()? };
     let emitted = mine::emit(&history, &opts, previous.as_ref()).map_err(|e| BadInput(e.to_string()))?;
     write_atomic(&a.out, &emitted.file.to_canonical_string())?;
-    if !quiet {
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({
+            "out": a.out, "groups": emitted.file.groups.len(), "range": [first, last],
+            "backtest": emitted.backtest, "hysteresis": emitted.hysteresis,
+        }))?)?;
+    } else if !quiet {
         outln!("{}", emitted.report)?;
         outln!("wrote {} ({} groups)", a.out.display(), emitted.file.groups.len())?;
     }
@@ -692,7 +700,7 @@ fn cmd_explain(a: ExplainArgs) -> Result<ExitCode> {
             (history.revision(&lf.first).unwrap_or(0), history.revision(&lf.last).unwrap_or(history.revisions.len().saturating_sub(1)))
         }
     };
-    let text = mine::explain(&history, range, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?;
+    let text = hints_analyzer::explain::explain(&history, range, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

@@ -3,10 +3,13 @@
 use std::collections::BTreeMap;
 
 use hints_analyzer::history::History;
-use hints_analyzer::mine::{emit, explain, EmitOptions};
+use hints_analyzer::explain::explain;
+use hints_analyzer::mine::backtest::trusted;
+use hints_analyzer::mine::{emit, EmitOptions, Emitted};
+use hints_analyzer::replay::{replay, Replayed};
 use hints_analyzer::store::{Revision, Store};
 use hints_format::store_path::nixbase32_encode;
-use hints_format::{HintFile, StorePath};
+use hints_format::{HintFile, Matcher, StorePath};
 use layering_core::{layer, Budget, Closure, PathInfo, Strategy};
 use sha2::{Digest, Sha256};
 
@@ -62,9 +65,59 @@ fn world(pkgs: &[Pkg], revisions: usize, image_order: &[&str]) -> (tempfile::Tem
     (tmp, history)
 }
 
+fn options(h: &History, max_layers: u32) -> EmitOptions {
+    EmitOptions { max_layers, reserve: 1, first: 0, last: h.revisions.len() - 1, min_gain: 0.02, registry_weight: 1.0, db_summary: "sha256:test".into() }
+}
+
 fn learn(h: &History, max_layers: u32) -> HintFile {
-    let opts = EmitOptions { max_layers, reserve: 1, first: 0, last: h.revisions.len() - 1, min_gain: 0.02, registry_weight: 1.0, db_summary: "sha256:test".into() };
-    emit(h, &opts, None).unwrap().file
+    checked_emit(h, &options(h, max_layers), None).file
+}
+
+/// `emit`, then what every emitted file must satisfy, whatever the history:
+/// - it validates and reads back to itself from its canonical text;
+/// - every image at every revision of the window is laid out within the budget, each path in
+///   exactly one layer and no layer empty;
+/// - the backtest kept the groups of an image only where its replay trusted it, and an image
+///   it does not trust has no path in any group.
+fn checked_emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Emitted {
+    let e = emit(h, opts, previous).unwrap();
+    let f = &e.file;
+    f.validate().unwrap();
+    assert_eq!(&HintFile::parse(&f.to_canonical_string()).unwrap(), f, "canonical text reads back");
+    let budget = Budget::new(opts.max_layers as usize, opts.reserve as usize).unwrap();
+    for i in 0..h.images.len() {
+        for r in opts.first..=opts.last {
+            let Some(c) = h.closure(i, r) else { continue };
+            let layers = layer(&c, budget, Strategy::Hints(f)).unwrap();
+            assert!(layers.len() <= budget.store_layers(), "{} at {r}: {} layers", h.images[i], layers.len());
+            let mut seen: Vec<&str> = layers.iter().inspect(|l| assert!(!l.paths.is_empty())).flat_map(|l| l.paths.iter().map(|p| p.as_str())).collect();
+            seen.sort_unstable();
+            let mut all: Vec<&str> = c.paths().map(|p| p.as_str()).collect();
+            all.sort_unstable();
+            assert_eq!(seen, all, "{} at {r}: each path in exactly one layer", h.images[i]);
+        }
+    }
+    let matcher = Matcher::new(f);
+    let updates = e.backtest.replayed.map_or(0, |(a, b)| (b - a) as u64);
+    for (i, b) in e.backtest.images.iter().enumerate() {
+        if b.trusted {
+            assert!(trusted(b.size_first, b.hints, updates), "{b:?}");
+        } else if let Some(c) = h.closure(i, opts.last) {
+            for p in c.paths() {
+                assert!(matcher.place(p.name()).unwrap().group.is_none(), "{} is untrusted but {p} is grouped", b.image);
+            }
+        }
+    }
+    e
+}
+
+/// Update bytes per image over `first..=last` with `f` and with size-first, as `(image, hints,
+/// size-first)`.
+fn replayed(h: &History, f: &HintFile, first: usize, last: usize) -> Vec<(String, u64, u64)> {
+    let budget = Budget::new(f.budget.max_layers as usize, f.budget.reserve as usize).unwrap();
+    let hinted = replay(h, first, last, budget, Replayed::Hints(f)).unwrap().per_image_update_bytes;
+    let size_first = replay(h, first, last, budget, Replayed::SizeFirst).unwrap().per_image_update_bytes;
+    hinted.into_iter().zip(size_first).map(|((i, a), (_, b))| (i, a, b)).collect()
 }
 
 /// The layers, as package names, that the file gives `image` at the last revision, with
@@ -212,11 +265,11 @@ fn hysteresis_keeps_groups_unless_regrouping_pays() {
     previous.groups[2].members = vec!["libstdcxx".into()];
     previous.pins = vec![hints_format::Pin { id: "keep".into(), rule: hints_format::PinRule::Bottom, members: vec!["tzdata".into()] }];
     let opts = |min_gain| EmitOptions { max_layers: 5, reserve: 1, first: 0, last: 6, min_gain, registry_weight: 1.0, db_summary: "x".into() };
-    let kept = emit(&h, &opts(1e9), Some(&previous)).unwrap();
+    let kept = checked_emit(&h, &opts(1e9), Some(&previous));
     assert!(kept.report.contains("kept the previous groups"), "{}", kept.report);
     assert_eq!(kept.file.groups.iter().map(|g| &g.members).collect::<Vec<_>>(), previous.groups.iter().map(|g| &g.members).collect::<Vec<_>>());
     assert_eq!(kept.file.pins, previous.pins, "pins survive verbatim");
-    let regrouped = emit(&h, &opts(0.0), Some(&previous)).unwrap();
+    let regrouped = checked_emit(&h, &opts(0.0), Some(&previous));
     assert!(regrouped.report.contains("regrouped") && regrouped.report.contains("bytes once"), "{}", regrouped.report);
     assert_eq!(group_of(&regrouped.file, "libgcc"), group_of(&regrouped.file, "libstdcxx"));
     assert_eq!(regrouped.file.pins, previous.pins, "pins survive verbatim");
@@ -278,7 +331,7 @@ fn the_registry_weight_trades_sharing_for_each_images_updates() {
     let (_t, h) = world(&pkgs, 7, ALL);
     let with = |registry_weight| {
         let opts = EmitOptions { max_layers: 5, reserve: 1, first: 0, last: 6, min_gain: 0.02, registry_weight, db_summary: "x".into() };
-        emit(&h, &opts, None).unwrap().file
+        checked_emit(&h, &opts, None).file
     };
     // Counting the registry copy, one shared layer for the pair is cheapest: every image holds it.
     let shared = with(1.0);
@@ -289,4 +342,73 @@ fn the_registry_weight_trades_sharing_for_each_images_updates() {
     assert_ne!(group_of(&own, "liba"), group_of(&own, "libbb"), "{}", own.to_canonical_string());
     assert_eq!(layers(&h, &own, "s1", 0).len(), 2);
     assert!(holding(&layers(&h, &own, "big", 0), "liba").contains(&"libbb".to_string()));
+}
+
+/// Many small names only one image has, beside two big ones, a shared base, and a small image,
+/// over revisions 0..8; with `quiet`, nothing at all changes before revision 5.
+fn union_world(quiet: bool) -> Vec<Pkg> {
+    const BOTH: &[&str] = &["union", "small"];
+    const UNION: &[&str] = &["union"];
+    let (libc, tool): (&[usize], &[usize]) = if quiet { (&[6], &[5, 7]) } else { (&[2, 6], &[1, 3, 5, 7]) };
+    let mut pkgs = vec![pkg("libc", 5_000_000, BOTH, libc), pkg("tool", 2_000_000, BOTH, tool)];
+    pkgs.push(pkg("bigdata", 86_000_000, UNION, &[]));
+    pkgs.push(pkg("bigfonts", 15_000_000, UNION, &[]));
+    for k in 0..40 {
+        let name: &'static str = Box::leak(format!("plugin{k}").into_boxed_str());
+        // Quiet while learning (0..4); from then on one plugin takes an update at every step.
+        let bumps: &'static [usize] = if k < 4 { Box::leak(vec![5 + k].into_boxed_slice()) } else { &[] };
+        pkgs.push(pkg(name, 200_000 + 10_000 * k as u64, UNION, bumps));
+    }
+    pkgs
+}
+
+#[test]
+fn many_small_image_only_names_never_drag_two_big_ones_into_their_updates() {
+    let pkgs = union_world(false);
+    let (_t, h) = world(&pkgs, 9, &["union", "small"]);
+    for max_layers in [6, 12, 30] {
+        let opts = EmitOptions { last: 4, ..options(&h, max_layers) };
+        let e = checked_emit(&h, &opts, None);
+        // Whatever the file says, the big paths keep layers of their own in the union image,
+        // and replaying the busy revisions pulls no more than size-first.
+        let l = layers(&h, &e.file, "union", 0);
+        assert_eq!(holding(&l, "bigdata"), ["bigdata"], "{max_layers}: {l:?}");
+        for (image, hinted, size_first) in replayed(&h, &e.file, 4, 8) {
+            assert!(hinted as f64 <= size_first as f64 * 1.02, "{max_layers} {image}: {hinted} > {size_first}\n{}", e.report);
+        }
+    }
+}
+
+#[test]
+fn a_quiet_window_shows_nothing_safe_so_a_busy_future_is_laid_out_as_size_first() {
+    // Nothing changes at transitions 1..4; from 5 on, something changes at every step.
+    let pkgs = union_world(true);
+    let (_t, h) = world(&pkgs, 9, &["union", "small"]);
+    let e = checked_emit(&h, &EmitOptions { last: 4, ..options(&h, 12) }, None);
+    assert!(e.backtest.images.iter().all(|b| !b.trusted && b.size_first == 0), "{:?}", e.backtest);
+    assert!(e.file.groups.is_empty(), "{}", e.file.to_canonical_string());
+    assert!(e.report.contains("no change replayed"), "{}", e.report);
+    for (image, hinted, size_first) in replayed(&h, &e.file, 4, 8) {
+        assert_eq!(hinted, size_first, "{image}");
+    }
+    // Learning through the busy revisions shows the volatile plugins, and groups are kept again.
+    let busy = checked_emit(&h, &EmitOptions { first: 4, last: 8, ..options(&h, 12) }, None);
+    assert!(busy.backtest.images.iter().any(|b| b.trusted), "{}", busy.report);
+    assert!(!busy.file.groups.is_empty(), "{}", busy.report);
+}
+
+#[test]
+fn a_one_transition_history_cannot_be_backtested_and_is_laid_out_as_size_first() {
+    let pkgs = toolchain();
+    let (_t, h) = world(&pkgs, 2, ONE);
+    let e = checked_emit(&h, &options(&h, 4), None);
+    assert!(e.backtest.learned.is_none() && e.backtest.images.iter().all(|b| !b.trusted), "{:?}", e.backtest);
+    assert!(e.file.groups.is_empty());
+    assert!(e.report.contains("fewer than 2 transitions"), "{}", e.report);
+    let c = h.closure(0, 1).unwrap();
+    let budget = Budget::new(4, 1).unwrap();
+    assert_eq!(
+        layering_core::store_layers(&layer(&c, budget, Strategy::Hints(&e.file)).unwrap()),
+        layering_core::store_layers(&layer(&c, budget, Strategy::SizeFirst).unwrap())
+    );
 }

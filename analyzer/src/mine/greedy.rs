@@ -1,0 +1,420 @@
+//! The greedy that groups names: lazy merges of the cheapest pairs until every image fits its
+//! budget, each merge global (a group of the file) or local (left to the layerer).
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use rayon::prelude::*;
+
+use super::bits::Bits;
+use super::model::{GroupState, Model};
+
+/// A candidate merge, ordered by score (smallest first), then ids.
+struct Cand {
+    score: f64,
+    a: usize,
+    b: usize,
+}
+impl PartialEq for Cand {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // BinaryHeap is a max-heap: invert so the cheapest merge pops first.
+        o.score.total_cmp(&self.score).then_with(|| (o.a, o.b).cmp(&(self.a, self.b)))
+    }
+}
+
+/// A merge across classes (names in different sets of images) must look this many times
+/// cheaper than a merge within a class to be chosen: it makes a layer that differs between
+/// images, so it is neither shared nor stored once, and few training transitions make its
+/// estimated cost uncertain.
+const CROSS_CLASS_PENALTY: f64 = 2.0;
+
+/// Up to this many groups in an image, every pair is a merge candidate.
+const EXACT: usize = 400;
+/// Beyond that, each group is paired with this many neighbours nearest in change probability.
+const NEIGHBOURS: usize = 12;
+
+/// How a merge applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Everywhere: the two become one group of the file.
+    Global,
+    /// Only in the over-budget images that hold both, as the layerer merges there.
+    Local,
+}
+
+/// The greedy's state: live groups as each image sees them, and the file's groups.
+struct Greedy<'m, 'a> {
+    model: &'m Model<'a>,
+    states: Vec<GroupState>,
+    /// The file's groups, as made by global merges; `None` once merged into a larger one.
+    units: Vec<Option<GroupState>>,
+    /// Live groups per image.
+    count: Vec<usize>,
+    /// Per image, the live state holding each unit (what the layerer's "unit holding x" is).
+    holder: Vec<HashMap<usize, usize>>,
+}
+
+impl<'m, 'a> Greedy<'m, 'a> {
+    /// One pristine group per unit (each a list of names).
+    fn new(model: &'m Model<'a>, units: &[Vec<u32>]) -> Self {
+        let ni = model.stats.image_names.len();
+        let mut states = vec![];
+        for (u, members) in units.iter().enumerate() {
+            let mut s = model.group(members);
+            s.unit = Some(u);
+            s.units = vec![u];
+            states.push(s);
+        }
+        let mut count = vec![0usize; ni];
+        for s in &states {
+            for i in s.images.ones() {
+                count[i] += 1;
+            }
+        }
+        let units = states.iter().cloned().map(Some).collect();
+        let mut g = Greedy { model, states, units, count, holder: vec![HashMap::new(); ni] };
+        for s in 0..g.states.len() {
+            g.adopt(s);
+        }
+        g
+    }
+
+    /// Records state `s` as the holder of its units in its images.
+    fn adopt(&mut self, s: usize) {
+        let state = &self.states[s];
+        for i in state.images.ones() {
+            for &u in &state.units {
+                self.holder[i].insert(u, s);
+            }
+        }
+    }
+
+    fn cost(&self) -> f64 {
+        self.states.iter().filter(|s| s.alive).map(|s| s.cost).sum()
+    }
+
+    /// Merges until every image holds at most `target` groups. A merge of two pristine groups
+    /// may be global or local, whichever the model finds cheaper (unless `local_only`); any
+    /// other merge is local.
+    fn run(&mut self, target: usize, local_only: bool) {
+        let model = self.model;
+        let ni = self.count.len();
+        let over = |count: &[usize]| -> Vec<bool> { count.iter().map(|&c| c > target).collect() };
+        let mut ov = over(&self.count);
+        if !ov.iter().any(|&o| o) {
+            return;
+        }
+        // Images with more classes than groups allowed cannot avoid merging across classes; in
+        // all others a layer stays identical in every image that holds it.
+        let mut classes_in: Vec<HashSet<u32>> = vec![HashSet::new(); ni];
+        for s in self.states.iter().filter(|s| s.alive) {
+            for i in s.images.ones() {
+                classes_in[i].extend(s.parts.iter().map(|p| p.class));
+            }
+        }
+        let needs_cross: Vec<bool> = classes_in.iter().map(|c| c.len() > target).collect();
+        let cand = |states: &[GroupState], a: usize, b: usize, ov: &[bool]| {
+            let (a, b) = (a.min(b), a.max(b));
+            score_merge(model, &states[a], &states[b], ov, &needs_cross, local_only).map(|(score, _)| Cand { score, a, b })
+        };
+        // Live groups ordered by change probability (non-negative floats order as their bits).
+        let mut alive: std::collections::BTreeSet<(u64, usize)> =
+            (0..self.states.len()).filter(|&g| self.states[g].alive).map(|g| (self.states[g].prob.to_bits(), g)).collect();
+
+        // Initial candidates: pairs sharing an over-budget image; all of them while an image has
+        // few groups, else each group with its NEIGHBOURS nearest in change probability.
+        let mut heap = BinaryHeap::new();
+        let mut seen: HashSet<(usize, usize)> = HashSet::new();
+        for i in (0..ni).filter(|&i| ov[i]) {
+            let here: Vec<usize> = alive.iter().map(|&(_, g)| g).filter(|&g| self.states[g].images.get(i)).collect();
+            let window = if here.len() <= EXACT { here.len() } else { NEIGHBOURS };
+            let states = &self.states;
+            let cands: Vec<Cand> = (0..here.len())
+                .into_par_iter()
+                .flat_map_iter(|k| {
+                    let (ov, here) = (&ov, &here);
+                    here[k + 1..(k + 1 + window).min(here.len())].iter().filter_map(move |&b| cand(states, here[k], b, ov))
+                })
+                .collect();
+            for c in cands {
+                if seen.insert((c.a, c.b)) {
+                    heap.push(c);
+                }
+            }
+        }
+
+        while let Some(c) = heap.pop() {
+            if !ov.iter().any(|&o| o) {
+                break;
+            }
+            if !self.states[c.a].alive || !self.states[c.b].alive {
+                continue;
+            }
+            let Some((now, mode)) = score_merge(model, &self.states[c.a], &self.states[c.b], &ov, &needs_cross, local_only) else { continue };
+            if now.total_cmp(&c.score) == Ordering::Greater {
+                heap.push(Cand { score: now, ..c }); // stale: fewer images relieved now
+                continue;
+            }
+            for g in [c.a, c.b] {
+                alive.remove(&(self.states[g].prob.to_bits(), g));
+            }
+            let fresh = match mode {
+                Mode::Global => vec![self.global(c.a, c.b)],
+                Mode::Local => {
+                    let (x, y) = (self.states[c.a].units[0], self.states[c.b].units[0]);
+                    self.replay(x, y, target)
+                }
+            };
+            for &g in &fresh {
+                alive.insert((self.states[g].prob.to_bits(), g));
+            }
+            ov = over(&self.count);
+            for new in fresh {
+                let key = (self.states[new].prob.to_bits(), new);
+                let states = &self.states;
+                let shares = |g: usize| g != new && states[new].images.ones().any(|i| ov[i] && states[g].images.get(i));
+                let crowd: usize = states[new].images.ones().filter(|&i| ov[i]).map(|i| self.count[i]).sum();
+                let others: Vec<usize> = if crowd <= EXACT {
+                    alive.iter().map(|&(_, g)| g).filter(|&g| shares(g)).collect()
+                } else {
+                    // The 2·NEIGHBOURS nearest in change probability, walking outwards.
+                    let p = states[new].prob;
+                    let mut below = alive.range(..key).rev().map(|&(_, g)| g).filter(|&g| shares(g)).peekable();
+                    let mut above = alive.range((key.0, key.1 + 1)..).map(|&(_, g)| g).filter(|&g| shares(g)).peekable();
+                    let mut near = vec![];
+                    while near.len() < 2 * NEIGHBOURS {
+                        let next = match (below.peek(), above.peek()) {
+                            (Some(&l), Some(&h)) if p - states[l].prob <= states[h].prob - p => below.next(),
+                            (_, Some(_)) => above.next(),
+                            (Some(_), None) => below.next(),
+                            (None, None) => break,
+                        };
+                        near.extend(next);
+                    }
+                    near
+                };
+                let fresh: Vec<Cand> = others.par_iter().filter_map(|&g| cand(states, g, new, &ov)).collect();
+                heap.extend(fresh);
+            }
+        }
+    }
+
+    /// Joins two pristine groups everywhere; returns the new state.
+    fn global(&mut self, a: usize, b: usize) -> usize {
+        let mut m = self.model.merged(&self.states[a], &self.states[b], None);
+        for i in self.states[a].images.ones().filter(|&i| self.states[b].images.get(i)) {
+            self.count[i] -= 1;
+        }
+        let u = self.units.len();
+        for g in [a, b] {
+            self.states[g].alive = false;
+            self.units[self.states[g].unit.expect("global merges join pristine groups")] = None;
+        }
+        m.unit = Some(u);
+        m.units = vec![u];
+        self.units.push(Some(m.clone()));
+        self.states.push(m);
+        self.adopt(self.states.len() - 1);
+        self.states.len() - 1
+    }
+
+    /// Joins two groups in the images `n` only (a local merge); returns the new states: the
+    /// joined group in `n`, and what is left of each outside `n`.
+    fn local(&mut self, a: usize, b: usize, n: &Bits) -> Vec<usize> {
+        let model = self.model;
+        let (ga, gb) = (&self.states[a], &self.states[b]);
+        let joined = model.merged(ga, gb, Some(n.clone()));
+        let rest: Vec<GroupState> = [ga, gb]
+            .into_iter()
+            .filter_map(|g| {
+                let outside = g.images.minus(n);
+                (outside.count() > 0).then(|| {
+                    let mut s = model.with_images(g, outside);
+                    s.unit = None;
+                    s
+                })
+            })
+            .collect();
+        for i in n.ones() {
+            self.count[i] -= 1;
+        }
+        self.states[a].alive = false;
+        self.states[b].alive = false;
+        let first = self.states.len();
+        self.states.push(joined);
+        self.states.extend(rest);
+        for s in first..self.states.len() {
+            self.adopt(s);
+        }
+        (first..self.states.len()).collect()
+    }
+
+    /// Applies a local merge of units `x` and `y` the way the layerer applies a plan entry: in
+    /// every over-budget image holding both in different groups, those two groups are joined.
+    /// Returns the new states.
+    fn replay(&mut self, x: usize, y: usize, target: usize) -> Vec<usize> {
+        let ni = self.count.len();
+        let mut fresh = vec![];
+        loop {
+            let pair = (0..ni).filter(|&i| self.count[i] > target).find_map(|i| {
+                let (&sx, &sy) = (self.holder[i].get(&x)?, self.holder[i].get(&y)?);
+                (sx != sy).then_some((sx, sy))
+            });
+            let Some((sx, sy)) = pair else { break };
+            let mut n = Bits::new(ni);
+            for i in (0..ni).filter(|&i| self.count[i] > target && self.states[sx].images.get(i) && self.states[sy].images.get(i)) {
+                n.set(i);
+            }
+            fresh.retain(|&f| f != sx && f != sy);
+            fresh.extend(self.local(sx, sy, &n));
+        }
+        fresh
+    }
+}
+
+/// The images over budget that hold both groups.
+fn relief_images(a: &GroupState, b: &GroupState, ov: &[bool]) -> Bits {
+    let mut n = Bits::new(ov.len());
+    for i in a.images.ones().filter(|&i| b.images.get(i) && ov[i]) {
+        n.set(i);
+    }
+    n
+}
+
+/// The score of merging `a` and `b` (cost increase per over-budget image relieved, doubled
+/// across classes) and how: globally when both are pristine and that is no dearer than joining
+/// them only where the budget requires, which keeps the finer groups (and their update bytes)
+/// in the images that have room at the price of one more registry layer. `None` when the
+/// merge relieves no over-budget image, or crosses classes needlessly.
+fn score_merge(model: &Model<'_>, a: &GroupState, b: &GroupState, ov: &[bool], needs_cross: &[bool], local_only: bool) -> Option<(f64, Mode)> {
+    let n = relief_images(a, b, ov);
+    let relief = n.count();
+    let same_class = a.parts.len() == 1 && b.parts.len() == 1 && a.parts[0].class == b.parts[0].class;
+    if relief == 0 || (!same_class && !n.ones().any(|i| needs_cross[i])) {
+        return None;
+    }
+    let weight = if same_class { 1.0 } else { CROSS_CLASS_PENALTY };
+    let (parts, images) = model.joined(a, b);
+    let both = a.images.ones().filter(|&i| b.images.get(i)).count();
+    let global_ok = !local_only && a.unit.is_some() && b.unit.is_some();
+    let global = global_ok.then(|| model.cost(&parts, &images) - a.cost - b.cost);
+    let local = (!global_ok || relief < both).then(|| {
+        let rest = |g: &GroupState| model.cost(&g.parts, &g.images.minus(&n));
+        model.cost(&parts, &n) + rest(a) + rest(b) - a.cost - b.cost
+    });
+    let (delta, mode) = match (global, local) {
+        (Some(g), Some(l)) if l < g => (l, Mode::Local),
+        (Some(g), _) => (g, Mode::Global),
+        (None, Some(l)) => (l, Mode::Local),
+        (None, None) => unreachable!("a merge is global or local"),
+    };
+    Some((weight * delta / relief as f64, mode))
+}
+
+/// The file's groups from the greedy, run to `full` groups per image, and the greedy's
+/// expected cost per transition. Its local merges are not written: they stand for the
+/// layerer's own merging in the images over budget.
+pub(super) fn group_names(model: &Model<'_>, names: &[u32], full: usize) -> (Vec<GroupState>, f64) {
+    let singles: Vec<Vec<u32>> = names.iter().map(|&n| vec![n]).collect();
+    let mut g = Greedy::new(model, &singles);
+    g.run(full, false);
+    let cost = g.cost();
+    (g.units.into_iter().flatten().collect(), cost)
+}
+
+/// Expected cost per transition of groups (and a plan, in a file that has one) as images use
+/// them: the plan replayed as the layerer applies it, then local merges, cheapest first, in
+/// every image still over `full` groups, standing for the layerer's least-waste merging.
+pub(super) fn layered_cost(model: &Model<'_>, groups: &[Vec<u32>], merges: &[(usize, usize)], full: usize) -> f64 {
+    let mut g = Greedy::new(model, groups);
+    for &(x, y) in merges {
+        g.replay(x, y, full);
+    }
+    g.run(full, true);
+    g.cost()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{score_merge, Mode};
+    use crate::mine::bits::Bits;
+    use crate::mine::model::{GroupState, Model};
+    use crate::mine::stats::NameStats;
+
+    /// Names of the given sizes and image sets, each its own bump source with hazard `w`.
+    fn stats(names: &[(u64, &[usize])], images: usize) -> NameStats {
+        let n = names.len();
+        let bits = |ones: &[usize], len: usize| {
+            let mut b = Bits::new(len);
+            ones.iter().for_each(|&i| b.set(i));
+            b
+        };
+        NameStats {
+            labels: (0..n).map(|k| format!("n{k}")).collect(),
+            patterns: (0..n).map(|k| format!("n{k}")).collect(),
+            samples: (0..n).map(|k| format!("n{k}-1.0")).collect(),
+            size: names.iter().map(|&(s, _)| s).collect(),
+            images: names.iter().map(|(_, i)| bits(i, images)).collect(),
+            changed: vec![],
+            bumped: vec![],
+            closure: (0..n).map(|k| bits(&[k], n)).collect(),
+            source: (0..n as u32).collect(),
+            source_rate: vec![0.1; n],
+            transitions: 0,
+            image_names: (0..images).map(|i| format!("i{i}")).collect(),
+            size_over_time: vec![vec![1]; n],
+        }
+    }
+
+    /// A group of one name that is still a group of the file (so a merge may be global).
+    fn pristine(m: &Model<'_>, name: u32) -> GroupState {
+        GroupState { unit: Some(name as usize), ..m.group(&[name]) }
+    }
+
+    fn model(stats: &NameStats, w: f64) -> Model<'_> {
+        let n = stats.labels.len();
+        let names: Vec<u32> = (0..n as u32).collect();
+        let mut m = crate::mine::model::build_model(stats, &names, 1.0);
+        m.weight = vec![w; n];
+        m.busy = vec![w; n];
+        m
+    }
+
+    #[test]
+    fn joining_a_big_name_costs_more_than_joining_two_small_ones() {
+        let s = stats(&[(100_000_000, &[0]), (1_000_000, &[0]), (1_000_000, &[0])], 1);
+        let m = model(&s, 0.2);
+        let g: Vec<_> = (0..3u32).map(|k| pristine(&m, k)).collect();
+        let over = [true];
+        let (big, mode) = score_merge(&m, &g[0], &g[1], &over, &[false], false).unwrap();
+        let (small, _) = score_merge(&m, &g[1], &g[2], &over, &[false], false).unwrap();
+        assert!(big > 10.0 * small, "{big} vs {small}");
+        assert_eq!(mode, Mode::Global, "the only image needs it: no reason to keep them apart elsewhere");
+        assert!(score_merge(&m, &g[1], &g[2], &[false], &[false], false).is_none(), "no image over budget");
+    }
+
+    #[test]
+    fn a_merge_only_one_image_needs_is_local_and_one_across_classes_needs_a_reason() {
+        // n0 and n1 in both images, n2 only in image 1; only image 1 is over budget.
+        let s = stats(&[(1_000_000, &[0, 1]), (1_000_000, &[0, 1]), (1_000_000, &[1])], 2);
+        // Registry copies weigh nothing, so only the images' own updates count.
+        let m = Model { registry_weight: 0.0, ..model(&s, 0.2) };
+        let g: Vec<_> = (0..3u32).map(|k| pristine(&m, k)).collect();
+        let over = [false, true];
+        let (_, mode) = score_merge(&m, &g[0], &g[1], &over, &[false, false], false).unwrap();
+        assert_eq!(mode, Mode::Local, "image 0 has room and keeps the finer layers");
+        assert!(score_merge(&m, &g[0], &g[2], &over, &[false, false], false).is_none(), "across classes without need");
+        assert!(score_merge(&m, &g[0], &g[2], &over, &[false, true], false).is_some(), "image 1 has more classes than room");
+    }
+}

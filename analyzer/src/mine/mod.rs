@@ -1,0 +1,305 @@
+//! Mining the history into hint groups (`hints emit`).
+//!
+//! # Objective
+//! A client holding image i at revision k−1 pulls revision k: every layer of k whose exact set
+//! of paths it does not hold. A layer is re-downloaded when any member's store path changes (in
+//! Nix a dependency's change changes every dependent's hash, so churn cascades up the graph) or
+//! its membership changes. With a budget of K layers per image, minimise the expected
+//! - update bytes, summed over images and updates,
+//! - fleet bytes (a node running every image pulls a shared layer once),
+//! - registry storage (which grows like fleet bytes),
+//!
+//! measured against the floor (one layer per path) and the ceiling (one layer).
+//!
+//! # Model
+//! Names, not paths, are the units: a name is `pname[:output]`, stable across version bumps.
+//! - A name's *intrinsic bump* at a transition is a change of its path that its dependencies do
+//!   not explain: its version changed, or its hash changed while no dependency's did. Its rate
+//!   `q` is estimated from the training transitions with a Jeffreys prior, `(bumps+½)/(T+1)`.
+//! - Names that bumped at exactly the same transitions and carry the same version (the binary
+//!   packages of one source package, the outputs of one derivation) are one *bump source*: the
+//!   real co-change sets of the history, which bump once for all of them.
+//! - A set of names changes when any source in its dependency closure bumps. Treating sources
+//!   as independent, `P(change) = 1 − exp(−β·Σ −ln(1−q_s))` over the closure. This is chunkah's
+//!   independence assumption moved to where it holds: co-change through shared dependencies
+//!   comes from the graph and co-bumping from the history, so names that share their volatile
+//!   sources are known to change together even when a few training transitions cannot show it,
+//!   and a stable leaf is not dragged along by a volatile neighbour.
+//! - Calibration: summed over hundreds of sources, the raw hazard overstates how often a name
+//!   with a deep closure changes (bumps cluster, and every source that never bumped still gets
+//!   the prior's small rate). One scale `β` is fitted by maximum likelihood to the training
+//!   transitions themselves (`model::calibration`); on the dev history it is about 0.5. The mean
+//!   calibrated hazard of a name's own bumps is written as `learned_from.path_hazard` (0.075
+//!   on dev): the layerer's estimate for paths the file does not know.
+//! - Two regimes: the calibrated hazards describe the training window, and a short or quiet
+//!   window can fit `β` near zero, as if nothing would ever change again. Every change
+//!   probability is therefore the mean of two: the *fitted* regime (`β` as fitted) and a *busy*
+//!   one (`max(β, 1)`: the sources' own smoothed rates, which a quiet window cannot drive to
+//!   zero). So a group's risk grows with its members and their bytes whatever the window
+//!   showed, and a grouping is chosen that stays good when churn rises after the window.
+//! - Images: a layer made of names with different image sets is a different layer in each image,
+//!   so it is neither shared nor stored once. Names are first grouped only within their *class*
+//!   (the set of images containing them).
+//! - The expected cost of a group per transition is `Σ_images S·P + w·Σ_variants S·P`, where
+//!   each image holds the part of the group it contains and each distinct part is one registry
+//!   layer, one more pull for a node that runs every image (`S` bytes, `P` its change
+//!   probability). `w` (`--registry-weight`, default 1) is the user's preference between each
+//!   image's own updates and sharing: lower keeps small images' layers finer.
+//!
+//! # Algorithm
+//! Start with one group per name. A lazy greedy over a heap applies, while some image holds more
+//! groups than its target, the merge with the smallest cost increase per over-budget image it
+//! relieves, between two groups that share an over-budget image. Each merge is one of two kinds:
+//! - *global*: the two groups become one group of the file, in every image;
+//! - *local*: the two join only in the images over budget that hold both, which is what the
+//!   layerer does there by itself (it merges the pair of layers that wastes least, from the
+//!   groups' change rates written in the file). It leaves the finer layers, and their smaller
+//!   update bytes, to the images that have room, at the price of one more distinct layer for
+//!   fleets and the registry. The greedy takes whichever the model finds cheaper: a merge that
+//!   only big images need, and that would cost every small image re-downloads, is left to the
+//!   big images. Local merges are not written to the file.
+//!
+//! The target is the full budget. An image that later holds names the history never saw, or
+//! grows past it, makes room the same way, by the layerer's least-waste merging. (An earlier
+//! version wrote the local merges as an ordered plan, `merges`, and planned headroom for unseen
+//! names; on six histories the layerer's own merging did better at both 30 and 100 layers,
+//! because it merges what is actually in the closure. The format still accepts a hand-written
+//! plan, applied first.) A merge across classes is allowed only through
+//! an image with more classes than its target (where no grouping can avoid it), and counts
+//! double (`CROSS_CLASS_PENALTY`); so a path several images share never shares a layer with one
+//! only some of them have unless the budget leaves no other way. While an image holds at most 400
+//! groups every pair is considered; beyond that (large histories), each group is paired with its
+//! 12 neighbours nearest in change probability, which keeps emit near-linear. Big volatile names
+//! stay alone because merging them is expensive; small names that change together merge for free.
+//! Groups are written bottom-up from the least to the most likely to change, each with the
+//! model's probability that it changes at an update (`stats.change_rate`), which the layerer
+//! weighs when it must merge.
+//!
+//! # Backtest ([`backtest`])
+//! Before writing, `emit` learns the same way from the early half of its window and replays the
+//! later half with that file and with size-first. An image whose replay shows no change (no
+//! evidence) or more bytes than size-first's (beyond 2%, or 1 MiB per update) is *untrusted*;
+//! every group that holds one of its names is left out of the file, so the layerer lays such an
+//! image out exactly as size-first does. A window of fewer than 2 transitions cannot be
+//! backtested, and its file holds no groups. The summary (and `--json`) prints the replay per
+//! image and the verdict.
+//!
+//! # Hysteresis ([`hysteresis`])
+//! Regrouping makes every client download the regrouped layers once. Given the previous hint
+//! file, its groups (and plan, if it has one) are kept unless the new ones' expected saving
+//! exceeds `--min-gain` of the previous expected cost (both computed with the images over budget
+//! merging as the layerer would); both figures and the one-time cost are reported. The
+//! backtest's verdict applies to the kept groups as well. Pins are kept verbatim, and names
+//! placed by a pin are left out of the groups.
+//!
+//! # Modules
+//! `stats` (what the history says about each name), `model` (change probabilities, costs,
+//! calibration), `greedy` (the merges), `output` (the file's groups), [`backtest`],
+//! [`hysteresis`]; `explain` lives in [`crate::explain`].
+
+pub mod backtest;
+mod bits;
+pub mod hysteresis;
+mod greedy;
+mod model;
+mod output;
+pub(crate) mod stats;
+
+use std::fmt::Write as _;
+
+use hints_format::{BudgetHeader, Group, HintFile, LearnedFrom, Matcher, Pin, RevisionRange};
+
+pub use backtest::{Backtest, ImageBacktest};
+pub use hysteresis::Decision;
+pub(crate) use stats::NameStats;
+
+use crate::history::History;
+use greedy::group_names;
+use model::{build_model, path_hazard, GroupState, Model};
+use output::{file_groups, without_images};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MineError {
+    #[error("no snapshots in revisions {0}..{1}")]
+    Empty(usize, usize),
+    #[error("budget: reserve ({reserve}) must be smaller than max-layers ({max_layers})")]
+    Budget { max_layers: u32, reserve: u32 },
+    #[error("registry weight must be a finite number ≥ 0, got {0}")]
+    RegistryWeight(f64),
+    #[error("`{0}` is not a store path or name recorded in the history")]
+    Unknown(String),
+    #[error(transparent)]
+    Match(#[from] hints_format::MatchError),
+    #[error("backtest: {0}")]
+    Layer(#[from] layering_core::LayerError),
+}
+
+pub struct EmitOptions {
+    pub max_layers: u32,
+    pub reserve: u32,
+    pub first: usize,
+    pub last: usize,
+    pub min_gain: f64,
+    /// What one more distinct layer (a registry copy, and a pull for a node running every
+    /// image) weighs against one image's update bytes: 1 counts it once, lower favours each
+    /// image's own updates over sharing, higher favours sharing.
+    pub registry_weight: f64,
+    pub db_summary: String,
+}
+
+impl EmitOptions {
+    fn store_layers(&self) -> usize {
+        (self.max_layers - self.reserve) as usize
+    }
+}
+
+pub struct Emitted {
+    pub file: HintFile,
+    /// The human-readable summary.
+    pub report: String,
+    pub backtest: Backtest,
+    /// What hysteresis decided, when a previous file with the same budget was given.
+    pub hysteresis: Option<Decision>,
+}
+
+/// The grouping learned from one window: the model and the greedy's groups.
+struct Mined<'a> {
+    model: Model<'a>,
+    /// The names grouped: present at the window's last revision, less those a pin places.
+    names: Vec<u32>,
+    groups: Vec<GroupState>,
+    /// The greedy's expected cost per transition.
+    cost: f64,
+    path_hazard: f64,
+}
+
+impl Mined<'_> {
+    fn file_groups(&self) -> Vec<Group> {
+        file_groups(self.model.stats, &self.groups)
+    }
+}
+
+/// Learns the groups of one window (everything `emit` does before hysteresis and the backtest's
+/// verdict).
+fn mine<'a>(stats: &'a NameStats, pins: &[Pin], opts: &EmitOptions) -> Result<Mined<'a>, MineError> {
+    let mut pin_file = HintFile::new(BudgetHeader { max_layers: opts.max_layers, reserve: opts.reserve });
+    pin_file.pins = pins.to_vec();
+    let pin_matcher = Matcher::new(&pin_file);
+    let mut names: Vec<u32> = vec![];
+    for n in (0..stats.labels.len()).filter(|&n| stats.present(n)) {
+        if pin_matcher.place(&stats.samples[n])?.pin.is_none() {
+            names.push(n as u32);
+        }
+    }
+    let model = build_model(stats, &names, opts.registry_weight);
+    let t = std::time::Instant::now();
+    let (groups, cost) = group_names(&model, &names, opts.store_layers());
+    tracing::info!("grouping: {} classes -> {} groups, {:.1} s", model.class_images.len(), groups.len(), t.elapsed().as_secs_f64());
+    let path_hazard = path_hazard(&model, &names);
+    Ok(Mined { model, names, groups, cost, path_hazard })
+}
+
+/// The hint file learned from revisions `window` of `h`.
+fn hint_file(h: &History, opts: &EmitOptions, window: (usize, usize), groups: Vec<Group>, merges: Vec<[String; 2]>, pins: Vec<Pin>, path_hazard: f64) -> HintFile {
+    let (first, last) = window;
+    HintFile {
+        version: hints_format::CURRENT_VERSION,
+        budget: BudgetHeader { max_layers: opts.max_layers, reserve: opts.reserve },
+        learned_from: LearnedFrom {
+            images: h.images.clone(),
+            revisions: RevisionRange { first: h.revisions[first].label.clone(), last: h.revisions[last].label.clone(), count: (last - first + 1) as u32 },
+            db_summary: opts.db_summary.clone(),
+            path_hazard: Some(path_hazard),
+        },
+        groups,
+        merges,
+        pins,
+    }
+}
+
+/// Learns the hint file: the groups of the window, hysteresis against `previous`, and the
+/// backtest's verdict (groups that hold a name of an untrusted image are not written).
+pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Result<Emitted, MineError> {
+    if opts.reserve >= opts.max_layers {
+        return Err(MineError::Budget { max_layers: opts.max_layers, reserve: opts.reserve });
+    }
+    if !(opts.registry_weight.is_finite() && opts.registry_weight >= 0.0) {
+        return Err(MineError::RegistryWeight(opts.registry_weight));
+    }
+    let t0 = std::time::Instant::now();
+    let stats = NameStats::build(h, opts.first, opts.last)?;
+    tracing::info!("name statistics: {} names, {:.1} s", stats.labels.len(), t0.elapsed().as_secs_f64());
+    let pins = previous.map(|p| p.pins.clone()).unwrap_or_default();
+    let backtest = backtest::run(h, opts, &pins)?;
+    let mined = mine(&stats, &pins, opts)?;
+    let new_groups = mined.file_groups();
+    tracing::info!("expected cost per transition: {:.0}", mined.cost);
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "learned from {} images, revisions {}..{} ({} transitions): {} names in {} image-set classes -> {} groups ({} store layers; an image over budget merges the pairs that waste least)",
+        h.images.len(),
+        opts.first,
+        opts.last,
+        stats.transitions,
+        mined.names.len(),
+        mined.model.class_images.len(),
+        new_groups.len(),
+        opts.store_layers()
+    );
+    let budget = BudgetHeader { max_layers: opts.max_layers, reserve: opts.reserve };
+    let (groups, merges, hysteresis) = match previous.filter(|p| !p.groups.is_empty() && p.budget == budget) {
+        Some(prev) => {
+            let c = hysteresis::choose(&mined.model, &mined.names, &mined.groups, new_groups, prev, opts.min_gain, opts.store_layers())?;
+            report_hysteresis(&mut report, &c.decision, opts.min_gain);
+            (c.groups, c.merges, Some(c.decision))
+        }
+        None => (new_groups, vec![], None),
+    };
+    let learned = groups.len();
+    let groups = without_images(&stats, groups, &backtest.untrusted);
+    let ids: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    let merges = merges.into_iter().filter(|[a, b]| ids.contains(a.as_str()) && ids.contains(b.as_str())).collect();
+    report_backtest(&mut report, h, &backtest, learned - groups.len());
+    let file = hint_file(h, opts, (opts.first, opts.last), groups, merges, pins, mined.path_hazard);
+    debug_assert!(file.validate().is_ok());
+    Ok(Emitted { file, report, backtest, hysteresis })
+}
+
+fn report_hysteresis(report: &mut String, d: &Decision, min_gain: f64) {
+    let _ = writeln!(
+        report,
+        "expected bytes per update: {:.0} with the previous groups, {:.0} regrouped (saving {:.1}%); regrouping costs {} bytes once",
+        d.previous_cost,
+        d.new_cost,
+        100.0 * (d.previous_cost - d.new_cost) / d.previous_cost.max(1.0),
+        d.regroup_bytes
+    );
+    let verdict = if d.kept_previous { "kept the previous groups (saving below" } else { "regrouped (saving above" };
+    let _ = writeln!(report, "{verdict} --min-gain {min_gain})");
+}
+
+fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usize) {
+    let (Some((l0, l1)), Some((r0, r1))) = (b.learned, b.replayed) else {
+        let _ = writeln!(
+            report,
+            "backtest: the window has fewer than 2 transitions, so nothing shows that a grouping is safe; {dropped} groups dropped, every image is laid out as size-first"
+        );
+        return;
+    };
+    let _ = writeln!(report, "backtest: learned {l0}..{l1}, replayed {r0}..{r1} ({} rounds); update bytes per image:", b.rounds);
+    let _ = writeln!(report, "  {:<24} {:>14} {:>14} {:>7}  verdict", "image", "size-first MiB", "learned MiB", "ratio");
+    for i in &b.images {
+        let verdict = match (i.trusted, i.size_first) {
+            (true, _) => "groups kept",
+            (false, 0) => "no change replayed: size-first",
+            (false, _) => "worse than size-first: size-first",
+        };
+        let ratio = if i.size_first > 0 { format!("{:.3}", i.hints as f64 / i.size_first as f64) } else { "-".into() };
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let _ = writeln!(report, "  {:<24} {:>14.1} {:>14.1} {:>7}  {verdict}", i.image, mib(i.size_first), mib(i.hints), ratio);
+    }
+    let untrusted = b.images.iter().filter(|i| !i.trusted).count();
+    let _ = writeln!(report, "backtest: {untrusted} of {} images laid out as size-first; {dropped} groups holding their names dropped", h.images.len());
+}

@@ -1,0 +1,78 @@
+//! The file's groups from the greedy's states: ids, members as patterns, and statistics.
+
+use std::collections::HashMap;
+
+use hints_format::{Group, GroupStats};
+
+use super::bits::Bits;
+use super::model::{GroupState, Model};
+use super::stats::NameStats;
+
+pub(super) fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// Named after the largest member (ties: the first label).
+pub(super) fn group_id(stats: &NameStats, members: &[u32]) -> String {
+    let top = members.iter().max_by(|&&a, &&b| stats.size[a as usize].cmp(&stats.size[b as usize]).then(stats.labels[b as usize].cmp(&stats.labels[a as usize]))).expect("groups are not empty");
+    stats.labels[*top as usize].replace(':', "-")
+}
+
+/// A group's statistics; its `change_rate` is the model's probability that the group changes
+/// at an update (what the layerer weighs when it must merge layers).
+fn group_stats(stats: &NameStats, members: &[u32], prob: f64) -> GroupStats {
+    let mut images = Bits::new(stats.image_names.len());
+    for &m in members {
+        images.or(&stats.images[m as usize]);
+    }
+    GroupStats {
+        size: members.iter().map(|&m| stats.size[m as usize]).sum(),
+        change_rate: (prob * 1000.0).round() / 1000.0,
+        images: images.count() as u32,
+    }
+}
+
+pub(super) fn to_group(stats: &NameStats, id: &str, g: &GroupState) -> Group {
+    let mut labels: Vec<String> = g.members.iter().map(|&m| stats.patterns[m as usize].clone()).collect();
+    labels.sort();
+    Group { id: id.to_string(), members: labels, stats: group_stats(stats, &g.members, g.prob) }
+}
+
+/// Recomputes the statistics of kept groups.
+pub(super) fn refresh_stats(model: &Model<'_>, groups: &mut [Group]) {
+    let stats = model.stats;
+    let index: HashMap<&str, u32> = stats.patterns.iter().enumerate().map(|(k, l)| (l.as_str(), k as u32)).collect();
+    for g in groups {
+        let members: Vec<u32> = g.members.iter().filter_map(|m| index.get(m.as_str()).copied())
+            // Present names the model knows (not those a pin places).
+            .filter(|&m| model.class_of[m as usize] != u32::MAX)
+            .collect();
+        g.stats = if members.is_empty() { GroupStats::default() } else { group_stats(stats, &members, model.group(&members).prob) };
+    }
+}
+
+/// The file's groups, bottom-up: least likely to change first, then larger first, then by id.
+pub(super) fn file_groups(stats: &NameStats, groups: &[GroupState]) -> Vec<Group> {
+    let mut order: Vec<(f64, u64, String, usize)> = groups
+        .iter()
+        .enumerate()
+        .map(|(k, g)| (g.prob, g.members.iter().map(|&m| stats.size[m as usize]).sum(), group_id(stats, &g.members), k))
+        .collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    order.into_iter().map(|(_, _, id, k)| to_group(stats, &id, &groups[k])).collect()
+}
+
+/// `groups` less every group holding a name that one of the `images` contains (at the last
+/// revision of `stats`).
+pub(super) fn without_images(stats: &NameStats, groups: Vec<Group>, images: &Bits) -> Vec<Group> {
+    if images.count() == 0 {
+        return groups;
+    }
+    let index: HashMap<&str, usize> = stats.patterns.iter().enumerate().map(|(k, l)| (l.as_str(), k)).collect();
+    groups
+        .into_iter()
+        .filter(|g| !g.members.iter().filter_map(|m| index.get(m.as_str())).any(|&n| stats.images[n].ones().any(|i| images.get(i))))
+        .collect()
+}

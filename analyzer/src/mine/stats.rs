@@ -1,0 +1,206 @@
+//! What the history says about every name over the training revisions: sizes, image sets,
+//! changes and intrinsic bumps per transition, bump sources and their rates, and each name's
+//! dependency closure as a set of sources.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use hints_format::{MemberPattern, NameKey};
+use rayon::prelude::*;
+
+use super::bits::Bits;
+use super::MineError;
+use crate::history::History;
+
+/// What the history says about every name at the training revisions.
+pub(crate) struct NameStats {
+    /// `NameKey::identity` labels, e.g. `gcc-14-base` or `glibc:bin`.
+    pub labels: Vec<String>,
+    /// The hint-file member pattern of each label.
+    pub patterns: Vec<String>,
+    /// A real store path name per label, for matching against hint files.
+    pub samples: Vec<String>,
+    /// Bytes at the last training revision (largest over images).
+    pub size: Vec<u64>,
+    /// Images containing the name at the last training revision.
+    pub(crate) images: Vec<Bits>,
+    /// Per transition (index t = revision first+t+1): the name's path changed in some image.
+    pub(crate) changed: Vec<Bits>,
+    /// Intrinsic bumps per transition.
+    pub(crate) bumped: Vec<Bits>,
+    /// Transitive dependency closure as a set of bump *sources*, the name's own included.
+    pub(crate) closure: Vec<Bits>,
+    /// Bump source of each name: names that bumped at exactly the same transitions and carry the
+    /// same version at the last revision (binary packages of one source package, outputs of one
+    /// derivation) share one source, which bumps once for all of them.
+    pub(crate) source: Vec<u32>,
+    /// Jeffreys-smoothed bump rate of each source.
+    pub(crate) source_rate: Vec<f64>,
+    pub transitions: usize,
+    pub image_names: Vec<String>,
+    /// Name → sizes over the range, per revision (largest over images; 0 when absent).
+    pub size_over_time: Vec<Vec<u64>>,
+}
+
+impl NameStats {
+    pub(crate) fn build(h: &History, first: usize, last: usize) -> Result<Self, MineError> {
+        if !(first..=last).any(|r| (0..h.images.len()).any(|i| h.snapshots.contains_key(&(i, r)))) {
+            return Err(MineError::Empty(first, last));
+        }
+        // Intern a label for every path once.
+        let mut index: HashMap<String, u32> = HashMap::new();
+        let (mut labels, mut patterns, mut samples): (Vec<String>, Vec<String>, Vec<String>) = Default::default();
+        let mut versions: Vec<String> = Vec::with_capacity(h.paths.len());
+        let path_name: Vec<u32> = h
+            .paths
+            .iter()
+            .map(|p| {
+                let k = NameKey::identity(p.name());
+                versions.push(k.version.to_string());
+                let label = k.label();
+                *index.entry(label.clone()).or_insert_with(|| {
+                    labels.push(label);
+                    patterns.push(MemberPattern::identity_of(p.name()));
+                    samples.push(p.name().to_string());
+                    labels.len() as u32 - 1
+                })
+            })
+            .collect();
+        let n = labels.len();
+        let revs = last - first + 1;
+        let transitions = revs - 1;
+        let ni = h.images.len();
+
+        // Per snapshot: (name, path) sorted by name.
+        let named = |i: usize, r: usize| -> Option<Vec<(u32, u32)>> {
+            let m = h.snapshots.get(&(i, r))?;
+            let mut v: Vec<(u32, u32)> = m.iter().map(|&p| (path_name[p as usize], p)).collect();
+            v.sort_unstable();
+            Some(v)
+        };
+        let mut size = vec![0u64; n];
+        let mut last_version: Vec<&str> = vec![""; n];
+        let mut images = vec![Bits::new(ni); n];
+        let mut size_over_time = vec![vec![0u64; revs]; n];
+        let mut dep_edges: Vec<HashSet<u32>> = vec![HashSet::new(); n];
+        for i in 0..ni {
+            for r in first..=last {
+                let Some(v) = named(i, r) else { continue };
+                for &(name, p) in &v {
+                    let s = &mut size_over_time[name as usize][r - first];
+                    *s = (*s).max(h.sizes[p as usize]);
+                    if r == last {
+                        last_version[name as usize] = versions[p as usize].as_str();
+                        size[name as usize] = size[name as usize].max(h.sizes[p as usize]);
+                        images[name as usize].set(i);
+                        dep_edges[name as usize].extend(h.refs[p as usize].iter().map(|&d| path_name[d as usize]).filter(|&d| d != name));
+                    }
+                }
+            }
+        }
+
+        // Changes and intrinsic bumps per transition, in parallel over transitions.
+        let per_t: Vec<(Bits, Bits)> = (0..transitions)
+            .into_par_iter()
+            .map(|t| {
+                let (r0, r1) = (first + t, first + t + 1);
+                let mut changed = Bits::new(n);
+                let mut version_changed = Bits::new(n);
+                let mut deps_at: HashMap<u32, Vec<u32>> = HashMap::new();
+                for i in 0..ni {
+                    let (Some(a), Some(b)) = (named(i, r0), named(i, r1)) else { continue };
+                    let group = |v: &[(u32, u32)]| -> BTreeMap<u32, Vec<u32>> {
+                        let mut m: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+                        for &(name, p) in v {
+                            m.entry(name).or_default().push(p);
+                        }
+                        m
+                    };
+                    let (ga, gb) = (group(&a), group(&b));
+                    for (name, pb) in &gb {
+                        deps_at
+                            .entry(*name)
+                            .or_default()
+                            .extend(pb.iter().flat_map(|&p| h.refs[p as usize].iter().map(|&d| path_name[d as usize])));
+                        if let Some(pa) = ga.get(name) {
+                            if pa != pb {
+                                changed.set(*name as usize);
+                                let va: HashSet<&str> = pa.iter().map(|&p| versions[p as usize].as_str()).collect();
+                                let vb: HashSet<&str> = pb.iter().map(|&p| versions[p as usize].as_str()).collect();
+                                if va != vb {
+                                    version_changed.set(*name as usize);
+                                }
+                            }
+                        }
+                    }
+                }
+                let mut bumped = version_changed;
+                for name in changed.ones() {
+                    let explained = deps_at
+                        .get(&(name as u32))
+                        .is_some_and(|ds| ds.iter().any(|&d| d as usize != name && changed.get(d as usize)));
+                    if !explained {
+                        bumped.set(name);
+                    }
+                }
+                (changed, bumped)
+            })
+            .collect();
+        let (changed, bumped): (Vec<Bits>, Vec<Bits>) = per_t.into_iter().unzip();
+
+        // Bump sources: the real co-change sets of the history.
+        let mut source = vec![0u32; n];
+        let mut source_rate = vec![];
+        let mut by_key: HashMap<(Vec<bool>, &str), u32> = HashMap::new();
+        for name in 0..n {
+            let v: Vec<bool> = bumped.iter().map(|b| b.get(name)).collect();
+            let bumps = v.iter().filter(|&&b| b).count();
+            let rate = (bumps as f64 + 0.5) / (transitions as f64 + 1.0);
+            let fresh = |source_rate: &mut Vec<f64>| {
+                source_rate.push(rate);
+                source_rate.len() as u32 - 1
+            };
+            source[name] = if bumps == 0 {
+                fresh(&mut source_rate)
+            } else {
+                *by_key.entry((v, last_version[name])).or_insert_with(|| fresh(&mut source_rate))
+            };
+        }
+
+        // Transitive closure over the name graph (SCCs come dependencies-first).
+        let mut g = petgraph::graph::DiGraph::<(), ()>::with_capacity(n, 0);
+        let nodes: Vec<_> = (0..n).map(|_| g.add_node(())).collect();
+        for (a, ds) in dep_edges.iter().enumerate() {
+            let mut ds: Vec<u32> = ds.iter().copied().collect();
+            ds.sort_unstable();
+            for d in ds {
+                g.add_edge(nodes[a], nodes[d as usize], ());
+            }
+        }
+        let ns = source_rate.len();
+        let mut closure = vec![Bits::new(ns); n];
+        for scc in petgraph::algo::tarjan_scc(&g) {
+            let mut c = Bits::new(ns);
+            for v in &scc {
+                c.set(source[v.index()] as usize);
+                for d in &dep_edges[v.index()] {
+                    if !scc.iter().any(|s| s.index() == *d as usize) {
+                        c.or(&closure[*d as usize]);
+                    }
+                }
+            }
+            for v in &scc {
+                closure[v.index()] = c.clone();
+            }
+        }
+        Ok(NameStats { labels, patterns, samples, size, images, changed, bumped, closure, source, source_rate, transitions, image_names: h.images.clone(), size_over_time })
+    }
+
+    pub(crate) fn present(&self, name: usize) -> bool {
+        self.images[name].count() > 0
+    }
+
+    pub(crate) fn change_count(&self, name: usize) -> usize {
+        self.changed.iter().filter(|c| c.get(name)).count()
+    }
+
+}

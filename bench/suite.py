@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""The generalization suite: `hints` against size-first on histories it was never tuned on.
+
+Each case is a history made by ../shared/tools/deb2nix.py from the Debian indices in
+../shared/data/debian, a learning window of W transitions (revisions 0..W) and a replay of the
+next 4 (W..W+4). The cases cover several suites and seeds, large union images (desktop apps,
+media tools, toolchains) with hundreds of names only they hold, windows of 2, 4 and 6
+transitions, and quiet windows followed by busy ones (bookworm's point-release overlay, which
+touches almost nothing, then its security overlay).
+
+For every case, at 100 and 30 layers: `hints emit --range 0..W`, then `hints eval --range
+W..W+4 --json`. It prints, per case and budget, the total update bytes of hints against
+size-first, the worst image (its ratio and its excess in MiB per update), and fleet bytes
+against size-first; with --per-image, every image. Then the issue's checks:
+  - no image pulls more than 2% (or 1 MiB per update) over size-first;
+  - the total update bytes are <= size-first's on every case;
+  - fleet bytes <= 0.75 of size-first's at 100 layers and <= 0.60 at 30.
+
+usage: bench/suite.py [--work /tmp/hints-suite] [--only NAME,...] [--per-image] [--json OUT]
+"""
+import argparse, json, os, subprocess, sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, "..", "shared")
+
+DEVBOX = "devbox=build-essential,git,python3,nodejs,ruby,perl,curl,vim,tmux,openssh-client"
+WEBSTACK = "webstack=nginx,postgresql,redis-server,php-cli,python3-django,nodejs"
+SCIENCE = "science=python3-numpy,python3-scipy,python3-matplotlib,python3-pandas,python3-sklearn,python3-notebook|jupyter-notebook"
+OFFICE = "office=libreoffice-writer,libreoffice-calc"
+GRAPHICS = "graphics=gimp,inkscape"
+MEDIA = "media=ffmpeg,imagemagick,sox,vlc"
+TOOLCHAIN = "toolchain=gcc,g++,clang,cmake,golang,rustc,openjdk-17-jdk-headless|openjdk-*-jdk-headless"
+DESKTOP = ("desktop=libreoffice-writer,libreoffice-calc,gimp,inkscape,ffmpeg,imagemagick,vlc,"
+           "thunderbird,firefox-esr,evince,audacity,kdenlive,blender")
+STUDIO = "studio=blender,kdenlive,audacity,gimp,ffmpeg,imagemagick,texlive-latex-base"
+BUILDER = "builder=build-essential,clang,cmake,golang,rustc,openjdk-17-jdk-headless|openjdk-*-jdk-headless,nodejs,ruby,python3-dev,git"
+MAIL = "mailsrv=postfix,dovecot-imapd,spamassassin"
+GIS = "gis=gdal-bin,python3-gdal,postgis"
+OPS = "ops=ansible,openssh-client,rsync,jq"
+SMALL = "tiny=busybox,ca-certificates"
+
+QUIET_BUSY = "bookworm,~4,bookworm+bookworm-updates,~4,bookworm+bookworm-updates+bookworm-security"
+SECURITY = "bookworm,bookworm+bookworm-updates,~10,bookworm+bookworm-updates+bookworm-security"
+TESTING = "trixie,~12,forky"
+
+# name: (history, seed, images, learning windows)
+CASES = {
+    "quiet-busy-desktop": (QUIET_BUSY, "7", [OFFICE, GRAPHICS, MEDIA, TOOLCHAIN, DESKTOP, WEBSTACK], [4]),
+    "quiet-busy-builder": (QUIET_BUSY, "8", [DEVBOX, BUILDER, SCIENCE, STUDIO, SMALL], [4]),
+    "security-union": (SECURITY, "3", [DESKTOP, MEDIA, OFFICE, MAIL, SMALL], [2, 6]),
+    "security-builder": (SECURITY, "4", [BUILDER, DEVBOX, GIS, OPS], [4]),
+    "testing-desktop": (TESTING, "11", [DESKTOP, GRAPHICS, OFFICE, WEBSTACK, SMALL], [2, 4]),
+    "testing-studio": (TESTING, "12", [STUDIO, MEDIA, SCIENCE, DEVBOX], [6]),
+    "testing-builder": (TESTING, "13", [BUILDER, TOOLCHAIN, OPS, MAIL, SMALL], [4]),
+    "testing-coarse": ("trixie,~8,forky", "14", [DESKTOP, SCIENCE, WEBSTACK, GIS], [2]),
+    "bookworm-to-trixie": ("bookworm,~10,trixie", "15", [DESKTOP, BUILDER, WEBSTACK, SMALL], [4]),
+    "quiet-then-testing": ("bookworm,~3,bookworm+bookworm-updates,~6,trixie", "16", [STUDIO, OFFICE, DEVBOX, MAIL], [2]),
+    "dev": (None, None, None, [6]),
+}
+REPLAYED = 4
+
+
+def run(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def dataset(work, name):
+    if name == "dev":
+        return os.path.join(SHARED, "data", "dev-history")
+    history, seed, images, _ = CASES[name]
+    out = os.path.join(work, name)
+    if not os.path.exists(os.path.join(out, "manifest.json")):
+        args = []
+        for i in images:
+            args += ["--image", i]
+        run(sys.executable, os.path.join(SHARED, "tools", "deb2nix.py"), "build", "--data",
+            os.path.join(SHARED, "data", "debian"), "--history", history, "--set", "none",
+            "--seed", seed, *args, "--out", out)
+    return out
+
+
+def case(hints, work, name, window, layers):
+    db = os.path.join(work, f"{name}.db")
+    if not os.path.exists(db):
+        run(hints, "-q", "scan", "--db", db, "--dataset", dataset(work, name))
+    out = os.path.join(work, f"{name}-w{window}-{layers}.yaml")
+    if os.path.exists(out):
+        os.remove(out)
+    emitted = run(hints, "emit", "--db", db, "--range", f"0..{window}", "--max-layers", str(layers), "--out", out)
+    d = json.loads(run(hints, "eval", "--db", db, "--hints", out, "--range", f"{window}..{window + REPLAYED}",
+                       "--max-layers", str(layers), "--json"))
+    res = {m["strategy"]: m for m in d["results"]}
+    per = {s: dict(res[s]["per_image_update_bytes"]) for s in ("size-first", "hints", "floor")}
+    updates = REPLAYED
+    images = []
+    for im in d["images"]:
+        sf, h, fl = per["size-first"][im], per["hints"][im], per["floor"][im]
+        excess = (h - sf) / updates / 2**20
+        ok = h <= sf * 1.02 or excess <= 1.0
+        images.append({"image": im, "size_first": sf, "hints": h, "floor": fl, "ratio": h / max(sf, 1),
+                       "excess_mib_per_update": excess, "ok": ok})
+    sf, h = res["size-first"], res["hints"]
+    return {
+        "case": name, "window": window, "layers": layers, "emit_summary": emitted.strip(),
+        "update_ratio": h["update_bytes"] / max(sf["update_bytes"], 1),
+        "update_x_floor": (sf["update_bytes"] / max(res["floor"]["update_bytes"], 1),
+                           h["update_bytes"] / max(res["floor"]["update_bytes"], 1)),
+        "fleet_ratio": h["fleet_bytes"] / max(sf["fleet_bytes"], 1),
+        "storage_ratio": h["storage_bytes"] / max(sf["storage_bytes"], 1),
+        "images": images,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default="/tmp/hints-suite")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--layers", default="100,30")
+    ap.add_argument("--per-image", action="store_true")
+    ap.add_argument("--json")
+    ap.add_argument("--hints", default=os.path.join(ROOT, "target", "release", "hints"))
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    names = [n for n in CASES if not a.only or n in a.only.split(",")]
+    rows, failures = [], []
+    print(f"{'case':<20} {'W':>2} {'K':>4} {'sf xfl':>7} {'hints xfl':>9} {'upd/sf':>7} "
+          f"{'worst image':<12} {'ratio':>6} {'MiB/upd':>8} {'fleet/sf':>8} {'stor/sf':>7}")
+    for name in names:
+        for window in CASES[name][3]:
+            for layers in map(int, a.layers.split(",")):
+                r = case(a.hints, a.work, name, window, layers)
+                rows.append(r)
+                worst = max(r["images"], key=lambda i: (not i["ok"], i["ratio"]))
+                print(f"{name:<20} {window:>2} {layers:>4} {r['update_x_floor'][0]:>7.3f} {r['update_x_floor'][1]:>9.3f} "
+                      f"{r['update_ratio']:>7.3f} {worst['image']:<12} {worst['ratio']:>6.3f} "
+                      f"{worst['excess_mib_per_update']:>8.1f} {r['fleet_ratio']:>8.3f} {r['storage_ratio']:>7.3f}", flush=True)
+                if a.per_image:
+                    for i in r["images"]:
+                        print(f"    {i['image']:<14} size-first {i['size_first'] / 2**20:>9.1f} MiB  hints {i['hints'] / 2**20:>9.1f} MiB"
+                              f"  floor {i['floor'] / 2**20:>9.1f} MiB  ratio {i['ratio']:.3f}{'' if i['ok'] else '  OVER'}")
+                bad = [i["image"] for i in r["images"] if not i["ok"]]
+                if bad:
+                    failures.append(f"{name} W={window} K={layers}: images over size-first: {', '.join(bad)}")
+                if r["update_ratio"] > 1.0:
+                    failures.append(f"{name} W={window} K={layers}: total update bytes {r['update_ratio']:.3f} x size-first")
+                limit = 0.75 if layers >= 100 else 0.60
+                if r["fleet_ratio"] > limit:
+                    failures.append(f"{name} W={window} K={layers}: fleet {r['fleet_ratio']:.3f} x size-first (target <= {limit})")
+    for layers in map(int, a.layers.split(",")):
+        sel = [r for r in rows if r["layers"] == layers]
+        mean = lambda k: sum(r[k] for r in sel) / len(sel)
+        print(f"mean over {len(sel)} cases at {layers} layers: update/sf {mean('update_ratio'):.4f}, "
+              f"fleet/sf {mean('fleet_ratio'):.4f}, storage/sf {mean('storage_ratio'):.4f}; "
+              f"hints x floor {sum(r['update_x_floor'][1] for r in sel) / len(sel):.4f} "
+              f"(size-first {sum(r['update_x_floor'][0] for r in sel) / len(sel):.4f})")
+    print(f"{len(failures)} check(s) failed" + "".join(f"\n  {f}" for f in failures))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
