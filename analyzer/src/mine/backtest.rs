@@ -50,7 +50,8 @@ pub struct ImageBacktest {
     pub image: String,
     /// Update bytes with size-first over the replayed part.
     pub size_first: u64,
-    /// Update bytes with the file learned from the early part, after the dropped groups.
+    /// Update bytes with the file learned from the early part, less the groups dropped so far:
+    /// in the round that found the image worse, or in the last round if it is trusted.
     pub hints: u64,
     pub trusted: bool,
 }
@@ -102,6 +103,9 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     let size_first = replay(h, mid, opts.last, budget, Replayed::SizeFirst)?.per_image_update_bytes;
     let updates = (opts.last - mid) as u64;
     let mut untrusted = Bits::new(ni);
+    // Each untrusted image's replay in the round that found it worse (later rounds lay it out
+    // as size-first).
+    let mut verdicts: Vec<Option<ImageBacktest>> = vec![None; ni];
     let mut rounds = 0;
     loop {
         rounds += 1;
@@ -117,11 +121,12 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         for (i, b) in images.iter().enumerate() {
             if !b.trusted && !untrusted.get(i) {
                 untrusted.set(i);
+                verdicts[i] = Some(b.clone());
                 grown = true;
             }
         }
         if !grown {
-            let images = images.into_iter().enumerate().map(|(i, b)| ImageBacktest { trusted: !untrusted.get(i), ..b }).collect();
+            let images = images.into_iter().zip(verdicts).map(|(b, verdict)| verdict.unwrap_or(b)).collect();
             return Ok(Backtest { learned: Some((opts.first, mid)), replayed: Some((mid, opts.last)), images, rounds, untrusted });
         }
     }

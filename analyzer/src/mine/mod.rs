@@ -293,8 +293,8 @@ fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usiz
     for i in &b.images {
         let verdict = match (i.trusted, i.size_first) {
             (true, _) => "groups kept",
-            (false, 0) => "no change replayed: size-first",
-            (false, _) => "worse than size-first: size-first",
+            (false, 0) => "no change replayed: laid out as size-first",
+            (false, _) => "worse than size-first: laid out as size-first",
         };
         let ratio = if i.size_first > 0 { format!("{:.3}", i.hints as f64 / i.size_first as f64) } else { "-".into() };
         let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
