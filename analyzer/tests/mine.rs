@@ -98,7 +98,7 @@ fn checked_emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) ->
         }
     }
     let matcher = Matcher::new(f);
-    let updates = e.backtest.replayed.map_or(0, |(a, b)| (b - a) as u64);
+    let updates = e.backtest.updates;
     for (i, b) in e.backtest.images.iter().enumerate() {
         if b.trusted {
             assert!(trusted(b.size_first, b.hints, updates), "{b:?}");
@@ -402,7 +402,7 @@ fn a_one_transition_history_cannot_be_backtested_and_is_laid_out_as_size_first()
     let pkgs = toolchain();
     let (_t, h) = world(&pkgs, 2, ONE);
     let e = checked_emit(&h, &options(&h, 4), None);
-    assert!(e.backtest.learned.is_none() && e.backtest.images.iter().all(|b| !b.trusted), "{:?}", e.backtest);
+    assert!(e.backtest.folds.is_empty() && e.backtest.images.iter().all(|b| !b.trusted), "{:?}", e.backtest);
     assert!(e.file.groups.is_empty());
     assert!(e.report.contains("fewer than 2 transitions"), "{}", e.report);
     let c = h.closure(0, 1).unwrap();

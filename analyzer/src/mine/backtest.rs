@@ -9,18 +9,21 @@
 //! before anything is written.
 //!
 //! # Definitions
-//! - The window `first..=last` has `T` transitions. It is split at `mid = first + ⌊T/2⌋`: the
-//!   early part `first..=mid` is learned from, exactly as `emit` learns, and the later part
-//!   `mid..=last` is replayed with the learned file and with size-first ([`crate::replay`]).
-//! - An image is *trusted* when the replay shows evidence (size-first pulled something: a
+//! - The window `first..=last` has `T` transitions. Each *fold* splits it at a revision `mid`
+//!   from `first + ⌊T/2⌋` to `last − 1`: the early part `first..=mid` is learned from, exactly
+//!   as `emit` learns, and the later part `mid..=last` is replayed with the learned file and with
+//!   size-first ([`crate::replay`]). Replayed bytes are summed over the folds (rolling-origin
+//!   evaluation: the last fold's file is learned from nearly as much as the file written, and
+//!   every fold adds evidence).
+//! - An image is *trusted* when the replays show evidence (size-first pulled something: a
 //!   replay in which nothing changed cannot tell a safe grouping from an unsafe one) and the
-//!   learned file pulled no more than size-first, within [`TOLERANCE`] or [`SMALL_EXCESS`] bytes
-//!   per update for small images.
+//!   learned files pulled no more than size-first, within [`TOLERANCE`] or [`SMALL_EXCESS`]
+//!   bytes per update for small images.
 //!
 //! # Algorithm
 //! 1. With `T < 2` there is nothing to replay: no image is trusted.
-//! 2. Learn the early part; replay the later part with size-first once.
-//! 3. Replay the learned file; every image that is not trusted joins the untrusted set. Drop
+//! 2. Learn each fold's early part; replay its later part with size-first once.
+//! 3. Replay the learned files; every image that is not trusted joins the untrusted set. Drop
 //!    every group that holds a name of an untrusted image, and replay again: an image that kept
 //!    its groups may now lay out the dropped names differently. Repeat until no image joins
 //!    (at most one round per image, since the set only grows).
@@ -59,11 +62,15 @@ pub struct ImageBacktest {
 /// The backtest's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Backtest {
-    /// Revisions learned from and replayed (positions), when the window allowed a backtest.
-    pub learned: Option<(usize, usize)>,
-    pub replayed: Option<(usize, usize)>,
+    /// The window backtested, `first..=last` (positions).
+    pub window: (usize, usize),
+    /// The folds' splits: each fold learns from `first..=mid` and replays `mid..=last`. Empty
+    /// when the window has fewer than 2 transitions.
+    pub folds: Vec<usize>,
+    /// Updates replayed per image, summed over the folds.
+    pub updates: u64,
     pub images: Vec<ImageBacktest>,
-    /// Replays of the learned file until the untrusted set stopped growing.
+    /// Replays of the learned files until the untrusted set stopped growing.
     pub rounds: usize,
     #[serde(skip)]
     pub(super) untrusted: Bits,
@@ -82,26 +89,48 @@ pub fn trusted(size_first: u64, hints: u64, updates: u64) -> bool {
     size_first > 0 && (hints as f64 <= size_first as f64 * (1.0 + TOLERANCE) || hints.saturating_sub(size_first) <= SMALL_EXCESS * updates)
 }
 
+/// The splits of a window of `transitions` transitions: from its middle to its last but one
+/// revision, so each fold learns from at least half the window and replays at least one update.
+pub fn splits(first: usize, last: usize) -> Vec<usize> {
+    let transitions = last - first;
+    if transitions < 2 {
+        return vec![];
+    }
+    (first + transitions / 2..last).collect()
+}
+
+/// One fold: the groups learned from `first..=mid`.
+struct Fold {
+    mid: usize,
+    stats: NameStats,
+    groups: Vec<Group>,
+    path_hazard: f64,
+}
+
 /// Runs the backtest on `opts.first..=opts.last` (pins placed as in the file to write).
 pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -> Result<Backtest, MineError> {
     let ni = h.images.len();
-    let transitions = opts.last - opts.first;
-    let mid = opts.first + transitions / 2;
-    let untrusted_all = || {
-        let mut all = Bits::new(ni);
-        (0..ni).for_each(|i| all.set(i));
-        all
-    };
-    if transitions < 2 {
+    let window = (opts.first, opts.last);
+    let mids = splits(opts.first, opts.last);
+    if mids.is_empty() {
+        let mut untrusted = Bits::new(ni);
+        (0..ni).for_each(|i| untrusted.set(i));
         let images = h.images.iter().map(|image| ImageBacktest { image: image.clone(), size_first: 0, hints: 0, trusted: false }).collect();
-        return Ok(Backtest { learned: None, replayed: None, images, rounds: 0, untrusted: untrusted_all() });
+        return Ok(Backtest { window, folds: mids, updates: 0, images, rounds: 0, untrusted });
     }
-    let stats = NameStats::build(h, opts.first, mid)?;
-    let mined = mine(&stats, pins, opts)?;
-    let groups = mined.file_groups();
     let budget = Budget::new(opts.max_layers as usize, opts.reserve as usize).map_err(|_| MineError::Budget { max_layers: opts.max_layers, reserve: opts.reserve })?;
-    let size_first = replay(h, mid, opts.last, budget, Replayed::SizeFirst)?.per_image_update_bytes;
-    let updates = (opts.last - mid) as u64;
+    let mut folds = vec![];
+    let mut size_first = vec![0u64; ni];
+    for &mid in &mids {
+        let stats = NameStats::build(h, opts.first, mid)?;
+        let (groups, path_hazard) = {
+            let mined = mine(&stats, pins, opts)?;
+            (mined.file_groups(), mined.path_hazard)
+        };
+        folds.push(Fold { mid, stats, groups, path_hazard });
+        add(&mut size_first, &replay(h, mid, opts.last, budget, Replayed::SizeFirst)?.per_image_update_bytes);
+    }
+    let updates: u64 = mids.iter().map(|&mid| (opts.last - mid) as u64).sum();
     let mut untrusted = Bits::new(ni);
     // Each untrusted image's replay in the round that found it worse (later rounds lay it out
     // as size-first).
@@ -109,13 +138,14 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     let mut rounds = 0;
     loop {
         rounds += 1;
-        let kept: Vec<Group> = without_images(&stats, groups.clone(), &untrusted);
-        let file: HintFile = hint_file(h, opts, (opts.first, mid), kept, vec![], pins.to_vec(), mined.path_hazard);
-        let learned = replay(h, mid, opts.last, budget, Replayed::Hints(&file))?.per_image_update_bytes;
-        let images: Vec<ImageBacktest> = size_first
-            .iter()
-            .zip(&learned)
-            .map(|((image, sf), (_, hb))| ImageBacktest { image: image.clone(), size_first: *sf, hints: *hb, trusted: trusted(*sf, *hb, updates) })
+        let mut learned = vec![0u64; ni];
+        for f in &folds {
+            let kept: Vec<Group> = without_images(&f.stats, f.groups.clone(), &untrusted);
+            let file: HintFile = hint_file(h, opts, (opts.first, f.mid), kept, vec![], pins.to_vec(), f.path_hazard);
+            add(&mut learned, &replay(h, f.mid, opts.last, budget, Replayed::Hints(&file))?.per_image_update_bytes);
+        }
+        let images: Vec<ImageBacktest> = (0..ni)
+            .map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], trusted: trusted(size_first[i], learned[i], updates) })
             .collect();
         let mut grown = false;
         for (i, b) in images.iter().enumerate() {
@@ -127,14 +157,29 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         }
         if !grown {
             let images = images.into_iter().zip(verdicts).map(|(b, verdict)| verdict.unwrap_or(b)).collect();
-            return Ok(Backtest { learned: Some((opts.first, mid)), replayed: Some((mid, opts.last)), images, rounds, untrusted });
+            return Ok(Backtest { window, folds: mids, updates, images, rounds, untrusted });
         }
+    }
+}
+
+/// Adds one replay's update bytes per image (in image order) to `total`.
+fn add(total: &mut [u64], per_image: &[(String, u64)]) {
+    for (t, (_, b)) in total.iter_mut().zip(per_image) {
+        *t += b;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::{trusted, SMALL_EXCESS};
+
+    #[test]
+    fn folds_learn_from_at_least_half_the_window_and_replay_at_least_one_update() {
+        assert_eq!(super::splits(0, 1), Vec::<usize>::new());
+        assert_eq!(super::splits(0, 2), [1]);
+        assert_eq!(super::splits(0, 4), [2, 3]);
+        assert_eq!(super::splits(3, 9), [6, 7, 8]);
+    }
 
     #[test]
     fn an_image_is_trusted_only_on_evidence_and_within_tolerance() {

@@ -281,14 +281,16 @@ fn report_hysteresis(report: &mut String, d: &Decision, min_gain: f64) {
 }
 
 fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usize) {
-    let (Some((l0, l1)), Some((r0, r1))) = (b.learned, b.replayed) else {
+    let (first, last) = b.window;
+    if b.folds.is_empty() {
         let _ = writeln!(
             report,
             "backtest: the window has fewer than 2 transitions, so nothing shows that a grouping is safe; {dropped} groups dropped, every image is laid out as size-first"
         );
         return;
-    };
-    let _ = writeln!(report, "backtest: learned {l0}..{l1}, replayed {r0}..{r1} ({} rounds); update bytes per image:", b.rounds);
+    }
+    let learned: Vec<String> = b.folds.iter().map(|mid| format!("{first}..{mid}")).collect();
+    let _ = writeln!(report, "backtest: learned {} and replayed each to {last} ({} rounds); update bytes per image:", learned.join(", "), b.rounds);
     let _ = writeln!(report, "  {:<24} {:>14} {:>14} {:>7}  verdict", "image", "size-first MiB", "learned MiB", "ratio");
     for i in &b.images {
         let verdict = match (i.trusted, i.size_first) {
