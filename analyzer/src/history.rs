@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use hints_format::StorePath;
 use layering_core::{Closure, PathInfo};
 
-use crate::store::{Revision, Store, StoreError};
+use crate::store::{paths_digest, refs_digest_of, PathRecord, Revision, Store, StoreError, StoredSnapshot};
 
 pub struct History {
     pub images: Vec<String>,
@@ -20,11 +20,21 @@ pub struct History {
     pub refs: Vec<Vec<u32>>,
     /// (image index, revision index) → sorted member indices.
     pub snapshots: HashMap<(usize, usize), Vec<u32>>,
+    /// The database's summary digest ([`Store::summary_hash`]) of the state loaded.
+    pub summary: String,
 }
 
 impl History {
-    /// Loads every snapshot, or those of `only_images`.
+    /// Loads every snapshot, or those of `only_images`, as of one committed state, and checks
+    /// it: every snapshot's members and every path's references exist and form a closure, and
+    /// every snapshot still has the paths digest and total size recorded when it was scanned,
+    /// and every path the references digest. A damaged database is an error naming what is
+    /// wrong, never a different history.
     pub fn load(store: &Store, only_images: Option<&[String]>) -> Result<Self, StoreError> {
+        store.read(|store| Self::load_checked(store, only_images))
+    }
+
+    fn load_checked(store: &Store, only_images: Option<&[String]>) -> Result<Self, StoreError> {
         let revs = store.revisions()?;
         let mut images: Vec<(i64, String)> = store.images()?;
         if let Some(only) = only_images {
@@ -37,21 +47,34 @@ impl History {
         let mut ids: Vec<i64> = records.keys().copied().collect();
         ids.sort_unstable_by(|a, b| records[a].path.cmp(&records[b].path));
         let dense: HashMap<i64, u32> = ids.iter().enumerate().map(|(k, id)| (*id, k as u32)).collect();
+        let refs: Vec<Vec<u32>> = ids
+            .iter()
+            .map(|id| {
+                let r = &records[id];
+                let refs: Vec<u32> = r.refs.iter().map(|x| dense.get(x).copied().ok_or_else(|| store.damaged(format!("{} references path id {x}, which is missing", r.path)))).collect::<Result<_, _>>()?;
+                if refs_digest_of(r.refs.iter().map(|x| &records[x].hash).collect()) != r.refs_digest {
+                    return Err(store.damaged(format!("the references of {} differ from those recorded", r.path)));
+                }
+                Ok(refs)
+            })
+            .collect::<Result<_, _>>()?;
         let mut snapshots = HashMap::new();
-        for ((img, rev), members) in store.memberships()? {
-            if let (Some(&i), Some(&r)) = (img_pos.get(&img), rev_pos.get(&rev)) {
-                let mut m: Vec<u32> = members.iter().map(|id| dense[id]).collect();
-                m.sort_unstable();
-                snapshots.insert((i, r), m);
-            }
+        for ((img, rev), stored) in store.memberships()? {
+            let (Some(&i), Some(&r)) = (img_pos.get(&img), rev_pos.get(&rev)) else { continue };
+            let at = || format!("snapshot of {} at {}", images[i].1, revs[r].1.label);
+            let mut m: Vec<u32> = stored.members.iter().map(|id| dense.get(id).copied().ok_or_else(|| store.damaged(format!("{} holds path id {id}, which is missing", at())))).collect::<Result<_, _>>()?;
+            m.sort_unstable();
+            check_snapshot(&m, &stored, &records, &ids, &refs).map_err(|what| store.damaged(format!("{}: {what}", at())))?;
+            snapshots.insert((i, r), m);
         }
         Ok(History {
             images: images.into_iter().map(|(_, n)| n).collect(),
             revisions: revs.into_iter().map(|(_, r)| r).collect(),
             sizes: ids.iter().map(|id| records[id].nar_size).collect(),
-            refs: ids.iter().map(|id| records[id].refs.iter().map(|r| dense[r]).collect()).collect(),
+            refs,
             paths: ids.iter().map(|id| records[id].path.clone()).collect(),
             snapshots,
+            summary: store.summary_hash()?,
         })
     }
 
@@ -102,4 +125,20 @@ impl History {
         }
         Ok((a, b))
     }
+}
+
+/// Checks one snapshot (dense member indices `m`) against what was recorded at ingest: closed
+/// under references, the same paths digest and the same total size.
+fn check_snapshot(m: &[u32], stored: &StoredSnapshot, records: &HashMap<i64, PathRecord>, ids: &[i64], refs: &[Vec<u32>]) -> Result<(), String> {
+    if let Some((p, r)) = m.iter().flat_map(|&p| refs[p as usize].iter().map(move |&r| (p, r))).find(|(_, r)| m.binary_search(r).is_err()) {
+        return Err(format!("{} references {}, which the snapshot lacks", records[&ids[p as usize]].path, records[&ids[r as usize]].path));
+    }
+    if paths_digest(m.iter().map(|&p| records[&ids[p as usize]].path.as_str())) != stored.digest {
+        return Err("its paths differ from those recorded".into());
+    }
+    let total = m.iter().try_fold(0u64, |t, &p| t.checked_add(records[&ids[p as usize]].nar_size));
+    if total != Some(stored.total_size) {
+        return Err(format!("its paths add up to {total:?} bytes, not the {} recorded", stored.total_size));
+    }
+    Ok(())
 }

@@ -607,7 +607,7 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
     let (first, last) = history.range(a.range.as_deref())?;
     let previous_path = a.previous.clone().or_else(|| a.out.exists().then(|| a.out.clone()));
     let previous = previous_path.as_deref().map(load_hints).transpose()?;
-    let opts = EmitOptions { max_layers: a.max_layers, reserve: a.reserve, first, last, min_gain: a.min_gain, registry_weight: a.registry_weight, db_summary: store.summary_hash()? };
+    let opts = EmitOptions { max_layers: a.max_layers, reserve: a.reserve, first, last, min_gain: a.min_gain, registry_weight: a.registry_weight, db_summary: history.summary.clone() };
     let emitted = mine::emit(&history, &opts, previous.as_ref()).map_err(|e| BadInput(e.to_string()))?;
     write_atomic(&a.out, &emitted.file.to_canonical_string())?;
     if a.json {

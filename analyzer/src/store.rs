@@ -81,6 +81,8 @@ pub enum StoreError {
     BadHash(String),
     #[error("no revision matches `{0}` (give a label, a commit id prefix, or an index)")]
     UnknownRevision(String),
+    #[error("database {file} is damaged: {what}")]
+    Damaged { file: String, what: String },
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -170,6 +172,20 @@ impl Store {
         let mut store = Store { conn, file, known: HashMap::new(), name_ids: HashMap::new(), dir_ids: HashMap::new() };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Runs `f` inside one read transaction, so every query in it sees the same committed
+    /// state however many writers commit meanwhile (WAL readers never wait for writers).
+    pub fn read<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        let tx = self.conn.unchecked_transaction().map_err(self.sq())?;
+        let out = f(self)?;
+        tx.commit().map_err(self.sq())?;
+        Ok(out)
+    }
+
+    /// The error for a database whose rows contradict each other.
+    pub fn damaged(&self, what: impl Into<String>) -> StoreError {
+        StoreError::Damaged { file: self.file.clone(), what: what.into() }
     }
 
     fn sq(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -358,39 +374,49 @@ impl Store {
         Ok(rows)
     }
 
-    /// Member path ids of every snapshot: (image id, revision id) → sorted ids.
-    pub fn memberships(&self) -> Result<HashMap<(i64, i64), Vec<i64>>> {
-        let mut s = self.conn.prepare("SELECT image_id, revision_id, members FROM snapshots").map_err(self.sq())?;
+    /// Every snapshot as stored: (image id, revision id) → members and the figures to check
+    /// them against.
+    pub fn memberships(&self) -> Result<HashMap<(i64, i64), StoredSnapshot>> {
+        let mut s = self.conn.prepare("SELECT image_id, revision_id, members, digest, total_size FROM snapshots").map_err(self.sq())?;
         let rows = s
-            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), decode_ids(&r.get::<_, Vec<u8>>(2)?))))
-            .and_then(|rows| rows.collect::<std::result::Result<HashMap<_, _>, _>>())
+            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?, r.get::<_, i64>(4)?)))
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
             .map_err(self.sq())?;
-        Ok(rows)
+        rows.into_iter()
+            .map(|(key, members, digest, total_size)| {
+                let members = decode_ids(&members).ok_or_else(|| self.damaged(format!("snapshot (image id {}, revision id {}): malformed member list", key.0, key.1)))?;
+                let digest = digest.try_into().map_err(|_| self.damaged(format!("snapshot (image id {}, revision id {}): digest is not 32 bytes", key.0, key.1)))?;
+                Ok((key, StoredSnapshot { members, digest, total_size: total_size as u64 }))
+            })
+            .collect()
     }
 
-    /// Every path record: id → (path, size, reference ids).
+    /// Every path record: id → (path, size, reference ids, references digest).
     pub fn all_paths(&self) -> Result<HashMap<i64, PathRecord>> {
         let mut s = self
             .conn
             .prepare(
-                "SELECT p.id, d.dir, p.hash, n.name, p.nar_size, p.refs FROM paths p
+                "SELECT p.id, d.dir, p.hash, n.name, p.nar_size, p.refs, p.refs_digest FROM paths p
                  JOIN names n ON n.id = p.name_id JOIN store_dirs d ON d.id = p.dir_id",
             )
             .map_err(self.sq())?;
-        let rows = s
-            .query_map([], |r| {
-                let dir: String = r.get(1)?;
-                let hash: Vec<u8> = r.get(2)?;
-                let name: String = r.get(3)?;
-                let base = format!("{}-{name}", hints_format::store_path::nixbase32_encode(&hash));
-                let path = StorePath::from_base(&dir, &base).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Blob, Box::new(e))
-                })?;
-                Ok((r.get(0)?, PathRecord { path, nar_size: r.get::<_, i64>(4)? as u64, refs: decode_ids(&r.get::<_, Vec<u8>>(5)?) }))
-            })
-            .and_then(|rows| rows.collect::<std::result::Result<HashMap<_, _>, _>>())
+        type Row = (i64, String, Vec<u8>, String, i64, Vec<u8>, Vec<u8>);
+        let rows: Vec<Row> = s
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
             .map_err(self.sq())?;
-        Ok(rows)
+        rows.into_iter()
+            .map(|(id, dir, hash, name, nar_size, refs, refs_digest)| {
+                let bad = |what: &str| self.damaged(format!("path id {id}: {what}"));
+                let hash: [u8; 20] = hash.try_into().map_err(|_| bad("hash is not 20 bytes"))?;
+                let base = format!("{}-{name}", hints_format::store_path::nixbase32_encode(&hash));
+                let path = StorePath::from_base(&dir, &base).map_err(|e| bad(&format!("not a store path: {e}")))?;
+                let nar_size = u64::try_from(nar_size).map_err(|_| bad("negative narSize"))?;
+                let refs = decode_ids(&refs).ok_or_else(|| bad("malformed reference list"))?;
+                let refs_digest = refs_digest.try_into().map_err(|_| bad("references digest is not 8 bytes"))?;
+                Ok((id, PathRecord { path, hash, nar_size, refs, refs_digest }))
+            })
+            .collect()
     }
 
     /// A digest of everything recorded: (image, revision, snapshot digest) in order.
@@ -424,8 +450,22 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct PathRecord {
     pub path: StorePath,
+    /// The hash part, decoded.
+    pub hash: [u8; 20],
     pub nar_size: u64,
     pub refs: Vec<i64>,
+    /// [`refs_digest_of`] the references' hashes, as recorded at ingest.
+    pub refs_digest: [u8; 8],
+}
+
+/// A snapshot as stored.
+#[derive(Debug, Clone)]
+pub struct StoredSnapshot {
+    /// Member path ids, sorted.
+    pub members: Vec<i64>,
+    /// [`paths_digest`] of the member paths, as recorded at ingest.
+    pub digest: [u8; 32],
+    pub total_size: u64,
 }
 
 /// Retries SQLITE_BUSY beyond the busy timeout (a writer holding the lock for long).
@@ -513,7 +553,11 @@ fn hash_bytes(p: &StorePath) -> Result<[u8; 20]> {
 /// FNV-1a (64-bit) over the sorted reference hashes (self excluded). Not cryptographic: it
 /// only has to notice a contradicting re-scan, and it is cheap enough to run on every path.
 fn refs_digest(closure: &Closure, i: usize, hashes: &[[u8; 20]]) -> [u8; 8] {
-    let mut refs: Vec<&[u8; 20]> = closure.refs(i).iter().map(|&r| &hashes[r as usize]).collect();
+    refs_digest_of(closure.refs(i).iter().map(|&r| &hashes[r as usize]).collect())
+}
+
+/// The references digest of a path whose references (self excluded) have these hashes.
+pub fn refs_digest_of(mut refs: Vec<&[u8; 20]>) -> [u8; 8] {
     refs.sort_unstable();
     let mut h: u64 = 0xcbf29ce484222325;
     for b in refs.into_iter().flatten() {
@@ -565,13 +609,21 @@ fn encode_ids(sorted: &[i64]) -> Vec<u8> {
     out
 }
 
-fn decode_ids(bytes: &[u8]) -> Vec<i64> {
+/// Sorted ids from LEB128 deltas; `None` when the bytes are not such a list (a truncated or
+/// overlong varint, a zero delta after the first, or an id past `i64::MAX`).
+fn decode_ids(bytes: &[u8]) -> Option<Vec<i64>> {
     let mut out = Vec::with_capacity(bytes.len());
-    let (mut acc, mut shift, mut prev) = (0u64, 0, 0i64);
+    let (mut acc, mut shift, mut prev) = (0u64, 0u32, 0i64);
     for &b in bytes {
+        if shift >= 64 || (shift == 63 && b & 0x7e != 0) {
+            return None;
+        }
         acc |= ((b & 0x7f) as u64) << shift;
         if b & 0x80 == 0 {
-            prev += acc as i64;
+            if acc == 0 && !out.is_empty() {
+                return None;
+            }
+            prev = prev.checked_add(i64::try_from(acc).ok()?)?;
             out.push(prev);
             acc = 0;
             shift = 0;
@@ -579,7 +631,7 @@ fn decode_ids(bytes: &[u8]) -> Vec<i64> {
             shift += 7;
         }
     }
-    out
+    (shift == 0).then_some(out)
 }
 
 #[cfg(test)]
@@ -589,7 +641,15 @@ mod tests {
     #[test]
     fn id_encoding_roundtrips() {
         for ids in [vec![], vec![1], vec![1, 2, 3, 200, 100_000, 1 << 40]] {
-            assert_eq!(decode_ids(&encode_ids(&ids)), ids);
+            assert_eq!(decode_ids(&encode_ids(&ids)), Some(ids));
         }
+    }
+
+    #[test]
+    fn malformed_id_lists_are_refused() {
+        assert_eq!(decode_ids(&[0x80]), None, "truncated varint");
+        assert_eq!(decode_ids(&[1, 0]), None, "a repeated id");
+        assert_eq!(decode_ids(&[0xff; 11]), None, "overlong varint");
+        assert_eq!(decode_ids(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), None, "past i64::MAX");
     }
 }

@@ -1,0 +1,152 @@
+//! Reliability: reads during writes, and damaged databases.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use hints_analyzer::history::History;
+use hints_analyzer::mine::{emit, EmitOptions};
+use hints_analyzer::replay::{replay, Replayed};
+use hints_analyzer::store::{Revision, Store, StoreError};
+use hints_format::store_path::nixbase32_encode;
+use hints_format::StorePath;
+use layering_core::{Budget, Closure, PathInfo};
+use sha2::{Digest, Sha256};
+
+const REVISIONS: usize = 12;
+const WRITERS: usize = 4;
+
+fn path(name: &str) -> StorePath {
+    StorePath::parse(&format!("/nix/store/{}-{name}", nixbase32_encode(&Sha256::digest(name)[..20]))).unwrap()
+}
+
+/// Writer `w`'s image at revision `r`: a chain of 30 paths, each new at every revision.
+fn closure(w: usize, r: usize) -> Closure {
+    let names: Vec<String> = (0..30).map(|k| format!("w{w}lib{k}-{r}.0")).collect();
+    Closure::new(
+        names
+            .iter()
+            .enumerate()
+            .map(|(k, n)| PathInfo {
+                path: path(n),
+                nar_size: 1000 * (k as u64 + 1),
+                nar_hash: None,
+                closure_size: None,
+                references: if k > 0 { vec![path(&names[k - 1])] } else { vec![] },
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn revision(r: usize) -> Revision {
+    Revision { label: format!("r{r}"), commit: None, time: format!("2025-01-{:02}T00:00:00Z", r + 1), branch: None, dirty: false }
+}
+
+/// What a reader saw of writer `w`: the revisions its image has, each with the expected paths.
+fn committed_prefix(h: &History, w: usize) -> usize {
+    let Some(i) = h.images.iter().position(|x| *x == format!("w{w}")) else { return 0 };
+    let mut seen = 0;
+    for (k, rev) in h.revisions.iter().enumerate() {
+        let r: usize = rev.label[1..].parse().unwrap();
+        if let Some(m) = h.snapshots.get(&(i, k)) {
+            let got: BTreeSet<&str> = m.iter().map(|&p| h.paths[p as usize].as_str()).collect();
+            let want = closure(w, r);
+            assert_eq!(got, want.paths().map(|p| p.as_str()).collect(), "w{w} at r{r}: a snapshot is whole or absent");
+            seen += 1;
+        }
+    }
+    seen
+}
+
+#[test]
+fn emit_and_eval_while_four_writers_scan_see_one_committed_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("h.db");
+    Store::open(&db).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::open(&db).unwrap();
+                for r in 0..REVISIONS {
+                    store.ingest(&format!("w{w}"), &revision(r), &closure(w, r), true).unwrap();
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let (db, done) = (db.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut loads = 0;
+            while !done.load(Ordering::SeqCst) || loads < 3 {
+                let store = Store::open(&db).unwrap();
+                let h = History::load(&store, None).unwrap();
+                for w in 0..WRITERS {
+                    committed_prefix(&h, w);
+                }
+                if h.revisions.len() >= 2 {
+                    let last = h.revisions.len() - 1;
+                    let opts = EmitOptions { max_layers: 10, reserve: 1, first: 0, last, min_gain: 0.02, registry_weight: 1.0, db_summary: h.summary.clone() };
+                    let f = emit(&h, &opts, None).unwrap().file;
+                    replay(&h, 0, last, Budget::new(10, 1).unwrap(), Replayed::Hints(&f)).unwrap();
+                }
+                loads += 1;
+            }
+            loads
+        })
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let loads = reader.join().expect("no reader panicked");
+    assert!(loads >= 3);
+    let h = History::load(&Store::open(&db).unwrap(), None).unwrap();
+    assert!((0..WRITERS).all(|w| committed_prefix(&h, w) == REVISIONS));
+}
+
+/// A database of one writer's history, and a copy of it damaged by `sql`.
+fn damaged(sql: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("h.db");
+    let mut store = Store::open(&db).unwrap();
+    for r in 0..3 {
+        store.ingest("w0", &revision(r), &closure(0, r), true).unwrap();
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(sql).unwrap();
+    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok", "the damage passes SQLite's own check");
+    (tmp, db)
+}
+
+fn load_error(db: &Path) -> String {
+    match History::load(&Store::open(db).unwrap(), None) {
+        Err(e @ StoreError::Damaged { .. }) => e.to_string(),
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("a damaged database loaded"),
+    }
+}
+
+#[test]
+fn a_damaged_database_is_an_error_naming_the_damage_never_a_panic_or_another_history() {
+    let cases = [
+        ("DELETE FROM paths WHERE id = (SELECT MIN(id) FROM paths);", "missing"),
+        ("UPDATE paths SET refs = x'80' WHERE id = (SELECT MAX(id) FROM paths);", "malformed reference list"),
+        ("UPDATE snapshots SET members = x'0100' WHERE id = 1;", "malformed member list"),
+        ("UPDATE paths SET nar_size = nar_size + 1 WHERE id = 5;", "add up to"),
+        ("UPDATE paths SET refs = x'01' WHERE id = 7;", "references"),
+        ("UPDATE paths SET name_id = (SELECT MAX(id) FROM names) WHERE id = 3;", "paths differ"),
+        ("UPDATE snapshots SET members = substr(members, 1, length(members) - 1) WHERE id = 2;", "paths differ"),
+        ("UPDATE paths SET hash = x'00' WHERE id = 4;", "20 bytes"),
+    ];
+    for (sql, what) in cases {
+        let (_t, db) = damaged(sql);
+        let e = load_error(&db);
+        assert!(e.contains(what) && e.contains("h.db is damaged"), "{sql}: {e}");
+    }
+}
