@@ -112,6 +112,8 @@ struct Known {
     nar_size: u64,
     refs_digest: [u8; 8],
     complete: bool,
+    /// [`fnv64`] of the full path: the same hash under another name or store dir differs here.
+    path_digest: u64,
 }
 
 pub struct Store {
@@ -232,6 +234,10 @@ impl Store {
             return Ok(Outcome::Unchanged);
         }
 
+        let dir = closure.path(0).store_dir();
+        if let Some(other) = other_store_dir(&tx, dir).map_err(sq)? {
+            return Err(StoreError::Conflict { path: closure.path(0).to_string(), what: format!("another store directory: the database holds paths of {other}") });
+        }
         let mut ids = vec![0i64; closure.len()];
         let mut pending: Vec<([u8; 20], Known)> = vec![];
         let mut new_paths = 0;
@@ -242,6 +248,10 @@ impl Store {
                 Some(k) => Some(*k),
                 None => lookup(&tx, &hashes[i]).map_err(sq)?,
             };
+            if let Some(k) = found.filter(|k| k.path_digest != fnv64(info.path.as_str().as_bytes())) {
+                let recorded = path_of(&tx, k.id).map_err(sq)?;
+                return Err(StoreError::Conflict { path: info.path.to_string(), what: format!("the same hash under another name, as {recorded}") });
+            }
             let mut ref_ids: Vec<i64> = closure.refs(i).iter().map(|&r| ids[r as usize]).collect();
             ref_ids.sort_unstable();
             match found {
@@ -282,7 +292,7 @@ impl Store {
                     let id = insert_path(&tx, &hashes[i], dir_id, name_id, info, &ref_ids, &refs_digest, complete).map_err(sq)?;
                     ids[i] = id;
                     new_paths += 1;
-                    pending.push((hashes[i], Known { id, nar_size: info.nar_size, refs_digest, complete }));
+                    pending.push((hashes[i], Known { id, nar_size: info.nar_size, refs_digest, complete, path_digest: fnv64(info.path.as_str().as_bytes()) }));
                 }
             }
         }
@@ -498,14 +508,31 @@ fn upsert_revision(tx: &rusqlite::Transaction<'_>, r: &Revision) -> rusqlite::Re
 }
 
 fn lookup(tx: &rusqlite::Transaction<'_>, hash: &[u8; 20]) -> rusqlite::Result<Option<Known>> {
-    tx.prepare_cached("SELECT id, nar_size, refs_digest, complete FROM paths WHERE hash = ?1")?
-        .query_row([&hash[..]], |r| {
-            let d: Vec<u8> = r.get(2)?;
-            let mut refs_digest = [0u8; 8];
-            refs_digest.copy_from_slice(&d[..8]);
-            Ok(Known { id: r.get(0)?, nar_size: r.get::<_, i64>(1)? as u64, refs_digest, complete: r.get(3)? })
-        })
-        .optional()
+    tx.prepare_cached(
+        "SELECT p.id, p.nar_size, p.refs_digest, p.complete, d.dir, n.name FROM paths p
+         JOIN names n ON n.id = p.name_id JOIN store_dirs d ON d.id = p.dir_id WHERE p.hash = ?1",
+    )?
+    .query_row([&hash[..]], |r| {
+        let d: Vec<u8> = r.get(2)?;
+        let mut refs_digest = [0u8; 8];
+        refs_digest.copy_from_slice(&d[..8]);
+        let path = format!("{}/{}-{}", r.get::<_, String>(4)?, hints_format::store_path::nixbase32_encode(hash), r.get::<_, String>(5)?);
+        Ok(Known { id: r.get(0)?, nar_size: r.get::<_, i64>(1)? as u64, refs_digest, complete: r.get(3)?, path_digest: fnv64(path.as_bytes()) })
+    })
+    .optional()
+}
+
+/// The recorded path of a path id, for messages.
+fn path_of(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<String> {
+    tx.prepare_cached(
+        "SELECT d.dir, p.hash, n.name FROM paths p JOIN names n ON n.id = p.name_id JOIN store_dirs d ON d.id = p.dir_id WHERE p.id = ?1",
+    )?
+    .query_row([id], |r| Ok(format!("{}/{}-{}", r.get::<_, String>(0)?, hints_format::store_path::nixbase32_encode(&r.get::<_, Vec<u8>>(1)?), r.get::<_, String>(2)?)))
+}
+
+/// A store directory the database holds paths of, other than `dir`.
+fn other_store_dir(tx: &rusqlite::Transaction<'_>, dir: &str) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached("SELECT dir FROM store_dirs WHERE dir != ?1 LIMIT 1")?.query_row([dir], |r| r.get(0)).optional()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -556,14 +583,15 @@ fn refs_digest(closure: &Closure, i: usize, hashes: &[[u8; 20]]) -> [u8; 8] {
     refs_digest_of(closure.refs(i).iter().map(|&r| &hashes[r as usize]).collect())
 }
 
+/// FNV-1a, 64-bit.
+fn fnv64<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
 /// The references digest of a path whose references (self excluded) have these hashes.
 pub fn refs_digest_of(mut refs: Vec<&[u8; 20]>) -> [u8; 8] {
     refs.sort_unstable();
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in refs.into_iter().flatten() {
-        h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
-    }
-    h.to_le_bytes()
+    fnv64(refs.into_iter().flatten()).to_le_bytes()
 }
 
 /// SHA-256 over the sorted member paths: equal exactly when the closures are (paths are

@@ -150,3 +150,21 @@ fn a_damaged_database_is_an_error_naming_the_damage_never_a_panic_or_another_his
         assert!(e.contains(what) && e.contains("h.db is damaged"), "{sql}: {e}");
     }
 }
+
+#[test]
+fn one_hash_under_two_names_or_a_second_store_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&tmp.path().join("h.db")).unwrap();
+    let foo = path("foo-1.0");
+    let one = |p: &StorePath| Closure::new(vec![PathInfo { path: p.clone(), nar_size: 10, nar_hash: None, closure_size: None, references: vec![] }]).unwrap();
+    store.ingest("a", &revision(0), &one(&foo), true).unwrap();
+    let bar = StorePath::parse(&foo.as_str().replace("foo-1.0", "bar-2.0")).unwrap();
+    let e = store.ingest("a", &revision(1), &one(&bar), true).unwrap_err().to_string();
+    assert!(e.contains("bar-2.0") && e.contains("foo-1.0") && e.contains("another name"), "{e}");
+    let elsewhere = StorePath::parse(&path("baz-1.0").as_str().replace("/nix/store", "/other/store")).unwrap();
+    let e = store.ingest("a", &revision(1), &one(&elsewhere), true).unwrap_err().to_string();
+    assert!(e.contains("another store directory") && e.contains("/nix/store"), "{e}");
+    // Nothing of the refused closures was stored.
+    let h = History::load(&store, None).unwrap();
+    assert_eq!(h.paths, [foo]);
+}

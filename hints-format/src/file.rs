@@ -205,7 +205,7 @@ pub enum ErrorKind {
     InvalidBudget,
     /// A merge naming a group that does not exist (or the same group twice).
     UnknownGroup,
-    /// A negative or non-finite `path_hazard`.
+    /// A negative or non-finite `path_hazard`, or a `change_rate` outside `[0, 1]`.
     InvalidHazard,
 }
 
@@ -279,6 +279,14 @@ impl HintFile {
             }
             if list.is_empty() {
                 return err(at("members"), ErrorKind::EmptyGroup, format!("`{id}` has no members"));
+            }
+            if rule.is_none() {
+                let rate = self.groups[i].stats.change_rate;
+                if !(0.0..=1.0).contains(&rate) {
+                    let mut path = at("stats");
+                    path.push(Seg::key("change_rate"));
+                    return err(path, ErrorKind::InvalidHazard, format!("change_rate of `{id}` must be a probability from 0 to 1, found {rate}"));
+                }
             }
             for (j, m) in list.iter().enumerate() {
                 let mut path = at("members");

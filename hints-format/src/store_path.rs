@@ -32,6 +32,8 @@ pub const KNOWN_OUTPUTS: &[&str] = &[
 pub enum StorePathError {
     #[error("`{0}` is not an absolute path")]
     NotAbsolute(String),
+    #[error("`{0}`: the store directory is not canonical (no empty, `.` or `..` components, no trailing `/`)")]
+    NonCanonicalDir(String),
     #[error("`{path}`: the hash part `{hash}` is not 32 characters of Nix base32 ({NIXBASE32})")]
     BadHash { path: String, hash: String },
     #[error("`{0}`: expected `<hash>-<name>` after the store directory")]
@@ -61,6 +63,10 @@ impl StorePath {
             return Err(StorePathError::NotAbsolute(s.to_string()));
         }
         let hash_at = s.rfind('/').expect("starts with /") + 1;
+        let dir = s.get(1..hash_at - 1).unwrap_or("");
+        if dir.is_empty() || dir.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            return Err(StorePathError::NonCanonicalDir(s.to_string()));
+        }
         Self::check_base(s, &s[hash_at..])?;
         Ok(StorePath { full: s.to_string(), hash_at })
     }
@@ -295,6 +301,15 @@ mod tests {
     use super::*;
 
     const H: &str = "00bgd045z0d4icpbc2yyz4gx48ak44la";
+
+    #[test]
+    fn a_store_directory_must_be_canonical() {
+        for dir in ["/nix/store/..", "//nix//store", "/nix/./store", "", "/nix/store/"] {
+            let e = StorePath::parse(&format!("{dir}/{H}-x")).unwrap_err();
+            assert_eq!(e, StorePathError::NonCanonicalDir(format!("{dir}/{H}-x")), "{dir}");
+        }
+        assert_eq!(StorePath::parse(&format!("/other/store/{H}-x")).unwrap().store_dir(), "/other/store");
+    }
 
     #[test]
     fn parses_components() {

@@ -105,3 +105,16 @@ fn path_hazard() {
     check(&format!("{v2}learned_from:\n  path_hazard: -1.0\n"), ErrorKind::InvalidHazard, 6, 16, &["non-negative", "-1"]);
     check(&format!("{v2}learned_from:\n  path_hazard: high\n"), ErrorKind::Syntax, 6, 16, &["invalid type"]);
 }
+
+#[test]
+fn a_change_rate_is_a_probability() {
+    for rate in [".nan", ".inf", "-3", "7.5"] {
+        let g = format!("{HEAD}groups:\n  - id: a\n    members: [x]\n    stats: {{size: 1, change_rate: {rate}, images: 1}}\n");
+        let e = err(&g);
+        assert_eq!(e.kind, ErrorKind::InvalidHazard, "{rate}: {e}");
+        assert_eq!(e.line, 8, "{rate}: {e}");
+        assert!(e.message.contains("probability from 0 to 1"), "{e}");
+    }
+    let ok = format!("{HEAD}groups:\n  - id: a\n    members: [x]\n    stats: {{size: 1, change_rate: 1.0, images: 1}}\n");
+    HintFile::parse(&ok).unwrap();
+}

@@ -3,8 +3,9 @@
 //! Nodes are sorted by path and references are indices, so everything computed from a
 //! [`Closure`] is independent of the order the input listed records and references in.
 //! Construction rejects what Nix cannot produce: an empty closure, a path listed twice with
-//! different contents, a reference to a path outside the closure, and any cycle other than a
-//! self-reference. Each error names the offending paths.
+//! different contents, a reference to a path outside the closure, any cycle other than a
+//! self-reference, paths in two store directories, two names on one hash, and sizes whose sum
+//! does not fit in a signed 64-bit integer. Each error names the offending paths.
 
 use std::collections::HashMap;
 
@@ -32,6 +33,12 @@ pub enum ClosureError {
     DanglingReference { from: String, to: String },
     #[error("reference cycle between {}", paths.join(", "))]
     Cycle { paths: Vec<String> },
+    #[error("`{first}` and `{second}` are in different store directories; a closure lives in one store")]
+    MixedStoreDirs { first: String, second: String },
+    #[error("`{first}` and `{second}` have the same hash but different names; a store path hash names one path")]
+    SameHash { first: String, second: String },
+    #[error("the narSize values add up to more than 2^63 − 1 bytes")]
+    TooLarge,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +69,14 @@ impl Closure {
         // Identical duplicates merge; differing ones are an error.
         let mut deduped: Vec<PathInfo> = Vec::with_capacity(infos.len());
         for info in infos {
+            if let Some(prev) = deduped.last() {
+                if prev.path.store_dir() != info.path.store_dir() {
+                    return Err(ClosureError::MixedStoreDirs { first: prev.path.to_string(), second: info.path.to_string() });
+                }
+                if prev.path.hash() == info.path.hash() && prev.path != info.path {
+                    return Err(ClosureError::SameHash { first: prev.path.to_string(), second: info.path.to_string() });
+                }
+            }
             match deduped.last() {
                 Some(prev) if prev.path == info.path => {
                     if prev.nar_size != info.nar_size || prev.references != info.references {
@@ -74,6 +89,10 @@ impl Closure {
                 }
                 _ => deduped.push(info),
             }
+        }
+        // Every total of sizes downstream (layers, images, SQLite's signed integers) fits.
+        if deduped.iter().try_fold(0u64, |t, i| t.checked_add(i.nar_size)).is_none_or(|t| t > i64::MAX as u64) {
+            return Err(ClosureError::TooLarge);
         }
         let index: HashMap<String, u32> =
             deduped.iter().enumerate().map(|(i, n)| (n.path.as_str().to_string(), i as u32)).collect();
@@ -113,7 +132,7 @@ impl Closure {
                 g.add_edge(ids[i], ids[r as usize], ());
             }
         }
-        let mut cycles: Vec<Vec<String>> = petgraph::algo::tarjan_scc(&g)
+        let mut cycles: Vec<Vec<String>> = petgraph::algo::kosaraju_scc(&g)
             .into_iter()
             .filter(|scc| scc.len() > 1)
             .map(|scc| {
@@ -242,6 +261,33 @@ pub(crate) mod tests {
 
     pub fn info(name: &str, size: u64, refs: &[&str]) -> PathInfo {
         PathInfo { path: sp(name), nar_size: size, nar_hash: None, closure_size: None, references: refs.iter().map(|r| sp(r)).collect() }
+    }
+
+    #[test]
+    fn one_store_one_name_per_hash_and_sizes_that_add_up() {
+        let a = info("a-1", 1, &[]);
+        let moved = PathInfo { path: StorePath::parse(&a.path.as_str().replace("/nix/store", "/other/store")).unwrap(), ..info("b-1", 1, &[]) };
+        let e = Closure::new(vec![a.clone(), moved]).unwrap_err();
+        assert!(matches!(e, ClosureError::MixedStoreDirs { .. }), "{e}");
+        let renamed = PathInfo { path: StorePath::parse(&a.path.as_str().replace("a-1", "z-2")).unwrap(), ..a.clone() };
+        let e = Closure::new(vec![a.clone(), renamed]).unwrap_err();
+        assert!(matches!(e, ClosureError::SameHash { .. }) && e.to_string().contains("z-2"), "{e}");
+        let e = Closure::new(vec![info("a-1", u64::MAX - 1, &[]), info("b-1", 2, &[])]).unwrap_err();
+        assert_eq!(e, ClosureError::TooLarge);
+        assert_eq!(Closure::new(vec![info("a-1", i64::MAX as u64 + 1, &[])]).unwrap_err(), ClosureError::TooLarge);
+        assert_eq!(Closure::new(vec![info("a-1", i64::MAX as u64, &[])]).unwrap().total_size(), i64::MAX as u64);
+    }
+
+    #[test]
+    fn a_deep_chain_needs_no_deep_stack() {
+        // 100,000 paths, each referencing the next; sorted order follows the chain, so a
+        // recursive search would go 100,000 frames deep. 256 KiB of stack is enough here.
+        let n = 100_000;
+        let p = |i: usize| StorePath::parse(&format!("/nix/store/{i:032}-p{i}")).unwrap();
+        let infos: Vec<PathInfo> =
+            (0..n).map(|i| PathInfo { path: p(i), nar_size: 1, nar_hash: None, closure_size: None, references: if i + 1 < n { vec![p(i + 1)] } else { vec![] } }).collect();
+        let c = std::thread::Builder::new().stack_size(256 << 10).spawn(move || Closure::new(infos).map(|c| c.len())).unwrap().join().unwrap();
+        assert_eq!(c, Ok(n));
     }
 
     #[test]

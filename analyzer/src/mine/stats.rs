@@ -166,7 +166,8 @@ impl NameStats {
             };
         }
 
-        // Transitive closure over the name graph (SCCs come dependencies-first).
+        // Transitive closure over the name graph. Kosaraju (iterative, so no recursion as deep as
+        // the graph) yields SCCs in reverse topological order: dependencies first.
         let mut g = petgraph::graph::DiGraph::<(), ()>::with_capacity(n, 0);
         let nodes: Vec<_> = (0..n).map(|_| g.add_node(())).collect();
         for (a, ds) in dep_edges.iter().enumerate() {
@@ -178,7 +179,7 @@ impl NameStats {
         }
         let ns = source_rate.len();
         let mut closure = vec![Bits::new(ns); n];
-        for scc in petgraph::algo::tarjan_scc(&g) {
+        for scc in petgraph::algo::kosaraju_scc(&g) {
             let mut c = Bits::new(ns);
             for v in &scc {
                 c.set(source[v.index()] as usize);
