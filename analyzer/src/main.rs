@@ -39,11 +39,14 @@ struct DbArg {
 }
 
 impl DbArg {
-    fn path(&self) -> PathBuf {
-        self.db.clone().unwrap_or_else(|| {
+    fn path(&self) -> Result<PathBuf> {
+        if let Some(url) = self.db.as_deref().and_then(Path::to_str).filter(|d| d.contains("://")) {
+            bail!(BadInput(format!("--db {url}: only SQLite files are supported; a database URL is not a file name")));
+        }
+        Ok(self.db.clone().unwrap_or_else(|| {
             let top = git2::Repository::discover(".").ok().and_then(|r| r.workdir().map(Path::to_path_buf));
             top.unwrap_or_else(|| PathBuf::from(".")).join(".hints/hints.db")
-        })
+        }))
     }
 }
 
@@ -270,7 +273,10 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             || c.is::<FormatError>()
             || c.is::<BadInput>()
             || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_)))
-            || matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Conflict { .. } | StoreError::UnknownRevision(_)))
+            || matches!(
+                c.downcast_ref::<StoreError>(),
+                Some(StoreError::Conflict { .. } | StoreError::UnknownRevision(_) | StoreError::Missing(_) | StoreError::NotHints { .. })
+            )
     });
     if bad_input {
         2
@@ -328,7 +334,7 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
     if modes.iter().filter(|m| **m).count() != 1 {
         bail!(BadInput("give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --git-history PATHSPEC, --dataset DIR".into()));
     }
-    let mut store = Store::open(&a.db.path())?;
+    let mut store = Store::open(&a.db.path()?)?;
     let explicit_revision = || -> Result<Revision> {
         let git = scan::git_revision(Path::new("."))?;
         let time = a.time.as_deref().map(scan::parse_time).transpose()?;
@@ -424,7 +430,12 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
                     for w in &read.warnings {
                         tracing::warn!("{w}");
                     }
-                    (store.ingest_prepared(&job.image, &job.revision, &read.closure, &prep, read.complete)?, read.closure.len())
+                    let before = store.revision(&job.revision.label)?;
+                    let outcome = store.ingest_prepared(&job.image, &job.revision, &read.closure, &prep, read.complete)?;
+                    if let Some(before) = before.filter(|b| *b != job.revision && outcome != Outcome::Unchanged) {
+                        warn_revised(&before, &job.revision);
+                    }
+                    (outcome, read.closure.len())
                 }
                 (None, None) => unreachable!("parsed when not known"),
             };
@@ -458,6 +469,24 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Says that a scan changed a known revision's metadata.
+fn warn_revised(before: &Revision, now: &Revision) {
+    let mut changes = vec![];
+    if before.time != now.time {
+        changes.push(format!("time {} -> {}", before.time, now.time));
+    }
+    if before.commit != now.commit {
+        changes.push(format!("commit {:?} -> {:?}", before.commit, now.commit));
+    }
+    if before.branch != now.branch {
+        changes.push(format!("branch {:?} -> {:?}", before.branch, now.branch));
+    }
+    if before.dirty != now.dirty {
+        changes.push(format!("dirty {} -> {}", before.dirty, now.dirty));
+    }
+    eprintln!("warning: revision {}: {} (recorded for every image at this revision)", now.label, changes.join(", "));
+}
+
 fn human(bytes: u64) -> String {
     let b = bytes as f64;
     match bytes {
@@ -469,7 +498,7 @@ fn human(bytes: u64) -> String {
 }
 
 fn cmd_ls(db: &DbArg, json: bool) -> Result<ExitCode> {
-    let store = Store::open(&db.path())?;
+    let store = Store::open_existing(&db.path()?)?;
     let rows = store.snapshot_rows()?;
     if json {
         let revisions: Vec<_> = store
@@ -599,10 +628,11 @@ fn cmd_validate(file: &Path) -> Result<ExitCode> {
 }
 
 fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
-    let store = Store::open(&a.db.path())?;
+    let db = a.db.path()?;
+    let store = Store::open_existing(&db)?;
     let history = History::load(&store, a.images.as_deref())?;
     if history.snapshots.is_empty() {
-        bail!(BadInput(format!("{}: no snapshots to learn from (run `hints scan` first)", a.db.path().display())));
+        bail!(BadInput(format!("{}: no snapshots to learn from (run `hints scan` first)", db.display())));
     }
     let (first, last) = history.range(a.range.as_deref())?;
     let previous_path = a.previous.clone().or_else(|| a.out.exists().then(|| a.out.clone()));
@@ -623,7 +653,7 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
-    let store = Store::open(&a.db.path())?;
+    let store = Store::open_existing(&a.db.path()?)?;
     let history = History::load(&store, a.images.as_deref())?;
     let (first, last) = history.range(Some(&a.range))?;
     let hints = load_hints(&a.hints)?;
@@ -690,7 +720,7 @@ fn eval_table(history: &History, first: usize, last: usize, max_layers: usize, r
 }
 
 fn cmd_explain(a: ExplainArgs) -> Result<ExitCode> {
-    let store = Store::open(&a.db.path())?;
+    let store = Store::open_existing(&a.db.path()?)?;
     let history = History::load(&store, None)?;
     let hints = load_hints(&a.hints)?;
     let range = match &a.range {

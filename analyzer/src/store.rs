@@ -83,6 +83,10 @@ pub enum StoreError {
     UnknownRevision(String),
     #[error("database {file} is damaged: {what}")]
     Damaged { file: String, what: String },
+    #[error("no database at {0} (run `hints scan` first, or give --db)")]
+    Missing(String),
+    #[error("{file} is not a hints database ({why})")]
+    NotHints { file: String, why: String },
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -190,6 +194,42 @@ impl Store {
         StoreError::Damaged { file: self.file.clone(), what: what.into() }
     }
 
+    /// Opens an existing database for reading only: nothing is created, migrated or written,
+    /// and a database in a read-only directory can still be read. A missing file, an empty or
+    /// foreign one, or one of another schema version is an error.
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        let file = path.display().to_string();
+        let sq = |source| StoreError::Sqlite { file: file.clone(), source };
+        if !path.is_file() {
+            return Err(StoreError::Missing(file));
+        }
+        let not_hints = |why: String| StoreError::NotHints { file: file.clone(), why };
+        if path.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+            return Err(not_hints("the file is empty".into()));
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let version = |conn: &Connection| conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
+        let conn = Connection::open_with_flags(path, flags).map_err(sq)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(sq)?;
+        // A WAL database whose directory is read-only cannot get its shared-memory index: read
+        // it as immutable instead (nobody can be writing to it there).
+        let (conn, found) = match version(&conn) {
+            Ok(v) => (conn, v),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::CannotOpen || e.code == rusqlite::ErrorCode::ReadOnly => {
+                let conn = Connection::open_with_flags(format!("file:{}?immutable=1", path.display()), flags).map_err(sq)?;
+                let v = version(&conn).map_err(sq)?;
+                (conn, v)
+            }
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::NotADatabase => return Err(not_hints("not an SQLite file".into())),
+            Err(e) => return Err(sq(e)),
+        };
+        match found {
+            SCHEMA_VERSION => Ok(Store { conn, file, known: HashMap::new(), name_ids: HashMap::new(), dir_ids: HashMap::new() }),
+            v if v > SCHEMA_VERSION => Err(StoreError::TooNew { file, found: v }),
+            v => Err(not_hints(format!("schema version {v}; this hints writes version {SCHEMA_VERSION}"))),
+        }
+    }
+
     fn sq(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         move |source| StoreError::Sqlite { file: self.file.clone(), source }
     }
@@ -202,6 +242,10 @@ impl Store {
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew { file, found: version });
         }
+        let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(sq)?;
+        if version < 0 || (version == 0 && tables > 0) {
+            return Err(StoreError::NotHints { file, why: format!("schema version {version} with {tables} tables of its own") });
+        }
         for (k, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql).map_err(sq)?;
             tx.pragma_update(None, "user_version", k as i64 + 1).map_err(sq)?;
@@ -210,7 +254,8 @@ impl Store {
     }
 
     /// Records `closure` as image `image` at `revision`. Identical → no-op; different → replaced
-    /// atomically.
+    /// atomically. A snapshot added or replaced also records `revision`'s metadata (commit,
+    /// time, branch, dirty) for its label.
     pub fn ingest(&mut self, image: &str, revision: &Revision, closure: &Closure, complete: bool) -> Result<Outcome> {
         self.ingest_prepared(image, revision, closure, &Prepared::new(closure)?, complete)
     }
@@ -233,6 +278,8 @@ impl Store {
             tx.commit().map_err(sq)?;
             return Ok(Outcome::Unchanged);
         }
+        // The snapshot is new or replaced: the revision's metadata is this scan's.
+        update_revision(&tx, revision_id, revision).map_err(sq)?;
 
         let dir = closure.path(0).store_dir();
         if let Some(other) = other_store_dir(&tx, dir).map_err(sq)? {
@@ -346,6 +393,16 @@ impl Store {
             .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
             .map_err(self.sq())?;
         Ok(rows)
+    }
+
+    /// The recorded metadata of the revision labelled `label`, if any.
+    pub fn revision(&self, label: &str) -> Result<Option<Revision>> {
+        self.conn
+            .prepare_cached("SELECT label, commit_id, time, branch, dirty FROM revisions WHERE label = ?1")
+            .and_then(|mut s| {
+                s.query_row([label], |r| Ok(Revision { label: r.get(0)?, commit: r.get(1)?, time: r.get(2)?, branch: r.get(3)?, dirty: r.get(4)? })).optional()
+            })
+            .map_err(self.sq())
     }
 
     /// Images by name.
@@ -505,6 +562,12 @@ fn upsert_revision(tx: &rusqlite::Transaction<'_>, r: &Revision) -> rusqlite::Re
     )?
     .execute(params![r.label, r.commit, r.time, r.branch, r.dirty])?;
     tx.prepare_cached("SELECT id FROM revisions WHERE label = ?1")?.query_row([&r.label], |row| row.get(0))
+}
+
+fn update_revision(tx: &rusqlite::Transaction<'_>, id: i64, r: &Revision) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE revisions SET commit_id = ?2, time = ?3, branch = ?4, dirty = ?5 WHERE id = ?1")?
+        .execute(params![id, r.commit, r.time, r.branch, r.dirty])?;
+    Ok(())
 }
 
 fn lookup(tx: &rusqlite::Transaction<'_>, hash: &[u8; 20]) -> rusqlite::Result<Option<Known>> {

@@ -168,3 +168,70 @@ fn one_hash_under_two_names_or_a_second_store_directory_is_refused() {
     let h = History::load(&store, None).unwrap();
     assert_eq!(h.paths, [foo]);
 }
+
+fn hints(args: &[&str], cwd: &Path) -> (i32, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hints")).args(args).current_dir(cwd).output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn read_only_commands_never_create_or_change_a_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (code, err) = hints(&["ls", "--db", "typo/x.db"], t);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no database at typo/x.db"), "{err}");
+    assert!(!t.join("typo").exists(), "no directory is created");
+    std::fs::write(t.join("empty.db"), b"").unwrap();
+    for cmd in [&["ls", "--db", "empty.db"][..], &["emit", "--db", "empty.db", "--out", "x.yaml"], &["eval", "--db", "empty.db", "--hints", "x.yaml", "--range", "0..1"]] {
+        let (code, err) = hints(cmd, t);
+        assert_eq!(code, 2, "{cmd:?}: {err}");
+        assert!(err.contains("empty.db is not a hints database (the file is empty)"), "{err}");
+    }
+    assert_eq!(std::fs::metadata(t.join("empty.db")).unwrap().len(), 0, "the empty file stays empty");
+    let (code, err) = hints(&["ls", "--db", "postgres://me@localhost/hints"], t);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("only SQLite files"), "{err}");
+    assert!(!t.join("postgres:").exists());
+}
+
+#[test]
+fn a_foreign_schema_version_is_refused_by_readers_and_writers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    for (file, version) in [("neg.db", -1), ("zero.db", 0)] {
+        let conn = rusqlite::Connection::open(t.join(file)).unwrap();
+        conn.execute_batch(&format!("CREATE TABLE mine (x); PRAGMA user_version = {version};")).unwrap();
+        drop(conn);
+        let (code, err) = hints(&["ls", "--db", file], t);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("is not a hints database") && err.contains(&format!("schema version {version}")), "{err}");
+        let e = Store::open(&t.join(file)).err().expect("a writer refuses it too").to_string();
+        assert!(e.contains("is not a hints database") && !e.contains("CREATE TABLE"), "{e}");
+    }
+}
+
+#[test]
+fn a_snapshot_that_replaces_another_records_the_new_revision_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&tmp.path().join("h.db")).unwrap();
+    store.ingest("a", &revision(0), &closure(0, 0), true).unwrap();
+    let dirty = Revision { dirty: true, time: "2025-02-01T00:00:00Z".into(), commit: Some("abc".into()), ..revision(0) };
+    // Identical closure: nothing changes, not even the metadata.
+    store.ingest("a", &dirty, &closure(0, 0), true).unwrap();
+    assert_eq!(store.revision("r0").unwrap(), Some(revision(0)));
+    store.ingest("a", &dirty, &closure(0, 1), true).unwrap();
+    assert_eq!(store.revision("r0").unwrap(), Some(dirty));
+
+    // Through the CLI, a new --time for a known label is applied and said.
+    let t = tmp.path();
+    for (k, time) in ["2025-01-01T00:00:00Z", "2025-03-01T00:00:00Z"].iter().enumerate() {
+        let file = t.join(format!("g{k}.json"));
+        let p = path(&format!("x-{k}.0"));
+        std::fs::write(&file, format!(r#"[{{"path": "{p}", "narSize": 1, "references": []}}]"#)).unwrap();
+        let (code, err) = hints(&["scan", "--db", "cli.db", "--image", "a", "--rev", "v1", "--time", time, file.to_str().unwrap()], t);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(err.contains("warning: revision v1: time 2025-01-01T00:00:00+00:00 -> 2025-03-01T00:00:00+00:00"), k == 1, "{err}");
+    }
+    assert_eq!(Store::open_existing(&t.join("cli.db")).unwrap().revision("v1").unwrap().unwrap().time, "2025-03-01T00:00:00+00:00");
+}
