@@ -423,10 +423,9 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
             })
             .collect();
         for ((job, known), read) in todo.into_iter().zip(parsed) {
-            let (outcome, count) = match (known, read) {
-                (Some(count), _) => (Outcome::Unchanged, count),
-                (None, Some(read)) => {
-                    let (read, prep) = read?;
+            let stored = match (known, read) {
+                (Some(count), _) => Ok((Outcome::Unchanged, count)),
+                (None, Some(read)) => read.and_then(|(read, prep)| {
                     for w in &read.warnings {
                         tracing::warn!("{w}");
                     }
@@ -435,10 +434,22 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
                     if let Some(before) = before.filter(|b| *b != job.revision && outcome != Outcome::Unchanged) {
                         warn_revised(&before, &job.revision);
                     }
-                    (outcome, read.closure.len())
-                }
+                    Ok((outcome, read.closure.len()))
+                }),
                 (None, None) => unreachable!("parsed when not known"),
             };
+            // Each snapshot is stored in its own transaction: in a batch, what came before a
+            // bad snapshot stays stored, and the message says so.
+            let done = added + unchanged + replaced;
+            let (outcome, count) = stored.map_err(|e| match jobs.len() {
+                1 => e,
+                n => e.context(format!(
+                    "{} @ {}: {done} of the {n} snapshots of this scan were stored before it (kept; a re-run skips them); it and the {} after it were not",
+                    job.image,
+                    job.revision.label,
+                    n - done - 1
+                )),
+            })?;
             let what = match outcome {
                 Outcome::Added { new_paths: n } => {
                     added += 1;

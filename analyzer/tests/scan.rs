@@ -303,3 +303,39 @@ fn real_nix_path_info() {
     assert!(o.status.success(), "{stderr}");
     assert!(stdout.contains("toolbox @ r1: added: 74 paths"), "{stdout}");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_bad_snapshot_in_a_batch_says_what_was_stored_and_a_rerun_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("ds");
+    copy_dir(&repo().join("fixtures/example"), &ds);
+    let bad = ds.join("graphs/redis-server/5.json");
+    let good = std::fs::read_to_string(&bad).unwrap();
+    std::fs::write(&bad, &good[..good.len() / 2]).unwrap();
+    let db = tmp.path().join("h.db");
+    let (dbs, dss) = (db.to_str().unwrap(), ds.to_str().unwrap());
+    let o = run(&["scan", "-q", "--db", dbs, "--dataset", dss], tmp.path());
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let total = ls_json(&db)["snapshots"].as_array().unwrap().len();
+    assert!(err.contains("redis-server/5.json") && err.contains("invalid JSON"), "{err}");
+    assert!(err.contains(&format!("{total} of the 78 snapshots of this scan were stored before it")), "{err}");
+    assert!(err.contains(&format!("it and the {} after it were not", 78 - total - 1)), "{err}");
+    std::fs::write(&bad, good).unwrap();
+    let o = run(&["scan", "--db", dbs, "--dataset", dss], tmp.path());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains(&format!("78 snapshots: {} added, 0 replaced, {total} unchanged", 78 - total)), "{out}");
+}

@@ -40,7 +40,7 @@ use std::fmt::Write as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::locate::{Locator, Seg};
+use crate::locate::{Locator, Seg, MAX_NESTING};
 use crate::pattern::MemberPattern;
 
 /// The newest schema version this library reads and writes.
@@ -218,6 +218,10 @@ impl HintFile {
     /// Parses and validates YAML text.
     pub fn parse(text: &str) -> Result<Self, FormatError> {
         let locator = Locator::new(text);
+        if let Some((line, column)) = locator.too_deep {
+            let message = format!("collections nested deeper than {MAX_NESTING} levels; a hint file needs at most 5");
+            return Err(FormatError { line, column, kind: ErrorKind::Syntax, message });
+        }
         // The version decides how to read everything else, so it is checked first.
         let probe: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(syntax_error)?;
         if let Some(v) = probe.get("version").and_then(|v| v.as_u64()) {

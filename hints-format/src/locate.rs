@@ -23,10 +23,15 @@ impl Seg {
     }
 }
 
+/// Deepest nesting of collections a hint file may have (a valid one needs 5).
+pub const MAX_NESTING: usize = 32;
+
 /// Maps node paths to 1-based (line, column).
 #[derive(Debug, Default)]
 pub struct Locator {
     at: HashMap<Vec<Seg>, (usize, usize)>,
+    /// Where the nesting first went deeper than [`MAX_NESTING`]; nothing after it is read.
+    pub too_deep: Option<(usize, usize)>,
 }
 
 enum Frame {
@@ -100,12 +105,65 @@ impl MarkedEventReceiver for Recorder {
     }
 }
 
+/// Where flow collections (`[`, `{` opening a node) first nest deeper than [`MAX_NESTING`], in
+/// one pass over the text that skips quoted scalars and comments.
+fn deep_flow(text: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let (mut prev, mut comment, mut escaped) = ('\n', false, false);
+    for c in text.chars() {
+        col += 1;
+        if c == '\n' {
+            (line, col, comment) = (line + 1, 0, false);
+        } else if comment {
+        } else if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if q == '"' && c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                '"' | '\'' if matches!(prev, ' ' | '\t' | '\n' | '[' | '{' | ',' | ':' | '-') => quote = Some(c),
+                '#' if matches!(prev, ' ' | '\t' | '\n') => comment = true,
+                '[' | '{' if matches!(prev, ' ' | '\t' | '\n' | '[' | '{' | ',') => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Some((line, col));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    None
+}
+
 impl Locator {
-    /// Records node positions; text that is not valid YAML gives an empty locator.
+    /// Records node positions, up to the first syntax error or the first collection nested
+    /// deeper than [`MAX_NESTING`] (so neither time nor memory grows with hostile depth).
     pub fn new(text: &str) -> Self {
+        // YAML scanners keep a candidate key per open flow collection and revisit them all at
+        // every token, so thousands of `[` take minutes: count them before any parser runs.
+        if let Some(at) = deep_flow(text) {
+            return Locator { at: HashMap::new(), too_deep: Some(at) };
+        }
         let mut rec = Recorder::default();
-        let _ = Parser::new_from_str(text).load(&mut rec, false);
-        Locator { at: rec.at }
+        let mut parser = Parser::new_from_str(text);
+        while let Ok((ev, mark)) = parser.next_token() {
+            if matches!(ev, Event::StreamEnd) {
+                break;
+            }
+            rec.on_event(ev, mark);
+            if rec.stack.len() > MAX_NESTING {
+                return Locator { at: rec.at, too_deep: Some((mark.line().max(1), mark.col() + 1)) };
+            }
+        }
+        Locator { at: rec.at, too_deep: None }
     }
 
     /// The position of the node at `path`, or of its nearest recorded ancestor.
@@ -117,6 +175,18 @@ impl Locator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_nesting_stops_the_walk() {
+        let deep = format!("{}x\n", "- ".repeat(100_000));
+        let l = Locator::new(&deep);
+        assert_eq!(l.too_deep, Some((1, 2 * MAX_NESTING + 1)));
+        assert!(Locator::new("a:\n  b: [1, [2]]\n").too_deep.is_none());
+        let flow = format!("a: {}1\n", "[".repeat(400_000));
+        assert_eq!(Locator::new(&flow).too_deep, Some((1, 4 + MAX_NESTING)));
+        let quoted = format!("a: \"{}\"\nb: '{}'\nc: x[0-9] # {}\n", "[".repeat(100), "{".repeat(100), "[".repeat(100));
+        assert!(Locator::new(&quoted).too_deep.is_none());
+    }
 
     #[test]
     fn finds_nested_nodes() {

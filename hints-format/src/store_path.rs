@@ -22,6 +22,10 @@ pub const HASH_LEN: usize = 32;
 /// Longest name Nix accepts in a store path.
 pub const MAX_NAME_LEN: usize = 211;
 
+/// Longest store path read: a store directory of up to 3,800 bytes, the hash and the name.
+/// Anything longer is refused before it is copied or echoed into a message.
+pub const MAX_PATH_LEN: usize = 4096;
+
 /// Output names that Nix packages commonly append to their name (`-bin`, `-lib`, ...).
 pub const KNOWN_OUTPUTS: &[&str] = &[
     "bin", "dev", "lib", "man", "doc", "info", "devdoc", "static", "debug", "out", "py", "python",
@@ -32,6 +36,8 @@ pub const KNOWN_OUTPUTS: &[&str] = &[
 pub enum StorePathError {
     #[error("`{0}` is not an absolute path")]
     NotAbsolute(String),
+    #[error("`{excerpt}…` ({len} bytes) is longer than any store path ({MAX_PATH_LEN} bytes at most)")]
+    TooLong { excerpt: String, len: usize },
     #[error("`{0}`: the store directory is not canonical (no empty, `.` or `..` components, no trailing `/`)")]
     NonCanonicalDir(String),
     #[error("`{path}`: the hash part `{hash}` is not 32 characters of Nix base32 ({NIXBASE32})")]
@@ -59,6 +65,10 @@ pub struct StorePath {
 impl StorePath {
     /// Parses an absolute store path such as `/nix/store/<hash>-hello-2.12`.
     pub fn parse(s: &str) -> Result<Self, StorePathError> {
+        if s.len() > MAX_PATH_LEN {
+            let cut = (0..=64).rev().find(|&k| s.is_char_boundary(k)).unwrap_or(0);
+            return Err(StorePathError::TooLong { excerpt: s[..cut].to_string(), len: s.len() });
+        }
         if !s.starts_with('/') {
             return Err(StorePathError::NotAbsolute(s.to_string()));
         }
@@ -301,6 +311,14 @@ mod tests {
     use super::*;
 
     const H: &str = "00bgd045z0d4icpbc2yyz4gx48ak44la";
+
+    #[test]
+    fn an_overlong_path_is_refused_with_a_short_excerpt() {
+        let long = format!("/{}", "\u{0}".repeat(1 << 20));
+        let e = StorePath::parse(&long).unwrap_err();
+        assert!(matches!(e, StorePathError::TooLong { len, .. } if len == long.len()), "{e}");
+        assert!(e.to_string().len() < 200, "{e}");
+    }
 
     #[test]
     fn a_store_directory_must_be_canonical() {

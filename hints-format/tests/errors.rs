@@ -118,3 +118,11 @@ fn a_change_rate_is_a_probability() {
     let ok = format!("{HEAD}groups:\n  - id: a\n    members: [x]\n    stats: {{size: 1, change_rate: 1.0, images: 1}}\n");
     HintFile::parse(&ok).unwrap();
 }
+
+#[test]
+fn hostile_nesting_is_refused_at_once() {
+    let deep = format!("version: 2\nbudget: {}1\n", "[".repeat(50_000));
+    check(&deep, ErrorKind::Syntax, 2, 41, &["nested deeper than 32"]);
+    let block = format!("{}x\n", "- ".repeat(200_000));
+    check(&block, ErrorKind::Syntax, 1, 65, &["nested deeper than 32"]);
+}
