@@ -9,6 +9,10 @@
 //! - `snapshots`: (image, revision) → member path ids, sorted, delta varints, plus a SHA-256
 //!   digest of the sorted member paths, so an identical re-scan is recognised with one lookup.
 //! - `images`, `revisions` (label, commit, time, branch, dirty), `names`, `store_dirs`.
+//! - Version 2 adds `row_check` to `images`, `revisions` and `snapshots`: 8 bytes of SHA-256
+//!   over the row (its id included), checked whenever the row is read. With the snapshots'
+//!   paths digests and totals and the paths' references digests, no single damaged field
+//!   turns into a different history: reading fails, naming the row.
 //!
 //! Safety: WAL mode, a busy timeout plus retries, and one `BEGIN IMMEDIATE` transaction per
 //! snapshot. A crash at any moment leaves every committed snapshot intact and no half snapshot;
@@ -29,7 +33,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Forward migrations: `MIGRATIONS[k]` brings a database from version `k` to `k + 1`.
 const MIGRATIONS: &[&str] = &[r#"
@@ -67,7 +71,14 @@ CREATE TABLE snapshots (
     members BLOB NOT NULL,
     UNIQUE (image_id, revision_id)
 );
+"#, r#"
+ALTER TABLE images ADD COLUMN row_check BLOB;
+ALTER TABLE revisions ADD COLUMN row_check BLOB;
+ALTER TABLE snapshots ADD COLUMN row_check BLOB;
 "#];
+
+/// The schema version that added `row_check` to images, revisions and snapshots.
+const ROW_CHECKS: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -250,6 +261,9 @@ impl Store {
             tx.execute_batch(sql).map_err(sq)?;
             tx.pragma_update(None, "user_version", k as i64 + 1).map_err(sq)?;
         }
+        if version < ROW_CHECKS {
+            fill_row_checks(&tx).map_err(sq)?;
+        }
         tx.commit().map_err(sq)
     }
 
@@ -269,6 +283,9 @@ impl Store {
         let mut new_names: Vec<(bool, String, i64)> = vec![];
 
         let image_id = upsert_id(&tx, "images", "name", image).map_err(sq)?;
+        tx.prepare_cached("UPDATE images SET row_check = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![image_id, &image_check(image_id, image)[..]]))
+            .map_err(sq)?;
         let revision_id = upsert_revision(&tx, revision).map_err(sq)?;
         let existing: Option<Vec<u8>> = tx
             .prepare_cached("SELECT digest FROM snapshots WHERE image_id = ?1 AND revision_id = ?2")
@@ -347,14 +364,16 @@ impl Store {
         sorted.sort_unstable();
         let members = encode_ids(&sorted);
         tx.prepare_cached(
-            "INSERT INTO snapshots (image_id, revision_id, digest, path_count, total_size, complete, members)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO snapshots (image_id, revision_id, digest, path_count, total_size, complete, members, row_check)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (image_id, revision_id) DO UPDATE SET digest = excluded.digest,
                path_count = excluded.path_count, total_size = excluded.total_size,
-               complete = excluded.complete, members = excluded.members",
+               complete = excluded.complete, members = excluded.members, row_check = excluded.row_check",
         )
         .and_then(|mut s| {
-            s.execute(params![image_id, revision_id, &digest[..], closure.len() as i64, closure.total_size() as i64, complete, members])
+            let total = closure.total_size();
+            let check = snapshot_check(image_id, revision_id, digest, total);
+            s.execute(params![image_id, revision_id, &digest[..], closure.len() as i64, total as i64, complete, members, &check[..]])
         })
         .map_err(sq)?;
         tx.commit().map_err(sq)?;
@@ -381,18 +400,24 @@ impl Store {
     pub fn revisions(&self) -> Result<Vec<(i64, Revision)>> {
         let mut s = self
             .conn
-            .prepare("SELECT id, label, commit_id, time, branch, dirty FROM revisions ORDER BY time, id")
+            .prepare("SELECT id, label, commit_id, time, branch, dirty, row_check FROM revisions ORDER BY time, id")
             .map_err(self.sq())?;
         let rows = s
             .query_map([], |r| {
                 Ok((
                     r.get(0)?,
                     Revision { label: r.get(1)?, commit: r.get(2)?, time: r.get(3)?, branch: r.get(4)?, dirty: r.get(5)? },
+                    r.get::<_, Option<Vec<u8>>>(6)?,
                 ))
             })
             .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
             .map_err(self.sq())?;
-        Ok(rows)
+        rows.into_iter()
+            .map(|(id, rev, check)| match check.as_deref() == Some(&revision_check(id, &rev)[..]) {
+                true => Ok((id, rev)),
+                false => Err(self.damaged(format!("revision row {id} (`{}`) fails its check", rev.label))),
+            })
+            .collect()
     }
 
     /// The recorded metadata of the revision labelled `label`, if any.
@@ -407,12 +432,17 @@ impl Store {
 
     /// Images by name.
     pub fn images(&self) -> Result<Vec<(i64, String)>> {
-        let mut s = self.conn.prepare("SELECT id, name FROM images ORDER BY name").map_err(self.sq())?;
+        let mut s = self.conn.prepare("SELECT id, name, row_check FROM images ORDER BY name").map_err(self.sq())?;
         let rows = s
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(1)?, r.get::<_, Option<Vec<u8>>>(2)?)))
             .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
             .map_err(self.sq())?;
-        Ok(rows)
+        rows.into_iter()
+            .map(|(id, name, check)| match check.as_deref() == Some(&image_check(id, &name)[..]) {
+                true => Ok((id, name)),
+                false => Err(self.damaged(format!("image row {id} (`{name}`) fails its check"))),
+            })
+            .collect()
     }
 
     /// Every snapshot, for `hints ls`.
@@ -444,16 +474,22 @@ impl Store {
     /// Every snapshot as stored: (image id, revision id) → members and the figures to check
     /// them against.
     pub fn memberships(&self) -> Result<HashMap<(i64, i64), StoredSnapshot>> {
-        let mut s = self.conn.prepare("SELECT image_id, revision_id, members, digest, total_size FROM snapshots").map_err(self.sq())?;
-        let rows = s
-            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?, r.get::<_, i64>(4)?)))
+        let mut s = self.conn.prepare("SELECT image_id, revision_id, members, digest, total_size, row_check FROM snapshots").map_err(self.sq())?;
+        type Row = ((i64, i64), Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
+        let rows: Vec<Row> = s
+            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
             .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
             .map_err(self.sq())?;
         rows.into_iter()
-            .map(|(key, members, digest, total_size)| {
-                let members = decode_ids(&members).ok_or_else(|| self.damaged(format!("snapshot (image id {}, revision id {}): malformed member list", key.0, key.1)))?;
-                let digest = digest.try_into().map_err(|_| self.damaged(format!("snapshot (image id {}, revision id {}): digest is not 32 bytes", key.0, key.1)))?;
-                Ok((key, StoredSnapshot { members, digest, total_size: total_size as u64 }))
+            .map(|(key, members, digest, total_size, check)| {
+                let bad = |what: &str| self.damaged(format!("snapshot (image id {}, revision id {}): {what}", key.0, key.1));
+                let members = decode_ids(&members).ok_or_else(|| bad("malformed member list"))?;
+                let digest: [u8; 32] = digest.try_into().map_err(|_| bad("digest is not 32 bytes"))?;
+                let total_size = total_size as u64;
+                if check.as_deref() != Some(&snapshot_check(key.0, key.1, &digest, total_size)[..]) {
+                    return Err(bad("the row fails its check"));
+                }
+                Ok((key, StoredSnapshot { members, digest, total_size }))
             })
             .collect()
     }
@@ -555,18 +591,69 @@ fn upsert_id(tx: &rusqlite::Transaction<'_>, table: &str, col: &str, value: &str
     tx.prepare_cached(&format!("SELECT id FROM {table} WHERE {col} = ?1"))?.query_row([value], |r| r.get(0))
 }
 
+/// The id of the revision labelled `r.label`, recorded with `r`'s metadata if it is new.
 fn upsert_revision(tx: &rusqlite::Transaction<'_>, r: &Revision) -> rusqlite::Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO revisions (label, commit_id, time, branch, dirty) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (label) DO NOTHING",
-    )?
-    .execute(params![r.label, r.commit, r.time, r.branch, r.dirty])?;
-    tx.prepare_cached("SELECT id FROM revisions WHERE label = ?1")?.query_row([&r.label], |row| row.get(0))
+    let known: Option<i64> = tx.prepare_cached("SELECT id FROM revisions WHERE label = ?1")?.query_row([&r.label], |row| row.get(0)).optional()?;
+    if let Some(id) = known {
+        return Ok(id);
+    }
+    tx.prepare_cached("INSERT INTO revisions (label, commit_id, time, branch, dirty) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![r.label, r.commit, r.time, r.branch, r.dirty])?;
+    let id = tx.last_insert_rowid();
+    update_revision(tx, id, r)?;
+    Ok(id)
 }
 
 fn update_revision(tx: &rusqlite::Transaction<'_>, id: i64, r: &Revision) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE revisions SET commit_id = ?2, time = ?3, branch = ?4, dirty = ?5 WHERE id = ?1")?
-        .execute(params![id, r.commit, r.time, r.branch, r.dirty])?;
+    tx.prepare_cached("UPDATE revisions SET commit_id = ?2, time = ?3, branch = ?4, dirty = ?5, row_check = ?6 WHERE id = ?1")?
+        .execute(params![id, r.commit, r.time, r.branch, r.dirty, &revision_check(id, r)[..]])?;
+    Ok(())
+}
+
+/// 8 bytes of SHA-256 over the fields, each ended by a 0 byte.
+fn row_check(fields: &[&[u8]]) -> [u8; 8] {
+    let mut h = Sha256::new();
+    for f in fields {
+        h.update(f);
+        h.update([0]);
+    }
+    h.finalize()[..8].try_into().expect("8 of 32 bytes")
+}
+
+fn image_check(id: i64, name: &str) -> [u8; 8] {
+    row_check(&[b"image", id.to_string().as_bytes(), name.as_bytes()])
+}
+
+fn revision_check(id: i64, r: &Revision) -> [u8; 8] {
+    let opt = |o: &Option<String>| o.as_deref().map_or(b"\xff".to_vec(), |s| s.as_bytes().to_vec());
+    row_check(&[b"revision", id.to_string().as_bytes(), r.label.as_bytes(), &opt(&r.commit), r.time.as_bytes(), &opt(&r.branch), &[r.dirty as u8]])
+}
+
+fn snapshot_check(image_id: i64, revision_id: i64, digest: &[u8; 32], total_size: u64) -> [u8; 8] {
+    row_check(&[b"snapshot", image_id.to_string().as_bytes(), revision_id.to_string().as_bytes(), digest, total_size.to_string().as_bytes()])
+}
+
+/// Computes `row_check` for every image, revision and snapshot (migration to version 2).
+fn fill_row_checks(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let images: Vec<(i64, String)> = tx.prepare("SELECT id, name FROM images")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    for (id, name) in images {
+        tx.execute("UPDATE images SET row_check = ?2 WHERE id = ?1", params![id, &image_check(id, &name)[..]])?;
+    }
+    let revisions: Vec<(i64, Revision)> = tx
+        .prepare("SELECT id, label, commit_id, time, branch, dirty FROM revisions")?
+        .query_map([], |r| Ok((r.get(0)?, Revision { label: r.get(1)?, commit: r.get(2)?, time: r.get(3)?, branch: r.get(4)?, dirty: r.get(5)? })))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, r) in revisions {
+        update_revision(tx, id, &r)?;
+    }
+    let snapshots: Vec<(i64, i64, i64, Vec<u8>, i64)> = tx
+        .prepare("SELECT id, image_id, revision_id, digest, total_size FROM snapshots")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, image, revision, digest, total) in snapshots {
+        let digest: [u8; 32] = digest.as_slice().try_into().unwrap_or([0; 32]);
+        tx.execute("UPDATE snapshots SET row_check = ?2 WHERE id = ?1", params![id, &snapshot_check(image, revision, &digest, total as u64)[..]])?;
+    }
     Ok(())
 }
 
@@ -734,6 +821,27 @@ mod tests {
         for ids in [vec![], vec![1], vec![1, 2, 3, 200, 100_000, 1 << 40]] {
             assert_eq!(decode_ids(&encode_ids(&ids)), Some(ids));
         }
+    }
+
+    #[test]
+    fn a_version_1_database_gets_row_checks_and_still_loads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("h.db");
+        let p = |n: &str| StorePath::parse(&format!("/nix/store/{}-{n}", "0".repeat(32).replacen('0', &n.len().to_string(), 1))).unwrap();
+        let closure = Closure::new(vec![PathInfo { path: p("a-1"), nar_size: 5, nar_hash: None, closure_size: None, references: vec![] }]).unwrap();
+        let rev = Revision { label: "r1".into(), commit: None, time: "2025-01-01T00:00:00Z".into(), branch: None, dirty: false };
+        Store::open(&db).unwrap().ingest("img", &rev, &closure, true).unwrap();
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE images DROP COLUMN row_check; ALTER TABLE revisions DROP COLUMN row_check;
+             ALTER TABLE snapshots DROP COLUMN row_check; PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        drop(conn);
+        assert!(matches!(Store::open_existing(&db), Err(StoreError::NotHints { .. })), "a reader does not migrate");
+        let store = Store::open(&db).unwrap();
+        let h = crate::history::History::load(&store, None).unwrap();
+        assert_eq!((h.images.as_slice(), h.revisions.as_slice()), (&["img".to_string()][..], &[rev][..]));
     }
 
     #[test]

@@ -143,6 +143,10 @@ fn a_damaged_database_is_an_error_naming_the_damage_never_a_panic_or_another_his
         ("UPDATE paths SET name_id = (SELECT MAX(id) FROM names) WHERE id = 3;", "paths differ"),
         ("UPDATE snapshots SET members = substr(members, 1, length(members) - 1) WHERE id = 2;", "paths differ"),
         ("UPDATE paths SET hash = x'00' WHERE id = 4;", "20 bytes"),
+        ("UPDATE revisions SET label = 'r9' WHERE id = 1;", "revision row 1 (`r9`) fails its check"),
+        ("UPDATE revisions SET time = '2030-01-01T00:00:00Z' WHERE id = 2;", "fails its check"),
+        ("UPDATE images SET name = 'w9' WHERE id = 1;", "image row 1 (`w9`) fails its check"),
+        ("DELETE FROM snapshots WHERE id = 3; UPDATE snapshots SET revision_id = 3 WHERE id = 2;", "the row fails its check"),
     ];
     for (sql, what) in cases {
         let (_t, db) = damaged(sql);
@@ -234,4 +238,54 @@ fn a_snapshot_that_replaces_another_records_the_new_revision_metadata() {
         assert_eq!(err.contains("warning: revision v1: time 2025-01-01T00:00:00+00:00 -> 2025-03-01T00:00:00+00:00"), k == 1, "{err}");
     }
     assert_eq!(Store::open_existing(&t.join("cli.db")).unwrap().revision("v1").unwrap().unwrap().time, "2025-03-01T00:00:00+00:00");
+}
+
+/// The example dataset's history, scanned into a single-file database (no WAL beside it).
+fn example_db(dir: &Path) -> std::path::PathBuf {
+    let db = dir.join("example.db");
+    let ds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/example");
+    let (code, err) = hints(&["scan", "-q", "--db", db.to_str().unwrap(), "--dataset", ds.to_str().unwrap()], dir);
+    assert_eq!(code, 0, "{err}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;").unwrap();
+    db
+}
+
+/// What `emit` writes from the database at `db`, or the error.
+fn emitted(db: &Path) -> Result<String, String> {
+    let store = Store::open_existing(db).map_err(|e| e.to_string())?;
+    let h = History::load(&store, None).map_err(|e| e.to_string())?;
+    let opts = EmitOptions { max_layers: 20, reserve: 1, first: 0, last: 6, min_gain: 0.02, registry_weight: 1.0, db_summary: h.summary.clone() };
+    emit(&h, &opts, None).map(|e| e.file.to_canonical_string()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn flipped_bytes_give_the_same_file_or_an_error_never_another_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = example_db(tmp.path());
+    let clean = std::fs::read(&db).unwrap();
+    let want = emitted(&db).unwrap();
+    let (mut same, mut refused, mut different) = (0, 0, vec![]);
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    for k in 0..300 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let at = (seed % clean.len() as u64) as usize;
+        let mut bytes = clean.clone();
+        bytes[at] ^= 1 << (k % 8);
+        let copy = tmp.path().join(format!("flip{k}.db"));
+        std::fs::write(&copy, &bytes).unwrap();
+        match std::panic::catch_unwind(|| emitted(&copy)) {
+            Ok(Ok(text)) if text == want => same += 1,
+            Ok(Ok(_)) => different.push(at),
+            Ok(Err(e)) => {
+                assert!(e.contains("example.db") || e.contains("flip"), "the error names the database: {e}");
+                refused += 1;
+            }
+            Err(_) => panic!("flipping byte {at} made emit panic"),
+        }
+        std::fs::remove_file(&copy).unwrap();
+    }
+    assert!(different.is_empty(), "silently different files from flips at {different:?} ({same} same, {refused} refused)");
 }
