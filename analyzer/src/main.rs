@@ -326,7 +326,23 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
 struct Job {
     image: String,
     revision: Revision,
-    sources: Vec<(String, String)>,
+    sources: Sources,
+}
+
+/// A job's closure texts: already read (files named on the command line, `nix`, git objects),
+/// or files read only when the job's chunk comes up, so a dataset is never held whole.
+enum Sources {
+    Read(Vec<(String, String)>),
+    Files(Vec<String>),
+}
+
+impl Sources {
+    fn load(&self) -> Result<std::borrow::Cow<'_, [(String, String)]>> {
+        Ok(match self {
+            Sources::Read(v) => std::borrow::Cow::Borrowed(v),
+            Sources::Files(files) => std::borrow::Cow::Owned(files.iter().map(|f| Ok((f.clone(), scan::read_text(f)?))).collect::<Result<_>>()?),
+        })
+    }
 }
 
 fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
@@ -355,14 +371,14 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let jobs: Vec<Job> = if !a.files.is_empty() {
         let image = a.image.clone().ok_or_else(|| BadInput("--image NAME is required when scanning files".into()))?;
         let sources = a.files.iter().map(|f| Ok((f.clone(), scan::read_text(f)?))).collect::<Result<Vec<_>>>()?;
-        vec![Job { image, revision: explicit_revision()?, sources }]
+        vec![Job { image, revision: explicit_revision()?, sources: Sources::Read(sources) }]
     } else if !a.nix.is_empty() {
         let revision = explicit_revision()?;
         a.nix
             .iter()
             .map(|spec| {
                 let (name, installable) = spec.split_once('=').ok_or_else(|| BadInput(format!("--nix {spec:?}: expected NAME=INSTALLABLE")))?;
-                Ok(Job { image: name.to_string(), revision: revision.clone(), sources: vec![(format!("nix path-info {installable}"), scan::nix_path_info(installable)?)] })
+                Ok(Job { image: name.to_string(), revision: revision.clone(), sources: Sources::Read(vec![(format!("nix path-info {installable}"), scan::nix_path_info(installable)?)]) })
             })
             .collect::<Result<_>>()?
     } else if let Some(spec) = &a.git_history {
@@ -377,7 +393,7 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
                 s.files.into_iter().map(move |(stem, rel, text)| Job {
                     image: if n == 1 { single.clone().unwrap_or(stem) } else { stem },
                     revision: revision.clone(),
-                    sources: vec![(format!("{rel}@{}", &revision.label[..12.min(revision.label.len())]), text)],
+                    sources: Sources::Read(vec![(format!("{rel}@{}", &revision.label[..12.min(revision.label.len())]), text)]),
                 })
             })
             .collect()
@@ -388,8 +404,7 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
             for image in &ds.images {
                 let file = ds.graph_file(image, *index);
                 if file.exists() {
-                    let name = file.display().to_string();
-                    jobs.push(Job { image: image.clone(), revision: revision.clone(), sources: vec![(name.clone(), scan::read_text(&name)?)] });
+                    jobs.push(Job { image: image.clone(), revision: revision.clone(), sources: Sources::Files(vec![file.display().to_string()]) });
                 }
             }
         }
@@ -402,27 +417,28 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
     for chunk in jobs.chunks(32) {
         // An identical snapshot is recognised by its digest before any parsing or validation
         // work: recorded paths are immutable, so the same paths are the same closure.
-        let quick: Vec<Option<(usize, [u8; 32])>> = chunk.par_iter().map(|j| scan::quick_digest(&j.sources)).collect();
+        let texts: Vec<_> = chunk.par_iter().map(|j| j.sources.load()).collect::<Result<_>>()?;
+        let quick: Vec<Option<(usize, [u8; 32])>> = texts.par_iter().map(|t| scan::quick_digest(t)).collect();
         let mut todo = vec![];
-        for (job, q) in chunk.iter().zip(&quick) {
+        for ((job, q), text) in chunk.iter().zip(&quick).zip(&texts) {
             match q {
                 Some((count, digest)) if store.has_snapshot(&job.image, &job.revision.label, digest)? => {
-                    todo.push((job, Some(*count)));
+                    todo.push((job, text, Some(*count)));
                 }
-                _ => todo.push((job, None)),
+                _ => todo.push((job, text, None)),
             }
         }
         let parsed: Vec<Option<Result<(scan::ReadClosure, Prepared)>>> = todo
             .par_iter()
-            .map(|(j, known)| {
+            .map(|(_, text, known)| {
                 known.is_none().then(|| {
-                    let read = scan::read_closure(&j.sources, a.format)?;
+                    let read = scan::read_closure(text, a.format)?;
                     let prep = Prepared::new(&read.closure)?;
                     Ok((read, prep))
                 })
             })
             .collect();
-        for ((job, known), read) in todo.into_iter().zip(parsed) {
+        for ((job, _, known), read) in todo.into_iter().zip(parsed) {
             let stored = match (known, read) {
                 (Some(count), _) => Ok((Outcome::Unchanged, count)),
                 (None, Some(read)) => read.and_then(|(read, prep)| {

@@ -11,6 +11,8 @@
 //! - layers pulled: the number of layers the update bytes came from.
 //!
 //! The floor is one layer per path (only new paths are pulled); the ceiling is a single layer.
+//! Each closure's bytes fit in an `i64` ([`layering_core::Closure`] checks); totals over many
+//! snapshots saturate at `u64::MAX` rather than wrap.
 
 use std::collections::{HashMap, HashSet};
 
@@ -111,19 +113,19 @@ pub fn replay(history: &History, first: usize, last: usize, budget: Budget, stra
                 union_now.insert(l, *b);
             }
         }
-        m.storage_bytes += union_now.values().sum::<u64>();
+        m.storage_bytes = union_now.values().fold(m.storage_bytes, |t, b| t.saturating_add(*b));
         if r > first {
             for (i, bytes) in per_image.iter_mut().enumerate() {
                 let (Some(now), Some(before)) = (layers.get(&(i, r)), layers.get(&(i, r - 1))) else { continue };
                 let held: HashSet<&Vec<u32>> = before.iter().map(|(l, _)| l).collect();
                 for (_, b) in now.iter().filter(|(l, _)| !held.contains(l)) {
-                    m.update_bytes += b;
-                    *bytes += b;
+                    m.update_bytes = m.update_bytes.saturating_add(*b);
+                    *bytes = bytes.saturating_add(*b);
                     m.layers_pulled += 1;
                 }
                 m.updates += 1;
             }
-            m.fleet_bytes += union_now.iter().filter(|(l, _)| !prev_union.contains(*l)).map(|(_, b)| *b).sum::<u64>();
+            m.fleet_bytes = union_now.iter().filter(|(l, _)| !prev_union.contains(*l)).fold(m.fleet_bytes, |t, (_, b)| t.saturating_add(*b));
         }
         prev_union = union_now.into_keys().collect();
     }

@@ -289,3 +289,22 @@ fn flipped_bytes_give_the_same_file_or_an_error_never_another_file() {
     }
     assert!(different.is_empty(), "silently different files from flips at {different:?} ({same} same, {refused} refused)");
 }
+
+#[test]
+fn sizes_that_would_wrap_a_total_are_refused_and_large_ones_are_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (a, b) = (path("a-1"), path("b-1"));
+    let graph = |sa: u64, sb: u64| format!(r#"[{{"path": "{a}", "narSize": {sa}, "references": []}}, {{"path": "{b}", "narSize": {sb}, "references": ["{a}"]}}]"#);
+    for (sa, sb) in [(u64::MAX, 1), (u64::MAX / 2 + 1, u64::MAX / 2 + 1), (i64::MAX as u64, 1)] {
+        std::fs::write(t.join("g.json"), graph(sa, sb)).unwrap();
+        for cmd in [&["layer", "--graph", "g.json"][..], &["scan", "--db", "h.db", "--image", "x", "--rev", "r", "--time", "2025-01-01T00:00:00Z", "g.json"]] {
+            let (code, err) = hints(cmd, t);
+            assert_eq!(code, 2, "{sa} + {sb}, {cmd:?}: {err}");
+            assert!(err.contains("more than 2^63 − 1 bytes"), "{err}");
+        }
+    }
+    std::fs::write(t.join("g.json"), graph(i64::MAX as u64 - 1, 1)).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hints")).args(["layer", "--graph", "g.json", "--explain"]).current_dir(t).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -218,9 +218,18 @@ impl Closure {
     /// Marks every node reachable from `start` along `next` (references or users), excluding
     /// `start` itself, into `mark` (which must be all false), and returns them.
     pub fn reach(&self, start: usize, next: Direction, mark: &mut [bool]) -> Vec<usize> {
+        self.reach_at_most(start, next, mark, usize::MAX).0
+    }
+
+    /// [`Closure::reach`], stopping once `limit` nodes are found; `true` when nothing was left
+    /// unvisited.
+    pub fn reach_at_most(&self, start: usize, next: Direction, mark: &mut [bool], limit: usize) -> (Vec<usize>, bool) {
         let mut out = Vec::new();
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
+            if out.len() >= limit {
+                return (out, false);
+            }
             let succ = match next {
                 Direction::References => self.refs(i),
                 Direction::Users => self.users(i),
@@ -234,7 +243,7 @@ impl Closure {
                 }
             }
         }
-        out
+        (out, true)
     }
 }
 

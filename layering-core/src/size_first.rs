@@ -61,8 +61,9 @@ pub(crate) enum Order {
 
 /// The primaries' pop order: an iterator over candidates, best first. With `Order::Size` this is
 /// auto-layer.py's `sorted(...).pop()`; with `Order::Stability` a lazy max-heap keyed by an upper
-/// bound (narSize) that computes a path's closure only when it reaches the top, so only about as
-/// many closures are walked as primaries are taken.
+/// bound (narSize at first) that walks a candidate's closure only when it reaches the top, and
+/// only as far as its weight could still beat the next bound (at least twice as far as its last
+/// walk), so a deep graph does not cost a whole closure walk per candidate.
 struct Candidates<'c> {
     closure: &'c Closure,
     /// Paths sorted by narSize, stable over the path-sorted input (their rank breaks ties).
@@ -72,6 +73,9 @@ struct Candidates<'c> {
     /// (narSize) until the path's closure has been walked.
     heap: std::collections::BinaryHeap<(u64, bool, usize)>,
     mark: Vec<bool>,
+    /// Paths found by the last cut-short walk of each candidate (by rank): the next walk goes
+    /// at least twice as far, so a candidate's walks add up to about its closure once.
+    walked: Vec<usize>,
 }
 
 impl<'c> Candidates<'c> {
@@ -80,7 +84,8 @@ impl<'c> Candidates<'c> {
             Order::Size => Default::default(),
             Order::Stability { .. } => by_size.iter().enumerate().map(|(rank, &i)| ((closure.nar_size(i) as f64).to_bits(), false, rank)).collect(),
         };
-        Candidates { closure, by_size, order, heap, mark: vec![false; closure.len()] }
+        let walked = vec![0; by_size.len()];
+        Candidates { closure, by_size, order, heap, mark: vec![false; closure.len()], walked }
     }
 }
 
@@ -89,14 +94,23 @@ impl Iterator for Candidates<'_> {
     fn next(&mut self) -> Option<usize> {
         let Order::Stability { hazard } = self.order else { return self.by_size.pop() };
         loop {
-            let (w, exact, rank) = self.heap.pop()?;
+            let (_, exact, rank) = self.heap.pop()?;
             if exact {
                 return Some(self.by_size[rank]);
             }
             let i = self.by_size[rank];
-            let deps = self.closure.reach(i, Direction::References, &mut self.mark);
+            let size = self.closure.nar_size(i) as f64;
+            // Walk the closure only as far as it could still beat the next candidate: beyond
+            // `ln(size / next) / hazard` paths its weight is below that bound anyway.
+            let next = self.heap.peek().map_or(0.0, |&(b, _, _)| f64::from_bits(b));
+            let limit = if next > 0.0 && hazard > 0.0 { ((size / next).ln() / hazard).max(0.0) as usize + 1 } else { usize::MAX };
+            let limit = limit.max(2 * self.walked[rank]);
+            let (deps, complete) = self.closure.reach_at_most(i, Direction::References, &mut self.mark, limit);
+            self.walked[rank] = deps.len();
             clear(&mut self.mark, &deps);
-            self.heap.push(((f64::from_bits(w) * (-hazard * deps.len() as f64).exp()).to_bits(), true, rank));
+            // Complete: the exact weight. Cut short: at least `limit` paths below, so at most
+            // the weight of that many, and strictly more than the exact weight.
+            self.heap.push(((size * (-hazard * deps.len() as f64).exp()).to_bits(), complete, rank));
         }
     }
 }

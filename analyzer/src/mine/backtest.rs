@@ -165,7 +165,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
 /// Adds one replay's update bytes per image (in image order) to `total`.
 fn add(total: &mut [u64], per_image: &[(String, u64)]) {
     for (t, (_, b)) in total.iter_mut().zip(per_image) {
-        *t += b;
+        *t = t.saturating_add(*b);
     }
 }
 

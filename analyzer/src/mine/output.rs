@@ -28,7 +28,7 @@ fn group_stats(stats: &NameStats, members: &[u32], prob: f64) -> GroupStats {
         images.or(&stats.images[m as usize]);
     }
     GroupStats {
-        size: members.iter().map(|&m| stats.size[m as usize]).sum(),
+        size: bytes(stats, members),
         change_rate: (prob * 1000.0).round() / 1000.0,
         images: images.count() as u32,
     }
@@ -58,7 +58,7 @@ pub(super) fn file_groups(stats: &NameStats, groups: &[GroupState]) -> Vec<Group
     let mut order: Vec<(f64, u64, String, usize)> = groups
         .iter()
         .enumerate()
-        .map(|(k, g)| (g.prob, g.members.iter().map(|&m| stats.size[m as usize]).sum(), group_id(stats, &g.members), k))
+        .map(|(k, g)| (g.prob, bytes(stats, &g.members), group_id(stats, &g.members), k))
         .collect();
     order.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
     order.into_iter().map(|(_, _, id, k)| to_group(stats, &id, &groups[k])).collect()
@@ -75,4 +75,9 @@ pub(super) fn without_images(stats: &NameStats, groups: Vec<Group>, images: &Bit
         .into_iter()
         .filter(|g| !g.members.iter().filter_map(|m| index.get(m.as_str())).any(|&n| stats.images[n].ones().any(|i| images.get(i))))
         .collect()
+}
+
+/// The bytes of `members` (each at its largest over the images), saturating.
+fn bytes(stats: &NameStats, members: &[u32]) -> u64 {
+    members.iter().fold(0u64, |t, &m| t.saturating_add(stats.size[m as usize]))
 }
