@@ -205,9 +205,10 @@ impl Store {
         StoreError::Damaged { file: self.file.clone(), what: what.into() }
     }
 
-    /// Opens an existing database for reading only: nothing is created, migrated or written,
-    /// and a database in a read-only directory can still be read. A missing file, an empty or
-    /// foreign one, or one of another schema version is an error.
+    /// Opens an existing database for reading: nothing is created or written (but an older
+    /// hints schema, which is upgraded in place once), and a database in a read-only directory
+    /// can still be read. A missing file, an empty or foreign one, or a newer schema is an
+    /// error.
     pub fn open_existing(path: &Path) -> Result<Self> {
         let file = path.display().to_string();
         let sq = |source| StoreError::Sqlite { file: file.clone(), source };
@@ -237,6 +238,12 @@ impl Store {
         match found {
             SCHEMA_VERSION => Ok(Store { conn, file, known: HashMap::new(), name_ids: HashMap::new(), dir_ids: HashMap::new() }),
             v if v > SCHEMA_VERSION => Err(StoreError::TooNew { file, found: v }),
+            // An older hints database is upgraded in place once (one transaction), then read.
+            v if v >= 1 => {
+                drop(conn);
+                drop(Store::open(path)?);
+                Store::open_existing(path)
+            }
             v => Err(not_hints(format!("schema version {v}; this hints writes version {SCHEMA_VERSION}"))),
         }
     }
@@ -838,8 +845,7 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        assert!(matches!(Store::open_existing(&db), Err(StoreError::NotHints { .. })), "a reader does not migrate");
-        let store = Store::open(&db).unwrap();
+        let store = Store::open_existing(&db).unwrap();
         let h = crate::history::History::load(&store, None).unwrap();
         assert_eq!((h.images.as_slice(), h.revisions.as_slice()), (&["img".to_string()][..], &[rev][..]));
     }

@@ -412,3 +412,13 @@ fn a_one_transition_history_cannot_be_backtested_and_is_laid_out_as_size_first()
         layering_core::store_layers(&layer(&c, budget, Strategy::SizeFirst).unwrap())
     );
 }
+
+#[test]
+fn a_name_no_pattern_can_name_is_left_to_the_fallback() {
+    // parseDrvName gives `-05ib-1.0` no package name, so no member pattern names it (found by
+    // fuzzing: emit wrote `@05ib-[0-9]*`, which does not parse).
+    let pkgs = [pkg("-05ib", 1_000_000, ONE, &[1, 3]), pkg("libc", 5_000_000, ONE, &[2])];
+    let (_t, h) = world(&pkgs, 5, ONE);
+    let f = learn(&h, 5);
+    assert!(f.groups.iter().all(|g| !g.members.iter().any(|m| m.contains("05ib"))), "{}", f.to_canonical_string());
+}

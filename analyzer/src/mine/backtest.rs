@@ -10,11 +10,11 @@
 //!
 //! # Definitions
 //! - The window `first..=last` has `T` transitions. Each *fold* splits it at a revision `mid`
-//!   from `first + ⌊T/2⌋` to `last − 1`: the early part `first..=mid` is learned from, exactly
-//!   as `emit` learns, and the later part `mid..=last` is replayed with the learned file and with
-//!   size-first ([`crate::replay`]). Replayed bytes are summed over the folds (rolling-origin
-//!   evaluation: the last fold's file is learned from nearly as much as the file written, and
-//!   every fold adds evidence).
+//!   ([`splits`]: up to 3, from `last − min(⌊T/2⌋, 6)` to `last − 1`): the early part
+//!   `first..=mid` is learned from, exactly as `emit` learns, and the later part `mid..=last` is
+//!   replayed with the learned file and with size-first ([`crate::replay`]). Replayed bytes are
+//!   summed over the folds (rolling-origin evaluation: the last fold's file is learned from
+//!   nearly as much as the file written, and every fold adds evidence).
 //! - An image is *trusted* when the replays show evidence (size-first pulled something: a
 //!   replay in which nothing changed cannot tell a safe grouping from an unsafe one) and the
 //!   learned files pulled no more than size-first, within [`TOLERANCE`] or [`SMALL_EXCESS`]
@@ -33,6 +33,7 @@
 
 use hints_format::{Group, HintFile};
 use layering_core::Budget;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::bits::Bits;
@@ -89,14 +90,20 @@ pub fn trusted(size_first: u64, hints: u64, updates: u64) -> bool {
     size_first > 0 && (hints as f64 <= size_first as f64 * (1.0 + TOLERANCE) || hints.saturating_sub(size_first) <= SMALL_EXCESS * updates)
 }
 
-/// The splits of a window of `transitions` transitions: from its middle to its last but one
-/// revision, so each fold learns from at least half the window and replays at least one update.
+/// Transitions the earliest fold replays, at most: the evidence of the last few updates, at a
+/// cost that does not grow with the history.
+pub const MAX_REPLAYED: usize = 6;
+/// Folds at most.
+pub const MAX_FOLDS: usize = 3;
+
+/// The folds' splits of the window `first..=last`: up to [`MAX_FOLDS`] revisions, evenly spaced
+/// from `last − span` to the last revision but one, where `span` is half the window or
+/// [`MAX_REPLAYED`], whichever is less. Each fold learns from everything before its split and
+/// replays at least one update; none when the window has fewer than 2 transitions.
 pub fn splits(first: usize, last: usize) -> Vec<usize> {
-    let transitions = last - first;
-    if transitions < 2 {
-        return vec![];
-    }
-    (first + transitions / 2..last).collect()
+    let span = ((last - first) / 2).min(MAX_REPLAYED);
+    let folds = span.min(MAX_FOLDS);
+    (0..folds).map(|k| last - span + k * span / folds).collect()
 }
 
 /// One fold: the groups learned from `first..=mid`.
@@ -119,15 +126,18 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         return Ok(Backtest { window, folds: mids, updates: 0, images, rounds: 0, untrusted });
     }
     let budget = Budget::new(opts.max_layers as usize, opts.reserve as usize).map_err(|_| MineError::Budget { max_layers: opts.max_layers, reserve: opts.reserve })?;
-    let mut folds = vec![];
+    let folds: Vec<Fold> = mids
+        .par_iter()
+        .map(|&mid| {
+            let stats = NameStats::build(h, opts.first, mid)?;
+            let mined = mine(&stats, pins, opts)?;
+            let (groups, path_hazard) = (mined.file_groups(), mined.path_hazard);
+            drop(mined);
+            Ok(Fold { mid, stats, groups, path_hazard })
+        })
+        .collect::<Result<_, MineError>>()?;
     let mut size_first = vec![0u64; ni];
     for &mid in &mids {
-        let stats = NameStats::build(h, opts.first, mid)?;
-        let (groups, path_hazard) = {
-            let mined = mine(&stats, pins, opts)?;
-            (mined.file_groups(), mined.path_hazard)
-        };
-        folds.push(Fold { mid, stats, groups, path_hazard });
         add(&mut size_first, &replay(h, mid, opts.last, budget, Replayed::SizeFirst)?.per_image_update_bytes);
     }
     let updates: u64 = mids.iter().map(|&mid| (opts.last - mid) as u64).sum();
@@ -179,6 +189,8 @@ mod tests {
         assert_eq!(super::splits(0, 2), [1]);
         assert_eq!(super::splits(0, 4), [2, 3]);
         assert_eq!(super::splits(3, 9), [6, 7, 8]);
+        assert_eq!(super::splits(0, 12), [6, 8, 10]);
+        assert_eq!(super::splits(0, 499), [493, 495, 497], "a long history replays only its end");
     }
 
     #[test]

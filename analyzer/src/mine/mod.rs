@@ -107,7 +107,7 @@ pub(crate) mod stats;
 
 use std::fmt::Write as _;
 
-use hints_format::{BudgetHeader, Group, HintFile, LearnedFrom, Matcher, Pin, RevisionRange};
+use hints_format::{BudgetHeader, Group, HintFile, LearnedFrom, Matcher, MemberPattern, Pin, RevisionRange};
 
 pub use backtest::{Backtest, ImageBacktest};
 pub use hysteresis::Decision;
@@ -165,7 +165,8 @@ pub struct Emitted {
 /// The grouping learned from one window: the model and the greedy's groups.
 struct Mined<'a> {
     model: Model<'a>,
-    /// The names grouped: present at the window's last revision, less those a pin places.
+    /// The names grouped: present at the window's last revision, less those a pin places and
+    /// those no member pattern can name.
     names: Vec<u32>,
     groups: Vec<GroupState>,
     /// The greedy's expected cost per transition.
@@ -187,7 +188,10 @@ fn mine<'a>(stats: &'a NameStats, pins: &[Pin], opts: &EmitOptions) -> Result<Mi
     let pin_matcher = Matcher::new(&pin_file);
     let mut names: Vec<u32> = vec![];
     for n in (0..stats.labels.len()).filter(|&n| stats.present(n)) {
-        if pin_matcher.place(&stats.samples[n])?.pin.is_none() {
+        // A name with no package name (`-05ab-1.0`) has no member pattern: the layerer's
+        // fallback places it.
+        let expressible = MemberPattern::parse(&stats.patterns[n]).is_ok();
+        if expressible && pin_matcher.place(&stats.samples[n])?.pin.is_none() {
             names.push(n as u32);
         }
     }
