@@ -331,7 +331,8 @@ fn parse_text(text: &str) -> Result<Parsed, (usize, String)> {
         let (dn, _deriver) = lines.next().ok_or((n + 1, "unexpected end of file: expected the deriver line".to_string()))?;
         let (cn, count) = lines.next().ok_or((dn + 1, "unexpected end of file: expected the reference count".to_string()))?;
         let count: usize = count.trim().parse().map_err(|_| (cn, format!("expected a reference count, found {count:?}")))?;
-        let mut references = Vec::with_capacity(count);
+        // The count is the input's word, not a size to allocate (found by fuzzing).
+        let mut references = Vec::with_capacity(count.min(1024));
         for k in 0..count {
             let (rn, r) = lines
                 .next()
@@ -380,6 +381,13 @@ mod tests {
         let p = parse("f", &n2c, None).unwrap();
         assert_eq!(p.format, Format::Nix2container);
         assert!(p.warnings[0].contains("sizes"));
+    }
+
+    #[test]
+    fn a_huge_reference_count_is_an_error_not_an_allocation() {
+        let text = format!("{A}\n\n55555051453\n{B}\n");
+        let e = parse("g.txt", &text, Some(Format::GraphText)).unwrap_err().to_string();
+        assert!(e.contains("g.txt") && e.contains("line 5") && e.contains("expected reference 2 of 55555051453"), "{e}");
     }
 
     #[test]
