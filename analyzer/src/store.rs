@@ -146,6 +146,8 @@ pub struct Prepared {
     digest: [u8; 32],
     hashes: Vec<[u8; 20]>,
     refs_digests: Vec<[u8; 8]>,
+    /// [`fnv64`] of each full path, to tell a known hash under another name.
+    path_digests: Vec<u64>,
     topo: Vec<usize>,
 }
 
@@ -153,7 +155,8 @@ impl Prepared {
     pub fn new(closure: &Closure) -> Result<Self> {
         let hashes: Vec<[u8; 20]> = closure.paths().map(hash_bytes).collect::<Result<_>>()?;
         let refs_digests = (0..closure.len()).map(|i| refs_digest(closure, i, &hashes)).collect();
-        Ok(Prepared { digest: snapshot_digest(closure), hashes, refs_digests, topo: closure.topo_order() })
+        let path_digests = closure.paths().map(|p| fnv64(p.as_str().as_bytes())).collect();
+        Ok(Prepared { digest: snapshot_digest(closure), hashes, refs_digests, path_digests, topo: closure.topo_order() })
     }
 }
 
@@ -319,7 +322,7 @@ impl Store {
                 Some(k) => Some(*k),
                 None => lookup(&tx, &hashes[i]).map_err(sq)?,
             };
-            if let Some(k) = found.filter(|k| k.path_digest != fnv64(info.path.as_str().as_bytes())) {
+            if let Some(k) = found.filter(|k| k.path_digest != prep.path_digests[i]) {
                 let recorded = path_of(&tx, k.id).map_err(sq)?;
                 return Err(StoreError::Conflict { path: info.path.to_string(), what: format!("the same hash under another name, as {recorded}") });
             }
@@ -363,7 +366,7 @@ impl Store {
                     let id = insert_path(&tx, &hashes[i], dir_id, name_id, info, &ref_ids, &refs_digest, complete).map_err(sq)?;
                     ids[i] = id;
                     new_paths += 1;
-                    pending.push((hashes[i], Known { id, nar_size: info.nar_size, refs_digest, complete, path_digest: fnv64(info.path.as_str().as_bytes()) }));
+                    pending.push((hashes[i], Known { id, nar_size: info.nar_size, refs_digest, complete, path_digest: prep.path_digests[i] }));
                 }
             }
         }
