@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use hints_format::StorePath;
 use layering_core::{Closure, PathInfo};
 
-use crate::store::{paths_digest, refs_digest_of, PathRecord, Revision, Store, StoreError, StoredSnapshot};
+use rayon::prelude::*;
+
+use crate::store::{paths_digest, refs_digest_of, Revision, Store, StoreError, StoredSnapshot};
 
 pub struct History {
     pub images: Vec<String>,
@@ -47,32 +49,49 @@ impl History {
         let mut ids: Vec<i64> = records.keys().copied().collect();
         ids.sort_unstable_by(|a, b| records[a].path.cmp(&records[b].path));
         let dense: HashMap<i64, u32> = ids.iter().enumerate().map(|(k, id)| (*id, k as u32)).collect();
+        let file = store.file();
+        let damaged = |what: String| StoreError::Damaged { file: file.to_string(), what };
+        let paths: Vec<StorePath> = ids.iter().map(|id| records[id].path.clone()).collect();
+        let sizes: Vec<u64> = ids.iter().map(|id| records[id].nar_size).collect();
         let refs: Vec<Vec<u32>> = ids
-            .iter()
+            .par_iter()
             .map(|id| {
                 let r = &records[id];
-                let refs: Vec<u32> = r.refs.iter().map(|x| dense.get(x).copied().ok_or_else(|| store.damaged(format!("{} references path id {x}, which is missing", r.path)))).collect::<Result<_, _>>()?;
+                let refs: Vec<u32> = r.refs.iter().map(|x| dense.get(x).copied().ok_or_else(|| damaged(format!("{} references path id {x}, which is missing", r.path)))).collect::<Result<_, _>>()?;
                 if refs_digest_of(r.refs.iter().map(|x| &records[x].hash).collect()) != r.refs_digest {
-                    return Err(store.damaged(format!("the references of {} differ from those recorded", r.path)));
+                    return Err(damaged(format!("the references of {} differ from those recorded", r.path)));
                 }
                 Ok(refs)
             })
             .collect::<Result<_, _>>()?;
-        let mut snapshots = HashMap::new();
-        for ((img, rev), stored) in store.memberships()? {
-            let (Some(&i), Some(&r)) = (img_pos.get(&img), rev_pos.get(&rev)) else { continue };
-            let at = || format!("snapshot of {} at {}", images[i].1, revs[r].1.label);
-            let mut m: Vec<u32> = stored.members.iter().map(|id| dense.get(id).copied().ok_or_else(|| store.damaged(format!("{} holds path id {id}, which is missing", at())))).collect::<Result<_, _>>()?;
-            m.sort_unstable();
-            check_snapshot(&m, &stored, &records, &ids, &refs).map_err(|what| store.damaged(format!("{}: {what}", at())))?;
-            snapshots.insert((i, r), m);
-        }
+        let stored: Vec<((usize, usize), StoredSnapshot)> = store
+            .memberships()?
+            .into_iter()
+            .filter_map(|((img, rev), s)| Some(((*img_pos.get(&img)?, *rev_pos.get(&rev)?), s)))
+            .collect();
+        let dense_paths = Dense { paths: &paths, sizes: &sizes, refs: &refs };
+        // Each thread marks a snapshot's members in its own array, stamped with the snapshot's
+        // position, so checking that references stay inside is one lookup each.
+        let snapshots: HashMap<(usize, usize), Vec<u32>> = stored
+            .par_iter()
+            .enumerate()
+            .map_init(
+                || vec![usize::MAX; paths.len()],
+                |inside, (k, ((i, r), s))| {
+                    let at = || format!("snapshot of {} at {}", images[*i].1, revs[*r].1.label);
+                    let mut m: Vec<u32> = s.members.iter().map(|id| dense.get(id).copied().ok_or_else(|| damaged(format!("{} holds path id {id}, which is missing", at())))).collect::<Result<_, _>>()?;
+                    m.sort_unstable();
+                    dense_paths.check(&m, s, k, inside).map_err(|what| damaged(format!("{}: {what}", at())))?;
+                    Ok(((*i, *r), m))
+                },
+            )
+            .collect::<Result<_, StoreError>>()?;
         Ok(History {
             images: images.into_iter().map(|(_, n)| n).collect(),
             revisions: revs.into_iter().map(|(_, r)| r).collect(),
-            sizes: ids.iter().map(|id| records[id].nar_size).collect(),
+            sizes,
             refs,
-            paths: ids.iter().map(|id| records[id].path.clone()).collect(),
+            paths,
             snapshots,
             summary: store.summary_hash()?,
         })
@@ -127,18 +146,31 @@ impl History {
     }
 }
 
-/// Checks one snapshot (dense member indices `m`) against what was recorded at ingest: closed
-/// under references, the same paths digest and the same total size.
-fn check_snapshot(m: &[u32], stored: &StoredSnapshot, records: &HashMap<i64, PathRecord>, ids: &[i64], refs: &[Vec<u32>]) -> Result<(), String> {
-    if let Some((p, r)) = m.iter().flat_map(|&p| refs[p as usize].iter().map(move |&r| (p, r))).find(|(_, r)| m.binary_search(r).is_err()) {
-        return Err(format!("{} references {}, which the snapshot lacks", records[&ids[p as usize]].path, records[&ids[r as usize]].path));
+/// The paths by dense index, for checking snapshots.
+struct Dense<'a> {
+    paths: &'a [StorePath],
+    sizes: &'a [u64],
+    refs: &'a [Vec<u32>],
+}
+
+impl Dense<'_> {
+    /// Checks one snapshot (dense member indices `m`, sorted) against what was recorded at
+    /// ingest: closed under references, the same paths digest and the same total size. `inside`
+    /// is scratch space, stamped with `token` for the members.
+    fn check(&self, m: &[u32], stored: &StoredSnapshot, token: usize, inside: &mut [usize]) -> Result<(), String> {
+        for &p in m {
+            inside[p as usize] = token;
+        }
+        if let Some((p, r)) = m.iter().flat_map(|&p| self.refs[p as usize].iter().map(move |&r| (p, r))).find(|&(_, r)| inside[r as usize] != token) {
+            return Err(format!("{} references {}, which the snapshot lacks", self.paths[p as usize], self.paths[r as usize]));
+        }
+        if paths_digest(m.iter().map(|&p| self.paths[p as usize].as_str())) != stored.digest {
+            return Err("its paths differ from those recorded".into());
+        }
+        let total = m.iter().try_fold(0u64, |t, &p| t.checked_add(self.sizes[p as usize]));
+        if total != Some(stored.total_size) {
+            return Err(format!("its paths add up to {total:?} bytes, not the {} recorded", stored.total_size));
+        }
+        Ok(())
     }
-    if paths_digest(m.iter().map(|&p| records[&ids[p as usize]].path.as_str())) != stored.digest {
-        return Err("its paths differ from those recorded".into());
-    }
-    let total = m.iter().try_fold(0u64, |t, &p| t.checked_add(records[&ids[p as usize]].nar_size));
-    if total != Some(stored.total_size) {
-        return Err(format!("its paths add up to {total:?} bytes, not the {} recorded", stored.total_size));
-    }
-    Ok(())
 }

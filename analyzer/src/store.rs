@@ -203,6 +203,11 @@ impl Store {
         Ok(out)
     }
 
+    /// The database file, as messages name it.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
     /// The error for a database whose rows contradict each other.
     pub fn damaged(&self, what: impl Into<String>) -> StoreError {
         StoreError::Damaged { file: self.file.clone(), what: what.into() }

@@ -11,7 +11,8 @@
 //! # Definitions
 //! - The window `first..=last` has `T` transitions. Each *fold* splits it at a revision `mid`
 //!   ([`splits`]: up to 3, from `last − min(⌊T/2⌋, 6)` to `last − 1`): the early part
-//!   `first..=mid` is learned from, exactly as `emit` learns, and the later part `mid..=last` is
+//!   `first..=mid` (its last 24 transitions at most) is learned from, exactly as `emit` learns,
+//!   and the later part `mid..=last` is
 //!   replayed with the learned file and with size-first ([`crate::replay`]). Replayed bytes are
 //!   summed over the folds (rolling-origin evaluation: the last fold's file is learned from
 //!   nearly as much as the file written, and every fold adds evidence).
@@ -65,9 +66,9 @@ pub struct ImageBacktest {
 pub struct Backtest {
     /// The window backtested, `first..=last` (positions).
     pub window: (usize, usize),
-    /// The folds' splits: each fold learns from `first..=mid` and replays `mid..=last`. Empty
-    /// when the window has fewer than 2 transitions.
-    pub folds: Vec<usize>,
+    /// The folds as `(from, mid)`: each learns from `from..=mid` and replays `mid..=last`.
+    /// Empty when the window has fewer than 2 transitions.
+    pub folds: Vec<(usize, usize)>,
     /// Updates replayed per image, summed over the folds.
     pub updates: u64,
     pub images: Vec<ImageBacktest>,
@@ -95,6 +96,9 @@ pub fn trusted(size_first: u64, hints: u64, updates: u64) -> bool {
 pub const MAX_REPLAYED: usize = 6;
 /// Folds at most.
 pub const MAX_FOLDS: usize = 3;
+/// Transitions a fold learns from at most (the last ones before its split), so that the
+/// backtest of a long history costs a few short minings, not several full ones.
+pub const MAX_LEARNED: usize = 24;
 
 /// The folds' splits of the window `first..=last`: up to [`MAX_FOLDS`] revisions, evenly spaced
 /// from `last − span` to the last revision but one, where `span` is half the window or
@@ -106,8 +110,9 @@ pub fn splits(first: usize, last: usize) -> Vec<usize> {
     (0..folds).map(|k| last - span + k * span / folds).collect()
 }
 
-/// One fold: the groups learned from `first..=mid`.
+/// One fold: the groups learned from `from..=mid`.
 struct Fold {
+    from: usize,
     mid: usize,
     stats: NameStats,
     groups: Vec<Group>,
@@ -123,17 +128,18 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         let mut untrusted = Bits::new(ni);
         (0..ni).for_each(|i| untrusted.set(i));
         let images = h.images.iter().map(|image| ImageBacktest { image: image.clone(), size_first: 0, hints: 0, trusted: false }).collect();
-        return Ok(Backtest { window, folds: mids, updates: 0, images, rounds: 0, untrusted });
+        return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted });
     }
     let budget = Budget::new(opts.max_layers as usize, opts.reserve as usize).map_err(|_| MineError::Budget { max_layers: opts.max_layers, reserve: opts.reserve })?;
     let folds: Vec<Fold> = mids
         .par_iter()
         .map(|&mid| {
-            let stats = NameStats::build(h, opts.first, mid)?;
+            let from = opts.first.max(mid.saturating_sub(MAX_LEARNED));
+            let stats = NameStats::build(h, from, mid)?;
             let mined = mine(&stats, pins, opts)?;
             let (groups, path_hazard) = (mined.file_groups(), mined.path_hazard);
             drop(mined);
-            Ok(Fold { mid, stats, groups, path_hazard })
+            Ok(Fold { from, mid, stats, groups, path_hazard })
         })
         .collect::<Result<_, MineError>>()?;
     let mut size_first = vec![0u64; ni];
@@ -151,7 +157,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         let mut learned = vec![0u64; ni];
         for f in &folds {
             let kept: Vec<Group> = without_images(&f.stats, f.groups.clone(), &untrusted);
-            let file: HintFile = hint_file(h, opts, (opts.first, f.mid), kept, vec![], pins.to_vec(), f.path_hazard);
+            let file: HintFile = hint_file(h, opts, (f.from, f.mid), kept, vec![], pins.to_vec(), f.path_hazard);
             add(&mut learned, &replay(h, f.mid, opts.last, budget, Replayed::Hints(&file))?.per_image_update_bytes);
         }
         let images: Vec<ImageBacktest> = (0..ni)
@@ -167,7 +173,8 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         }
         if !grown {
             let images = images.into_iter().zip(verdicts).map(|(b, verdict)| verdict.unwrap_or(b)).collect();
-            return Ok(Backtest { window, folds: mids, updates, images, rounds, untrusted });
+            let folds = folds.iter().map(|f| (f.from, f.mid)).collect();
+            return Ok(Backtest { window, folds, updates, images, rounds, untrusted });
         }
     }
 }

@@ -285,7 +285,7 @@ fn report_hysteresis(report: &mut String, d: &Decision, min_gain: f64) {
 }
 
 fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usize) {
-    let (first, last) = b.window;
+    let last = b.window.1;
     if b.folds.is_empty() {
         let _ = writeln!(
             report,
@@ -293,7 +293,7 @@ fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usiz
         );
         return;
     }
-    let learned: Vec<String> = b.folds.iter().map(|mid| format!("{first}..{mid}")).collect();
+    let learned: Vec<String> = b.folds.iter().map(|(from, mid)| format!("{from}..{mid}")).collect();
     let _ = writeln!(report, "backtest: learned {} and replayed each to {last} ({} rounds); update bytes per image:", learned.join(", "), b.rounds);
     let _ = writeln!(report, "  {:<24} {:>14} {:>14} {:>7}  verdict", "image", "size-first MiB", "learned MiB", "ratio");
     for i in &b.images {
