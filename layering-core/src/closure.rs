@@ -41,19 +41,50 @@ pub enum ClosureError {
     TooLarge,
 }
 
-#[derive(Debug, Clone)]
-struct Node {
-    info: PathInfo,
-    /// Sorted, deduplicated references other than the path itself.
-    refs: Vec<u32>,
+/// Edges as one contiguous array (compressed sparse rows): the walks over a deep graph follow
+/// them without a pointer chase per node.
+#[derive(Debug, Clone, Default)]
+struct Adjacency {
+    /// Node `i`'s edges are `targets[offsets[i]..offsets[i + 1]]`.
+    offsets: Vec<usize>,
+    targets: Vec<u32>,
+}
+
+impl Adjacency {
+    fn of(&self, i: usize) -> &[u32] {
+        &self.targets[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    /// The same edges reversed.
+    fn reversed(&self) -> Adjacency {
+        let n = self.offsets.len() - 1;
+        let mut count = vec![0usize; n + 1];
+        for &t in &self.targets {
+            count[t as usize + 1] += 1;
+        }
+        for i in 0..n {
+            count[i + 1] += count[i];
+        }
+        let mut next = count.clone();
+        let mut targets = vec![0u32; self.targets.len()];
+        for i in 0..n {
+            for &t in self.of(i) {
+                targets[next[t as usize]] = i as u32;
+                next[t as usize] += 1;
+            }
+        }
+        Adjacency { offsets: count, targets }
+    }
 }
 
 /// A validated closure graph.
 #[derive(Debug, Clone)]
 pub struct Closure {
-    nodes: Vec<Node>,
+    infos: Vec<PathInfo>,
     index: HashMap<String, u32>,
-    users: Vec<Vec<u32>>,
+    /// Sorted, deduplicated references other than the path itself.
+    refs: Adjacency,
+    users: Adjacency,
 }
 
 impl Closure {
@@ -96,13 +127,13 @@ impl Closure {
         }
         let index: HashMap<String, u32> =
             deduped.iter().enumerate().map(|(i, n)| (n.path.as_str().to_string(), i as u32)).collect();
-        let mut nodes = Vec::with_capacity(deduped.len());
-        for (i, info) in deduped.into_iter().enumerate() {
-            let mut refs = Vec::with_capacity(info.references.len());
+        let mut refs = Adjacency { offsets: Vec::with_capacity(deduped.len() + 1), targets: vec![] };
+        refs.offsets.push(0);
+        for (i, info) in deduped.iter().enumerate() {
             for r in &info.references {
                 match index.get(r.as_str()) {
                     Some(&j) if j as usize == i => {}
-                    Some(&j) => refs.push(j),
+                    Some(&j) => refs.targets.push(j),
                     None => {
                         return Err(ClosureError::DanglingReference {
                             from: info.path.to_string(),
@@ -111,15 +142,10 @@ impl Closure {
                     }
                 }
             }
-            nodes.push(Node { info, refs });
+            refs.offsets.push(refs.targets.len());
         }
-        let mut users = vec![Vec::new(); nodes.len()];
-        for (i, n) in nodes.iter().enumerate() {
-            for &r in &n.refs {
-                users[r as usize].push(i as u32);
-            }
-        }
-        let closure = Closure { nodes, index, users };
+        let users = refs.reversed();
+        let closure = Closure { infos: deduped, index, refs, users };
         closure.check_acyclic()?;
         Ok(closure)
     }
@@ -127,9 +153,9 @@ impl Closure {
     fn check_acyclic(&self) -> Result<(), ClosureError> {
         let mut g = DiGraph::<(), ()>::with_capacity(self.len(), 0);
         let ids: Vec<_> = (0..self.len()).map(|_| g.add_node(())).collect();
-        for (i, n) in self.nodes.iter().enumerate() {
-            for &r in &n.refs {
-                g.add_edge(ids[i], ids[r as usize], ());
+        for (i, &from) in ids.iter().enumerate() {
+            for &r in self.refs(i) {
+                g.add_edge(from, ids[r as usize], ());
             }
         }
         let mut cycles: Vec<Vec<String>> = petgraph::algo::kosaraju_scc(&g)
@@ -149,33 +175,33 @@ impl Closure {
     }
 
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.infos.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.infos.is_empty()
     }
 
     pub fn path(&self, i: usize) -> &StorePath {
-        &self.nodes[i].info.path
+        &self.infos[i].path
     }
 
     pub fn info(&self, i: usize) -> &PathInfo {
-        &self.nodes[i].info
+        &self.infos[i]
     }
 
     pub fn nar_size(&self, i: usize) -> u64 {
-        self.nodes[i].info.nar_size
+        self.infos[i].nar_size
     }
 
     /// References of `i` other than itself, as indices, sorted.
     pub fn refs(&self, i: usize) -> &[u32] {
-        &self.nodes[i].refs
+        self.refs.of(i)
     }
 
     /// Paths that reference `i` (other than itself), sorted.
     pub fn users(&self, i: usize) -> &[u32] {
-        &self.users[i]
+        self.users.of(i)
     }
 
     pub fn index_of(&self, path: &str) -> Option<usize> {
@@ -183,28 +209,28 @@ impl Closure {
     }
 
     pub fn total_size(&self) -> u64 {
-        self.nodes.iter().map(|n| n.info.nar_size).sum()
+        self.infos.iter().map(|n| n.nar_size).sum()
     }
 
     /// All paths, sorted.
     pub fn paths(&self) -> impl Iterator<Item = &StorePath> {
-        self.nodes.iter().map(|n| &n.info.path)
+        self.infos.iter().map(|n| &n.path)
     }
 
     /// Nodes no other node references.
     pub fn roots(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.len()).filter(|&i| self.users[i].is_empty())
+        (0..self.len()).filter(|&i| self.users(i).is_empty())
     }
 
     /// Node indices so that every node comes after all of its references.
     pub fn topo_order(&self) -> Vec<usize> {
-        let mut pending: Vec<usize> = self.nodes.iter().map(|n| n.refs.len()).collect();
+        let mut pending: Vec<usize> = (0..self.len()).map(|i| self.refs(i).len()).collect();
         let mut order: Vec<usize> = (0..self.len()).filter(|&i| pending[i] == 0).collect();
         let mut k = 0;
         while k < order.len() {
             let i = order[k];
             k += 1;
-            for &u in &self.users[i] {
+            for &u in self.users(i) {
                 pending[u as usize] -= 1;
                 if pending[u as usize] == 0 {
                     order.push(u as usize);
