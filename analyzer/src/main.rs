@@ -272,7 +272,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         c.is::<InputError>()
             || c.is::<FormatError>()
             || c.is::<BadInput>()
-            || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_)))
+            || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. }))
             || matches!(
                 c.downcast_ref::<StoreError>(),
                 Some(StoreError::Conflict { .. } | StoreError::UnknownRevision(_) | StoreError::Missing(_) | StoreError::NotHints { .. })
@@ -309,7 +309,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn load_hints(path: &Path) -> Result<HintFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = scan::read_text(&path.display().to_string())?;
     HintFile::parse(&text).map_err(|e| anyhow::Error::new(e).context(format!("{}", path.display())))
 }
 
@@ -603,7 +603,7 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
 }
 
 fn cmd_fmt(file: &Path, check: bool) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text = scan::read_text(&file.display().to_string())?;
     let parsed = HintFile::parse(&text).map_err(|e| anyhow::Error::new(e).context(format!("{}", file.display())))?;
     let canonical = parsed.to_canonical_string();
     if canonical == text {

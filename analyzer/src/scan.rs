@@ -34,6 +34,20 @@ pub enum ScanError {
     Nix { installable: String, message: String },
     #[error("{0}")]
     Usage(String),
+    #[error("{file}: {size} bytes is more than this machine can parse ({limit} bytes, a quarter of the memory available; set HINTS_MAX_INPUT_BYTES to change it)")]
+    TooLarge { file: String, size: u64, limit: u64 },
+}
+
+/// The largest input file read: `HINTS_MAX_INPUT_BYTES`, else a quarter of the memory available
+/// (parsing takes about three times the file), else 4 GiB where the system does not say.
+pub fn max_input_bytes() -> u64 {
+    if let Some(v) = std::env::var("HINTS_MAX_INPUT_BYTES").ok().and_then(|v| v.parse().ok()) {
+        return v;
+    }
+    let available_kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<u64>().ok());
+    available_kb.map_or(4 << 30, |kb| kb * 1024 / 4)
 }
 
 /// A closure read from one or more sources, ready to store.
@@ -82,6 +96,11 @@ pub fn read_text(path: &str) -> Result<String, ScanError> {
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(io)?;
         Ok(s)
     } else {
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        let limit = max_input_bytes();
+        if size > limit {
+            return Err(ScanError::TooLarge { file: path.to_string(), size, limit });
+        }
         std::fs::read_to_string(path).map_err(io)
     }
 }

@@ -308,3 +308,17 @@ fn sizes_that_would_wrap_a_total_are_refused_and_large_ones_are_exact() {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_hints")).args(["layer", "--graph", "g.json", "--explain"]).current_dir(t).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn an_input_larger_than_memory_allows_is_refused_before_it_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::write(t.join("zeros.bin"), vec![0u8; 3 << 20]).unwrap();
+    for cmd in [&["layer", "--graph", "zeros.bin"][..], &["validate", "zeros.bin"], &["scan", "--db", "h.db", "--image", "x", "--rev", "r", "--time", "2025-01-01T00:00:00Z", "zeros.bin"]] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_hints")).args(cmd).env("HINTS_MAX_INPUT_BYTES", "1048576").current_dir(t).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(err.contains("zeros.bin: 3145728 bytes is more than this machine can parse (1048576 bytes"), "{err}");
+        assert!(err.len() < 400, "no input is echoed: {err}");
+    }
+}
