@@ -209,7 +209,7 @@ impl Store {
     }
 
     /// The error for a database whose rows contradict each other.
-    pub fn damaged(&self, what: impl Into<String>) -> StoreError {
+    fn damaged(&self, what: impl Into<String>) -> StoreError {
         StoreError::Damaged { file: self.file.clone(), what: what.into() }
     }
 

@@ -78,13 +78,6 @@ pub struct Backtest {
     pub(super) untrusted: Bits,
 }
 
-impl Backtest {
-    /// Whether every image is trusted.
-    pub fn all_trusted(&self) -> bool {
-        self.untrusted.count() == 0
-    }
-}
-
 /// Whether an image whose replay pulled `hints` bytes against size-first's `size_first` over
 /// `updates` updates keeps its groups.
 pub fn trusted(size_first: u64, hints: u64, updates: u64) -> bool {
