@@ -7,6 +7,7 @@
 //! - [`mine`]: learning groups from the history, backtesting them and emitting the hint file
 //!   (`hints emit`).
 //! - [`explain`]: a name's group and the history's evidence for it (`hints explain`).
+//! - [`image`]: writing reproducible OCI images from the layers (`hints image`).
 //! - [`replay`]: replaying revisions under each strategy (`hints eval`).
 //! - [`synth`]: synthetic histories under Nix rules, for benchmarks and tests.
 //!
@@ -16,6 +17,7 @@
 pub mod explain;
 pub mod formats;
 pub mod history;
+pub mod image;
 pub mod mine;
 pub mod replay;
 pub mod scan;

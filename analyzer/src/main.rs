@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hints_analyzer::formats::{Format, InputError};
 use hints_analyzer::history::History;
+use hints_analyzer::image::{self, Compression, ImageError, ImageLayer, RuntimeConfig, WriteOptions};
 use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::replay::{replay, Metrics, Replayed};
 use hints_analyzer::scan::{self, Dataset, ScanError};
@@ -64,6 +65,8 @@ enum Command {
     },
     /// Split one closure into layers; prints store_layers JSON.
     Layer(LayerArgs),
+    /// Write a reproducible OCI image of one closure, laid out by a strategy or a layers file.
+    Image(ImageArgs),
     /// Learn groups from the history and write the hint file.
     Emit(EmitArgs),
     /// Replay revisions under every strategy and compare bytes.
@@ -158,6 +161,73 @@ struct LayerArgs {
     /// Force the input format.
     #[arg(long, value_enum)]
     input_format: Option<Format>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CompressionArg {
+    None,
+    Gzip,
+    Zstd,
+}
+
+#[derive(Args)]
+struct ImageArgs {
+    /// The closure graph (any scan format; `-` for standard input).
+    #[arg(long)]
+    graph: String,
+    /// Force the graph's format.
+    #[arg(long, value_enum)]
+    input_format: Option<Format>,
+    /// Hint file; makes `hints` the default strategy.
+    #[arg(long)]
+    hints: Option<PathBuf>,
+    /// Default: hints with --hints, else size-first.
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyArg>,
+    /// Take the layers from a `store_layers` JSON file (as `hints layer` prints) instead.
+    #[arg(long, conflicts_with_all = ["hints", "strategy"])]
+    store_layers: Option<PathBuf>,
+    #[arg(long, default_value_t = 100)]
+    max_layers: usize,
+    /// Layers kept for non-store content (nixpkgs reserves 1; --top-layer uses it).
+    #[arg(long, default_value_t = 1)]
+    reserve: usize,
+    /// Where to write: `oci:DIR`, or `oci:DIR:TAG` (tag `latest` by default).
+    #[arg(long, value_name = "oci:DIR[:TAG]")]
+    out: String,
+    /// Layer blob compression (deterministic at a fixed level).
+    #[arg(long, value_enum, default_value = "gzip")]
+    compression: CompressionArg,
+    /// Runtime settings as JSON: Cmd, Entrypoint, Env, WorkingDir, Labels, architecture. The
+    /// flags below override its fields.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The command, one argument per flag (`--cmd sh --cmd -c --cmd 'echo hi'`).
+    #[arg(long, allow_hyphen_values = true)]
+    cmd: Vec<String>,
+    /// The entrypoint, one argument per flag.
+    #[arg(long, allow_hyphen_values = true)]
+    entrypoint: Vec<String>,
+    /// An environment variable, `NAME=VALUE` (repeatable).
+    #[arg(long, value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    #[arg(long)]
+    workdir: Option<String>,
+    /// A label, `KEY=VALUE` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// OCI architecture (default: this machine's).
+    #[arg(long)]
+    arch: Option<String>,
+    /// A directory whose contents become the top layer (the image's customisation).
+    #[arg(long, value_name = "DIR")]
+    top_layer: Option<PathBuf>,
+    /// Read `/nix/store` under this directory instead of `/`.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    store_root: PathBuf,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -272,6 +342,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         c.is::<InputError>()
             || c.is::<FormatError>()
             || c.is::<BadInput>()
+            || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_)))
             || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. }))
             || matches!(
                 c.downcast_ref::<StoreError>(),
@@ -296,6 +367,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Scan(a) => cmd_scan(a, quiet),
         Command::Ls { db, json } => cmd_ls(&db, json),
         Command::Layer(a) => cmd_layer(a),
+        Command::Image(a) => cmd_image(a),
         Command::Emit(a) => cmd_emit(a, quiet),
         Command::Eval(a) => cmd_eval(a),
         Command::Explain(a) => cmd_explain(a),
@@ -564,14 +636,8 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
         tracing::warn!("{w}");
     }
     let hints = a.hints.as_deref().map(load_hints).transpose()?;
-    let strategy = match (a.strategy, &hints) {
-        (Some(StrategyArg::Popularity), _) => CoreStrategy::Popularity,
-        (Some(StrategyArg::SizeFirst), _) | (None, None) => CoreStrategy::SizeFirst,
-        (Some(StrategyArg::Hints) | None, Some(h)) => CoreStrategy::Hints(h),
-        (Some(StrategyArg::Hints), None) => bail!(BadInput("--strategy hints needs --hints FILE".into())),
-    };
     let budget = Budget::new(a.max_layers, a.reserve).map_err(|e| BadInput(e.to_string()))?;
-    let layers = layering_core::layer(&read.closure, budget, strategy)?;
+    let layers = layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref())?)?;
     let mut text = String::new();
     if a.explain {
         let total = read.closure.total_size();
@@ -600,6 +666,93 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
         None => outln!("{}", text.trim_end_matches('\n'))?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--strategy`, defaulting to hints when a hint file is given and size-first otherwise.
+fn chosen_strategy(strategy: Option<StrategyArg>, hints: Option<&HintFile>) -> Result<CoreStrategy<'_>> {
+    Ok(match (strategy, hints) {
+        (Some(StrategyArg::Popularity), _) => CoreStrategy::Popularity,
+        (Some(StrategyArg::SizeFirst), _) | (None, None) => CoreStrategy::SizeFirst,
+        (Some(StrategyArg::Hints) | None, Some(h)) => CoreStrategy::Hints(h),
+        (Some(StrategyArg::Hints), None) => bail!(BadInput("--strategy hints needs --hints FILE".into())),
+    })
+}
+
+fn cmd_image(a: ImageArgs) -> Result<ExitCode> {
+    let Some(target) = a.out.strip_prefix("oci:") else {
+        bail!(BadInput(format!("--out {}: expected oci:DIR or oci:DIR:TAG", a.out)));
+    };
+    let (dir, tag) = match target.rsplit_once(':') {
+        Some((dir, tag)) if !tag.contains('/') => (dir, tag),
+        _ => (target, "latest"),
+    };
+    let text = scan::read_text(&a.graph)?;
+    let read = scan::read_closure(&[(a.graph.clone(), text)], a.input_format)?;
+    if !read.complete {
+        bail!(BadInput(format!("{}: the graph has no sizes or references; an image needs the full closure graph", a.graph)));
+    }
+    let layers = match &a.store_layers {
+        Some(file) => {
+            let name = file.display().to_string();
+            ImageLayer::from_store_layers(&name, &scan::read_text(&name)?, &read.closure)?
+        }
+        None => {
+            let hints = a.hints.as_deref().map(load_hints).transpose()?;
+            let budget = Budget::new(a.max_layers, a.reserve).map_err(|e| BadInput(e.to_string()))?;
+            ImageLayer::from_layers(&layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref())?)?)
+        }
+    };
+    let runtime = runtime_config(&a)?;
+    let opts = WriteOptions {
+        compression: match a.compression {
+            CompressionArg::None => Compression::None,
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+        },
+        epoch: image::source_date_epoch()?,
+        store_root: a.store_root.clone(),
+        tag: tag.to_string(),
+        top_layer: a.top_layer.clone(),
+    };
+    let written = image::write_oci(Path::new(dir), &read.closure, &layers, &runtime, &opts)?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&written)?)?;
+    } else {
+        let reused = written.layers.iter().filter(|l| l.reused).count();
+        let bytes: u64 = written.layers.iter().map(|l| l.blob.size).sum();
+        outln!("oci:{dir}:{tag} {} ({} layers, {} as blobs; {reused} reused from the layer cache)", written.manifest_digest, written.layers.len(), human(bytes))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The runtime settings: `--config`'s file, then the flags over it.
+fn runtime_config(a: &ImageArgs) -> Result<RuntimeConfig> {
+    let mut c: RuntimeConfig = match &a.config {
+        Some(f) => {
+            let name = f.display().to_string();
+            serde_json::from_str(&scan::read_text(&name)?).map_err(|e| BadInput(format!("{name}: {e}")))?
+        }
+        None => RuntimeConfig::default(),
+    };
+    let pair = |flag: &str, kv: &str| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| BadInput(format!("--{flag} {kv}: expected KEY=VALUE")));
+    for e in &a.env {
+        let (name, _) = pair("env", e)?;
+        c.env.retain(|old| old.split_once('=').map_or(old.as_str(), |(k, _)| k) != name);
+        c.env.push(e.clone());
+    }
+    for l in &a.label {
+        let (k, v) = pair("label", l)?;
+        c.labels.insert(k, v);
+    }
+    if !a.cmd.is_empty() {
+        c.cmd = a.cmd.clone();
+    }
+    if !a.entrypoint.is_empty() {
+        c.entrypoint = a.entrypoint.clone();
+    }
+    c.working_dir = a.workdir.clone().or(c.working_dir);
+    c.architecture = a.arch.clone().or(c.architecture);
+    Ok(c)
 }
 
 fn cmd_fmt(file: &Path, check: bool) -> Result<ExitCode> {
