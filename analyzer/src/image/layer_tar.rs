@@ -24,6 +24,8 @@ use tar::{Builder, EntryType, Header};
 
 use super::ImageError;
 
+const READ_BUFFER: usize = 1 << 17;
+
 /// How the entries' permission bits are chosen.
 #[derive(Clone, Copy)]
 enum Modes {
@@ -85,6 +87,9 @@ fn append_tree<W: Write>(b: &mut Builder<W>, source: &Path, name: &Path, modes: 
         let mut h = header(EntryType::Regular, mode, epoch);
         h.set_size(meta.len());
         let file = File::open(source).map_err(|e| ImageError::io(source.display(), e))?;
+        // Large reads: `tar` copies through the reader's buffer, and 8 KiB reads cost a system
+        // call each.
+        let file = io::BufReader::with_capacity(READ_BUFFER, file);
         // A file that changes size while it is read would make a broken tar; the store's files
         // are immutable, and `tar` checks the length it copies.
         b.append_data(&mut h, name, file).map_err(|e| ImageError::io(source.display(), e))

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Image writing throughput (`hints image`), against GNU tar piped into sha256sum and against a
+two-pass write-then-hash, on the same store paths from the page cache; and the cost of a
+rebuild where 1 of 99 layers changed.
+
+A synthetic store of 99 paths (each a directory of files, 2 GiB / 99 on average by default,
+incompressible) is made under the work directory and read once to warm the page cache. Then,
+each timed as the best of --repeat runs:
+  - sha256sum of all the files' bytes (this CPU's SHA-256 bound, one core);
+  - `tar --sort=name -cf - nix | sha256sum` (one pass, two processes);
+  - `tar --sort=name -cf layer.tar nix` then `sha256sum layer.tar` (two passes);
+  - `hints image --compression none` with 1 thread and with all cores: 99 layers, each hashed
+    while written (fresh output directory every run);
+  - the rebuild: the same image with one path replaced by a new one, into the directory that
+    holds the first build (its layer cache answers for the other 98);
+  - gzip and zstd blobs, for reference.
+
+usage: bench/image.py [--work /tmp/hints-image-bench] [--mib 2048] [--repeat 3]
+"""
+import argparse, json, os, shutil, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_store(work, mib):
+    root = os.path.join(work, "root")
+    store = os.path.join(root, "nix", "store")
+    if os.path.exists(os.path.join(work, "graph.json")):
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(store)
+    per_path = mib * 2**20 // 99
+    graph = []
+    for k in range(100):  # the 100th is the rebuild's new path
+        name = f"{k:032d}"[-32:].replace("0", "a") + f"-pkg{k}-1.0"
+        d = os.path.join(store, name)
+        os.makedirs(os.path.join(d, "lib"))
+        left, i = per_path, 0
+        while left > 0:
+            n = min(left, 4 * 2**20)
+            with open(os.path.join(d, "lib", f"f{i}"), "wb") as f:
+                f.write(os.urandom(n))
+            left, i = left - n, i + 1
+        graph.append({"path": f"/nix/store/{name}", "narSize": per_path, "references": []})
+    with open(os.path.join(work, "all.json"), "w") as f:
+        json.dump(graph, f)
+    with open(os.path.join(work, "graph.json"), "w") as f:
+        json.dump(graph[:99], f)
+    with open(os.path.join(work, "layers.json"), "w") as f:
+        json.dump([[g["path"]] for g in graph[:99]], f)
+    changed = graph[:98] + graph[99:]
+    with open(os.path.join(work, "graph2.json"), "w") as f:
+        json.dump(changed, f)
+    with open(os.path.join(work, "layers2.json"), "w") as f:
+        json.dump([[g["path"]] for g in changed], f)
+    return root
+
+
+def best(repeat, fn):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def sh(cmd, **kw):
+    subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL, **kw)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default="/tmp/hints-image-bench")
+    ap.add_argument("--mib", type=int, default=2048)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--hints", default=os.path.join(ROOT, "target", "release", "hints"))
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    root = make_store(a.work, a.mib)
+    w = a.work
+    paths = [p["path"] for p in json.load(open(os.path.join(w, "graph.json")))]
+    rel = " ".join("nix/store/" + os.path.basename(p) for p in paths)
+    sh(f"cd {root} && cat {' '.join(os.path.join(root, p[1:], 'lib', '*') for p in paths)} > /dev/null")
+    total = sum(os.path.getsize(os.path.join(dp, f)) for p in paths for dp, _, fs in os.walk(os.path.join(root, p[1:])) for f in fs)
+    gib = total / 2**30
+
+    def image(out, threads, graph="graph.json", layers="layers.json", compression="none", fresh=True):
+        if fresh:
+            shutil.rmtree(out, ignore_errors=True)
+        env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+        sh(f"{a.hints} -q image --graph {w}/{graph} --store-layers {w}/{layers} --store-root {root} "
+           f"--compression {compression} --out oci:{out}", env=env)
+
+    cores = os.cpu_count()
+    rows = [
+        ("sha256sum of the files (SHA-256 bound, 1 core)", best(a.repeat, lambda: sh(f"cd {root} && find {rel} -type f | sort | xargs cat | sha256sum"))),
+        ("tar --sort=name | sha256sum", best(a.repeat, lambda: sh(f"cd {root} && tar --sort=name -cf - {rel} | sha256sum"))),
+        ("tar --sort=name > file; sha256sum file (two passes)", best(a.repeat, lambda: sh(f"cd {root} && tar --sort=name -cf {w}/two-pass.tar {rel} && sha256sum {w}/two-pass.tar"))),
+        ("hints image, plain tar, 1 thread", best(a.repeat, lambda: image(f"{w}/oci", 1))),
+        (f"hints image, plain tar, {cores} threads", best(a.repeat, lambda: image(f"{w}/oci", cores))),
+    ]
+    image(f"{w}/oci-rebuild", cores)
+    full = rows[-1][1]
+    rebuild = best(a.repeat, lambda: image(f"{w}/oci-rebuild", cores, "graph2.json", "layers2.json", fresh=False))
+    gz = best(1, lambda: image(f"{w}/oci-gz", cores, compression="gzip"))
+    zs = best(1, lambda: image(f"{w}/oci-zstd", cores, compression="zstd"))
+    print(f"{total / 2**20:.0f} MiB in 99 store paths, from the page cache; best of {a.repeat}")
+    print(f"{'':<52} {'seconds':>8} {'GiB/s':>7}")
+    for name, s in rows:
+        print(f"{name:<52} {s:>8.3f} {gib / s:>7.2f}")
+    print(f"{f'hints image, gzip, {cores} threads':<52} {gz:>8.3f} {gib / gz:>7.2f}")
+    print(f"{f'hints image, zstd, {cores} threads':<52} {zs:>8.3f} {gib / zs:>7.2f}")
+    print(f"rebuild with 1 of 99 layers changed: {rebuild:.3f} s = {rebuild / full:.1%} of a full build ({full:.3f} s)")
+    one = rows[3][1]
+    print(f"hints image 1 thread vs the SHA-256 bound: {rows[0][1] / one:.2f}x; vs tar | sha256sum: {rows[1][1] / one:.2f}x; vs two passes: {rows[2][1] / one:.2f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
