@@ -1,5 +1,5 @@
 # The `hints` binary, built from this repository with nixpkgs' Rust tooling.
-{ lib, rustPlatform }:
+{ lib, rustPlatform, pkg-config, openssl, zlib }:
 rustPlatform.buildRustPackage {
   pname = "hints";
   version = "0.1.0";
@@ -9,6 +9,9 @@ rustPlatform.buildRustPackage {
   };
   cargoLock.lockFile = ../Cargo.lock;
   cargoBuildFlags = [ "--bin" "hints" ];
+  # `ocidir` hashes with OpenSSL; gzip goes through zlib.
+  nativeBuildInputs = [ pkg-config ];
+  buildInputs = [ openssl zlib ];
   # The test suite needs a Nix store and ../shared; it runs in this repository's CI instead.
   doCheck = false;
   meta = {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hints_analyzer::formats::{Format, InputError};
 use hints_analyzer::history::History;
-use hints_analyzer::image::{self, Compression, ImageError, ImageLayer, RuntimeConfig, WriteOptions};
+use hints_analyzer::image::{self, Compression, Description, ImageError, LayerPlan, RuntimeConfig, WriteOptions, Written};
 use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::replay::{replay, Metrics, Replayed};
 use hints_analyzer::scan::{self, Dataset, ScanError};
@@ -66,7 +66,7 @@ enum Command {
     /// Split one closure into layers; prints store_layers JSON.
     Layer(LayerArgs),
     /// Write a reproducible OCI image of one closure, laid out by a strategy or a layers file.
-    Image(ImageArgs),
+    Image(ImageCmd),
     /// Learn groups from the history and write the hint file.
     Emit(EmitArgs),
     /// Replay revisions under every strategy and compare bytes.
@@ -171,10 +171,46 @@ enum CompressionArg {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct ImageCmd {
+    #[command(subcommand)]
+    copy: Option<ImageSub>,
+    #[command(flatten)]
+    args: ImageArgs,
+}
+
+#[derive(Subcommand)]
+enum ImageSub {
+    /// Materialise a description (`hints image --describe`, or `imageFromHints` in nix/lib.nix)
+    /// into an OCI directory, reading the layers from the store and checking every digest.
+    Copy {
+        /// The description JSON.
+        description: PathBuf,
+        /// `oci:DIR`, or `oci:DIR:TAG` (tag `latest` by default).
+        #[arg(long, value_name = "oci:DIR[:TAG]")]
+        out: String,
+        /// Read `/nix/store` under this directory instead of `/`.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        store_root: PathBuf,
+        /// Print what was written as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
 struct ImageArgs {
     /// The closure graph (any scan format; `-` for standard input).
-    #[arg(long)]
-    graph: String,
+    #[arg(long, required_unless_present = "nix_build")]
+    graph: Option<String>,
+    /// Run as a Nix builder (`imageFromHints` in nix/lib.nix): read the graph and the runtime
+    /// settings (`imageConfig`) from $NIX_ATTRS_JSON_FILE and write the description to `out`.
+    #[arg(long, conflicts_with_all = ["graph", "out", "describe", "config"])]
+    nix_build: bool,
+    /// Write the image's description (layers' digests, config; no layer bytes) to FILE instead
+    /// of an OCI directory; `hints image copy` materialises it.
+    #[arg(long, value_name = "FILE", conflicts_with = "out")]
+    describe: Option<PathBuf>,
     /// Force the graph's format.
     #[arg(long, value_enum)]
     input_format: Option<Format>,
@@ -193,8 +229,8 @@ struct ImageArgs {
     #[arg(long, default_value_t = 1)]
     reserve: usize,
     /// Where to write: `oci:DIR`, or `oci:DIR:TAG` (tag `latest` by default).
-    #[arg(long, value_name = "oci:DIR[:TAG]")]
-    out: String,
+    #[arg(long, value_name = "oci:DIR[:TAG]", required_unless_present_any = ["describe", "nix_build"])]
+    out: Option<String>,
     /// Layer blob compression (deterministic at a fixed level).
     #[arg(long, value_enum, default_value = "gzip")]
     compression: CompressionArg,
@@ -342,7 +378,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         c.is::<InputError>()
             || c.is::<FormatError>()
             || c.is::<BadInput>()
-            || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_)))
+            || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_) | ImageError::Mismatch { .. }))
             || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. }))
             || matches!(
                 c.downcast_ref::<StoreError>(),
@@ -622,11 +658,8 @@ fn cmd_ls(db: &DbArg, json: bool) -> Result<ExitCode> {
 
 fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
     let (graph, output) = if a.nix_build {
-        let attrs = std::env::var("NIX_ATTRS_JSON_FILE").map_err(|_| BadInput("--nix-build: NIX_ATTRS_JSON_FILE is not set (not in a __structuredAttrs build)".into()))?;
-        let text = scan::read_text(&attrs)?;
-        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{attrs}: invalid JSON"))?;
-        let out = v["outputs"]["out"].as_str().ok_or_else(|| BadInput(format!("{attrs}: no outputs.out")))?.to_string();
-        (attrs, Some(PathBuf::from(out)))
+        let (attrs, _, out) = nix_build_attrs()?;
+        (attrs, Some(out))
     } else {
         (a.graph.clone().expect("clap requires --graph"), None)
     };
@@ -678,31 +711,40 @@ fn chosen_strategy(strategy: Option<StrategyArg>, hints: Option<&HintFile>) -> R
     })
 }
 
-fn cmd_image(a: ImageArgs) -> Result<ExitCode> {
-    let Some(target) = a.out.strip_prefix("oci:") else {
-        bail!(BadInput(format!("--out {}: expected oci:DIR or oci:DIR:TAG", a.out)));
-    };
-    let (dir, tag) = match target.rsplit_once(':') {
-        Some((dir, tag)) if !tag.contains('/') => (dir, tag),
-        _ => (target, "latest"),
-    };
-    let text = scan::read_text(&a.graph)?;
-    let read = scan::read_closure(&[(a.graph.clone(), text)], a.input_format)?;
-    if !read.complete {
-        bail!(BadInput(format!("{}: the graph has no sizes or references; an image needs the full closure graph", a.graph)));
+fn cmd_image(cmd: ImageCmd) -> Result<ExitCode> {
+    if let Some(ImageSub::Copy { description, out, store_root, json }) = cmd.copy {
+        let name = description.display().to_string();
+        let desc: Description = serde_json::from_str(&scan::read_text(&name)?).map_err(|e| BadInput(format!("{name}: not an image description: {e}")))?;
+        let (dir, tag) = oci_target(&out)?;
+        let written = image::copy(&desc, Path::new(dir), tag, &store_root)?;
+        return print_written(&written, dir, json);
     }
-    let layers = match &a.store_layers {
+    let a = cmd.args;
+    let (graph, nix) = match a.nix_build {
+        true => {
+            let (attrs_file, attrs, out) = nix_build_attrs()?;
+            (attrs_file, Some((attrs, out)))
+        }
+        false => (a.graph.clone().expect("clap requires --graph"), None),
+    };
+    let text = scan::read_text(&graph)?;
+    let read = scan::read_closure(&[(graph.clone(), text)], a.input_format)?;
+    if !read.complete {
+        bail!(BadInput(format!("{graph}: the graph has no sizes or references; an image needs the full closure graph")));
+    }
+    let plans = match &a.store_layers {
         Some(file) => {
             let name = file.display().to_string();
-            ImageLayer::from_store_layers(&name, &scan::read_text(&name)?, &read.closure)?
+            LayerPlan::from_store_layers(&name, &scan::read_text(&name)?, &read.closure, a.top_layer.as_deref())?
         }
         None => {
             let hints = a.hints.as_deref().map(load_hints).transpose()?;
             let budget = Budget::new(a.max_layers, a.reserve).map_err(|e| BadInput(e.to_string()))?;
-            ImageLayer::from_layers(&layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref())?)?)
+            let layers = layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref())?)?;
+            LayerPlan::from_layers(&layers, a.top_layer.as_deref())
         }
     };
-    let runtime = runtime_config(&a)?;
+    let runtime = runtime_config(&a, nix.as_ref().and_then(|(attrs, _)| attrs.get("imageConfig")))?;
     let opts = WriteOptions {
         compression: match a.compression {
             CompressionArg::None => Compression::None,
@@ -711,28 +753,59 @@ fn cmd_image(a: ImageArgs) -> Result<ExitCode> {
         },
         epoch: image::source_date_epoch()?,
         store_root: a.store_root.clone(),
-        tag: tag.to_string(),
-        top_layer: a.top_layer.clone(),
     };
-    let written = image::write_oci(Path::new(dir), &read.closure, &layers, &runtime, &opts)?;
-    if a.json {
-        outln!("{}", serde_json::to_string_pretty(&written)?)?;
+    let describe_to = nix.map(|(_, out)| out).or(a.describe.clone());
+    if let Some(file) = describe_to {
+        let desc = image::describe(&read.closure, &plans, &runtime, &opts)?;
+        write_atomic(&file, &(serde_json::to_string_pretty(&desc)? + "\n"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (dir, tag) = oci_target(a.out.as_deref().expect("clap requires --out"))?;
+    let written = image::write_oci(Path::new(dir), tag, &read.closure, &plans, &runtime, &opts)?;
+    print_written(&written, dir, a.json)
+}
+
+/// `oci:DIR` or `oci:DIR:TAG` as (DIR, TAG), the tag `latest` by default.
+fn oci_target(out: &str) -> Result<(&str, &str)> {
+    let Some(target) = out.strip_prefix("oci:") else {
+        bail!(BadInput(format!("--out {out}: expected oci:DIR or oci:DIR:TAG")));
+    };
+    Ok(match target.rsplit_once(':') {
+        Some((dir, tag)) if !tag.contains('/') => (dir, tag),
+        _ => (target, "latest"),
+    })
+}
+
+fn print_written(w: &Written, dir: &str, json: bool) -> Result<ExitCode> {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(w)?)?;
     } else {
-        let reused = written.layers.iter().filter(|l| l.reused).count();
-        let bytes: u64 = written.layers.iter().map(|l| l.blob.size).sum();
-        outln!("oci:{dir}:{tag} {} ({} layers, {} as blobs; {reused} reused from the layer cache)", written.manifest_digest, written.layers.len(), human(bytes))?;
+        let reused = w.layers.iter().filter(|l| l.reused).count();
+        let bytes: u64 = w.layers.iter().map(|l| l.blob.size).sum();
+        outln!("oci:{dir}:{} {} ({} layers, {} as blobs; {reused} already in the directory)", w.tag, w.manifest_digest, w.layers.len(), human(bytes))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The runtime settings: `--config`'s file, then the flags over it.
-fn runtime_config(a: &ImageArgs) -> Result<RuntimeConfig> {
-    let mut c: RuntimeConfig = match &a.config {
-        Some(f) => {
+/// In a `__structuredAttrs` Nix build: the attrs file's name, its JSON, and the output path.
+fn nix_build_attrs() -> Result<(String, serde_json::Value, PathBuf)> {
+    let attrs = std::env::var("NIX_ATTRS_JSON_FILE").map_err(|_| BadInput("--nix-build: NIX_ATTRS_JSON_FILE is not set (not in a __structuredAttrs build)".into()))?;
+    let text = scan::read_text(&attrs)?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{attrs}: invalid JSON"))?;
+    let out = v["outputs"]["out"].as_str().ok_or_else(|| BadInput(format!("{attrs}: no outputs.out")))?.to_string();
+    Ok((attrs, v, PathBuf::from(out)))
+}
+
+/// The runtime settings: `--config`'s file (or a Nix build's `imageConfig`), then the flags
+/// over it.
+fn runtime_config(a: &ImageArgs, from_nix: Option<&serde_json::Value>) -> Result<RuntimeConfig> {
+    let mut c: RuntimeConfig = match (&a.config, from_nix) {
+        (Some(f), _) => {
             let name = f.display().to_string();
             serde_json::from_str(&scan::read_text(&name)?).map_err(|e| BadInput(format!("{name}: {e}")))?
         }
-        None => RuntimeConfig::default(),
+        (None, Some(v)) => serde_json::from_value(v.clone()).map_err(|e| BadInput(format!("imageConfig: {e}")))?,
+        (None, None) => RuntimeConfig::default(),
     };
     let pair = |flag: &str, kv: &str| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| BadInput(format!("--{flag} {kv}: expected KEY=VALUE")));
     for e in &a.env {

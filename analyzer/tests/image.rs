@@ -267,3 +267,44 @@ fn bad_input_exits_2_and_names_the_problem() {
     assert_eq!(code, Some(2));
     assert!(err.contains("pipe") && err.contains("FIFO"), "{err}");
 }
+
+#[test]
+fn a_description_copies_to_the_image_written_directly_and_a_changed_store_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let mut s = two_images(t);
+    let (ga, la) = image_graph(t, &mut s, APP_A, "a");
+    let root = t.join("root");
+    std::fs::create_dir_all(t.join("top/etc")).unwrap();
+    std::fs::write(t.join("top/etc/motd"), "hi\n").unwrap();
+    let top = t.join("top");
+    for compression in ["none", "gzip", "zstd"] {
+        let extra = ["--compression", compression, "--cmd", "/bin/app", "--top-layer", top.to_str().unwrap()];
+        let direct = write(t, &ga, &la, &format!("oci:{}/direct-{compression}", t.display()), &extra, &[]);
+        let desc = t.join(format!("desc-{compression}.json"));
+        let mut args = vec!["image", "--graph", ga.to_str().unwrap(), "--store-layers", la.to_str().unwrap(), "--store-root", root.to_str().unwrap(), "--describe", desc.to_str().unwrap()];
+        args.extend_from_slice(&extra);
+        ok(hints(&args, &[]));
+        let copy = |out: &str| -> Value {
+            serde_json::from_str(&ok(hints(&["image", "copy", desc.to_str().unwrap(), "--store-root", root.to_str().unwrap(), "--out", out, "--json"], &[]))).unwrap()
+        };
+        let copied = copy(&format!("oci:{}/copied-{compression}", t.display()));
+        assert_eq!(copied["manifest_digest"], direct["manifest_digest"], "{compression}: the description materialises to the same image");
+        let again = copy(&format!("oci:{}/copied-{compression}", t.display()));
+        assert!(again["layers"].as_array().unwrap().iter().all(|l| l["reused"] == true), "a second copy writes no layer");
+    }
+    // The store changed under the description: the copy stops, naming the layer.
+    let desc = t.join("desc-gzip.json");
+    std::fs::write(root.join("nix/store").join(APP_A).join("bin/app"), "changed").unwrap();
+    let o = hints(&["image", "copy", desc.to_str().unwrap(), "--store-root", root.to_str().unwrap(), "--out", &format!("oci:{}/changed", t.display())], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("layer 2 of") && err.contains("the store paths changed"), "{err}");
+    assert!(!t.join("changed/index.json").exists(), "no manifest for a mismatched layer");
+    // A description naming something other than a store path is refused before reading it.
+    let text = std::fs::read_to_string(&desc).unwrap().replace(&format!("/nix/store/{APP_A}"), "/etc/passwd");
+    std::fs::write(&desc, text).unwrap();
+    let o = hints(&["image", "copy", desc.to_str().unwrap(), "--out", &format!("oci:{}/evil", t.display())], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`/etc/passwd` is not a store path"));
+}

@@ -8,7 +8,10 @@
 //! their digests), so the served blobs are decompressed to compare tar bytes with eval's NAR
 //! bytes; the compressed bytes served are printed beside them.
 //! Also: reproducible digests, one digest for a layer two images share, `umoci unpack` holding
-//! exactly the closure, and a binary from it running in a chroot. Never skipped under CI.
+//! exactly the closure, a binary from it running in a chroot, and `imageFromHints`
+//! (nix/lib.nix) building a description inside Nix (`nix-build --check` included) that
+//! `hints image copy` materialises into the image `hints image` writes directly. Never skipped
+//! under CI.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -203,4 +206,45 @@ fn the_registry_serves_exactly_the_layers_eval_predicts() {
     assert_eq!(store, closure);
     let said = ok(Command::new("chroot").arg(bundle.join("rootfs")).arg(format!("{bb_store}/bin/busybox")).args(["echo", "hello from the image"]));
     assert_eq!(said.trim(), "hello from the image");
+
+    // Inside Nix: the description, rebuilt identically, then copied out of the store.
+    std::fs::create_dir_all(t.join("tool/bin")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_hints"), t.join("tool/bin/hints")).unwrap();
+    let expr = format!(
+        r#"let
+          lib = import {lib};
+          toy = import {toy} {{ busybox = {bb}; revision = 4; }};
+        in lib.imageFromHints {{
+          name = "py-app-image";
+          roots = [ toy.py-app (builtins.storePath "{bb_store}") ];
+          hints = builtins.path {{ path = {hints}; name = "layer-hints.yaml"; }};
+          config = {{ Cmd = [ "{bb_store}/bin/busybox" "echo" "hi" ]; Env = [ "LANG=C.UTF-8" ]; }};
+          maxLayers = 20;
+          hintsTool = builtins.path {{ path = {tool}; name = "hints-tool"; }};
+        }}"#,
+        lib = repo().join("nix/lib.nix").display(),
+        toy = toy.display(),
+        bb = t.join("bb").display(),
+        hints = hint_file.display(),
+        tool = t.join("tool").display(),
+    );
+    std::fs::write(t.join("image.nix"), expr).unwrap();
+    let description = ok(Command::new("nix-build").arg(t.join("image.nix")).arg("--no-out-link")).trim().to_string();
+    ok(Command::new("nix-build").arg(t.join("image.nix")).args(["--no-out-link", "--check"]));
+    let from_nix = t.join("oci-from-nix");
+    ok(hints().args(["image", "copy", &description, "--out", &format!("oci:{}:py-r4", from_nix.display())]));
+    let direct = t.join("oci-direct");
+    let mut cmd = hints();
+    cmd.args(["image", "--graph"]).arg(graph).arg("--hints").arg(&hint_file);
+    cmd.args(["--max-layers", "20", "--cmd", &format!("{bb_store}/bin/busybox"), "--cmd", "echo", "--cmd", "hi", "--env", "LANG=C.UTF-8"]);
+    ok(cmd.args(["--out", &format!("oci:{}:py-r4", direct.display())]));
+    let index_digest = |d: &Path| -> Value { serde_json::from_str::<Value>(&std::fs::read_to_string(d.join("index.json")).unwrap()).unwrap()["manifests"][0]["digest"].clone() };
+    let config = |d: &Path| -> Value {
+        let m = manifest(d, "py-r4");
+        let digest = m["config"]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+        serde_json::from_slice(&std::fs::read(d.join("blobs/sha256").join(digest)).unwrap()).unwrap()
+    };
+    assert_eq!(config(&from_nix), config(&direct), "the same config");
+    assert_eq!(layer_digests(&manifest(&from_nix, "py-r4")), layer_digests(&manifest(&direct, "py-r4")), "the same layers");
+    assert_eq!(index_digest(&from_nix), index_digest(&direct), "the image from Nix's description is the image hints writes directly");
 }

@@ -49,9 +49,15 @@ fn entry_path(oci: &Path, key: &str) -> PathBuf {
 pub fn lookup(oci: &Path, key: &str) -> Option<CachedLayer> {
     let text = fs::read_to_string(entry_path(oci, key)).ok()?;
     let entry: CachedLayer = serde_json::from_str(&text).ok()?;
-    let hex = entry.digest.strip_prefix("sha256:")?;
-    let blob = fs::metadata(oci.join("blobs/sha256").join(hex)).ok()?;
-    (blob.len() == entry.size).then_some(entry)
+    has_blob(oci, &entry).then_some(entry)
+}
+
+/// Whether the OCI directory `oci` holds the layer's blob, with its size.
+pub fn has_blob(oci: &Path, layer: &CachedLayer) -> bool {
+    let Some(hex) = layer.digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())) else {
+        return false;
+    };
+    fs::metadata(oci.join("blobs/sha256").join(hex)).is_ok_and(|m| m.len() == layer.size)
 }
 
 pub fn store(oci: &Path, key: &str, entry: &CachedLayer) -> Result<(), ImageError> {

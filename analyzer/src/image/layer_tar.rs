@@ -19,7 +19,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use hints_format::StorePath;
 use tar::{Builder, EntryType, Header};
 
 use super::ImageError;
@@ -35,18 +34,18 @@ enum Modes {
     Kept,
 }
 
-/// Writes the layer holding `paths` (read under `store_root`, `/` for the real store) to `w`.
-pub(super) fn write_store_layer<W: Write>(w: W, paths: &[StorePath], store_root: &Path, epoch: u64) -> Result<W, ImageError> {
+/// Writes the layer holding `paths` (absolute store paths, read under `store_root`, `/` for
+/// the real store) to `w`.
+pub(super) fn write_store_layer<W: Write>(w: W, paths: &[String], store_root: &Path, epoch: u64) -> Result<W, ImageError> {
     let mut b = Builder::new(w);
     for dir in ["nix/", "nix/store/"] {
         append_dir(&mut b, Path::new(dir), 0o555, epoch)?;
     }
-    let mut sorted: Vec<&StorePath> = paths.iter().collect();
-    sorted.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut sorted: Vec<&String> = paths.iter().collect();
+    sorted.sort();
     for p in sorted {
-        let source = store_root.join(p.as_str().trim_start_matches('/'));
-        let name = PathBuf::from(p.as_str().trim_start_matches('/'));
-        append_tree(&mut b, &source, &name, Modes::Store, epoch)?;
+        let relative = p.trim_start_matches('/');
+        append_tree(&mut b, &store_root.join(relative), Path::new(relative), Modes::Store, epoch)?;
     }
     b.into_inner().map_err(|e| ImageError::io("finishing a layer", e))
 }
