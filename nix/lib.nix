@@ -19,6 +19,22 @@
 # `hints image copy result --out oci:DIR:TAG` materialises the image from the store, checking
 # every digest, and `skopeo copy oci:DIR:TAG docker://…` pushes it. `topLayer` is a store path
 # whose contents become the top layer (the image's customisation; permissions kept).
+let
+  # A derivation whose builder is `hints ARGS… --nix-build`, with the closure graph of `roots`
+  # exported to it as `graph` and the attributes in `extra` passed as structured attributes.
+  hintsBuild = { name, roots, hintsTool, system, args, extra ? { } }:
+    builtins.derivation ({
+      inherit name system;
+      __structuredAttrs = true;
+      exportReferencesGraph.graph = roots;
+      builder = "${hintsTool}/bin/hints";
+      args = args;
+    } // extra);
+
+  layoutArgs = { hints, strategy, maxLayers, reserve }:
+    [ "--nix-build" "--hints" "${hints}" "--strategy" strategy
+      "--max-layers" (toString maxLayers) "--reserve" (toString reserve) ];
+in
 {
   layersFromHints =
     { name
@@ -30,13 +46,9 @@
     , strategy ? "hints"
     , system ? builtins.currentSystem
     }:
-    builtins.derivation {
-      inherit name system;
-      __structuredAttrs = true;
-      exportReferencesGraph.graph = roots;
-      builder = "${hintsTool}/bin/hints";
-      args = [ "layer" "--nix-build" "--hints" "${hints}" "--strategy" strategy
-               "--max-layers" (toString maxLayers) "--reserve" (toString reserve) ];
+    hintsBuild {
+      inherit name roots hintsTool system;
+      args = [ "layer" ] ++ layoutArgs { inherit hints strategy maxLayers reserve; };
     };
 
   imageFromHints =
@@ -52,15 +64,11 @@
     , strategy ? "hints"
     , system ? builtins.currentSystem
     }:
-    builtins.derivation {
-      inherit name system;
-      __structuredAttrs = true;
-      exportReferencesGraph.graph = roots;
-      imageConfig = config;
-      builder = "${hintsTool}/bin/hints";
-      args = [ "image" "--nix-build" "--hints" "${hints}" "--strategy" strategy
-               "--max-layers" (toString maxLayers) "--reserve" (toString reserve)
-               "--compression" compression ]
+    hintsBuild {
+      inherit name roots hintsTool system;
+      args = [ "image" ] ++ layoutArgs { inherit hints strategy maxLayers reserve; }
+        ++ [ "--compression" compression ]
         ++ (if topLayer == null then [ ] else [ "--top-layer" "${topLayer}" ]);
+      extra.imageConfig = config;
     };
 }

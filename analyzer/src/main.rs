@@ -66,7 +66,7 @@ enum Command {
     /// Split one closure into layers; prints store_layers JSON.
     Layer(LayerArgs),
     /// Write a reproducible OCI image of one closure, laid out by a strategy or a layers file.
-    Image(ImageCmd),
+    Image(Box<ImageCmd>),
     /// Learn groups from the history and write the hint file.
     Emit(EmitArgs),
     /// Replay revisions under every strategy and compare bytes.
@@ -403,7 +403,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Scan(a) => cmd_scan(a, quiet),
         Command::Ls { db, json } => cmd_ls(&db, json),
         Command::Layer(a) => cmd_layer(a),
-        Command::Image(a) => cmd_image(a),
+        Command::Image(a) => cmd_image(*a),
         Command::Emit(a) => cmd_emit(a, quiet),
         Command::Eval(a) => cmd_eval(a),
         Command::Explain(a) => cmd_explain(a),

@@ -3,19 +3,13 @@
 //! emit hints from revisions 1..3, build revision 4's layers inside Nix with `layersFromHints`
 //! (nix/lib.nix), and check them against `hints layer` run outside Nix. Never skipped under CI.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(o.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
+use common::{ok, repo, Toy};
 
 fn hints(_db: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hints"));
@@ -32,20 +26,8 @@ fn layers_from_hints_inside_nix_match_hints_layer_outside() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    // A busybox-only builder, and the hints binary cargo built, as store paths.
-    std::fs::create_dir_all(t.join("bb/bin")).unwrap();
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox-static");
-    std::fs::copy(busybox, t.join("bb/bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", t.join("bb/bin/sh")).unwrap();
-    std::fs::create_dir_all(t.join("tool/bin")).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_hints"), t.join("tool/bin/hints")).unwrap();
-
-    let toy = repo().join("nix/tests/toy.nix");
-    let build = |revision: usize, attr: &str| -> String {
-        ok(Command::new("nix-build").arg(&toy).args(["--arg", "busybox"]).arg(t.join("bb")).args(["--arg", "revision", &revision.to_string(), "-A", attr, "--no-out-link"]))
-            .trim()
-            .to_string()
-    };
+    let toy = Toy::new(t);
+    let build = |revision: usize, attr: &str| toy.build(revision, attr);
 
     // 1-2. Four revisions of three images, each scanned from the live store.
     let db = t.join("h.db");
@@ -81,9 +63,9 @@ fn layers_from_hints_inside_nix_match_hints_layer_outside() {
           inherit hintsTool;
         }}"#,
         lib = repo().join("nix/lib.nix").display(),
-        toy = toy.display(),
-        bb = t.join("bb").display(),
-        tool = t.join("tool").display(),
+        toy = Toy::expr().display(),
+        bb = toy.busybox().display(),
+        tool = toy.tool().display(),
         hints = hint_file.display(),
     );
     std::fs::write(t.join("layers.nix"), expr).unwrap();

@@ -13,22 +13,15 @@
 //! `hints image copy` materialises into the image `hints image` writes directly. Never skipped
 //! under CI.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use common::{ok, repo, Toy};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(o.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn hints() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hints"));
@@ -114,12 +107,8 @@ fn the_registry_serves_exactly_the_layers_eval_predicts() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    std::fs::create_dir_all(t.join("bb/bin")).unwrap();
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox-static");
-    std::fs::copy(busybox, t.join("bb/bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", t.join("bb/bin/sh")).unwrap();
-    let toy = repo().join("nix/tests/toy.nix");
-    let bb_store = ok(Command::new("nix-store").arg("--add").arg(t.join("bb"))).trim().to_string();
+    let toy = Toy::new(t);
+    let bb_store = ok(Command::new("nix-store").arg("--add").arg(toy.busybox())).trim().to_string();
 
     // Four revisions of three images; each graph also holds busybox, so the image can run it.
     let db = t.join("h.db");
@@ -127,9 +116,7 @@ fn the_registry_serves_exactly_the_layers_eval_predicts() {
     let mut graphs = BTreeMap::new();
     for r in 1..=4 {
         for (image, attr) in images {
-            let out = ok(Command::new("nix-build").arg(&toy).args(["--arg", "busybox"]).arg(t.join("bb")).args(["--arg", "revision", &r.to_string(), "-A", attr, "--no-out-link"]))
-                .trim()
-                .to_string();
+            let out = toy.build(r, attr);
             let graph = t.join(format!("{image}-r{r}.json"));
             std::fs::write(&graph, ok(Command::new("nix").args(["path-info", "--json", "--recursive", &out, &bb_store]))).unwrap();
             ok(hints().args(["scan", "--db"]).arg(&db).args(["--rev", &format!("r{r}"), "--time", &format!("2025-03-0{r}T00:00:00Z"), "--image", image]).arg(&graph));
@@ -208,8 +195,6 @@ fn the_registry_serves_exactly_the_layers_eval_predicts() {
     assert_eq!(said.trim(), "hello from the image");
 
     // Inside Nix: the description, rebuilt identically, then copied out of the store.
-    std::fs::create_dir_all(t.join("tool/bin")).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_hints"), t.join("tool/bin/hints")).unwrap();
     let expr = format!(
         r#"let
           lib = import {lib};
@@ -223,10 +208,10 @@ fn the_registry_serves_exactly_the_layers_eval_predicts() {
           hintsTool = builtins.path {{ path = {tool}; name = "hints-tool"; }};
         }}"#,
         lib = repo().join("nix/lib.nix").display(),
-        toy = toy.display(),
-        bb = t.join("bb").display(),
+        toy = Toy::expr().display(),
+        bb = toy.busybox().display(),
         hints = hint_file.display(),
-        tool = t.join("tool").display(),
+        tool = toy.tool().display(),
     );
     std::fs::write(t.join("image.nix"), expr).unwrap();
     let description = ok(Command::new("nix-build").arg(t.join("image.nix")).arg("--no-out-link")).trim().to_string();
