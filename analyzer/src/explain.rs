@@ -44,17 +44,18 @@ pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, que
                 .iter()
                 .enumerate()
                 .filter_map(|(k, [x, y])| {
-                    let other = if *x == grp.id { y } else if *y == grp.id { x } else { return None };
+                    let other = if *x == grp.id {
+                        y
+                    } else if *y == grp.id {
+                        x
+                    } else {
+                        return None;
+                    };
                     Some(format!("`{other}` (entry {})", k + 1))
                 })
                 .collect();
             if !plan.is_empty() {
-                let _ = writeln!(
-                    o,
-                    "  in an image over budget, joined with: {} of {} plan entries, applied in order until it fits",
-                    plan.join(", "),
-                    hints.merges.len()
-                );
+                let _ = writeln!(o, "  in an image over budget, joined with: {} of {} plan entries, applied in order until it fits", plan.join(", "), hints.merges.len());
             }
         }
         (None, None) => {
@@ -63,8 +64,7 @@ pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, que
     }
     let sizes: Vec<String> = stats.size_over_time[n].iter().map(|s| s.to_string()).collect();
     let _ = writeln!(o, "  size over revisions {first}..{last}: {}", sizes.join(" "));
-    let changes: Vec<String> =
-        (0..stats.transitions).filter(|&t| stats.changed[t].get(n)).map(|t| format!("{}->{}", first + t, first + t + 1)).collect();
+    let changes: Vec<String> = (0..stats.transitions).filter(|&t| stats.changed[t].get(n)).map(|t| format!("{}->{}", first + t, first + t + 1)).collect();
     let bumps = (0..stats.transitions).filter(|&t| stats.bumped[t].get(n)).count();
     let _ = writeln!(
         o,
@@ -81,15 +81,8 @@ pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, que
         .take(20)
         .collect();
     let _ = writeln!(o, "  always changed together with: {}", if together.is_empty() { "-".to_string() } else { together.join(", ") });
-    let cobump: Vec<&str> = (0..stats.labels.len())
-        .filter(|&m| m != n && stats.source[m] == stats.source[n])
-        .map(|m| stats.labels[m].as_str())
-        .collect();
-    let _ = writeln!(
-        o,
-        "  bumps together with (one source: same bump transitions and version): {}",
-        if cobump.is_empty() { "-".to_string() } else { cobump.join(", ") }
-    );
+    let cobump: Vec<&str> = (0..stats.labels.len()).filter(|&m| m != n && stats.source[m] == stats.source[n]).map(|m| stats.labels[m].as_str()).collect();
+    let _ = writeln!(o, "  bumps together with (one source: same bump transitions and version): {}", if cobump.is_empty() { "-".to_string() } else { cobump.join(", ") });
     let imgs: Vec<&str> = stats.images[n].ones().map(|i| stats.image_names[i].as_str()).collect();
     let _ = writeln!(o, "  in images: {}", imgs.join(", "));
     Ok(o)

@@ -76,9 +76,7 @@ pub fn parse(file: &str, text: &str, forced: Option<Format>) -> Result<Parsed, I
             }
         }
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        err(format!("line {}, column {}", e.line(), e.column()), format!("invalid JSON: {}", strip_position(&e.to_string())))
-    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| err(format!("line {}, column {}", e.line(), e.column()), format!("invalid JSON: {}", strip_position(&e.to_string()))))?;
     let format = match forced {
         Some(f) => f,
         None => detect(&value),
@@ -162,18 +160,11 @@ fn graph_array(v: &Value) -> Result<(String, &Vec<Value>), String> {
     match v {
         Value::Array(a) => Ok((String::new(), a)),
         Value::Object(m) => {
-            let candidates: Vec<(&String, &Vec<Value>)> = m
-                .iter()
-                .filter_map(|(k, v)| v.as_array().map(|a| (k, a)))
-                .filter(|(_, a)| a.first().is_some_and(|x| x.get("path").is_some()))
-                .collect();
+            let candidates: Vec<(&String, &Vec<Value>)> = m.iter().filter_map(|(k, v)| v.as_array().map(|a| (k, a))).filter(|(_, a)| a.first().is_some_and(|x| x.get("path").is_some())).collect();
             match candidates.as_slice() {
                 [(k, a)] => Ok(((*k).clone(), a)),
                 [] => Err("expected an array of {path, narSize, references} records, or an object with one key holding such an array".into()),
-                many => Err(format!(
-                    "several keys hold closure graphs ({}); pass one graph per file",
-                    many.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
-                )),
+                many => Err(format!("several keys hold closure graphs ({}); pass one graph per file", many.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "))),
             }
         }
         _ => Err("expected a JSON array or object".into()),
@@ -206,10 +197,7 @@ fn u64_field(obj: &Map<String, Value>, key: &str, at: &str, required: bool) -> R
     match obj.get(key) {
         None | Some(Value::Null) if !required => Ok(None),
         None => Err((at.to_string(), format!("missing field `{key}` (expected a non-negative integer)"))),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| (format!("{at}.{key}"), format!("expected a non-negative integer, found {}", kind(v)))),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| (format!("{at}.{key}"), format!("expected a non-negative integer, found {}", kind(v)))),
     }
 }
 
@@ -243,13 +231,7 @@ fn record(obj: &Map<String, Value>, path: StorePath, at: &str, store_dir: Option
         Some(Value::String(s)) => Some(s.clone()),
         Some(v) => return Err((format!("{at}.narHash"), format!("expected a string, found {}", kind(v)))),
     };
-    Ok(PathInfo {
-        path,
-        nar_size: u64_field(obj, "narSize", at, true)?.unwrap_or_default(),
-        nar_hash,
-        closure_size: u64_field(obj, "closureSize", at, false)?,
-        references: refs,
-    })
+    Ok(PathInfo { path, nar_size: u64_field(obj, "narSize", at, true)?.unwrap_or_default(), nar_hash, closure_size: u64_field(obj, "closureSize", at, false)?, references: refs })
 }
 
 fn graph_records(arr: &[Value], key: &str, store_dir: Option<&str>) -> Result<Vec<PathInfo>, Loc> {
@@ -274,14 +256,8 @@ fn path_info(v: &Value) -> Result<Vec<PathInfo>, Loc> {
             if version != Some(2) {
                 return Err(("version".into(), format!("expected path-info JSON format version 2, found {:?}", m.get("version"))));
             }
-            let dir = m
-                .get("storeDir")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ("storeDir".to_string(), "missing or not a string".to_string()))?;
-            let info = m
-                .get("info")
-                .and_then(Value::as_object)
-                .ok_or_else(|| ("info".to_string(), "expected an object keyed by store path base name".to_string()))?;
+            let dir = m.get("storeDir").and_then(Value::as_str).ok_or_else(|| ("storeDir".to_string(), "missing or not a string".to_string()))?;
+            let info = m.get("info").and_then(Value::as_object).ok_or_else(|| ("info".to_string(), "expected an object keyed by store path base name".to_string()))?;
             keyed(info, Some(dir), "info")
         }
         Value::Object(m) => keyed(m, None, ""),
@@ -334,9 +310,7 @@ fn parse_text(text: &str) -> Result<Parsed, (usize, String)> {
         // The count is the input's word, not a size to allocate (found by fuzzing).
         let mut references = Vec::with_capacity(count.min(1024));
         for k in 0..count {
-            let (rn, r) = lines
-                .next()
-                .ok_or((cn + k + 1, format!("unexpected end of file: expected reference {} of {count}", k + 1)))?;
+            let (rn, r) = lines.next().ok_or((cn + k + 1, format!("unexpected end of file: expected reference {} of {count}", k + 1)))?;
             references.push(path_at(rn, r)?);
         }
         infos.push(PathInfo { path, nar_size: 0, nar_hash: None, closure_size: None, references });

@@ -64,11 +64,7 @@ impl History {
                 Ok(refs)
             })
             .collect::<Result<_, _>>()?;
-        let stored: Vec<((usize, usize), StoredSnapshot)> = store
-            .memberships()?
-            .into_iter()
-            .filter_map(|((img, rev), s)| Some(((*img_pos.get(&img)?, *rev_pos.get(&rev)?), s)))
-            .collect();
+        let stored: Vec<((usize, usize), StoredSnapshot)> = store.memberships()?.into_iter().filter_map(|((img, rev), s)| Some(((*img_pos.get(&img)?, *rev_pos.get(&rev)?), s))).collect();
         let dense_paths = Dense { paths: &paths, sizes: &sizes, refs: &refs };
         // Each thread marks a snapshot's members in its own array, stamped with the snapshot's
         // position, so checking that references stay inside is one lookup each.
@@ -79,22 +75,15 @@ impl History {
                 || vec![usize::MAX; paths.len()],
                 |inside, (k, ((i, r), s))| {
                     let at = || format!("snapshot of {} at {}", images[*i].1, revs[*r].1.label);
-                    let mut m: Vec<u32> = s.members.iter().map(|id| dense.get(id).copied().ok_or_else(|| damaged(format!("{} holds path id {id}, which is missing", at())))).collect::<Result<_, _>>()?;
+                    let mut m: Vec<u32> =
+                        s.members.iter().map(|id| dense.get(id).copied().ok_or_else(|| damaged(format!("{} holds path id {id}, which is missing", at())))).collect::<Result<_, _>>()?;
                     m.sort_unstable();
                     dense_paths.check(&m, s, k, inside).map_err(|what| damaged(format!("{}: {what}", at())))?;
                     Ok(((*i, *r), m))
                 },
             )
             .collect::<Result<_, StoreError>>()?;
-        Ok(History {
-            images: images.into_iter().map(|(_, n)| n).collect(),
-            revisions: revs.into_iter().map(|(_, r)| r).collect(),
-            sizes,
-            refs,
-            paths,
-            snapshots,
-            summary: store.summary_hash()?,
-        })
+        Ok(History { images: images.into_iter().map(|(_, n)| n).collect(), revisions: revs.into_iter().map(|(_, r)| r).collect(), sizes, refs, paths, snapshots, summary: store.summary_hash()? })
     }
 
     /// The closure of one snapshot.
@@ -119,9 +108,7 @@ impl History {
             return Ok(k);
         }
         if name.len() >= 4 {
-            let hits: Vec<usize> = (0..self.revisions.len())
-                .filter(|&k| self.revisions[k].commit.as_deref().is_some_and(|c| c.starts_with(name)))
-                .collect();
+            let hits: Vec<usize> = (0..self.revisions.len()).filter(|&k| self.revisions[k].commit.as_deref().is_some_and(|c| c.starts_with(name))).collect();
             if hits.len() == 1 {
                 return Ok(hits[0]);
             }

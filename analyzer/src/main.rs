@@ -362,9 +362,7 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(code) => code,
-        Err(e) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => {
-            ExitCode::SUCCESS
-        }
+        Err(e) if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(exit_code(&e))
@@ -380,10 +378,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             || c.is::<BadInput>()
             || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_) | ImageError::Mismatch { .. }))
             || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. }))
-            || matches!(
-                c.downcast_ref::<StoreError>(),
-                Some(StoreError::Conflict { .. } | StoreError::UnknownRevision(_) | StoreError::Missing(_) | StoreError::NotHints { .. })
-            )
+            || matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Conflict { .. } | StoreError::UnknownRevision(_) | StoreError::Missing(_) | StoreError::NotHints { .. }))
     });
     if bad_input {
         2
@@ -465,9 +460,7 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
         Ok(match (git, &a.rev) {
             (Some(g), None) => Revision { time: time.unwrap_or(g.time.clone()), ..g },
             (g, Some(label)) => {
-                let time = time.or(g.as_ref().map(|g| g.time.clone())).ok_or_else(|| {
-                    BadInput("--time is required with --rev outside a git repository".into())
-                })?;
+                let time = time.or(g.as_ref().map(|g| g.time.clone())).ok_or_else(|| BadInput("--time is required with --rev outside a git repository".into()))?;
                 let commit = g.as_ref().and_then(|g| g.commit.clone()).filter(|c| c == label);
                 Revision { label: label.clone(), commit, time, branch: g.as_ref().and_then(|g| g.branch.clone()), dirty: g.is_some_and(|g| g.dirty) }
             }
@@ -636,11 +629,7 @@ fn cmd_ls(db: &DbArg, json: bool) -> Result<ExitCode> {
     let store = Store::open_existing(&db.path()?)?;
     let rows = store.snapshot_rows()?;
     if json {
-        let revisions: Vec<_> = store
-            .revisions()?
-            .into_iter()
-            .map(|(_, r)| serde_json::json!({"label": r.label, "commit": r.commit, "time": r.time, "branch": r.branch, "dirty": r.dirty}))
-            .collect();
+        let revisions: Vec<_> = store.revisions()?.into_iter().map(|(_, r)| serde_json::json!({"label": r.label, "commit": r.commit, "time": r.time, "branch": r.branch, "dirty": r.dirty})).collect();
         let images: Vec<String> = store.images()?.into_iter().map(|(_, n)| n).collect();
         outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"images": images, "revisions": revisions, "snapshots": rows}))?)?;
         return Ok(ExitCode::SUCCESS);
@@ -868,14 +857,7 @@ fn cmd_validate(file: &Path) -> Result<ExitCode> {
     )?;
     let lf = &f.learned_from;
     if lf.revisions.count > 0 {
-        outln!(
-            "learned from {} images, {} revisions ({} .. {}), database {}",
-            lf.images.len(),
-            lf.revisions.count,
-            lf.revisions.first,
-            lf.revisions.last,
-            lf.db_summary
-        )?;
+        outln!("learned from {} images, {} revisions ({} .. {}), database {}", lf.images.len(), lf.revisions.count, lf.revisions.first, lf.revisions.last, lf.db_summary)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -894,10 +876,13 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
     let emitted = mine::emit(&history, &opts, previous.as_ref()).map_err(|e| BadInput(e.to_string()))?;
     write_atomic(&a.out, &emitted.file.to_canonical_string())?;
     if a.json {
-        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({
-            "out": a.out, "groups": emitted.file.groups.len(), "range": [first, last],
-            "backtest": emitted.backtest, "hysteresis": emitted.hysteresis,
-        }))?)?;
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "out": a.out, "groups": emitted.file.groups.len(), "range": [first, last],
+                "backtest": emitted.backtest, "hysteresis": emitted.hysteresis,
+            }))?
+        )?;
     } else if !quiet {
         outln!("{}", emitted.report)?;
         outln!("wrote {} ({} groups)", a.out.display(), emitted.file.groups.len())?;
@@ -913,11 +898,7 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
     let lf = &hints.learned_from.revisions;
     match (history.revision(&lf.first), history.revision(&lf.last)) {
         (Ok(lo), Ok(hi)) if hi > first && lo <= last => {
-            let msg = format!(
-                "{} was learned from revisions {lo}..{hi}, which overlap the replayed updates {}..{last}: that is testing on the training data",
-                a.hints.display(),
-                first + 1
-            );
+            let msg = format!("{} was learned from revisions {lo}..{hi}, which overlap the replayed updates {}..{last}: that is testing on the training data", a.hints.display(), first + 1);
             if !a.allow_overlap {
                 bail!(BadInput(format!("{msg} (pass --allow-overlap to replay anyway)")));
             }
@@ -930,10 +911,13 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
     let strategies = [Replayed::Single, Replayed::Popularity, Replayed::SizeFirst, Replayed::Hints(&hints), Replayed::Floor];
     let results: Vec<Metrics> = strategies.iter().map(|&s| replay(&history, first, last, budget, s)).collect::<Result<_, _>>()?;
     if a.json {
-        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({
-            "range": [history.revisions[first].label, history.revisions[last].label],
-            "max_layers": a.max_layers, "images": history.images, "results": results
-        }))?)?;
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "range": [history.revisions[first].label, history.revisions[last].label],
+                "max_layers": a.max_layers, "images": history.images, "results": results
+            }))?
+        )?;
     } else {
         print!("{}", eval_table(&history, first, last, a.max_layers, &results));
     }
@@ -945,11 +929,7 @@ fn eval_table(history: &History, first: usize, last: usize, max_layers: usize, r
     let (floor, single) = (get("floor"), get("single"));
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
-    let mut s = format!(
-        "replayed revisions {first}..{last} ({} updates per image), {} images, max layers {max_layers}\n",
-        last - first,
-        history.images.len()
-    );
+    let mut s = format!("replayed revisions {first}..{last} ({} updates per image), {} images, max layers {max_layers}\n", last - first, history.images.len());
     s += &format!(
         "{:<11} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>11} {:>8} {:>10}\n",
         "strategy", "update GiB", "x floor", "% single", "fleet GiB", "x floor", "% single", "storage GiB", "x floor", "pulls/upd"

@@ -61,10 +61,7 @@ type LayerSet = Vec<(Vec<u32>, u64)>;
 
 /// The layers of every snapshot in `first..=last` under one strategy, as sorted member lists.
 fn layers_of(history: &History, first: usize, last: usize, budget: Budget, s: Replayed<'_>) -> Result<HashMap<(usize, usize), LayerSet>, LayerError> {
-    let keys: Vec<(usize, usize)> = (0..history.images.len())
-        .flat_map(|i| (first..=last).map(move |r| (i, r)))
-        .filter(|k| history.snapshots.contains_key(k))
-        .collect();
+    let keys: Vec<(usize, usize)> = (0..history.images.len()).flat_map(|i| (first..=last).map(move |r| (i, r))).filter(|k| history.snapshots.contains_key(k)).collect();
     keys.par_iter()
         .map(|&(i, r)| {
             let members = &history.snapshots[&(i, r)];

@@ -44,9 +44,7 @@ pub fn max_input_bytes() -> u64 {
     if let Some(v) = std::env::var("HINTS_MAX_INPUT_BYTES").ok().and_then(|v| v.parse().ok()) {
         return v;
     }
-    let available_kb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<u64>().ok());
+    let available_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<u64>().ok());
     available_kb.map_or(4 << 30, |kb| kb * 1024 / 4)
 }
 
@@ -108,10 +106,8 @@ pub fn read_text(path: &str) -> Result<String, ScanError> {
 /// Runs the real `nix path-info --json --recursive` on an installable.
 pub fn nix_path_info(installable: &str) -> Result<String, ScanError> {
     let err = |message: String| ScanError::Nix { installable: installable.to_string(), message };
-    let out = Command::new("nix")
-        .args(["--extra-experimental-features", "nix-command", "path-info", "--json", "--recursive", installable])
-        .output()
-        .map_err(|e| err(format!("cannot run nix: {e}")))?;
+    let out =
+        Command::new("nix").args(["--extra-experimental-features", "nix-command", "path-info", "--json", "--recursive", installable]).output().map_err(|e| err(format!("cannot run nix: {e}")))?;
     if !out.status.success() {
         return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
     }
@@ -125,9 +121,7 @@ fn rfc3339(seconds: i64, offset_minutes: i32) -> String {
 
 /// Checks and normalises an RFC 3339 time given on the command line.
 pub fn parse_time(s: &str) -> Result<String, ScanError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc).to_rfc3339())
-        .map_err(|e| ScanError::Usage(format!("--time {s:?}: expected an RFC 3339 time such as 2025-01-06T00:00:00Z ({e})")))
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc).to_rfc3339()).map_err(|e| ScanError::Usage(format!("--time {s:?}: expected an RFC 3339 time such as 2025-01-06T00:00:00Z ({e})")))
 }
 
 /// The revision of the git work tree containing `dir`, if any.
@@ -148,13 +142,7 @@ pub fn git_revision(dir: &Path) -> Result<Option<Revision>, ScanError> {
     opts.include_untracked(false).include_ignored(false);
     let dirty = !repo.statuses(Some(&mut opts))?.is_empty();
     let id = commit.id().to_string();
-    Ok(Some(Revision {
-        label: id.clone(),
-        commit: Some(id),
-        time: rfc3339(commit.time().seconds(), commit.time().offset_minutes()),
-        branch,
-        dirty,
-    }))
+    Ok(Some(Revision { label: id.clone(), commit: Some(id), time: rfc3339(commit.time().seconds(), commit.time().offset_minutes()), branch, dirty }))
 }
 
 /// One commit's matching files.
@@ -186,20 +174,13 @@ pub fn git_history(dir: &Path, pathspec: &str, range: Option<&str>) -> Result<Ve
             let rel = String::from_utf8_lossy(entry).to_string();
             let object = tree.get_path(Path::new(&rel))?.to_object(&repo)?;
             let Some(blob) = object.as_blob() else { continue };
-            let text = String::from_utf8(blob.content().to_vec())
-                .map_err(|e| ScanError::Usage(format!("{rel} at {}: not UTF-8 ({e})", commit.id())))?;
+            let text = String::from_utf8(blob.content().to_vec()).map_err(|e| ScanError::Usage(format!("{rel} at {}: not UTF-8 ({e})", commit.id())))?;
             let image = Path::new(&rel).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or(rel.clone());
             files.push((image, rel, text));
         }
         let id = commit.id().to_string();
         steps.push(HistoryStep {
-            revision: Revision {
-                label: id.clone(),
-                commit: Some(id),
-                time: rfc3339(commit.time().seconds(), commit.time().offset_minutes()),
-                branch: None,
-                dirty: false,
-            },
+            revision: Revision { label: id.clone(), commit: Some(id), time: rfc3339(commit.time().seconds(), commit.time().offset_minutes()), branch: None, dirty: false },
             files,
         });
     }
@@ -218,22 +199,15 @@ impl Dataset {
         let file = dir.join("manifest.json");
         let name = file.display().to_string();
         let text = std::fs::read_to_string(&file).map_err(|source| ScanError::Io { file: name.clone(), source })?;
-        let bad = |location: &str, message: &str| {
-            ScanError::Input(InputError { file: name.clone(), location: location.into(), message: message.into() })
-        };
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            bad(&format!("line {}, column {}", e.line(), e.column()), &format!("invalid JSON: {e}"))
-        })?;
+        let bad = |location: &str, message: &str| ScanError::Input(InputError { file: name.clone(), location: location.into(), message: message.into() });
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&format!("line {}, column {}", e.line(), e.column()), &format!("invalid JSON: {e}")))?;
         let mut revisions = vec![];
         for (k, r) in v["revisions"].as_array().ok_or_else(|| bad("revisions", "expected an array"))?.iter().enumerate() {
             let at = format!("revisions[{k}]");
             let s = |f: &str| r[f].as_str().map(str::to_string).ok_or_else(|| bad(&format!("{at}.{f}"), "expected a string"));
             let index = r["index"].as_u64().ok_or_else(|| bad(&format!("{at}.index"), "expected an integer"))? as usize;
             let commit = s("commit")?;
-            revisions.push((
-                index,
-                Revision { label: commit.clone(), commit: Some(commit), time: parse_time(&s("time")?)?, branch: None, dirty: false },
-            ));
+            revisions.push((index, Revision { label: commit.clone(), commit: Some(commit), time: parse_time(&s("time")?)?, branch: None, dirty: false }));
         }
         let images = v["images"]
             .as_array()

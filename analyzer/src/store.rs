@@ -27,8 +27,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use hints_format::store_path::nixbase32_decode;
-use layering_core::{Closure, PathInfo};
 use hints_format::StorePath;
+use layering_core::{Closure, PathInfo};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
@@ -36,7 +36,8 @@ use sha2::{Digest, Sha256};
 pub const SCHEMA_VERSION: i64 = 2;
 
 /// Forward migrations: `MIGRATIONS[k]` brings a database from version `k` to `k + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE store_dirs (id INTEGER PRIMARY KEY, dir TEXT NOT NULL UNIQUE);
 CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE paths (
@@ -71,11 +72,13 @@ CREATE TABLE snapshots (
     members BLOB NOT NULL,
     UNIQUE (image_id, revision_id)
 );
-"#, r#"
+"#,
+    r#"
 ALTER TABLE images ADD COLUMN row_check BLOB;
 ALTER TABLE revisions ADD COLUMN row_check BLOB;
 ALTER TABLE snapshots ADD COLUMN row_check BLOB;
-"#];
+"#,
+];
 
 /// The schema version that added `row_check` to images, revisions and snapshots.
 const ROW_CHECKS: i64 = 2;
@@ -176,10 +179,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self> {
         let file = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlite {
-                file: file.clone(),
-                source: rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()),
-            })?;
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlite { file: file.clone(), source: rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()) })?;
         }
         let sq = |source| StoreError::Sqlite { file: file.clone(), source };
         let conn = Connection::open(path).map_err(sq)?;
@@ -298,9 +298,7 @@ impl Store {
         let mut new_names: Vec<(bool, String, i64)> = vec![];
 
         let image_id = upsert_id(&tx, "images", "name", image).map_err(sq)?;
-        tx.prepare_cached("UPDATE images SET row_check = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![image_id, &image_check(image_id, image)[..]]))
-            .map_err(sq)?;
+        tx.prepare_cached("UPDATE images SET row_check = ?2 WHERE id = ?1").and_then(|mut s| s.execute(params![image_id, &image_check(image_id, image)[..]])).map_err(sq)?;
         let revision_id = upsert_revision(&tx, revision).map_err(sq)?;
         let existing: Option<Vec<u8>> = tx
             .prepare_cached("SELECT digest FROM snapshots WHERE image_id = ?1 AND revision_id = ?2")
@@ -336,11 +334,7 @@ impl Store {
             match found {
                 Some(k) if k.complete && complete => {
                     if k.nar_size != info.nar_size || k.refs_digest != refs_digest {
-                        let what = if k.nar_size != info.nar_size {
-                            format!("narSize {} (this input says {})", k.nar_size, info.nar_size)
-                        } else {
-                            "different references".to_string()
-                        };
+                        let what = if k.nar_size != info.nar_size { format!("narSize {} (this input says {})", k.nar_size, info.nar_size) } else { "different references".to_string() };
                         return Err(StoreError::Conflict { path: info.path.to_string(), what });
                     }
                     ids[i] = k.id;
@@ -413,18 +407,9 @@ impl Store {
 
     /// Revisions in history order (time, then first recorded).
     pub fn revisions(&self) -> Result<Vec<(i64, Revision)>> {
-        let mut s = self
-            .conn
-            .prepare("SELECT id, label, commit_id, time, branch, dirty, row_check FROM revisions ORDER BY time, id")
-            .map_err(self.sq())?;
+        let mut s = self.conn.prepare("SELECT id, label, commit_id, time, branch, dirty, row_check FROM revisions ORDER BY time, id").map_err(self.sq())?;
         let rows = s
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    Revision { label: r.get(1)?, commit: r.get(2)?, time: r.get(3)?, branch: r.get(4)?, dirty: r.get(5)? },
-                    r.get::<_, Option<Vec<u8>>>(6)?,
-                ))
-            })
+            .query_map([], |r| Ok((r.get(0)?, Revision { label: r.get(1)?, commit: r.get(2)?, time: r.get(3)?, branch: r.get(4)?, dirty: r.get(5)? }, r.get::<_, Option<Vec<u8>>>(6)?)))
             .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
             .map_err(self.sq())?;
         rows.into_iter()
@@ -439,19 +424,15 @@ impl Store {
     pub fn revision(&self, label: &str) -> Result<Option<Revision>> {
         self.conn
             .prepare_cached("SELECT label, commit_id, time, branch, dirty FROM revisions WHERE label = ?1")
-            .and_then(|mut s| {
-                s.query_row([label], |r| Ok(Revision { label: r.get(0)?, commit: r.get(1)?, time: r.get(2)?, branch: r.get(3)?, dirty: r.get(4)? })).optional()
-            })
+            .and_then(|mut s| s.query_row([label], |r| Ok(Revision { label: r.get(0)?, commit: r.get(1)?, time: r.get(2)?, branch: r.get(3)?, dirty: r.get(4)? })).optional())
             .map_err(self.sq())
     }
 
     /// Images by name.
     pub fn images(&self) -> Result<Vec<(i64, String)>> {
         let mut s = self.conn.prepare("SELECT id, name, row_check FROM images ORDER BY name").map_err(self.sq())?;
-        let rows = s
-            .query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(1)?, r.get::<_, Option<Vec<u8>>>(2)?)))
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(self.sq())?;
+        let rows =
+            s.query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))).and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>()).map_err(self.sq())?;
         rows.into_iter()
             .map(|(id, name, check)| match check.as_deref() == Some(&image_check(id, &name)[..]) {
                 true => Ok((id, name)),
@@ -471,16 +452,7 @@ impl Store {
             )
             .map_err(self.sq())?;
         let rows = s
-            .query_map([], |r| {
-                Ok(SnapshotRow {
-                    image: r.get(0)?,
-                    revision: r.get(1)?,
-                    time: r.get(2)?,
-                    paths: r.get::<_, i64>(3)? as u64,
-                    bytes: r.get::<_, i64>(4)? as u64,
-                    complete: r.get(5)?,
-                })
-            })
+            .query_map([], |r| Ok(SnapshotRow { image: r.get(0)?, revision: r.get(1)?, time: r.get(2)?, paths: r.get::<_, i64>(3)? as u64, bytes: r.get::<_, i64>(4)? as u64, complete: r.get(5)? }))
             .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
             .map_err(self.sq())?;
         Ok(rows)
@@ -491,10 +463,8 @@ impl Store {
     pub fn memberships(&self) -> Result<HashMap<(i64, i64), StoredSnapshot>> {
         let mut s = self.conn.prepare("SELECT image_id, revision_id, members, digest, total_size, row_check FROM snapshots").map_err(self.sq())?;
         type Row = ((i64, i64), Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
-        let rows: Vec<Row> = s
-            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(self.sq())?;
+        let rows: Vec<Row> =
+            s.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))).and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>()).map_err(self.sq())?;
         rows.into_iter()
             .map(|(key, members, digest, total_size, check)| {
                 let bad = |what: &str| self.damaged(format!("snapshot (image id {}, revision id {}): {what}", key.0, key.1));
@@ -612,16 +582,21 @@ fn upsert_revision(tx: &rusqlite::Transaction<'_>, r: &Revision) -> rusqlite::Re
     if let Some(id) = known {
         return Ok(id);
     }
-    tx.prepare_cached("INSERT INTO revisions (label, commit_id, time, branch, dirty) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![r.label, r.commit, r.time, r.branch, r.dirty])?;
+    tx.prepare_cached("INSERT INTO revisions (label, commit_id, time, branch, dirty) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![r.label, r.commit, r.time, r.branch, r.dirty])?;
     let id = tx.last_insert_rowid();
     update_revision(tx, id, r)?;
     Ok(id)
 }
 
 fn update_revision(tx: &rusqlite::Transaction<'_>, id: i64, r: &Revision) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE revisions SET commit_id = ?2, time = ?3, branch = ?4, dirty = ?5, row_check = ?6 WHERE id = ?1")?
-        .execute(params![id, r.commit, r.time, r.branch, r.dirty, &revision_check(id, r)[..]])?;
+    tx.prepare_cached("UPDATE revisions SET commit_id = ?2, time = ?3, branch = ?4, dirty = ?5, row_check = ?6 WHERE id = ?1")?.execute(params![
+        id,
+        r.commit,
+        r.time,
+        r.branch,
+        r.dirty,
+        &revision_check(id, r)[..]
+    ])?;
     Ok(())
 }
 
@@ -689,10 +664,8 @@ fn lookup(tx: &rusqlite::Transaction<'_>, hash: &[u8; 20]) -> rusqlite::Result<O
 
 /// The recorded path of a path id, for messages.
 fn path_of(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<String> {
-    tx.prepare_cached(
-        "SELECT d.dir, p.hash, n.name FROM paths p JOIN names n ON n.id = p.name_id JOIN store_dirs d ON d.id = p.dir_id WHERE p.id = ?1",
-    )?
-    .query_row([id], |r| Ok(format!("{}/{}-{}", r.get::<_, String>(0)?, hints_format::store_path::nixbase32_encode(&r.get::<_, Vec<u8>>(1)?), r.get::<_, String>(2)?)))
+    tx.prepare_cached("SELECT d.dir, p.hash, n.name FROM paths p JOIN names n ON n.id = p.name_id JOIN store_dirs d ON d.id = p.dir_id WHERE p.id = ?1")?
+        .query_row([id], |r| Ok(format!("{}/{}-{}", r.get::<_, String>(0)?, hints_format::store_path::nixbase32_encode(&r.get::<_, Vec<u8>>(1)?), r.get::<_, String>(2)?)))
 }
 
 /// A store directory the database holds paths of, other than `dir`.
@@ -701,39 +674,24 @@ fn other_store_dir(tx: &rusqlite::Transaction<'_>, dir: &str) -> rusqlite::Resul
 }
 
 #[allow(clippy::too_many_arguments)]
-fn insert_path(
-    tx: &rusqlite::Transaction<'_>,
-    hash: &[u8; 20],
-    dir_id: i64,
-    name_id: i64,
-    info: &PathInfo,
-    ref_ids: &[i64],
-    refs_digest: &[u8; 8],
-    complete: bool,
-) -> rusqlite::Result<i64> {
+fn insert_path(tx: &rusqlite::Transaction<'_>, hash: &[u8; 20], dir_id: i64, name_id: i64, info: &PathInfo, ref_ids: &[i64], refs_digest: &[u8; 8], complete: bool) -> rusqlite::Result<i64> {
     tx.prepare_cached(
         "INSERT INTO paths (hash, dir_id, name_id, nar_size, nar_hash, closure_size, refs, refs_digest, complete)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![
-        &hash[..],
-        dir_id,
-        name_id,
-        info.nar_size as i64,
-        info.nar_hash,
-        info.closure_size.map(|c| c as i64),
-        encode_ids(ref_ids),
-        &refs_digest[..],
-        complete
-    ])?;
+    .execute(params![&hash[..], dir_id, name_id, info.nar_size as i64, info.nar_hash, info.closure_size.map(|c| c as i64), encode_ids(ref_ids), &refs_digest[..], complete])?;
     Ok(tx.last_insert_rowid())
 }
 
 fn update_path(tx: &rusqlite::Transaction<'_>, id: i64, info: &PathInfo, ref_ids: &[i64], refs_digest: &[u8; 8]) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "UPDATE paths SET nar_size = ?2, nar_hash = ?3, closure_size = ?4, refs = ?5, refs_digest = ?6, complete = 1 WHERE id = ?1",
-    )?
-    .execute(params![id, info.nar_size as i64, info.nar_hash, info.closure_size.map(|c| c as i64), encode_ids(ref_ids), &refs_digest[..]])?;
+    tx.prepare_cached("UPDATE paths SET nar_size = ?2, nar_hash = ?3, closure_size = ?4, refs = ?5, refs_digest = ?6, complete = 1 WHERE id = ?1")?.execute(params![
+        id,
+        info.nar_size as i64,
+        info.nar_hash,
+        info.closure_size.map(|c| c as i64),
+        encode_ids(ref_ids),
+        &refs_digest[..]
+    ])?;
     Ok(())
 }
 

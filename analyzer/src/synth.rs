@@ -205,8 +205,7 @@ impl Synth {
             let time = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::TimeDelta::days(20089 + r as i64);
             revs.push(serde_json::json!({"index": r, "label": format!("r{r}"), "commit": commit, "time": time.to_rfc3339()}));
         }
-        let images: Vec<serde_json::Value> =
-            (0..self.shape.images).map(|i| serde_json::json!({"name": format!("{prefix}{}", self.image_name(i))})).collect();
+        let images: Vec<serde_json::Value> = (0..self.shape.images).map(|i| serde_json::json!({"name": format!("{prefix}{}", self.image_name(i))})).collect();
         std::fs::write(dir.join("manifest.json"), serde_json::to_string_pretty(&serde_json::json!({"revisions": revs, "images": images}))?)
     }
 }

@@ -145,10 +145,21 @@ fn the_tar_has_fixed_order_owner_modes_and_times_and_no_hard_links() {
     }
     let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
     let store = format!("nix/store/{LIBC}");
-    let expected: Vec<String> = ["nix", "nix/store", &store, &format!("{store}/a"), &format!("{store}/a-link"), &format!("{store}/b"), &format!("{store}/lib"), &format!("{store}/lib/libc.so"), &format!("{store}/libc"), &format!("{store}/share")]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let expected: Vec<String> = [
+        "nix",
+        "nix/store",
+        &store,
+        &format!("{store}/a"),
+        &format!("{store}/a-link"),
+        &format!("{store}/b"),
+        &format!("{store}/lib"),
+        &format!("{store}/lib/libc.so"),
+        &format!("{store}/libc"),
+        &format!("{store}/share"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     assert_eq!(&names[..expected.len()], expected.iter().map(String::as_str).collect::<Vec<_>>().as_slice(), "nix/ and nix/store/ first, then sorted");
     let by_name: BTreeMap<&str, &(String, tar::EntryType, u32, String)> = entries.iter().map(|e| (e.0.as_str(), e)).collect();
     assert_eq!(by_name[format!("{store}/lib").as_str()].2, 0o555);
@@ -285,9 +296,7 @@ fn a_description_copies_to_the_image_written_directly_and_a_changed_store_is_ref
         let mut args = vec!["image", "--graph", ga.to_str().unwrap(), "--store-layers", la.to_str().unwrap(), "--store-root", root.to_str().unwrap(), "--describe", desc.to_str().unwrap()];
         args.extend_from_slice(&extra);
         ok(hints(&args, &[]));
-        let copy = |out: &str| -> Value {
-            serde_json::from_str(&ok(hints(&["image", "copy", desc.to_str().unwrap(), "--store-root", root.to_str().unwrap(), "--out", out, "--json"], &[]))).unwrap()
-        };
+        let copy = |out: &str| -> Value { serde_json::from_str(&ok(hints(&["image", "copy", desc.to_str().unwrap(), "--store-root", root.to_str().unwrap(), "--out", out, "--json"], &[]))).unwrap() };
         let copied = copy(&format!("oci:{}/copied-{compression}", t.display()));
         assert_eq!(copied["manifest_digest"], direct["manifest_digest"], "{compression}: the description materialises to the same image");
         let again = copy(&format!("oci:{}/copied-{compression}", t.display()));

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use hints_analyzer::history::History;
 use hints_analyzer::explain::explain;
+use hints_analyzer::history::History;
 use hints_analyzer::mine::backtest::trusted;
 use hints_analyzer::mine::{emit, EmitOptions, Emitted};
 use hints_analyzer::replay::{replay, Replayed};
@@ -50,13 +50,7 @@ fn world(pkgs: &[Pkg], revisions: usize, image_order: &[&str]) -> (tempfile::Tem
             let infos: Vec<PathInfo> = pkgs
                 .iter()
                 .filter(|p| p.images.contains(image))
-                .map(|p| PathInfo {
-                    path: paths[p.name].clone(),
-                    nar_size: p.size,
-                    nar_hash: None,
-                    closure_size: None,
-                    references: p.deps.iter().map(|d| paths[d].clone()).collect(),
-                })
+                .map(|p| PathInfo { path: paths[p.name].clone(), nar_size: p.size, nar_hash: None, closure_size: None, references: p.deps.iter().map(|d| paths[d].clone()).collect() })
                 .collect();
             store.ingest(image, &rev, &Closure::new(infos).unwrap(), true).unwrap();
         }
@@ -185,12 +179,7 @@ fn names_that_change_together_share_a_layer_and_a_large_stable_path_stays_alone(
 
 #[test]
 fn a_small_volatile_leaf_stays_out_of_big_stable_layers() {
-    let pkgs = [
-        pkg("bigdata", 80_000_000, ONE, &[]),
-        pkg("bigfont", 60_000_000, ONE, &[]),
-        pkg("config", 10_000, ONE, &[1, 2, 3, 4, 5, 6]),
-        pkg("helper", 1_000_000, ONE, &[3]),
-    ];
+    let pkgs = [pkg("bigdata", 80_000_000, ONE, &[]), pkg("bigfont", 60_000_000, ONE, &[]), pkg("config", 10_000, ONE, &[1, 2, 3, 4, 5, 6]), pkg("helper", 1_000_000, ONE, &[3])];
     let (_t, h) = world(&pkgs, 7, ONE);
     let f = learn(&h, 4); // 3 store layers: 3 groups, then 2 when a new name needs a layer
     assert_eq!(f.groups.len(), 3);
@@ -407,10 +396,7 @@ fn a_one_transition_history_cannot_be_backtested_and_is_laid_out_as_size_first()
     assert!(e.report.contains("fewer than 2 transitions"), "{}", e.report);
     let c = h.closure(0, 1).unwrap();
     let budget = Budget::new(4, 1).unwrap();
-    assert_eq!(
-        layering_core::store_layers(&layer(&c, budget, Strategy::Hints(&e.file)).unwrap()),
-        layering_core::store_layers(&layer(&c, budget, Strategy::SizeFirst).unwrap())
-    );
+    assert_eq!(layering_core::store_layers(&layer(&c, budget, Strategy::Hints(&e.file)).unwrap()), layering_core::store_layers(&layer(&c, budget, Strategy::SizeFirst).unwrap()));
 }
 
 #[test]

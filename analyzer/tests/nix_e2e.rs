@@ -96,7 +96,8 @@ fn layers_from_hints_inside_nix_match_hints_layer_outside() {
     let table = ok(hints(&db).args(["eval", "--db"]).arg(&db).arg("--hints").arg(&hint_file).args(["--range", "r3..r4", "--max-layers", "20"]));
     println!("{table}");
     let row = |name: &str| -> u64 {
-        let v: serde_json::Value = serde_json::from_str(&ok(hints(&db).args(["eval", "--json", "--db"]).arg(&db).arg("--hints").arg(&hint_file).args(["--range", "r3..r4", "--max-layers", "20"]))).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(hints(&db).args(["eval", "--json", "--db"]).arg(&db).arg("--hints").arg(&hint_file).args(["--range", "r3..r4", "--max-layers", "20"]))).unwrap();
         v["results"].as_array().unwrap().iter().find(|m| m["strategy"] == name).unwrap()["update_bytes"].as_u64().unwrap()
     };
     let (hinted, size_first, floor) = (row("hints"), row("size-first"), row("floor"));

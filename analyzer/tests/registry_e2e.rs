@@ -45,11 +45,8 @@ impl Registry {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = dir.join("registry.yml");
         let storage = dir.join("registry-data");
-        std::fs::write(
-            &config,
-            format!("version: 0.1\nlog:\n  level: info\n  formatter: json\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n", storage.display()),
-        )
-        .unwrap();
+        std::fs::write(&config, format!("version: 0.1\nlog:\n  level: info\n  formatter: json\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n", storage.display()))
+            .unwrap();
         let log = dir.join("registry.log");
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new("docker-registry").arg("serve").arg(&config).stdout(out.try_clone().unwrap()).stderr(out).spawn().unwrap();
@@ -125,7 +122,8 @@ fn the_registry_serves_exactly_the_layers_eval_predicts() {
     }
     let hint_file = t.join("layer-hints.yaml");
     ok(hints().args(["emit", "--db"]).arg(&db).args(["--range", "r1..r4", "--max-layers", "20", "--out"]).arg(&hint_file));
-    let predicted: Value = serde_json::from_str(&ok(hints().args(["eval", "--json", "--db"]).arg(&db).arg("--hints").arg(&hint_file).args(["--range", "r1..r4", "--max-layers", "20", "--allow-overlap"]))).unwrap();
+    let predicted: Value =
+        serde_json::from_str(&ok(hints().args(["eval", "--json", "--db"]).arg(&db).arg("--hints").arg(&hint_file).args(["--range", "r1..r4", "--max-layers", "20", "--allow-overlap"]))).unwrap();
 
     let registry = Registry::start(t);
     let reg = format!("127.0.0.1:{}", registry.port);
@@ -146,7 +144,9 @@ fn the_registry_serves_exactly_the_layers_eval_predicts() {
         let (mut layers, mut bytes, mut tar_bytes) = (0u64, 0u64, 0u64);
         for (image, _) in images {
             let client = t.join(format!("client-{strategy}-{image}"));
-            let pull = |r: usize| ok(Command::new("skopeo").args(["copy", "--quiet", "--src-tls-verify=false", &format!("docker://{reg}/{strategy}-{image}:r{r}"), &format!("oci:{}:{image}", client.display())]));
+            let pull = |r: usize| {
+                ok(Command::new("skopeo").args(["copy", "--quiet", "--src-tls-verify=false", &format!("docker://{reg}/{strategy}-{image}:r{r}"), &format!("oci:{}:{image}", client.display())]))
+            };
             pull(1);
             for r in 2..=4 {
                 let (_, mark) = registry.served(0);

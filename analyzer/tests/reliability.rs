@@ -28,13 +28,7 @@ fn closure(w: usize, r: usize) -> Closure {
         names
             .iter()
             .enumerate()
-            .map(|(k, n)| PathInfo {
-                path: path(n),
-                nar_size: 1000 * (k as u64 + 1),
-                nar_hash: None,
-                closure_size: None,
-                references: if k > 0 { vec![path(&names[k - 1])] } else { vec![] },
-            })
+            .map(|(k, n)| PathInfo { path: path(n), nar_size: 1000 * (k as u64 + 1), nar_hash: None, closure_size: None, references: if k > 0 { vec![path(&names[k - 1])] } else { vec![] } })
             .collect(),
     )
     .unwrap()

@@ -165,10 +165,7 @@ fn four_concurrent_scanners_all_succeed() {
             d
         })
         .collect();
-    let children: Vec<_> = dirs
-        .iter()
-        .map(|d| hints().args(["-q", "scan", "--db", db.to_str().unwrap(), "--dataset", d.to_str().unwrap()]).spawn().unwrap())
-        .collect();
+    let children: Vec<_> = dirs.iter().map(|d| hints().args(["-q", "scan", "--db", db.to_str().unwrap(), "--dataset", d.to_str().unwrap()]).spawn().unwrap()).collect();
     for c in children {
         let o = c.wait_with_output().unwrap();
         assert!(o.status.success());
@@ -186,11 +183,7 @@ fn kill_during_a_large_scan_loses_nothing_committed() {
     let ds = tmp.path().join("ds");
     let shape = Shape { packages: 4000, base: 300, images: 2, share: 0.5, bump: 0.01, seed: 3 };
     Synth::new(shape).write_dataset(&ds, 120, "").unwrap();
-    let mut child = hints()
-        .args(["scan", "--db", db.to_str().unwrap(), "--dataset", ds.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = hints().args(["scan", "--db", db.to_str().unwrap(), "--dataset", ds.to_str().unwrap()]).stdout(Stdio::piped()).spawn().unwrap();
     let mut committed = vec![];
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();

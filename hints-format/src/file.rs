@@ -227,14 +227,7 @@ impl HintFile {
         if let Some(v) = probe.get("version").and_then(|v| v.as_u64()) {
             if v > CURRENT_VERSION as u64 || v == 0 {
                 let (line, column) = locator.at(&[Seg::key("version")]);
-                return Err(FormatError {
-                    line,
-                    column,
-                    kind: ErrorKind::UnsupportedVersion,
-                    message: format!(
-                        "this file is version {v}; this hints understands up to {CURRENT_VERSION}"
-                    ),
-                });
+                return Err(FormatError { line, column, kind: ErrorKind::UnsupportedVersion, message: format!("this file is version {v}; this hints understands up to {CURRENT_VERSION}") });
             }
         }
         let file: HintFile = serde_yaml_ng::from_str(text).map_err(syntax_error)?;
@@ -246,20 +239,13 @@ impl HintFile {
     pub fn validate(&self) -> Result<(), UnlocatedError> {
         let err = |path: Vec<Seg>, kind, message: String| Err(UnlocatedError { path, kind, message });
         if self.version == 0 || self.version > CURRENT_VERSION {
-            return err(
-                vec![Seg::key("version")],
-                ErrorKind::UnsupportedVersion,
-                format!("this file is version {}; this hints understands up to {CURRENT_VERSION}", self.version),
-            );
+            return err(vec![Seg::key("version")], ErrorKind::UnsupportedVersion, format!("this file is version {}; this hints understands up to {CURRENT_VERSION}", self.version));
         }
         if self.budget.max_layers == 0 || self.budget.reserve >= self.budget.max_layers {
             return err(
                 vec![Seg::key("budget"), Seg::key("reserve")],
                 ErrorKind::InvalidBudget,
-                format!(
-                    "budget: reserve ({}) must be smaller than max_layers ({})",
-                    self.budget.reserve, self.budget.max_layers
-                ),
+                format!("budget: reserve ({}) must be smaller than max_layers ({})", self.budget.reserve, self.budget.max_layers),
             );
         }
         let mut ids: BTreeMap<&str, Vec<Seg>> = BTreeMap::new();
@@ -275,11 +261,7 @@ impl HintFile {
                 return err(at("id"), ErrorKind::DuplicateId, "id must not be empty".into());
             }
             if let Some(prev) = ids.insert(id, at("id")) {
-                return err(
-                    at("id"),
-                    ErrorKind::DuplicateId,
-                    format!("duplicate id `{id}` (first used at {})", describe(&prev)),
-                );
+                return err(at("id"), ErrorKind::DuplicateId, format!("duplicate id `{id}` (first used at {})", describe(&prev)));
             }
             if list.is_empty() {
                 return err(at("members"), ErrorKind::EmptyGroup, format!("`{id}` has no members"));
@@ -302,11 +284,7 @@ impl HintFile {
                 let class = rule.map(|r| if r.places() { PinRule::OwnLayer } else { r });
                 let slot = (class, pat.to_string());
                 if let Some(prev) = members.insert(slot, id.clone()) {
-                    return err(
-                        path,
-                        ErrorKind::DuplicateMember,
-                        format!("member `{pat}` appears twice: in `{prev}` and in `{id}`"),
-                    );
+                    return err(path, ErrorKind::DuplicateMember, format!("member `{pat}` appears twice: in `{prev}` and in `{id}`"));
                 }
             }
         }
@@ -323,11 +301,7 @@ impl HintFile {
         for (i, pair) in self.merges.iter().enumerate() {
             let at = |j: usize| vec![Seg::key("merges"), Seg::Index(i), Seg::Index(j)];
             if self.version < 2 {
-                return err(
-                    vec![Seg::key("merges")],
-                    ErrorKind::UnsupportedVersion,
-                    "`merges` needs version 2; this file says version 1".into(),
-                );
+                return err(vec![Seg::key("merges")], ErrorKind::UnsupportedVersion, "`merges` needs version 2; this file says version 1".into());
             }
             for (j, id) in pair.iter().enumerate() {
                 if !group_ids.contains_key(id.as_str()) {
@@ -350,13 +324,7 @@ impl HintFile {
         let lf = &self.learned_from;
         o.push_str("learned_from:\n");
         write_list(&mut o, "  ", "images", &lf.images, false);
-        let _ = writeln!(
-            o,
-            "  revisions:\n    first: {}\n    last: {}\n    count: {}",
-            scalar(&lf.revisions.first),
-            scalar(&lf.revisions.last),
-            lf.revisions.count
-        );
+        let _ = writeln!(o, "  revisions:\n    first: {}\n    last: {}\n    count: {}", scalar(&lf.revisions.first), scalar(&lf.revisions.last), lf.revisions.count);
         let _ = writeln!(o, "  db_summary: {}", scalar(&lf.db_summary));
         if let Some(h) = lf.path_hazard {
             let _ = writeln!(o, "  path_hazard: {}", fmt_f64(h));
@@ -371,13 +339,7 @@ impl HintFile {
             let _ = writeln!(o, "  - id: {}", scalar(&g.id));
             write_list(&mut o, "    ", "members", &g.members, true);
             let s = &g.stats;
-            let _ = writeln!(
-                o,
-                "    stats: {{size: {}, change_rate: {}, images: {}}}",
-                s.size,
-                fmt_f64(s.change_rate),
-                s.images
-            );
+            let _ = writeln!(o, "    stats: {{size: {}, change_rate: {}, images: {}}}", s.size, fmt_f64(s.change_rate), s.images);
         }
         if !self.merges.is_empty() {
             o.push_str("# Generated: where an image is over budget, merge these groups' layers, in order, until it fits.\nmerges:\n");
@@ -505,11 +467,7 @@ mod tests {
                 path_hazard: Some(0.0519),
             },
             groups: vec![
-                Group {
-                    id: "glibc".into(),
-                    members: vec!["gcc:lib".into(), "glibc".into()],
-                    stats: GroupStats { size: 1234, change_rate: 0.25, images: 2 },
-                },
+                Group { id: "glibc".into(), members: vec!["gcc:lib".into(), "glibc".into()], stats: GroupStats { size: 1234, change_rate: 0.25, images: 2 } },
                 Group { id: "7zip".into(), members: vec!["7zip".into(), "yes".into(), "p*".into()], stats: GroupStats::default() },
             ],
             merges: vec![["7zip".into(), "glibc".into()]],

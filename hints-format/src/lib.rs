@@ -14,10 +14,7 @@ pub mod matcher;
 pub mod pattern;
 pub mod store_path;
 
-pub use file::{
-    BudgetHeader, ErrorKind, FormatError, Group, GroupStats, HintFile, LearnedFrom, Pin, PinRule, RevisionRange,
-    CURRENT_VERSION,
-};
+pub use file::{BudgetHeader, ErrorKind, FormatError, Group, GroupStats, HintFile, LearnedFrom, Pin, PinRule, RevisionRange, CURRENT_VERSION};
 pub use matcher::{MatchError, Matcher, Placement};
 pub use pattern::{MemberPattern, PatternError};
 pub use store_path::{DrvName, NameKey, StorePath, StorePathError};

@@ -73,9 +73,7 @@ impl Matcher {
             for pattern in members.iter().filter_map(|s| MemberPattern::parse(s).ok()) {
                 let entry = Entry { pattern, target };
                 match (entry.pattern.literal_pname(), entry.pattern.version_head()) {
-                    (Some(pname), Some(head)) => {
-                        m.by_head.entry(pname.to_string()).or_default().entry(head.to_string()).or_default().push(entry)
-                    }
+                    (Some(pname), Some(head)) => m.by_head.entry(pname.to_string()).or_default().entry(head.to_string()).or_default().push(entry),
                     (Some(pname), None) => m.by_pname.entry(pname.to_string()).or_default().push(entry),
                     (None, _) => m.globs.push(entry),
                 }
@@ -149,24 +147,15 @@ mod tests {
 
     fn file(groups: &[(&str, &[&str])], pins: &[(&str, PinRule, &[&str])]) -> HintFile {
         let mut f = HintFile::new(BudgetHeader { max_layers: 100, reserve: 1 });
-        f.groups = groups
-            .iter()
-            .map(|(id, m)| Group { id: id.to_string(), members: m.iter().map(|s| s.to_string()).collect(), stats: Default::default() })
-            .collect();
-        f.pins = pins
-            .iter()
-            .map(|(id, rule, m)| Pin { id: id.to_string(), rule: *rule, members: m.iter().map(|s| s.to_string()).collect() })
-            .collect();
+        f.groups = groups.iter().map(|(id, m)| Group { id: id.to_string(), members: m.iter().map(|s| s.to_string()).collect(), stats: Default::default() }).collect();
+        f.pins = pins.iter().map(|(id, rule, m)| Pin { id: id.to_string(), rule: *rule, members: m.iter().map(|s| s.to_string()).collect() }).collect();
         f.validate().unwrap();
         f
     }
 
     #[test]
     fn places_groups_and_pins() {
-        let f = file(
-            &[("libc", &["glibc", "gcc:lib"]), ("py", &["python3*"])],
-            &[("own", PinRule::OwnLayer, &["python3.12-numpy"]), ("deep", PinRule::Bottom, &["glibc"])],
-        );
+        let f = file(&[("libc", &["glibc", "gcc:lib"]), ("py", &["python3*"])], &[("own", PinRule::OwnLayer, &["python3.12-numpy"]), ("deep", PinRule::Bottom, &["glibc"])]);
         let m = Matcher::new(&f);
         assert_eq!(m.place("glibc-2.39-52").unwrap(), Placement { group: Some(0), bottom: Some(1), ..Default::default() });
         assert_eq!(m.place("glibc-2.40-1").unwrap().group, Some(0), "version bumps keep the group");

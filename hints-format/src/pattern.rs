@@ -105,9 +105,7 @@ impl MemberPattern {
     }
 
     pub fn matches(&self, key: &NameKey<'_>) -> bool {
-        self.pname.matches(key.pname)
-            && self.output.matches(key.output)
-            && self.version.as_ref().is_none_or(|v| v.matches(key.version))
+        self.pname.matches(key.pname) && self.output.matches(key.output) && self.version.as_ref().is_none_or(|v| v.matches(key.version))
     }
 
     /// How specific the pattern is; where several groups match a name, the most specific

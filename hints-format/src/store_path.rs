@@ -27,10 +27,8 @@ pub const MAX_NAME_LEN: usize = 211;
 pub const MAX_PATH_LEN: usize = 4096;
 
 /// Output names that Nix packages commonly append to their name (`-bin`, `-lib`, ...).
-pub const KNOWN_OUTPUTS: &[&str] = &[
-    "bin", "dev", "lib", "man", "doc", "info", "devdoc", "static", "debug", "out", "py", "python",
-    "terminfo", "modules", "sandbox", "shell", "scripts", "data", "examples", "tests", "hook",
-];
+pub const KNOWN_OUTPUTS: &[&str] =
+    &["bin", "dev", "lib", "man", "doc", "info", "devdoc", "static", "debug", "out", "py", "python", "terminfo", "modules", "sandbox", "shell", "scripts", "data", "examples", "tests", "hook"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorePathError {
@@ -426,9 +424,18 @@ mod tests {
         assert_eq!(id("binutils-x86-64-linux-gnu-2.47.50.20261021-1"), ("binutils-x86-64-linux-gnu", "out", "2.47.50.20261021-1"));
         assert_eq!(id("g++-14-x86-64-linux-gnu-14.4.0-3-lib"), ("g++-14-x86-64-linux-gnu", "lib", "14.4.0-3"));
         // Where parseDrvName is already right, identity agrees with it.
-        for n in ["glibc-2.39-52", "gcc-13.2.0-lib", "python3.12-numpy-1.26.4", "tzdata-2026c-0_deb13u1",
-                  "zlib1g-1_1.3.dfsg_really1.3.1-1_b1", "libevent-core-2.1-7t64-2.1.13-stable-1", "source",
-                  "publicsuffix-list-0-unstable-2024-06-19", "util-linux-minimal-2.39.4-lib", "kmod-31"] {
+        for n in [
+            "glibc-2.39-52",
+            "gcc-13.2.0-lib",
+            "python3.12-numpy-1.26.4",
+            "tzdata-2026c-0_deb13u1",
+            "zlib1g-1_1.3.dfsg_really1.3.1-1_b1",
+            "libevent-core-2.1-7t64-2.1.13-stable-1",
+            "source",
+            "publicsuffix-list-0-unstable-2024-06-19",
+            "util-linux-minimal-2.39.4-lib",
+            "kmod-31",
+        ] {
             assert_eq!(NameKey::identity(n), NameKey::of(n), "{n}");
         }
     }
@@ -440,14 +447,10 @@ mod tests {
             ("", ""),
             ("1f", "0z"),
             ("8a12321522fd91efbd60ebb2481af88580f61600", "00bgd045z0d4icpbc2yyz4gx48ak44la"),
-            (
-                "b3a24de97a8fdbc835b9833169501030b8977031bcb54b3b3ac13740f846ab30",
-                "0c5b8vw40dy178xlpddw65q9gf1h2186jcc3p4swinwggbllv8mk",
-            ),
+            ("b3a24de97a8fdbc835b9833169501030b8977031bcb54b3b3ac13740f846ab30", "0c5b8vw40dy178xlpddw65q9gf1h2186jcc3p4swinwggbllv8mk"),
         ];
         for (hex, b32) in cases {
-            let bytes: Vec<u8> =
-                (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
             assert_eq!(nixbase32_encode(&bytes), *b32, "{hex}");
             assert_eq!(nixbase32_decode(b32).unwrap(), bytes, "{b32}");
         }

@@ -24,19 +24,12 @@ fn golden_file_is_reproduced_byte_for_byte() {
 }
 
 fn ident() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[a-z][a-z0-9+._-]{0,20}",
-        Just("yes".to_string()),
-        Just("null".to_string()),
-        Just("1.5".to_string()),
-        "[0-9][a-z]{1,5}",
-    ]
-    .prop_filter("no trailing dash-digit ambiguity needed", |s| !s.is_empty())
+    prop_oneof!["[a-z][a-z0-9+._-]{0,20}", Just("yes".to_string()), Just("null".to_string()), Just("1.5".to_string()), "[0-9][a-z]{1,5}",]
+        .prop_filter("no trailing dash-digit ambiguity needed", |s| !s.is_empty())
 }
 
 fn member() -> impl Strategy<Value = String> {
-    (ident(), prop_oneof![Just(""), Just(":lib"), Just(":*"), Just(":bin")], prop_oneof![Just(""), Just("@1.2"), Just("@2.*")])
-        .prop_map(|(p, o, v)| format!("{p}{o}{v}"))
+    (ident(), prop_oneof![Just(""), Just(":lib"), Just(":*"), Just(":bin")], prop_oneof![Just(""), Just("@1.2"), Just("@2.*")]).prop_map(|(p, o, v)| format!("{p}{o}{v}"))
 }
 
 fn hint_file() -> impl Strategy<Value = HintFile> {

@@ -111,11 +111,7 @@ impl Closure {
             match deduped.last() {
                 Some(prev) if prev.path == info.path => {
                     if prev.nar_size != info.nar_size || prev.references != info.references {
-                        return Err(ClosureError::ConflictingDuplicate {
-                            path: info.path.to_string(),
-                            first: prev.nar_size,
-                            second: info.nar_size,
-                        });
+                        return Err(ClosureError::ConflictingDuplicate { path: info.path.to_string(), first: prev.nar_size, second: info.nar_size });
                     }
                 }
                 _ => deduped.push(info),
@@ -125,8 +121,7 @@ impl Closure {
         if deduped.iter().try_fold(0u64, |t, i| t.checked_add(i.nar_size)).is_none_or(|t| t > i64::MAX as u64) {
             return Err(ClosureError::TooLarge);
         }
-        let index: HashMap<String, u32> =
-            deduped.iter().enumerate().map(|(i, n)| (n.path.as_str().to_string(), i as u32)).collect();
+        let index: HashMap<String, u32> = deduped.iter().enumerate().map(|(i, n)| (n.path.as_str().to_string(), i as u32)).collect();
         let mut refs = Adjacency { offsets: Vec::with_capacity(deduped.len() + 1), targets: vec![] };
         refs.offsets.push(0);
         for (i, info) in deduped.iter().enumerate() {
@@ -134,12 +129,7 @@ impl Closure {
                 match index.get(r.as_str()) {
                     Some(&j) if j as usize == i => {}
                     Some(&j) => refs.targets.push(j),
-                    None => {
-                        return Err(ClosureError::DanglingReference {
-                            from: info.path.to_string(),
-                            to: r.to_string(),
-                        })
-                    }
+                    None => return Err(ClosureError::DanglingReference { from: info.path.to_string(), to: r.to_string() }),
                 }
             }
             refs.offsets.push(refs.targets.len());
@@ -319,8 +309,7 @@ pub(crate) mod tests {
         // recursive search would go 100,000 frames deep. 256 KiB of stack is enough here.
         let n = 100_000;
         let p = |i: usize| StorePath::parse(&format!("/nix/store/{i:032}-p{i}")).unwrap();
-        let infos: Vec<PathInfo> =
-            (0..n).map(|i| PathInfo { path: p(i), nar_size: 1, nar_hash: None, closure_size: None, references: if i + 1 < n { vec![p(i + 1)] } else { vec![] } }).collect();
+        let infos: Vec<PathInfo> = (0..n).map(|i| PathInfo { path: p(i), nar_size: 1, nar_hash: None, closure_size: None, references: if i + 1 < n { vec![p(i + 1)] } else { vec![] } }).collect();
         let c = std::thread::Builder::new().stack_size(256 << 10).spawn(move || Closure::new(infos).map(|c| c.len())).unwrap().join().unwrap();
         assert_eq!(c, Ok(n));
     }

@@ -119,8 +119,7 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
     }
     // A group's change rate, shrunk towards ½ by one pseudo-update of the learned transitions.
     let t = file.learned_from.revisions.count.saturating_sub(1) as f64;
-    let group_rate: HashMap<&str, f64> =
-        file.groups.iter().map(|g| (g.id.as_str(), (g.stats.change_rate * t + 0.5) / (t + 1.0))).collect();
+    let group_rate: HashMap<&str, f64> = file.groups.iter().map(|g| (g.id.as_str(), (g.stats.change_rate * t + 0.5) / (t + 1.0))).collect();
     let rate = |reason: &Reason| -> f64 {
         let one = |r: &Reason| match r {
             Reason::Group { id } => group_rate.get(id.as_str()).copied().unwrap_or(NO_HISTORY_RATE),
@@ -132,17 +131,13 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
         }
     };
     let promise = if fallback_count > 0 {
-        let placed_stable: f64 =
-            units.values().map(|(nodes, reason)| nodes.iter().map(|&i| closure.nar_size(i)).sum::<u64>() as f64 * (1.0 - rate(reason))).sum();
+        let placed_stable: f64 = units.values().map(|(nodes, reason)| nodes.iter().map(|&i| closure.nar_size(i)).sum::<u64>() as f64 * (1.0 - rate(reason))).sum();
         fallback_promise(closure, &fallback, fallback_count, n, placed_stable)
     } else {
         0
     };
     apply_merges(file, &mut units, n.saturating_sub(promise));
-    let mut ordered: Vec<Unit> = units
-        .into_values()
-        .map(|(nodes, reason)| Unit { size: nodes.iter().map(|&i| closure.nar_size(i)).sum(), rate: rate(&reason), nodes, reason })
-        .collect();
+    let mut ordered: Vec<Unit> = units.into_values().map(|(nodes, reason)| Unit { size: nodes.iter().map(|&i| closure.nar_size(i)).sum(), rate: rate(&reason), nodes, reason }).collect();
 
     if fallback_count > 0 {
         let budget = n.saturating_sub(ordered.len()).max(promise);
@@ -193,8 +188,7 @@ fn apply_merges(file: &HintFile, units: &mut BTreeMap<UnitKey, (Vec<usize>, Reas
     }
     let index: HashMap<&str, usize> = file.groups.iter().enumerate().map(|(g, grp)| (grp.id.as_str(), g)).collect();
     // The unit currently holding each group present.
-    let mut holder: HashMap<usize, UnitKey> =
-        units.keys().filter(|k| k.1 == GROUP_CLASS).map(|&k| (k.2, k)).collect();
+    let mut holder: HashMap<usize, UnitKey> = units.keys().filter(|k| k.1 == GROUP_CLASS).map(|&k| (k.2, k)).collect();
     for [a, b] in &file.merges {
         if units.len() <= budget.max(1) {
             break;
@@ -262,11 +256,8 @@ fn merge_least_waste(units: Vec<Unit>, n: usize, adjacent: bool) -> Vec<Unit> {
         let (a, b) = (slot[i].as_ref().expect("live unit"), slot[j].as_ref().expect("live unit"));
         Reverse((waste(a, b).to_bits(), i, version[i], j, version[j]))
     };
-    let mut heap: std::collections::BinaryHeap<_> = if adjacent {
-        (1..m).map(|j| pair(&slot, &version, j - 1, j)).collect()
-    } else {
-        (1..m).flat_map(|j| (0..j).map(move |i| (i, j))).map(|(i, j)| pair(&slot, &version, i, j)).collect()
-    };
+    let mut heap: std::collections::BinaryHeap<_> =
+        if adjacent { (1..m).map(|j| pair(&slot, &version, j - 1, j)).collect() } else { (1..m).flat_map(|j| (0..j).map(move |i| (i, j))).map(|(i, j)| pair(&slot, &version, i, j)).collect() };
     let mut live = m;
     while live > n {
         let Reverse((_, i, vi, j, vj)) = heap.pop().expect("more than one unit, so a pair");
@@ -288,11 +279,7 @@ fn merge_least_waste(units: Vec<Unit>, n: usize, adjacent: bool) -> Vec<Unit> {
         if next[j] < m {
             prev[next[j]] = prev[j];
         }
-        let others: Vec<usize> = if adjacent {
-            [prev[i], next[i]].into_iter().filter(|&k| k < m).collect()
-        } else {
-            (0..m).filter(|&k| k != i && slot[k].is_some()).collect()
-        };
+        let others: Vec<usize> = if adjacent { [prev[i], next[i]].into_iter().filter(|&k| k < m).collect() } else { (0..m).filter(|&k| k != i && slot[k].is_some()).collect() };
         for k in others {
             heap.push(pair(&slot, &version, i.min(k), i.max(k)));
         }
@@ -388,11 +375,7 @@ mod tests {
         assert!(five.contains(&vec!["app-1.0".to_string(), "python-3.12".to_string()]), "{five:?}");
         // Three short: the first three applicable entries, `a`+`n` joining the `p`+`a` layer.
         let three = names(&world(), Budget::new(4, 1).unwrap(), &f);
-        assert_eq!(
-            three,
-            [vec!["libc-2.39", "zlib-1.3"], vec!["openssl-3.0"], vec!["app-1.0", "numpy-1.26", "python-3.12"]],
-            "{three:?}"
-        );
+        assert_eq!(three, [vec!["libc-2.39", "zlib-1.3"], vec!["openssl-3.0"], vec!["app-1.0", "numpy-1.26", "python-3.12"]], "{three:?}");
     }
 
     #[test]

@@ -93,9 +93,7 @@ pub enum Reason {
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = |v: &[String]| {
-            v.iter().map(|p| StorePath::parse(p).map(|s| s.name().to_string()).unwrap_or(p.clone())).collect::<Vec<_>>().join(", ")
-        };
+        let names = |v: &[String]| v.iter().map(|p| StorePath::parse(p).map(|s| s.name().to_string()).unwrap_or(p.clone())).collect::<Vec<_>>().join(", ");
         match self {
             Reason::Popular { rank } => write!(f, "popularity rank {rank}"),
             Reason::PopularRemainder => write!(f, "popularity remainder (everything past the single-path layers)"),
@@ -130,11 +128,7 @@ pub struct Layer {
 impl Layer {
     /// A layer of closure nodes, in the given order.
     pub fn new(closure: &Closure, nodes: Vec<usize>, reason: Reason) -> Self {
-        Layer {
-            size: nodes.iter().map(|&i| closure.nar_size(i)).sum(),
-            paths: nodes.into_iter().map(|i| closure.path(i).clone()).collect(),
-            reason,
-        }
+        Layer { size: nodes.iter().map(|&i| closure.nar_size(i)).sum(), paths: nodes.into_iter().map(|i| closure.path(i).clone()).collect(), reason }
     }
 }
 

@@ -93,11 +93,7 @@ fn package_name(path: &str) -> String {
 pub fn layers(closure: &Closure, store_layers: usize) -> Result<Vec<Layer>, LayerError> {
     let order = order(closure)?;
     let singles = store_layers.saturating_sub(1).min(order.len());
-    let mut out: Vec<Layer> = order[..singles]
-        .iter()
-        .enumerate()
-        .map(|(rank, &i)| Layer::new(closure, vec![i], Reason::Popular { rank: rank + 1 }))
-        .collect();
+    let mut out: Vec<Layer> = order[..singles].iter().enumerate().map(|(rank, &i)| Layer::new(closure, vec![i], Reason::Popular { rank: rank + 1 })).collect();
     if order.len() > singles {
         out.push(Layer::new(closure, order[singles..].to_vec(), Reason::PopularRemainder));
     }
@@ -112,16 +108,8 @@ mod tests {
     /// The worked example at the top of closure-graph.py.
     #[test]
     fn documented_example() {
-        let c = Closure::new(vec![
-            info("A", 1, &["B", "G"]),
-            info("B", 1, &["C", "E"]),
-            info("C", 1, &["D", "E"]),
-            info("D", 1, &["F"]),
-            info("E", 1, &["F"]),
-            info("F", 1, &[]),
-            info("G", 1, &[]),
-        ])
-        .unwrap();
+        let c = Closure::new(vec![info("A", 1, &["B", "G"]), info("B", 1, &["C", "E"]), info("C", 1, &["D", "E"]), info("D", 1, &["F"]), info("E", 1, &["F"]), info("F", 1, &[]), info("G", 1, &[])])
+            .unwrap();
         let names: Vec<&str> = order(&c).unwrap().into_iter().map(|i| c.path(i).name()).collect();
         // F 9, E 5, D 4, C 3, then B and G tie at 2 (ordered by name), then A 1.
         assert_eq!(names, ["F", "E", "D", "C", "B", "G", "A"]);

@@ -139,11 +139,7 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
         let deps: Vec<usize> = all_deps.iter().copied().filter(|&d| inside(d)).collect();
         let users = closure.reach(p, Direction::Users, &mut is_user);
         for &d in &deps {
-            let mut s: Vec<u32> = sets.sets[next[d] as usize]
-                .iter()
-                .copied()
-                .filter(|&q| !is_user[primaries[q as usize]])
-                .collect();
+            let mut s: Vec<u32> = sets.sets[next[d] as usize].iter().copied().filter(|&q| !is_user[primaries[q as usize]]).collect();
             if !s.iter().any(|&q| is_dep[primaries[q as usize]]) {
                 s.push(rank); // ranks grow, so the vector stays sorted
             }
@@ -219,9 +215,7 @@ pub(crate) fn group(closure: &Closure, split: &[u32], members: Option<&[bool]>) 
         .collect();
     // Python sorts a set's iteration order stably by closure size, so equal sizes have no
     // defined order there; here they fall back to the first path's key.
-    groups.sort_by(|a, b| {
-        a.0.cmp(&b.0).then_with(|| path_key(closure.path(a.2[0]).as_str()).cmp(&path_key(closure.path(b.2[0]).as_str())))
-    });
+    groups.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| path_key(closure.path(a.2[0]).as_str()).cmp(&path_key(closure.path(b.2[0]).as_str()))));
     groups.into_iter().map(|(_, set, paths)| (set, paths)).collect()
 }
 

@@ -55,8 +55,7 @@ fn check_cases(cases: &[Value], base: &Path) -> (usize, usize) {
         let closure = common::load_closure(&base.join(case["graph"].as_str().unwrap()));
         let budget = Budget::new(case["max_layers"].as_u64().unwrap() as usize, 1).unwrap();
 
-        let order: Vec<String> =
-            popularity::order(&closure).unwrap().into_iter().map(|i| closure.path(i).to_string()).collect();
+        let order: Vec<String> = popularity::order(&closure).unwrap().into_iter().map(|i| closure.path(i).to_string()).collect();
         if order != serde_json::from_value::<Vec<String>>(case["popularity_order"].clone()).unwrap() {
             failures.push(format!("{name}: popularity order"));
         }

@@ -43,19 +43,11 @@ fn arb_infos() -> impl proptest::strategy::Strategy<Value = Vec<PathInfo>> {
 fn hint_file(groups: usize, pins: bool) -> HintFile {
     let mut f = HintFile::new(BudgetHeader { max_layers: 100, reserve: 1 });
     f.groups = (0..groups)
-        .map(|g| Group {
-            id: format!("g{g}"),
-            members: (0..40).filter(|k| k % (groups + 1) == g).map(|k| format!("pkg{k}")).collect(),
-            stats: Default::default(),
-        })
+        .map(|g| Group { id: format!("g{g}"), members: (0..40).filter(|k| k % (groups + 1) == g).map(|k| format!("pkg{k}")).collect(), stats: Default::default() })
         .filter(|g| !g.members.is_empty())
         .collect();
     // A plan joining groups pairwise, then the pairs: exercised whenever a budget is tight.
-    f.merges = (0..f.groups.len())
-        .flat_map(|g| [(g, g ^ 1), (g, g ^ 2)])
-        .filter(|&(a, b)| a < b && b < f.groups.len())
-        .map(|(a, b)| [f.groups[b].id.clone(), f.groups[a].id.clone()])
-        .collect();
+    f.merges = (0..f.groups.len()).flat_map(|g| [(g, g ^ 1), (g, g ^ 2)]).filter(|&(a, b)| a < b && b < f.groups.len()).map(|(a, b)| [f.groups[b].id.clone(), f.groups[a].id.clone()]).collect();
     // Half the files carry a learned hazard: the fallback then ranks primaries by stability.
     if groups % 2 == 1 {
         f.learned_from.path_hazard = Some(0.05);

@@ -37,7 +37,11 @@ enum Cmd {
         db: PathBuf,
     },
     /// Ingest a dataset directory (e.g. ../shared/data/dev-history) into a fresh database.
-    Dataset { dir: PathBuf, #[arg(long, default_value = "/tmp/hints-bench-dev.db")] db: PathBuf },
+    Dataset {
+        dir: PathBuf,
+        #[arg(long, default_value = "/tmp/hints-bench-dev.db")]
+        db: PathBuf,
+    },
     /// Match a 20,000-path closure against a 1,500-member hint file.
     Match {
         #[arg(long, default_value_t = 20_000)]
@@ -60,7 +64,10 @@ enum Cmd {
         hints: PathBuf,
     },
     /// Emit from a database (e.g. the one `scan` wrote), over all its revisions.
-    Emit { #[arg(long, default_value = "/tmp/hints-bench.db")] db: PathBuf },
+    Emit {
+        #[arg(long, default_value = "/tmp/hints-bench.db")]
+        db: PathBuf,
+    },
     /// Replay revisions of a database under every strategy.
     Eval {
         db: PathBuf,
@@ -197,11 +204,7 @@ fn closure_and_hints(n: usize, members: usize) -> (Closure, HintFile) {
     labels.dedup();
     let chosen: Vec<String> = labels.into_iter().step_by((n / members).max(1)).take(members).collect();
     let per = chosen.len().div_ceil(80).max(1);
-    file.groups = chosen
-        .chunks(per)
-        .enumerate()
-        .map(|(k, c)| Group { id: format!("g{k}"), members: c.to_vec(), stats: Default::default() })
-        .collect();
+    file.groups = chosen.chunks(per).enumerate().map(|(k, c)| Group { id: format!("g{k}"), members: c.to_vec(), stats: Default::default() }).collect();
     file.validate().expect("valid hint file");
     (closure, file)
 }
@@ -278,12 +281,7 @@ fn run_hints_layer(bin: &Path, graph: &Path, extra: &[&str]) -> Result<(f64, f64
     let mut best = (f64::INFINITY, 0.0);
     for _ in 0..3 {
         let t = Instant::now();
-        let out = Command::new(bin)
-            .args(["-v", "layer", "--graph"])
-            .arg(graph)
-            .args(extra)
-            .output()
-            .with_context(|| format!("running {}", bin.display()))?;
+        let out = Command::new(bin).args(["-v", "layer", "--graph"]).arg(graph).args(extra).output().with_context(|| format!("running {}", bin.display()))?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         if !out.status.success() {
             bail!("hints layer failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -37,12 +37,7 @@ pub(super) fn write(dir: &OciDir, compression: Compression, fill: impl FnOnce(&m
         }
     };
     let desc = layer.descriptor().build()?;
-    Ok(CachedLayer {
-        digest: desc.digest().to_string(),
-        size: desc.size(),
-        media_type: desc.media_type().to_string(),
-        diff_id: layer.uncompressed_sha256_as_digest().to_string(),
-    })
+    Ok(CachedLayer { digest: desc.digest().to_string(), size: desc.size(), media_type: desc.media_type().to_string(), diff_id: layer.uncompressed_sha256_as_digest().to_string() })
 }
 
 /// The blob `write` would write, without writing it.

@@ -14,9 +14,7 @@ use super::{DescribedLayer, ImageError, RuntimeConfig, Source, CLOSURE_LABEL};
 /// The config of an image of `closure` laid out as `layers`, created at `epoch`.
 pub(super) fn image_config(closure: &Closure, layers: &[DescribedLayer], runtime: &RuntimeConfig, epoch: u64) -> Result<ImageConfiguration, ImageError> {
     let arch = architecture(runtime)?;
-    let created = chrono::DateTime::from_timestamp(epoch as i64, 0)
-        .ok_or_else(|| ImageError::Config(format!("epoch {epoch} is out of range")))?
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let created = chrono::DateTime::from_timestamp(epoch as i64, 0).ok_or_else(|| ImageError::Config(format!("epoch {epoch} is out of range")))?.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let history = layers
         .iter()
         .map(|l| {

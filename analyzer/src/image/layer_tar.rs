@@ -116,11 +116,8 @@ fn header(kind: EntryType, mode: u32, epoch: u64) -> Header {
 
 /// The entries of `dir` as (source, name in the tar), sorted by their bytes.
 fn sorted_children(dir: &Path, name: &Path) -> Result<Vec<(PathBuf, PathBuf)>, ImageError> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .map_err(|e| ImageError::io(dir.display(), e))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| ImageError::io(dir.display(), e))?;
+    let mut names: Vec<_> =
+        fs::read_dir(dir).map_err(|e| ImageError::io(dir.display(), e))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().map_err(|e| ImageError::io(dir.display(), e))?;
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     Ok(names.into_iter().map(|n| (dir.join(&n), name.join(&n))).collect())
 }

@@ -153,9 +153,8 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
             let file: HintFile = hint_file(h, opts, (f.from, f.mid), kept, vec![], pins.to_vec(), f.path_hazard);
             add(&mut learned, &replay(h, f.mid, opts.last, budget, Replayed::Hints(&file))?.per_image_update_bytes);
         }
-        let images: Vec<ImageBacktest> = (0..ni)
-            .map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], trusted: trusted(size_first[i], learned[i], updates) })
-            .collect();
+        let images: Vec<ImageBacktest> =
+            (0..ni).map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], trusted: trusted(size_first[i], learned[i], updates) }).collect();
         let mut grown = false;
         for (i, b) in images.iter().enumerate() {
             if !b.trusted && !untrusted.get(i) {

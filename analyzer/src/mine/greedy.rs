@@ -129,8 +129,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
             score_merge(model, &states[a], &states[b], ov, &needs_cross, local_only).map(|(score, _)| Cand { score, a, b })
         };
         // Live groups ordered by change probability (non-negative floats order as their bits).
-        let mut alive: std::collections::BTreeSet<(u64, usize)> =
-            (0..self.states.len()).filter(|&g| self.states[g].alive).map(|g| (self.states[g].prob.to_bits(), g)).collect();
+        let mut alive: std::collections::BTreeSet<(u64, usize)> = (0..self.states.len()).filter(|&g| self.states[g].alive).map(|g| (self.states[g].prob.to_bits(), g)).collect();
 
         // Initial candidates: pairs sharing an over-budget image; all of them while an image has
         // few groups, else each group with its NEIGHBOURS nearest in change probability.

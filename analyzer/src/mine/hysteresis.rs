@@ -34,15 +34,7 @@ pub(super) struct Chosen {
 }
 
 /// The groups and plan to write: the previous file's (statistics refreshed) or the new ones.
-pub(super) fn choose(
-    model: &Model<'_>,
-    names: &[u32],
-    groups: &[GroupState],
-    new_groups: Vec<Group>,
-    prev: &HintFile,
-    min_gain: f64,
-    store_layers: usize,
-) -> Result<Chosen, MineError> {
+pub(super) fn choose(model: &Model<'_>, names: &[u32], groups: &[GroupState], new_groups: Vec<Group>, prev: &HintFile, min_gain: f64, store_layers: usize) -> Result<Chosen, MineError> {
     let stats = model.stats;
     let matcher = Matcher::new(prev);
     let mut by_prev: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
@@ -55,21 +47,13 @@ pub(super) fn choose(
     }
     let position: HashMap<usize, usize> = by_prev.keys().enumerate().map(|(k, &g)| (g, k)).collect();
     let id_index: HashMap<&str, usize> = prev.groups.iter().enumerate().map(|(g, grp)| (grp.id.as_str(), g)).collect();
-    let prev_plan: Vec<(usize, usize)> = prev
-        .merges
-        .iter()
-        .filter_map(|[a, b]| Some((*position.get(id_index.get(a.as_str())?)?, *position.get(id_index.get(b.as_str())?)?)))
-        .collect();
+    let prev_plan: Vec<(usize, usize)> = prev.merges.iter().filter_map(|[a, b]| Some((*position.get(id_index.get(a.as_str())?)?, *position.get(id_index.get(b.as_str())?)?))).collect();
     let prev_groups: Vec<Vec<u32>> = by_prev.into_values().chain(loose).collect();
     let previous_cost = layered_cost(model, &prev_groups, &prev_plan, store_layers);
     let member_lists: Vec<Vec<u32>> = groups.iter().map(|g| g.members.clone()).collect();
     let new_cost = layered_cost(model, &member_lists, &[], store_layers);
     let prev_sets: HashSet<Vec<String>> = prev.groups.iter().map(|g| sorted(&g.members)).collect();
-    let regroup_bytes: u64 = new_groups
-        .iter()
-        .filter(|g| !prev_sets.contains(&sorted(&g.members)))
-        .map(|g| g.stats.size * g.stats.images as u64)
-        .sum();
+    let regroup_bytes: u64 = new_groups.iter().filter(|g| !prev_sets.contains(&sorted(&g.members))).map(|g| g.stats.size * g.stats.images as u64).sum();
     let kept_previous = previous_cost - new_cost <= min_gain * previous_cost;
     let decision = Decision { previous_cost, new_cost, regroup_bytes, kept_previous };
     if kept_previous {

@@ -99,8 +99,8 @@
 
 pub mod backtest;
 mod bits;
-pub mod hysteresis;
 mod greedy;
+pub mod hysteresis;
 mod model;
 mod output;
 pub(crate) mod stats;
@@ -287,10 +287,7 @@ fn report_hysteresis(report: &mut String, d: &Decision, min_gain: f64) {
 fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usize) {
     let last = b.window.1;
     if b.folds.is_empty() {
-        let _ = writeln!(
-            report,
-            "backtest: the window has fewer than 2 transitions, so nothing shows that a grouping is safe; {dropped} groups dropped, every image is laid out as size-first"
-        );
+        let _ = writeln!(report, "backtest: the window has fewer than 2 transitions, so nothing shows that a grouping is safe; {dropped} groups dropped, every image is laid out as size-first");
         return;
     }
     let learned: Vec<String> = b.folds.iter().map(|(from, mid)| format!("{from}..{mid}")).collect();

@@ -27,11 +27,7 @@ fn group_stats(stats: &NameStats, members: &[u32], prob: f64) -> GroupStats {
     for &m in members {
         images.or(&stats.images[m as usize]);
     }
-    GroupStats {
-        size: bytes(stats, members),
-        change_rate: (prob * 1000.0).round() / 1000.0,
-        images: images.count() as u32,
-    }
+    GroupStats { size: bytes(stats, members), change_rate: (prob * 1000.0).round() / 1000.0, images: images.count() as u32 }
 }
 
 pub(super) fn to_group(stats: &NameStats, id: &str, g: &GroupState) -> Group {
@@ -45,7 +41,10 @@ pub(super) fn refresh_stats(model: &Model<'_>, groups: &mut [Group]) {
     let stats = model.stats;
     let index: HashMap<&str, u32> = stats.patterns.iter().enumerate().map(|(k, l)| (l.as_str(), k as u32)).collect();
     for g in groups {
-        let members: Vec<u32> = g.members.iter().filter_map(|m| index.get(m.as_str()).copied())
+        let members: Vec<u32> = g
+            .members
+            .iter()
+            .filter_map(|m| index.get(m.as_str()).copied())
             // Present names the model knows (not those a pin places).
             .filter(|&m| model.class_of[m as usize] != u32::MAX)
             .collect();
@@ -55,11 +54,7 @@ pub(super) fn refresh_stats(model: &Model<'_>, groups: &mut [Group]) {
 
 /// The file's groups, bottom-up: least likely to change first, then larger first, then by id.
 pub(super) fn file_groups(stats: &NameStats, groups: &[GroupState]) -> Vec<Group> {
-    let mut order: Vec<(f64, u64, String, usize)> = groups
-        .iter()
-        .enumerate()
-        .map(|(k, g)| (g.prob, bytes(stats, &g.members), group_id(stats, &g.members), k))
-        .collect();
+    let mut order: Vec<(f64, u64, String, usize)> = groups.iter().enumerate().map(|(k, g)| (g.prob, bytes(stats, &g.members), group_id(stats, &g.members), k)).collect();
     order.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
     order.into_iter().map(|(_, _, id, k)| to_group(stats, &id, &groups[k])).collect()
 }
@@ -71,10 +66,7 @@ pub(super) fn without_images(stats: &NameStats, groups: Vec<Group>, images: &Bit
         return groups;
     }
     let index: HashMap<&str, usize> = stats.patterns.iter().enumerate().map(|(k, l)| (l.as_str(), k)).collect();
-    groups
-        .into_iter()
-        .filter(|g| !g.members.iter().filter_map(|m| index.get(m.as_str())).any(|&n| stats.images[n].ones().any(|i| images.get(i))))
-        .collect()
+    groups.into_iter().filter(|g| !g.members.iter().filter_map(|m| index.get(m.as_str())).any(|&n| stats.images[n].ones().any(|i| images.get(i)))).collect()
 }
 
 /// The bytes of `members` (each at its largest over the images), saturating.

@@ -117,10 +117,7 @@ impl NameStats {
                     };
                     let (ga, gb) = (group(&a), group(&b));
                     for (name, pb) in &gb {
-                        deps_at
-                            .entry(*name)
-                            .or_default()
-                            .extend(pb.iter().flat_map(|&p| h.refs[p as usize].iter().map(|&d| path_name[d as usize])));
+                        deps_at.entry(*name).or_default().extend(pb.iter().flat_map(|&p| h.refs[p as usize].iter().map(|&d| path_name[d as usize])));
                         if let Some(pa) = ga.get(name) {
                             if pa != pb {
                                 changed.set(*name as usize);
@@ -135,9 +132,7 @@ impl NameStats {
                 }
                 let mut bumped = version_changed;
                 for name in changed.ones() {
-                    let explained = deps_at
-                        .get(&(name as u32))
-                        .is_some_and(|ds| ds.iter().any(|&d| d as usize != name && changed.get(d as usize)));
+                    let explained = deps_at.get(&(name as u32)).is_some_and(|ds| ds.iter().any(|&d| d as usize != name && changed.get(d as usize)));
                     if !explained {
                         bumped.set(name);
                     }
@@ -159,11 +154,7 @@ impl NameStats {
                 source_rate.push(rate);
                 source_rate.len() as u32 - 1
             };
-            source[name] = if bumps == 0 {
-                fresh(&mut source_rate)
-            } else {
-                *by_key.entry((v, last_version[name])).or_insert_with(|| fresh(&mut source_rate))
-            };
+            source[name] = if bumps == 0 { fresh(&mut source_rate) } else { *by_key.entry((v, last_version[name])).or_insert_with(|| fresh(&mut source_rate)) };
         }
 
         // Transitive closure over the name graph. Kosaraju (iterative, so no recursion as deep as
@@ -203,5 +194,4 @@ impl NameStats {
     pub(crate) fn change_count(&self, name: usize) -> usize {
         self.changed.iter().filter(|c| c.get(name)).count()
     }
-
 }

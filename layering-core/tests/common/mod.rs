@@ -32,12 +32,7 @@ pub fn infos_from_json(v: &Value) -> Vec<PathInfo> {
             nar_size: n["narSize"].as_u64().unwrap(),
             nar_hash: n["narHash"].as_str().map(str::to_string),
             closure_size: n["closureSize"].as_u64(),
-            references: n["references"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| StorePath::parse(r.as_str().unwrap()).unwrap())
-                .collect(),
+            references: n["references"].as_array().unwrap().iter().map(|r| StorePath::parse(r.as_str().unwrap()).unwrap()).collect(),
         })
         .collect()
 }
