@@ -111,7 +111,7 @@ struct ScanArgs {
     /// With --git-history: the commits, `A..B` or a single end commit (default: HEAD).
     #[arg(long, requires = "git_history")]
     range: Option<String>,
-    /// A dataset directory (manifest.json + graphs/<image>/<rev>.json), e.g. from deb2nix.py.
+    /// A dataset directory (`manifest.json` + `graphs/<image>/<rev>.json`), e.g. from deb2nix.py.
     #[arg(long, value_name = "DIR")]
     dataset: Option<PathBuf>,
     /// Closure files (`-` for standard input); several files are one closure.

@@ -187,7 +187,7 @@ pub fn git_history(dir: &Path, pathspec: &str, range: Option<&str>) -> Result<Ve
     Ok(steps)
 }
 
-/// A dataset directory (manifest.json + graphs/<image>/<index>.json).
+/// A dataset directory (`manifest.json` + `graphs/<image>/<index>.json`).
 pub struct Dataset {
     pub revisions: Vec<(usize, Revision)>,
     pub images: Vec<String>,

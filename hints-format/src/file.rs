@@ -61,9 +61,10 @@ pub struct HintFile {
     #[serde(default)]
     pub groups: Vec<Group>,
     /// An optional, hand-written coarsening plan (version 2; `hints emit` writes none): pairs of
-    /// group ids. An image with more layers than its budget merges the layer holding the first group with the layer holding
-    /// the second, entry by entry, and stops as soon as it fits; an entry naming a group that
-    /// is absent from the image, or two groups already in one layer, is skipped.
+    /// group ids. An image with more layers than its budget merges the layer holding the first
+    /// group with the layer holding the second, entry by entry, and stops as soon as it fits;
+    /// an entry naming a group that is absent from the image, or two groups already in one
+    /// layer, is skipped.
     #[serde(default)]
     pub merges: Vec<[String; 2]>,
     /// Hand-written rules; regeneration keeps them verbatim.
@@ -71,6 +72,7 @@ pub struct HintFile {
     pub pins: Vec<Pin>,
 }
 
+/// The layer budget the file was learned for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetHeader {
@@ -80,6 +82,7 @@ pub struct BudgetHeader {
     pub reserve: u32,
 }
 
+/// What history the file was learned from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LearnedFrom {
@@ -99,6 +102,7 @@ pub struct LearnedFrom {
     pub path_hazard: Option<f64>,
 }
 
+/// The revisions learned from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevisionRange {
@@ -127,6 +131,7 @@ pub struct Group {
     pub stats: GroupStats,
 }
 
+/// What the history showed of a group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupStats {
@@ -149,11 +154,13 @@ pub struct GroupStats {
 pub struct Pin {
     /// Identifier, unique among groups and pins.
     pub id: String,
+    /// What the pin does to the paths it matches.
     pub rule: PinRule,
     /// Patterns, as in groups.
     pub members: Vec<String>,
 }
 
+/// What a pin does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PinRule {
@@ -168,6 +175,7 @@ pub enum PinRule {
 }
 
 impl PinRule {
+    /// The rule as the file spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             PinRule::OwnLayer => "own-layer",
@@ -187,21 +195,32 @@ impl PinRule {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}, column {column}: {message}")]
 pub struct FormatError {
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
+    /// What kind of problem, for tests and tools.
     pub kind: ErrorKind,
+    /// What is wrong and what was expected.
     pub message: String,
 }
 
+/// The kinds of [`FormatError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// Not YAML, or not the expected types or keys.
     Syntax,
+    /// A `version` this build does not read.
     UnsupportedVersion,
+    /// Two groups or pins with one id.
     DuplicateId,
+    /// A group or pin without members.
     EmptyGroup,
+    /// A member that is not a valid pattern.
     InvalidPattern,
+    /// One pattern in two groups, or twice in one.
     DuplicateMember,
+    /// `reserve` not below `max_layers`, or no layers.
     InvalidBudget,
     /// A merge naming a group that does not exist (or the same group twice).
     UnknownGroup,
@@ -376,8 +395,11 @@ const HEADER_COMMENT: &str = "\
 /// A validation error before it is given a position in the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnlocatedError {
+    /// Where in the document: keys and indices from the top.
     pub path: Vec<Seg>,
+    /// What kind of problem.
     pub kind: ErrorKind,
+    /// What is wrong and what was expected.
     pub message: String,
 }
 

@@ -3,10 +3,12 @@
 //! - [`store_path`]: [`StorePath`], Nix base32, `parseDrvName` and the version-insensitive
 //!   [`NameKey`] that hints match on.
 //! - [`pattern`]: member patterns (`PNAME[:OUTPUT][@VERSION]`, with globs).
-//! - [`file`]: the YAML hint file, strict parsing with line:column errors, canonical writer.
+//! - [`file`](mod@file): the YAML hint file, strict parsing with line:column errors, canonical writer.
 //! - [`matcher`]: a compiled matcher from store paths to the group or pins that cover them.
 //!
 //! Boundary: this crate knows nothing of closures' graphs, layering or databases.
+
+#![warn(missing_docs)]
 
 pub mod file;
 pub mod locate;

@@ -13,11 +13,14 @@ use yaml_rust2::scanner::Marker;
 /// One step of a path into a YAML document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Seg {
+    /// A mapping key.
     Key(String),
+    /// A sequence index (0-based).
     Index(usize),
 }
 
 impl Seg {
+    /// A key step.
     pub fn key(k: &str) -> Self {
         Seg::Key(k.to_string())
     }

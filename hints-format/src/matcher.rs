@@ -36,16 +36,23 @@ pub struct Placement {
     pub not_catch_all: Option<usize>,
 }
 
+/// A name two groups claim equally.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{name}` is matched by `{first_pattern}` in {first} and by `{second_pattern}` in {second}, equally specific; a path may belong to one group only")]
 pub struct MatchError {
+    /// The store path name.
     pub name: String,
+    /// The first group or pin (`group `id``).
     pub first: String,
+    /// Its matching pattern.
     pub first_pattern: String,
+    /// The second group or pin.
     pub second: String,
+    /// Its matching pattern.
     pub second_pattern: String,
 }
 
+/// A hint file's patterns, indexed for matching store path names (see the module doc).
 #[derive(Debug, Clone)]
 pub struct Matcher {
     by_pname: HashMap<String, Vec<Entry>>,

@@ -14,14 +14,19 @@ use std::fmt;
 
 use crate::store_path::NameKey;
 
+/// Why a member pattern does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
+    /// Nothing before `:` or `@`.
     #[error("empty package name")]
     EmptyName,
+    /// A character no store path name holds.
     #[error("character {0:?} is not allowed in a pattern (store path names use A-Z a-z 0-9 + - . _ ? =, globs add * [ ])")]
     BadChar(char),
+    /// The glob and what is wrong with it.
     #[error("invalid glob `{0}`: {1}")]
     BadGlob(String, String),
+    /// An output or version part left empty, and the separator before it.
     #[error("empty {0} after `{1}`")]
     EmptyPart(&'static str, char),
 }
@@ -75,6 +80,7 @@ pub struct MemberPattern {
 }
 
 impl MemberPattern {
+    /// Parses `PNAME[:OUTPUT][@VERSION]`, globs allowed in each part.
     pub fn parse(s: &str) -> Result<Self, PatternError> {
         let (rest, version) = match s.split_once('@') {
             Some((_, "")) => return Err(PatternError::EmptyPart("version", '@')),
@@ -104,6 +110,7 @@ impl MemberPattern {
         format!("{label}@{}-[0-9]*", &id.pname[drv.pname.len() + 1..])
     }
 
+    /// Whether a store path name's key matches.
     pub fn matches(&self, key: &NameKey<'_>) -> bool {
         self.pname.matches(key.pname) && self.output.matches(key.output) && self.version.as_ref().is_none_or(|v| v.matches(key.version))
     }

@@ -30,22 +30,46 @@ pub const MAX_PATH_LEN: usize = 4096;
 pub const KNOWN_OUTPUTS: &[&str] =
     &["bin", "dev", "lib", "man", "doc", "info", "devdoc", "static", "debug", "out", "py", "python", "terminfo", "modules", "sandbox", "shell", "scripts", "data", "examples", "tests", "hook"];
 
+/// Why a string is not a store path (each variant names the string, or an excerpt of it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorePathError {
+    /// Not starting with `/`.
     #[error("`{0}` is not an absolute path")]
     NotAbsolute(String),
+    /// Longer than [`MAX_PATH_LEN`].
     #[error("`{excerpt}…` ({len} bytes) is longer than any store path ({MAX_PATH_LEN} bytes at most)")]
-    TooLong { excerpt: String, len: usize },
+    TooLong {
+        /// The first 64 bytes (at a character boundary).
+        excerpt: String,
+        /// The whole length.
+        len: usize,
+    },
+    /// A store directory with empty, `.` or `..` components or a trailing `/`.
     #[error("`{0}`: the store directory is not canonical (no empty, `.` or `..` components, no trailing `/`)")]
     NonCanonicalDir(String),
+    /// A hash part that is not 32 characters of Nix base32.
     #[error("`{path}`: the hash part `{hash}` is not 32 characters of Nix base32 ({NIXBASE32})")]
-    BadHash { path: String, hash: String },
+    BadHash {
+        /// The path.
+        path: String,
+        /// Its hash part.
+        hash: String,
+    },
+    /// No `-<name>` after the hash.
     #[error("`{0}`: expected `<hash>-<name>` after the store directory")]
     MissingName(String),
+    /// A name character Nix does not allow.
     #[error("`{path}`: name has invalid character {ch:?} (allowed: A-Z a-z 0-9 + - . _ ? =)")]
-    BadNameChar { path: String, ch: char },
+    BadNameChar {
+        /// The path.
+        path: String,
+        /// The first character not allowed.
+        ch: char,
+    },
+    /// A name starting with `.`.
     #[error("`{0}`: name must not start with `.`")]
     DotName(String),
+    /// A name over 211 characters.
     #[error("`{0}`: name is longer than 211 characters")]
     NameTooLong(String),
 }
@@ -107,6 +131,7 @@ impl StorePath {
         Ok(())
     }
 
+    /// The full path.
     pub fn as_str(&self) -> &str {
         &self.full
     }
@@ -189,6 +214,7 @@ impl<'a> DrvName<'a> {
 /// `(pname, output)` plus the bare version: the identity of a package across version bumps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NameKey<'a> {
+    /// The package name (`parseDrvName`'s `name`).
     pub pname: &'a str,
     /// The output suffix (`lib`, `bin`, ...), or `out` when the name has none.
     pub output: &'a str,
@@ -197,6 +223,7 @@ pub struct NameKey<'a> {
 }
 
 impl<'a> NameKey<'a> {
+    /// The key of a store path name (without the hash).
     pub fn of(name: &'a str) -> Self {
         let d = DrvName::parse(name);
         if let Some((v, out)) = d.version.rsplit_once('-') {

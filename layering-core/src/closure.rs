@@ -15,28 +15,65 @@ use petgraph::graph::DiGraph;
 /// One store path as an input format describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathInfo {
+    /// The store path.
     pub path: StorePath,
+    /// Bytes of its NAR serialisation (what a layer holding it costs, near enough).
     pub nar_size: u64,
+    /// `sha256:…` of the NAR, where the format gives it.
     pub nar_hash: Option<String>,
+    /// Bytes of its whole closure, where the format gives it.
     pub closure_size: Option<u64>,
     /// References, possibly including the path itself.
     pub references: Vec<StorePath>,
 }
 
+/// Why a list of path records is not a closure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClosureError {
+    /// No paths at all.
     #[error("the closure is empty")]
     Empty,
+    /// One path, two different records.
     #[error("`{path}` is listed twice with different contents (narSize {first} and {second}, or different references)")]
-    ConflictingDuplicate { path: String, first: u64, second: u64 },
+    ConflictingDuplicate {
+        /// The path listed twice.
+        path: String,
+        /// Its first narSize.
+        first: u64,
+        /// Its second narSize.
+        second: u64,
+    },
+    /// A reference to a path that is not listed.
     #[error("`{from}` references `{to}`, which is not in the closure")]
-    DanglingReference { from: String, to: String },
+    DanglingReference {
+        /// The referring path.
+        from: String,
+        /// The missing path.
+        to: String,
+    },
+    /// Paths that reference each other (Nix allows only self-references).
     #[error("reference cycle between {}", paths.join(", "))]
-    Cycle { paths: Vec<String> },
+    Cycle {
+        /// The paths of one cycle, sorted.
+        paths: Vec<String>,
+    },
+    /// Paths of two store directories.
     #[error("`{first}` and `{second}` are in different store directories; a closure lives in one store")]
-    MixedStoreDirs { first: String, second: String },
+    MixedStoreDirs {
+        /// A path of one directory.
+        first: String,
+        /// A path of the other.
+        second: String,
+    },
+    /// One hash, two names.
     #[error("`{first}` and `{second}` have the same hash but different names; a store path hash names one path")]
-    SameHash { first: String, second: String },
+    SameHash {
+        /// One of the paths.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// The sizes do not fit in a signed 64-bit total.
     #[error("the narSize values add up to more than 2^63 − 1 bytes")]
     TooLarge,
 }
@@ -88,6 +125,9 @@ pub struct Closure {
 }
 
 impl Closure {
+    /// Checks and indexes path records: in one store directory, one record per path (identical
+    /// duplicates merge), every reference present, no cycle but self-references, sizes that
+    /// sum within `i64`.
     pub fn new(mut infos: Vec<PathInfo>) -> Result<Self, ClosureError> {
         if infos.is_empty() {
             return Err(ClosureError::Empty);
@@ -164,22 +204,27 @@ impl Closure {
         }
     }
 
+    /// The number of paths.
     pub fn len(&self) -> usize {
         self.infos.len()
     }
 
+    /// Never true for a built closure (an empty one is an error); for the API's symmetry.
     pub fn is_empty(&self) -> bool {
         self.infos.is_empty()
     }
 
+    /// The path at index `i` (indices follow path order).
     pub fn path(&self, i: usize) -> &StorePath {
         &self.infos[i].path
     }
 
+    /// The record of path `i`.
     pub fn info(&self, i: usize) -> &PathInfo {
         &self.infos[i]
     }
 
+    /// The narSize of path `i`.
     pub fn nar_size(&self, i: usize) -> u64 {
         self.infos[i].nar_size
     }
@@ -194,10 +239,12 @@ impl Closure {
         self.users.of(i)
     }
 
+    /// The index of a full store path, if it is in the closure.
     pub fn index_of(&self, path: &str) -> Option<usize> {
         self.index.get(path).map(|&i| i as usize)
     }
 
+    /// The sum of every path's narSize (fits: [`Closure::new`] checks).
     pub fn total_size(&self) -> u64 {
         self.infos.iter().map(|n| n.nar_size).sum()
     }
@@ -263,9 +310,12 @@ impl Closure {
     }
 }
 
+/// Which edges a walk follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
+    /// From a path to what it references.
     References,
+    /// From a path to what references it.
     Users,
 }
 

@@ -83,6 +83,7 @@ struct Unit {
 /// `(1 + ½) / (1 + 1)`.
 const NO_HISTORY_RATE: f64 = 0.75;
 
+/// The layers of `closure` in `n` store layers by `file` (the module doc's algorithm).
 pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>, LayerError> {
     let matcher = Matcher::new(file);
     let mut units: BTreeMap<UnitKey, (Vec<usize>, Reason)> = BTreeMap::new();

@@ -16,6 +16,8 @@
 //!
 //! Boundary: input formats, databases and the CLI live in the `hints` crate (`analyzer/`).
 
+#![warn(missing_docs)]
+
 pub mod closure;
 pub mod hinted;
 pub mod popularity;
@@ -29,12 +31,14 @@ use hints_format::{HintFile, MatchError, PinRule, StorePath};
 /// How many layers the image may have, and how many are kept for non-store content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
+    /// Layers in the image, store and non-store.
     pub max_layers: usize,
     /// Layers reserved for a customisation layer or a base image (nixpkgs reserves 1).
     pub reserve: usize,
 }
 
 impl Budget {
+    /// A budget; the reserve must leave at least one layer for the store.
     pub fn new(max_layers: usize, reserve: usize) -> Result<Self, LayerError> {
         if reserve >= max_layers {
             return Err(LayerError::Budget { max_layers, reserve });
@@ -55,19 +59,33 @@ impl Default for Budget {
     }
 }
 
+/// How a closure is split into layers.
 #[derive(Debug, Clone, Copy)]
 pub enum Strategy<'a> {
+    /// nixpkgs `referencesByPopularity` ([`popularity`]).
     Popularity,
+    /// nixpkgs `auto-layer.py` ([`size_first`]).
     SizeFirst,
+    /// A hint file ([`hinted`]).
     Hints(&'a HintFile),
 }
 
+/// Why a closure could not be layered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayerError {
+    /// The reserve leaves no layer for the store.
     #[error("budget: reserve ({reserve}) must be smaller than max-layers ({max_layers})")]
-    Budget { max_layers: usize, reserve: usize },
+    Budget {
+        /// Layers in the image.
+        max_layers: usize,
+        /// Layers kept for non-store content.
+        reserve: usize,
+    },
+    /// `referencesByPopularity` counts routes through the graph; at this path the count no
+    /// longer fits in 128 bits.
     #[error("popularity count overflowed 128 bits at `{0}`: the graph has too many routes for referencesByPopularity")]
     PopularityOverflow(String),
+    /// The hint file's patterns could not be matched.
     #[error(transparent)]
     Match(#[from] MatchError),
 }
@@ -76,18 +94,35 @@ pub enum LayerError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     /// `popularity`: the path ranked `rank` (1 = most popular).
-    Popular { rank: usize },
+    Popular {
+        /// 1 = most popular.
+        rank: usize,
+    },
     /// `popularity`: everything after the single-path layers.
     PopularRemainder,
     /// `size-first`: the paths whose set of large "primary" users is `used_by`.
-    SizeFirst { used_by: Vec<String> },
+    SizeFirst {
+        /// The primaries (store paths) that need these paths.
+        used_by: Vec<String>,
+    },
     /// `hints`: a hint group.
-    Group { id: String },
+    Group {
+        /// The group's id in the hint file.
+        id: String,
+    },
     /// `hints`: a pin.
-    Pin { id: String, rule: PinRule },
+    Pin {
+        /// The pin's id in the hint file.
+        id: String,
+        /// What the pin does.
+        rule: PinRule,
+    },
     /// `hints`: paths no hint covers, split size-first among themselves.
-    Fallback { used_by: Vec<String> },
-    /// `hints`: adjacent layers merged to fit the budget.
+    Fallback {
+        /// The primaries (store paths) that need these paths.
+        used_by: Vec<String>,
+    },
+    /// `hints`: layers merged to fit the budget (any pair, the least expected waste first).
     Merged(Vec<Reason>),
 }
 
@@ -119,9 +154,11 @@ impl fmt::Display for Reason {
 /// One layer: store paths and why they are together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layer {
+    /// The layer's store paths.
     pub paths: Vec<StorePath>,
     /// Sum of the members' narSize.
     pub size: u64,
+    /// Why these paths are together.
     pub reason: Reason,
 }
 

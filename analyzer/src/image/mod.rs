@@ -8,10 +8,10 @@
 //!
 //! # Definitions
 //! - A *layer* is a set of store paths, or for the top (customisation) layer a directory; its
-//!   tar is defined by [`layer_tar`] (fixed order, owner, modes and times; nothing of the host).
+//!   tar is defined by `layer_tar` (fixed order, owner, modes and times; nothing of the host).
 //! - The *diff_id* is the SHA-256 of the uncompressed tar, the *digest* that of the blob as
 //!   stored (gzip, zstd or plain). Both are computed in one pass while the tar is written
-//!   (`ocidir`'s layer writers, or [`blob::hash`], hash before and after the compressor), never
+//!   (`ocidir`'s layer writers, or `blob::hash`, hash before and after the compressor), never
 //!   by reading back.
 //! - The *epoch* is every entry's time and the image's `created`: `SOURCE_DATE_EPOCH`, else 1
 //!   (as in the Nix store).
@@ -21,7 +21,7 @@
 //!   materialises the layers from the store later, checking every digest.
 //!
 //! # Algorithm
-//! 1. Every layer is produced by [`materialise`]: a blob the directory already holds is reused;
+//! 1. Every layer is produced by `materialise`: a blob the directory already holds is reused;
 //!    a store layer found in the directory's layer cache ([`cache`]: keyed by its sorted paths
 //!    and the writing settings) is reused without reading a file of the store; otherwise its tar
 //!    is written into a temporary blob that is renamed to its digest, and cached. Layers are
@@ -30,7 +30,7 @@
 //! 2. With an expected digest (copying a description), a blob that comes out different is an
 //!    error and no manifest is written: the store no longer holds what the description was
 //!    made from.
-//! 3. The config ([`config::image_config`]) holds the runtime settings, the diff_ids, one
+//! 3. The config (`config::image_config`) holds the runtime settings, the diff_ids, one
 //!    history entry per layer naming its hint group (or reason) and its store paths, and the
 //!    closure graph as the label [`CLOSURE_LABEL`], so the image can be scanned later without
 //!    guessing. The manifest and config are canonical JSON; `index.json` is replaced
