@@ -14,26 +14,50 @@
 
 use std::fmt;
 
+use hints_format::locate::without_serde_position;
 use hints_format::StorePath;
 use layering_core::PathInfo;
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// A closure input format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// exportReferencesGraph JSON: a bare array, or a `.attrs.json` key holding one.
     GraphJson,
+    /// Classic exportReferencesGraph text.
     GraphText,
+    /// `nix path-info --json --recursive`, in any of its shapes.
     PathInfo,
+    /// nix2container's image JSON (paths only).
     Nix2container,
 }
 
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Format {
+    /// Every format, as `--format` names them.
+    pub const ALL: [Format; 4] = [Format::GraphJson, Format::GraphText, Format::PathInfo, Format::Nix2container];
+
+    /// The format's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
             Format::GraphJson => "graph-json",
             Format::GraphText => "graph-text",
             Format::PathInfo => "path-info",
             Format::Nix2container => "nix2container",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Format::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| format!("expected one of {}", Format::ALL.map(Format::name).join(", ")))
     }
 }
 
@@ -76,7 +100,7 @@ pub fn parse(file: &str, text: &str, forced: Option<Format>) -> Result<Parsed, I
             }
         }
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| err(format!("line {}, column {}", e.line(), e.column()), format!("invalid JSON: {}", strip_position(&e.to_string()))))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| err(format!("line {}, column {}", e.line(), e.column()), format!("invalid JSON: {}", without_serde_position(&e.to_string()))))?;
     let format = match forced {
         Some(f) => f,
         None => detect(&value),
@@ -139,10 +163,6 @@ impl RawRecord {
             references: self.references.iter().map(|r| StorePath::parse(r)).collect::<Result<_, _>>()?,
         })
     }
-}
-
-fn strip_position(msg: &str) -> &str {
-    msg.find(" at line ").map(|i| &msg[..i]).unwrap_or(msg)
 }
 
 fn detect(v: &Value) -> Format {

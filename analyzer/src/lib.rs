@@ -2,6 +2,7 @@
 //!
 //! - [`formats`]: closure input formats (exportReferencesGraph, `nix path-info`, nix2container).
 //! - [`scan`]: sources (files, `nix`, git work tree and history, dataset directories).
+//! - [`ingest`]: the one pipeline that stores snapshot jobs (scan, benchmark, service).
 //! - [`store`]: the SQLite history database.
 //! - [`history`]: snapshots loaded back from the database, per name and per revision.
 //! - [`mine`]: learning groups from the history, backtesting them and emitting the hint file
@@ -18,6 +19,7 @@ pub mod explain;
 pub mod formats;
 pub mod history;
 pub mod image;
+pub mod ingest;
 pub mod mine;
 pub mod replay;
 pub mod scan;

@@ -10,14 +10,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use hints_analyzer::formats::{Format, InputError};
 use hints_analyzer::history::History;
 use hints_analyzer::image::{self, Compression, Description, ImageError, LayerPlan, RuntimeConfig, WriteOptions, Written};
+use hints_analyzer::ingest::{self, IngestError, Job, Sources, Tally};
 use hints_analyzer::mine::{self, EmitOptions};
-use hints_analyzer::replay::{replay, Metrics, Replayed};
+use hints_analyzer::replay::{self, replay, Metrics, Overlap, Replayed};
 use hints_analyzer::scan::{self, Dataset, ScanError};
-use hints_analyzer::store::{Outcome, Prepared, Revision, Store, StoreError};
+use hints_analyzer::store::{Outcome, Revision, Store, StoreError};
 use hints_format::{FormatError, HintFile};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use layering_core::{Budget, Strategy as CoreStrategy};
-use rayon::prelude::*;
 
 #[derive(Parser)]
 #[command(name = "hints", version, about = "Layer hints for Nix-built container images, learned from history")]
@@ -93,8 +93,9 @@ struct ScanArgs {
     /// The image the files belong to.
     #[arg(long)]
     image: Option<String>,
-    /// Force the input format instead of detecting it.
-    #[arg(long, value_enum)]
+    /// Force the input format instead of detecting it: graph-json, graph-text, path-info or
+    /// nix2container.
+    #[arg(long, value_name = "FORMAT")]
     format: Option<Format>,
     /// Revision label (e.g. a commit id or release name) instead of git's HEAD.
     #[arg(long)]
@@ -158,8 +159,8 @@ struct LayerArgs {
     explain: bool,
     #[arg(long, value_enum, default_value = "store-layers")]
     format: OutputFormat,
-    /// Force the input format.
-    #[arg(long, value_enum)]
+    /// Force the input format: graph-json, graph-text, path-info or nix2container.
+    #[arg(long, value_name = "FORMAT")]
     input_format: Option<Format>,
 }
 
@@ -211,8 +212,8 @@ struct ImageArgs {
     /// of an OCI directory; `hints image copy` materialises it.
     #[arg(long, value_name = "FILE", conflicts_with = "out")]
     describe: Option<PathBuf>,
-    /// Force the graph's format.
-    #[arg(long, value_enum)]
+    /// Force the graph's format: graph-json, graph-text, path-info or nix2container.
+    #[arg(long, value_name = "FORMAT")]
     input_format: Option<Format>,
     /// Hint file; makes `hints` the default strategy.
     #[arg(long)]
@@ -372,19 +373,26 @@ fn main() -> ExitCode {
 
 /// 2 for bad input (files, hint files, closures, contradictions), 1 otherwise.
 fn exit_code(e: &anyhow::Error) -> u8 {
-    let bad_input = e.chain().any(|c| {
-        c.is::<InputError>()
-            || c.is::<FormatError>()
-            || c.is::<BadInput>()
-            || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_) | ImageError::Mismatch { .. }))
-            || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. }))
-            || matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Conflict { .. } | StoreError::UnknownRevision(_) | StoreError::Missing(_) | StoreError::NotHints { .. }))
-    });
-    if bad_input {
+    if e.chain().any(is_bad_input) {
         2
     } else {
         1
     }
+}
+
+fn is_bad_input(c: &(dyn std::error::Error + 'static)) -> bool {
+    c.is::<InputError>()
+        || c.is::<FormatError>()
+        || c.is::<BadInput>()
+        || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_) | ImageError::Mismatch { .. }))
+        || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. }))
+        || matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Conflict { .. } | StoreError::UnknownRevision(_) | StoreError::Missing(_) | StoreError::NotHints { .. }))
+        || match c.downcast_ref::<IngestError>() {
+            Some(IngestError::Scan(e)) => is_bad_input(e),
+            Some(IngestError::Store(e)) => is_bad_input(e),
+            Some(IngestError::Batch { source, .. }) => is_bad_input(source.as_ref()),
+            _ => false,
+        }
 }
 
 /// A usage or input problem found at the CLI edge.
@@ -425,56 +433,45 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// One snapshot to ingest: image, revision, and its sources (name, text).
-struct Job {
-    image: String,
-    revision: Revision,
-    sources: Sources,
-}
-
-/// A job's closure texts: already read (files named on the command line, `nix`, git objects),
-/// or files read only when the job's chunk comes up, so a dataset is never held whole.
-enum Sources {
-    Read(Vec<(String, String)>),
-    Files(Vec<String>),
-}
-
-impl Sources {
-    fn load(&self) -> Result<std::borrow::Cow<'_, [(String, String)]>> {
-        Ok(match self {
-            Sources::Read(v) => std::borrow::Cow::Borrowed(v),
-            Sources::Files(files) => std::borrow::Cow::Owned(files.iter().map(|f| Ok((f.clone(), scan::read_text(f)?))).collect::<Result<_>>()?),
-        })
-    }
-}
-
 fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let modes = [!a.files.is_empty(), !a.nix.is_empty(), a.git_history.is_some(), a.dataset.is_some()];
     if modes.iter().filter(|m| **m).count() != 1 {
         bail!(BadInput("give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --git-history PATHSPEC, --dataset DIR".into()));
     }
     let mut store = Store::open(&a.db.path()?)?;
-    let explicit_revision = || -> Result<Revision> {
-        let git = scan::git_revision(Path::new("."))?;
-        let time = a.time.as_deref().map(scan::parse_time).transpose()?;
-        Ok(match (git, &a.rev) {
-            (Some(g), None) => Revision { time: time.unwrap_or(g.time.clone()), ..g },
-            (g, Some(label)) => {
-                let time = time.or(g.as_ref().map(|g| g.time.clone())).ok_or_else(|| BadInput("--time is required with --rev outside a git repository".into()))?;
-                let commit = g.as_ref().and_then(|g| g.commit.clone()).filter(|c| c == label);
-                Revision { label: label.clone(), commit, time, branch: g.as_ref().and_then(|g| g.branch.clone()), dirty: g.is_some_and(|g| g.dirty) }
-            }
-            (None, None) => bail!(BadInput("not in a git repository: give --rev LABEL and --time RFC3339".into())),
-        })
-    };
+    let jobs = scan_jobs(&a)?;
+    let bar = progress(jobs.len() as u64, quiet);
+    let mut out = std::io::stdout().lock();
+    let tally = ingest::ingest(&mut store, &jobs, a.format, |s| {
+        for w in &s.warnings {
+            tracing::warn!("{w}");
+        }
+        if let Some(before) = &s.revised {
+            warn_revised(before, &s.job.revision);
+        }
+        if !quiet {
+            writeln!(out, "{} @ {}: {}", s.job.image, s.job.revision.label, outcome_text(s.outcome, s.paths))?;
+            out.flush()?;
+        }
+        bar.inc(1);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    if !quiet && jobs.len() > 1 {
+        let Tally { added, unchanged, replaced, new_paths } = tally;
+        writeln!(out, "{} snapshots: {added} added, {replaced} replaced, {unchanged} unchanged; {new_paths} new store paths", jobs.len())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
-    // Jobs are collected lazily per mode, then parsed in parallel chunks and stored in order.
-    let jobs: Vec<Job> = if !a.files.is_empty() {
+/// The snapshots a scan's arguments name.
+fn scan_jobs(a: &ScanArgs) -> Result<Vec<Job>> {
+    Ok(if !a.files.is_empty() {
         let image = a.image.clone().ok_or_else(|| BadInput("--image NAME is required when scanning files".into()))?;
         let sources = a.files.iter().map(|f| Ok((f.clone(), scan::read_text(f)?))).collect::<Result<Vec<_>>>()?;
-        vec![Job { image, revision: explicit_revision()?, sources: Sources::Read(sources) }]
+        vec![Job { image, revision: explicit_revision(a)?, sources: Sources::Read(sources) }]
     } else if !a.nix.is_empty() {
-        let revision = explicit_revision()?;
+        let revision = explicit_revision(a)?;
         a.nix
             .iter()
             .map(|spec| {
@@ -483,118 +480,33 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
             })
             .collect::<Result<_>>()?
     } else if let Some(spec) = &a.git_history {
-        let steps = scan::git_history(Path::new("."), spec, a.range.as_deref())?;
-        let single = a.image.clone();
-        steps
-            .into_iter()
-            .flat_map(|s| {
-                let revision = s.revision;
-                let n = s.files.len();
-                let single = single.clone();
-                s.files.into_iter().map(move |(stem, rel, text)| Job {
-                    image: if n == 1 { single.clone().unwrap_or(stem) } else { stem },
-                    revision: revision.clone(),
-                    sources: Sources::Read(vec![(format!("{rel}@{}", &revision.label[..12.min(revision.label.len())]), text)]),
-                })
-            })
-            .collect()
+        ingest::git_history_jobs(scan::git_history(Path::new("."), spec, a.range.as_deref())?, a.image.as_deref())
     } else {
-        let ds = Dataset::open(a.dataset.as_deref().expect("mode checked"))?;
-        let mut jobs = vec![];
-        for (index, revision) in &ds.revisions {
-            for image in &ds.images {
-                let file = ds.graph_file(image, *index);
-                if file.exists() {
-                    jobs.push(Job { image: image.clone(), revision: revision.clone(), sources: Sources::Files(vec![file.display().to_string()]) });
-                }
-            }
-        }
-        jobs
-    };
+        ingest::dataset_jobs(&Dataset::open(a.dataset.as_deref().expect("mode checked"))?)
+    })
+}
 
-    let bar = progress(jobs.len() as u64, quiet);
-    let (mut added, mut unchanged, mut replaced, mut new_paths) = (0, 0, 0, 0);
-    let mut out = std::io::stdout().lock();
-    for chunk in jobs.chunks(32) {
-        // An identical snapshot is recognised by its digest before any parsing or validation
-        // work: recorded paths are immutable, so the same paths are the same closure.
-        let texts: Vec<_> = chunk.par_iter().map(|j| j.sources.load()).collect::<Result<_>>()?;
-        let quick: Vec<Option<(usize, [u8; 32])>> = texts.par_iter().map(|t| scan::quick_digest(t)).collect();
-        let mut todo = vec![];
-        for ((job, q), text) in chunk.iter().zip(&quick).zip(&texts) {
-            match q {
-                Some((count, digest)) if store.has_snapshot(&job.image, &job.revision.label, digest)? => {
-                    todo.push((job, text, Some(*count)));
-                }
-                _ => todo.push((job, text, None)),
-            }
+/// The revision of files or `nix` scans: git's HEAD, or `--rev` and `--time`.
+fn explicit_revision(a: &ScanArgs) -> Result<Revision> {
+    let git = scan::git_revision(Path::new("."))?;
+    let time = a.time.as_deref().map(scan::parse_time).transpose()?;
+    Ok(match (git, &a.rev) {
+        (Some(g), None) => Revision { time: time.unwrap_or(g.time.clone()), ..g },
+        (g, Some(label)) => {
+            let time = time.or(g.as_ref().map(|g| g.time.clone())).ok_or_else(|| BadInput("--time is required with --rev outside a git repository".into()))?;
+            let commit = g.as_ref().and_then(|g| g.commit.clone()).filter(|c| c == label);
+            Revision { label: label.clone(), commit, time, branch: g.as_ref().and_then(|g| g.branch.clone()), dirty: g.is_some_and(|g| g.dirty) }
         }
-        let parsed: Vec<Option<Result<(scan::ReadClosure, Prepared)>>> = todo
-            .par_iter()
-            .map(|(_, text, known)| {
-                known.is_none().then(|| {
-                    let read = scan::read_closure(text, a.format)?;
-                    let prep = Prepared::new(&read.closure)?;
-                    Ok((read, prep))
-                })
-            })
-            .collect();
-        for ((job, _, known), read) in todo.into_iter().zip(parsed) {
-            let stored = match (known, read) {
-                (Some(count), _) => Ok((Outcome::Unchanged, count)),
-                (None, Some(read)) => read.and_then(|(read, prep)| {
-                    for w in &read.warnings {
-                        tracing::warn!("{w}");
-                    }
-                    let before = store.revision(&job.revision.label)?;
-                    let outcome = store.ingest_prepared(&job.image, &job.revision, &read.closure, &prep, read.complete)?;
-                    if let Some(before) = before.filter(|b| *b != job.revision && outcome != Outcome::Unchanged) {
-                        warn_revised(&before, &job.revision);
-                    }
-                    Ok((outcome, read.closure.len()))
-                }),
-                (None, None) => unreachable!("parsed when not known"),
-            };
-            // Each snapshot is stored in its own transaction: in a batch, what came before a
-            // bad snapshot stays stored, and the message says so.
-            let done = added + unchanged + replaced;
-            let (outcome, count) = stored.map_err(|e| match jobs.len() {
-                1 => e,
-                n => e.context(format!(
-                    "{} @ {}: {done} of the {n} snapshots of this scan were stored before it (kept; a re-run skips them); it and the {} after it were not",
-                    job.image,
-                    job.revision.label,
-                    n - done - 1
-                )),
-            })?;
-            let what = match outcome {
-                Outcome::Added { new_paths: n } => {
-                    added += 1;
-                    new_paths += n;
-                    format!("added: {count} paths, {n} new")
-                }
-                Outcome::Unchanged => {
-                    unchanged += 1;
-                    "unchanged (identical snapshot already recorded)".to_string()
-                }
-                Outcome::Replaced { new_paths: n } => {
-                    replaced += 1;
-                    new_paths += n;
-                    format!("replaced the earlier closure: {count} paths, {n} new")
-                }
-            };
-            if !quiet {
-                writeln!(out, "{} @ {}: {what}", job.image, job.revision.label)?;
-                out.flush()?;
-            }
-            bar.inc(1);
-        }
+        (None, None) => bail!(BadInput("not in a git repository: give --rev LABEL and --time RFC3339".into())),
+    })
+}
+
+fn outcome_text(outcome: Outcome, paths: usize) -> String {
+    match outcome {
+        Outcome::Added { new_paths } => format!("added: {paths} paths, {new_paths} new"),
+        Outcome::Unchanged => "unchanged (identical snapshot already recorded)".to_string(),
+        Outcome::Replaced { new_paths } => format!("replaced the earlier closure: {paths} paths, {new_paths} new"),
     }
-    bar.finish_and_clear();
-    if !quiet && jobs.len() > 1 {
-        writeln!(out, "{} snapshots: {added} added, {replaced} replaced, {unchanged} unchanged; {new_paths} new store paths", jobs.len())?;
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Says that a scan changed a known revision's metadata.
@@ -895,21 +807,19 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
     let history = History::load(&store, a.images.as_deref())?;
     let (first, last) = history.range(Some(&a.range))?;
     let hints = load_hints(&a.hints)?;
-    let lf = &hints.learned_from.revisions;
-    match (history.revision(&lf.first), history.revision(&lf.last)) {
-        (Ok(lo), Ok(hi)) if hi > first && lo <= last => {
+    match replay::training_overlap(&history, &hints, first, last) {
+        Overlap::Overlaps(lo, hi) => {
             let msg = format!("{} was learned from revisions {lo}..{hi}, which overlap the replayed updates {}..{last}: that is testing on the training data", a.hints.display(), first + 1);
             if !a.allow_overlap {
                 bail!(BadInput(format!("{msg} (pass --allow-overlap to replay anyway)")));
             }
             eprintln!("WARNING: {msg}");
         }
-        (Ok(_), Ok(_)) => {}
-        _ => eprintln!("warning: the revisions {} was learned from are not in this database; cannot check for overlap", a.hints.display()),
+        Overlap::Disjoint => {}
+        Overlap::Unknown => eprintln!("warning: the revisions {} was learned from are not in this database; cannot check for overlap", a.hints.display()),
     }
     let budget = Budget::new(a.max_layers, a.reserve).map_err(|e| BadInput(e.to_string()))?;
-    let strategies = [Replayed::Single, Replayed::Popularity, Replayed::SizeFirst, Replayed::Hints(&hints), Replayed::Floor];
-    let results: Vec<Metrics> = strategies.iter().map(|&s| replay(&history, first, last, budget, s)).collect::<Result<_, _>>()?;
+    let results: Vec<Metrics> = Replayed::all(&hints).iter().map(|&s| replay(&history, first, last, budget, s)).collect::<Result<_, _>>()?;
     if a.json {
         outln!(
             "{}",

@@ -32,7 +32,12 @@ pub enum Replayed<'a> {
     Floor,
 }
 
-impl Replayed<'_> {
+impl<'a> Replayed<'a> {
+    /// Every strategy, in the order reports list them.
+    pub fn all(hints: &'a HintFile) -> [Replayed<'a>; 5] {
+        [Replayed::Single, Replayed::Popularity, Replayed::SizeFirst, Replayed::Hints(hints), Replayed::Floor]
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Replayed::Single => "single",
@@ -130,4 +135,27 @@ pub fn replay(history: &History, first: usize, last: usize, budget: Budget, stra
     m.avg_layers_x10 = (total_layers as u64 * 10 + layers.len() as u64 / 2) / layers.len().max(1) as u64;
     m.per_image_update_bytes = history.images.iter().cloned().zip(per_image).collect();
     Ok(m)
+}
+
+/// How the revisions a hint file was learned from relate to the replayed updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlap {
+    /// Learned before (or after) the replayed updates: a fair test.
+    Disjoint,
+    /// Learned from revisions `0..=1` (positions), some of which the replay covers: testing on
+    /// the training data.
+    Overlaps(usize, usize),
+    /// The file's revisions are not in this history.
+    Unknown,
+}
+
+/// Whether replaying `first..=last` with `file` tests it on revisions it was learned from (the
+/// updates replayed are `first+1..=last`).
+pub fn training_overlap(history: &History, file: &HintFile, first: usize, last: usize) -> Overlap {
+    let learned = &file.learned_from.revisions;
+    match (history.revision(&learned.first), history.revision(&learned.last)) {
+        (Ok(lo), Ok(hi)) if hi > first && lo <= last => Overlap::Overlaps(lo, hi),
+        (Ok(_), Ok(_)) => Overlap::Disjoint,
+        _ => Overlap::Unknown,
+    }
 }

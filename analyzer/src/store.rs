@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use hints_format::store_path::nixbase32_decode;
+use hints_format::nixbase32;
 use hints_format::StorePath;
 use layering_core::{Closure, PathInfo};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -174,6 +174,11 @@ pub struct SnapshotRow {
     pub complete: bool,
 }
 
+/// Maps an SQLite error on `file` to the store's error.
+fn sqlite_error(file: &str) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Sqlite { file: file.to_string(), source }
+}
+
 impl Store {
     /// Opens (creating and migrating as needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
@@ -181,7 +186,7 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlite { file: file.clone(), source: rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()) })?;
         }
-        let sq = |source| StoreError::Sqlite { file: file.clone(), source };
+        let sq = sqlite_error(&file);
         let conn = Connection::open(path).map_err(sq)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(sq)?;
         // Switching a new file to WAL takes an exclusive lock, and SQLite may answer BUSY there
@@ -219,7 +224,7 @@ impl Store {
     /// error.
     pub fn open_existing(path: &Path) -> Result<Self> {
         let file = path.display().to_string();
-        let sq = |source| StoreError::Sqlite { file: file.clone(), source };
+        let sq = sqlite_error(&file);
         if !path.is_file() {
             return Err(StoreError::Missing(file));
         }
@@ -256,13 +261,13 @@ impl Store {
         }
     }
 
-    fn sq(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sqlite { file: self.file.clone(), source }
+    fn sq(&self) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+        sqlite_error(&self.file)
     }
 
     fn migrate(&mut self) -> Result<()> {
         let file = self.file.clone();
-        let sq = |source| StoreError::Sqlite { file: file.clone(), source };
+        let sq = sqlite_error(&file);
         let tx = retry(|| rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)).map_err(sq)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sq)?;
         if version > SCHEMA_VERSION {
@@ -291,12 +296,9 @@ impl Store {
 
     /// [`Store::ingest`] with the pure part already done.
     pub fn ingest_prepared(&mut self, image: &str, revision: &Revision, closure: &Closure, prep: &Prepared, complete: bool) -> Result<Outcome> {
-        let (digest, hashes) = (&prep.digest, &prep.hashes);
         let file = self.file.clone();
-        let sq = |source| StoreError::Sqlite { file: file.clone(), source };
+        let sq = sqlite_error(&file);
         let tx = retry(|| rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)).map_err(sq)?;
-        let mut new_names: Vec<(bool, String, i64)> = vec![];
-
         let image_id = upsert_id(&tx, "images", "name", image).map_err(sq)?;
         tx.prepare_cached("UPDATE images SET row_check = ?2 WHERE id = ?1").and_then(|mut s| s.execute(params![image_id, &image_check(image_id, image)[..]])).map_err(sq)?;
         let revision_id = upsert_revision(&tx, revision).map_err(sq)?;
@@ -304,93 +306,88 @@ impl Store {
             .prepare_cached("SELECT digest FROM snapshots WHERE image_id = ?1 AND revision_id = ?2")
             .and_then(|mut s| s.query_row(params![image_id, revision_id], |r| r.get(0)).optional())
             .map_err(sq)?;
-        if existing.as_deref() == Some(&digest[..]) {
+        if existing.as_deref() == Some(&prep.digest[..]) {
             tx.commit().map_err(sq)?;
             return Ok(Outcome::Unchanged);
         }
         // The snapshot is new or replaced: the revision's metadata is this scan's.
         update_revision(&tx, revision_id, revision).map_err(sq)?;
-
-        let dir = closure.path(0).store_dir();
-        if let Some(other) = other_store_dir(&tx, dir).map_err(sq)? {
+        if let Some(other) = other_store_dir(&tx, closure.path(0).store_dir()).map_err(sq)? {
             return Err(StoreError::Conflict { path: closure.path(0).to_string(), what: format!("another store directory: the database holds paths of {other}") });
         }
-        let mut ids = vec![0i64; closure.len()];
-        let mut pending: Vec<([u8; 20], Known)> = vec![];
-        let mut new_paths = 0;
+        let recorded = self.record_paths(&tx, closure, prep, complete)?;
+        write_snapshot(&tx, (image_id, revision_id), &prep.digest, closure, complete, &recorded.ids).map_err(sq)?;
+        tx.commit().map_err(sq)?;
+        let new_paths = recorded.new_paths;
+        self.remember(recorded);
+        Ok(if existing.is_some() { Outcome::Replaced { new_paths } } else { Outcome::Added { new_paths } })
+    }
+
+    /// Finds or inserts every path of `closure`, dependencies first, checking that a recorded
+    /// path has the same name, size and references.
+    fn record_paths(&self, tx: &rusqlite::Transaction<'_>, closure: &Closure, prep: &Prepared, complete: bool) -> Result<RecordedPaths> {
+        let sq = self.sq();
+        let hashes = &prep.hashes;
+        let mut r = RecordedPaths { ids: vec![0i64; closure.len()], known: vec![], new_paths: 0, new_names: vec![] };
         for &i in &prep.topo {
             let info = closure.info(i);
             let refs_digest = prep.refs_digests[i];
             let found = match self.known.get(&hashes[i]) {
                 Some(k) => Some(*k),
-                None => lookup(&tx, &hashes[i]).map_err(sq)?,
+                None => lookup(tx, &hashes[i]).map_err(sq)?,
             };
             if let Some(k) = found.filter(|k| k.path_digest != prep.path_digests[i]) {
-                let recorded = path_of(&tx, k.id).map_err(sq)?;
+                let recorded = path_of(tx, k.id).map_err(sq)?;
                 return Err(StoreError::Conflict { path: info.path.to_string(), what: format!("the same hash under another name, as {recorded}") });
             }
-            let mut ref_ids: Vec<i64> = closure.refs(i).iter().map(|&r| ids[r as usize]).collect();
+            let mut ref_ids: Vec<i64> = closure.refs(i).iter().map(|&x| r.ids[x as usize]).collect();
             ref_ids.sort_unstable();
-            match found {
+            let known = match found {
                 Some(k) if k.complete && complete => {
                     if k.nar_size != info.nar_size || k.refs_digest != refs_digest {
                         let what = if k.nar_size != info.nar_size { format!("narSize {} (this input says {})", k.nar_size, info.nar_size) } else { "different references".to_string() };
                         return Err(StoreError::Conflict { path: info.path.to_string(), what });
                     }
-                    ids[i] = k.id;
-                    pending.push((hashes[i], k));
+                    k
                 }
                 Some(k) if complete => {
                     // The recorded row came from a format without sizes; fill it in.
-                    update_path(&tx, k.id, info, &ref_ids, &refs_digest).map_err(sq)?;
-                    ids[i] = k.id;
-                    pending.push((hashes[i], Known { nar_size: info.nar_size, refs_digest, complete, ..k }));
+                    update_path(tx, k.id, info, &ref_ids, &refs_digest).map_err(sq)?;
+                    Known { nar_size: info.nar_size, refs_digest, complete, ..k }
                 }
-                Some(k) => {
-                    ids[i] = k.id;
-                    pending.push((hashes[i], k));
-                }
+                Some(k) => k,
                 None => {
-                    let mut intern = |is_dir: bool, value: &str| -> rusqlite::Result<i64> {
-                        let cache = if is_dir { &self.dir_ids } else { &self.name_ids };
-                        if let Some(&id) = cache.get(value) {
-                            return Ok(id);
-                        }
-                        let id = upsert_id(&tx, if is_dir { "store_dirs" } else { "names" }, if is_dir { "dir" } else { "name" }, value)?;
-                        new_names.push((is_dir, value.to_string(), id));
-                        Ok(id)
-                    };
-                    let dir_id = intern(true, info.path.store_dir()).map_err(sq)?;
-                    let name_id = intern(false, info.path.name()).map_err(sq)?;
-                    let id = insert_path(&tx, &hashes[i], dir_id, name_id, info, &ref_ids, &refs_digest, complete).map_err(sq)?;
-                    ids[i] = id;
-                    new_paths += 1;
-                    pending.push((hashes[i], Known { id, nar_size: info.nar_size, refs_digest, complete, path_digest: prep.path_digests[i] }));
+                    let dir_id = self.intern(tx, true, info.path.store_dir(), &mut r.new_names).map_err(sq)?;
+                    let name_id = self.intern(tx, false, info.path.name(), &mut r.new_names).map_err(sq)?;
+                    let id = insert_path(tx, &hashes[i], dir_id, name_id, info, &ref_ids, &refs_digest, complete).map_err(sq)?;
+                    r.new_paths += 1;
+                    Known { id, nar_size: info.nar_size, refs_digest, complete, path_digest: prep.path_digests[i] }
                 }
-            }
+            };
+            r.ids[i] = known.id;
+            r.known.push((hashes[i], known));
         }
-        let mut sorted = ids.clone();
-        sorted.sort_unstable();
-        let members = encode_ids(&sorted);
-        tx.prepare_cached(
-            "INSERT INTO snapshots (image_id, revision_id, digest, path_count, total_size, complete, members, row_check)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (image_id, revision_id) DO UPDATE SET digest = excluded.digest,
-               path_count = excluded.path_count, total_size = excluded.total_size,
-               complete = excluded.complete, members = excluded.members, row_check = excluded.row_check",
-        )
-        .and_then(|mut s| {
-            let total = closure.total_size();
-            let check = snapshot_check(image_id, revision_id, digest, total);
-            s.execute(params![image_id, revision_id, &digest[..], closure.len() as i64, total as i64, complete, members, &check[..]])
-        })
-        .map_err(sq)?;
-        tx.commit().map_err(sq)?;
-        self.known.extend(pending);
-        for (is_dir, value, id) in new_names {
+        Ok(r)
+    }
+
+    /// The id of a store directory (`is_dir`) or a name, inserted if new (and then noted in
+    /// `new_names`, to cache once the transaction commits).
+    fn intern(&self, tx: &rusqlite::Transaction<'_>, is_dir: bool, value: &str, new_names: &mut Vec<(bool, String, i64)>) -> rusqlite::Result<i64> {
+        let cache = if is_dir { &self.dir_ids } else { &self.name_ids };
+        if let Some(&id) = cache.get(value) {
+            return Ok(id);
+        }
+        let id = upsert_id(tx, if is_dir { "store_dirs" } else { "names" }, if is_dir { "dir" } else { "name" }, value)?;
+        new_names.push((is_dir, value.to_string(), id));
+        Ok(id)
+    }
+
+    /// Caches what a committed ingest found and added.
+    fn remember(&mut self, recorded: RecordedPaths) {
+        self.known.extend(recorded.known);
+        for (is_dir, value, id) in recorded.new_names {
             if is_dir { &mut self.dir_ids } else { &mut self.name_ids }.insert(value, id);
         }
-        Ok(if existing.is_some() { Outcome::Replaced { new_paths } } else { Outcome::Added { new_paths } })
     }
 
     /// Whether (image, revision label) is recorded with exactly this snapshot digest: the cheap
@@ -497,7 +494,7 @@ impl Store {
             .map(|(id, dir, hash, name, nar_size, refs, refs_digest)| {
                 let bad = |what: &str| self.damaged(format!("path id {id}: {what}"));
                 let hash: [u8; 20] = hash.try_into().map_err(|_| bad("hash is not 20 bytes"))?;
-                let base = format!("{}-{name}", hints_format::store_path::nixbase32_encode(&hash));
+                let base = format!("{}-{name}", nixbase32::encode(&hash));
                 let path = StorePath::from_base(&dir, &base).map_err(|e| bad(&format!("not a store path: {e}")))?;
                 let nar_size = u64::try_from(nar_size).map_err(|_| bad("negative narSize"))?;
                 let refs = decode_ids(&refs).ok_or_else(|| bad("malformed reference list"))?;
@@ -528,7 +525,8 @@ impl Store {
         Ok(format!("sha256:{}", hex(&h.finalize())))
     }
 
-    /// Runs `PRAGMA integrity_check`; `Ok(())` when it says "ok".
+    /// Runs `PRAGMA integrity_check` and returns its first row: `ok` for a sound file, else
+    /// the first problem SQLite found.
     pub fn integrity_check(&self) -> Result<String> {
         self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(self.sq())
     }
@@ -556,14 +554,47 @@ pub struct StoredSnapshot {
     pub total_size: u64,
 }
 
+/// What recording a closure's paths found and added, cached once the transaction commits.
+struct RecordedPaths {
+    /// Row id of each closure path.
+    ids: Vec<i64>,
+    known: Vec<([u8; 20], Known)>,
+    new_paths: usize,
+    /// (is a store directory, value, id) inserted.
+    new_names: Vec<(bool, String, i64)>,
+}
+
+/// Inserts or replaces the snapshot row of (image id, revision id).
+fn write_snapshot(tx: &rusqlite::Transaction<'_>, (image_id, revision_id): (i64, i64), digest: &[u8; 32], closure: &Closure, complete: bool, ids: &[i64]) -> rusqlite::Result<()> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    let total = closure.total_size();
+    let check = snapshot_check(image_id, revision_id, digest, total);
+    tx.prepare_cached(
+        "INSERT INTO snapshots (image_id, revision_id, digest, path_count, total_size, complete, members, row_check)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (image_id, revision_id) DO UPDATE SET digest = excluded.digest,
+           path_count = excluded.path_count, total_size = excluded.total_size,
+           complete = excluded.complete, members = excluded.members, row_check = excluded.row_check",
+    )?
+    .execute(params![image_id, revision_id, &digest[..], closure.len() as i64, total as i64, complete, encode_ids(&sorted), &check[..]])?;
+    Ok(())
+}
+
+/// The first wait before retrying SQLITE_BUSY; it doubles up to [`RETRY_MAX_WAIT`].
+const RETRY_FIRST_WAIT: Duration = Duration::from_millis(5);
+const RETRY_MAX_WAIT: Duration = Duration::from_millis(500);
+/// Tries before giving up: about 22 s of waiting on top of the busy timeout.
+const RETRIES: usize = 50;
+
 /// Retries SQLITE_BUSY beyond the busy timeout (a writer holding the lock for long).
 fn retry<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
-    let mut wait = Duration::from_millis(5);
-    for _ in 0..50 {
+    let mut wait = RETRY_FIRST_WAIT;
+    for _ in 0..RETRIES {
         match f() {
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
                 std::thread::sleep(wait);
-                wait = (wait * 2).min(Duration::from_millis(500));
+                wait = (wait * 2).min(RETRY_MAX_WAIT);
             }
             r => return r,
         }
@@ -656,7 +687,7 @@ fn lookup(tx: &rusqlite::Transaction<'_>, hash: &[u8; 20]) -> rusqlite::Result<O
         let d: Vec<u8> = r.get(2)?;
         let mut refs_digest = [0u8; 8];
         refs_digest.copy_from_slice(&d[..8]);
-        let path = format!("{}/{}-{}", r.get::<_, String>(4)?, hints_format::store_path::nixbase32_encode(hash), r.get::<_, String>(5)?);
+        let path = format!("{}/{}-{}", r.get::<_, String>(4)?, nixbase32::encode(hash), r.get::<_, String>(5)?);
         Ok(Known { id: r.get(0)?, nar_size: r.get::<_, i64>(1)? as u64, refs_digest, complete: r.get(3)?, path_digest: fnv64(path.as_bytes()) })
     })
     .optional()
@@ -665,7 +696,7 @@ fn lookup(tx: &rusqlite::Transaction<'_>, hash: &[u8; 20]) -> rusqlite::Result<O
 /// The recorded path of a path id, for messages.
 fn path_of(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<String> {
     tx.prepare_cached("SELECT d.dir, p.hash, n.name FROM paths p JOIN names n ON n.id = p.name_id JOIN store_dirs d ON d.id = p.dir_id WHERE p.id = ?1")?
-        .query_row([id], |r| Ok(format!("{}/{}-{}", r.get::<_, String>(0)?, hints_format::store_path::nixbase32_encode(&r.get::<_, Vec<u8>>(1)?), r.get::<_, String>(2)?)))
+        .query_row([id], |r| Ok(format!("{}/{}-{}", r.get::<_, String>(0)?, nixbase32::encode(&r.get::<_, Vec<u8>>(1)?), r.get::<_, String>(2)?)))
 }
 
 /// A store directory the database holds paths of, other than `dir`.
@@ -696,7 +727,7 @@ fn update_path(tx: &rusqlite::Transaction<'_>, id: i64, info: &PathInfo, ref_ids
 }
 
 fn hash_bytes(p: &StorePath) -> Result<[u8; 20]> {
-    let v = nixbase32_decode(p.hash()).ok_or_else(|| StoreError::BadHash(p.to_string()))?;
+    let v = nixbase32::decode(p.hash()).map_err(|_| StoreError::BadHash(p.to_string()))?;
     v.try_into().map_err(|_| StoreError::BadHash(p.to_string()))
 }
 

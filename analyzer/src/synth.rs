@@ -9,7 +9,7 @@
 //! hash covers its name, version and its dependencies' hashes, so a bump renames the package and
 //! everything above it, exactly as in Nix. Everything is a pure function of the seed.
 
-use hints_format::store_path::nixbase32_encode;
+use hints_format::nixbase32;
 use hints_format::StorePath;
 use layering_core::PathInfo;
 use sha2::{Digest, Sha256};
@@ -135,7 +135,7 @@ impl Synth {
             }
             let digest = h.finalize();
             let name = format!("{}-{}.{}", self.names[i], self.versions[i] / 10, self.versions[i] % 10);
-            paths.push(StorePath::parse(&format!("/nix/store/{}-{name}", nixbase32_encode(&digest[..20]))).expect("valid"));
+            paths.push(store_path(&digest, &name));
         }
         self.paths = paths;
     }
@@ -208,4 +208,10 @@ impl Synth {
         let images: Vec<serde_json::Value> = (0..self.shape.images).map(|i| serde_json::json!({"name": format!("{prefix}{}", self.image_name(i))})).collect();
         std::fs::write(dir.join("manifest.json"), serde_json::to_string_pretty(&serde_json::json!({"revisions": revs, "images": images}))?)
     }
+}
+
+/// A store path in `/nix/store` named `name` whose hash is the first 20 bytes of `digest`
+/// (which stands for everything a derivation hashes). `name` must be a valid store path name.
+pub fn store_path(digest: &[u8], name: &str) -> StorePath {
+    StorePath::parse(&format!("/nix/store/{}-{name}", nixbase32::encode(&digest[..20]))).expect("a valid name")
 }

@@ -8,7 +8,7 @@ use hints_analyzer::mine::backtest::trusted;
 use hints_analyzer::mine::{emit, EmitOptions, Emitted};
 use hints_analyzer::replay::{replay, Replayed};
 use hints_analyzer::store::{Revision, Store};
-use hints_format::store_path::nixbase32_encode;
+use hints_analyzer::synth::store_path;
 use hints_format::{HintFile, Matcher, StorePath};
 use layering_core::{layer, Budget, Closure, PathInfo, Strategy};
 use sha2::{Digest, Sha256};
@@ -42,8 +42,7 @@ fn world(pkgs: &[Pkg], revisions: usize, image_order: &[&str]) -> (tempfile::Tem
             for d in p.deps {
                 h.update(paths[d].as_str());
             }
-            let path = format!("/nix/store/{}-{}-{v}", nixbase32_encode(&h.finalize()[..20]), p.name);
-            paths.insert(p.name, StorePath::parse(&path).unwrap());
+            paths.insert(p.name, store_path(&h.finalize(), &format!("{}-{v}", p.name)));
         }
         let rev = Revision { label: format!("r{r}"), commit: None, time: format!("2025-01-{:02}T00:00:00Z", r + 1), branch: None, dirty: false };
         for image in image_order {
@@ -121,8 +120,7 @@ fn layers(h: &History, f: &HintFile, image: &str, unseen: usize) -> Vec<Vec<Stri
     let c = h.closure(i, h.revisions.len() - 1).unwrap();
     let mut infos: Vec<PathInfo> = (0..c.len()).map(|k| c.info(k).clone()).collect();
     for k in 0..unseen {
-        let path = format!("/nix/store/{}-unseen{k}-1.0", nixbase32_encode(&Sha256::digest(format!("u{k}"))[..20]));
-        infos.push(PathInfo { path: StorePath::parse(&path).unwrap(), nar_size: 5_000_000, nar_hash: None, closure_size: None, references: vec![] });
+        infos.push(PathInfo { path: store_path(&Sha256::digest(format!("u{k}")), &format!("unseen{k}-1.0")), nar_size: 5_000_000, nar_hash: None, closure_size: None, references: vec![] });
     }
     let budget = Budget::new(f.budget.max_layers as usize, f.budget.reserve as usize).unwrap();
     let layers = layer(&Closure::new(infos).unwrap(), budget, Strategy::Hints(f)).unwrap();

@@ -9,7 +9,7 @@ use hints_analyzer::history::History;
 use hints_analyzer::mine::{emit, EmitOptions};
 use hints_analyzer::replay::{replay, Replayed};
 use hints_analyzer::store::{Revision, Store, StoreError};
-use hints_format::store_path::nixbase32_encode;
+use hints_analyzer::synth::store_path;
 use hints_format::StorePath;
 use layering_core::{Budget, Closure, PathInfo};
 use sha2::{Digest, Sha256};
@@ -18,7 +18,7 @@ const REVISIONS: usize = 12;
 const WRITERS: usize = 4;
 
 fn path(name: &str) -> StorePath {
-    StorePath::parse(&format!("/nix/store/{}-{name}", nixbase32_encode(&Sha256::digest(name)[..20]))).unwrap()
+    store_path(&Sha256::digest(name), name)
 }
 
 /// Writer `w`'s image at revision `r`: a chain of 30 paths, each new at every revision.

@@ -82,6 +82,14 @@ pub struct BudgetHeader {
     pub reserve: u32,
 }
 
+impl BudgetHeader {
+    /// The rule every budget follows: the reserve is smaller than the maximum, so the store
+    /// has at least one layer.
+    pub fn leaves_store_layers(max_layers: u64, reserve: u64) -> bool {
+        reserve < max_layers
+    }
+}
+
 /// What history the file was learned from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -260,7 +268,7 @@ impl HintFile {
         if self.version == 0 || self.version > CURRENT_VERSION {
             return err(vec![Seg::key("version")], ErrorKind::UnsupportedVersion, format!("this file is version {}; this hints understands up to {CURRENT_VERSION}", self.version));
         }
-        if self.budget.max_layers == 0 || self.budget.reserve >= self.budget.max_layers {
+        if !BudgetHeader::leaves_store_layers(self.budget.max_layers.into(), self.budget.reserve.into()) {
             return err(
                 vec![Seg::key("budget"), Seg::key("reserve")],
                 ErrorKind::InvalidBudget,
@@ -423,12 +431,7 @@ fn describe(path: &[Seg]) -> String {
 
 fn syntax_error(e: serde_yaml_ng::Error) -> FormatError {
     let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-    // serde_yaml_ng appends " at line L column C" to its messages; the position is ours to print.
-    let msg = e.to_string();
-    let message = match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg,
-    };
+    let message = crate::locate::without_serde_position(&e.to_string()).to_string();
     FormatError { line, column, kind: ErrorKind::Syntax, message }
 }
 

@@ -175,6 +175,12 @@ impl Locator {
     }
 }
 
+/// A serde error message (serde_json, serde_yaml_ng) without the " at line L column C" they
+/// append: callers print the position their own way.
+pub fn without_serde_position(msg: &str) -> &str {
+    msg.find(" at line ").map_or(msg, |i| &msg[..i])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

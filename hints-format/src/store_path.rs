@@ -13,8 +13,7 @@
 
 use std::fmt;
 
-/// The Nix base32 alphabet.
-pub const NIXBASE32_ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+use crate::nixbase32;
 
 /// Length in characters of the hash part of a store path.
 pub const HASH_LEN: usize = 32;
@@ -48,7 +47,7 @@ pub enum StorePathError {
     #[error("`{0}`: the store directory is not canonical (no empty, `.` or `..` components, no trailing `/`)")]
     NonCanonicalDir(String),
     /// A hash part that is not 32 characters of Nix base32.
-    #[error("`{path}`: the hash part `{hash}` is not 32 characters of Nix base32 ({NIXBASE32})")]
+    #[error("`{path}`: the hash part `{hash}` is not 32 characters of Nix base32 ({})", crate::nixbase32::ALPHABET_STR)]
     BadHash {
         /// The path.
         path: String,
@@ -73,8 +72,6 @@ pub enum StorePathError {
     #[error("`{0}`: name is longer than 211 characters")]
     NameTooLong(String),
 }
-
-const NIXBASE32: &str = "0123456789abcdfghijklmnpqrsvwxyz";
 
 /// A validated store path. Cheap to clone compared to re-parsing; ordered by its full text.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -112,7 +109,7 @@ impl StorePath {
 
     fn check_base(full: &str, base: &str) -> Result<(), StorePathError> {
         let hash = base.get(..HASH_LEN).unwrap_or(base);
-        if hash.len() != HASH_LEN || !hash.bytes().all(|b| NIXBASE32_ALPHABET.contains(&b)) {
+        if hash.len() != HASH_LEN || !nixbase32::is_valid(hash) {
             return Err(StorePathError::BadHash { path: full.to_string(), hash: hash.to_string() });
         }
         let name = match base[HASH_LEN..].strip_prefix('-') {
@@ -280,57 +277,6 @@ impl<'a> NameKey<'a> {
     }
 }
 
-/// Nix base32: encodes bytes the way Nix prints hashes (least significant 5 bits last).
-pub fn nixbase32_encode(bytes: &[u8]) -> String {
-    let len = (bytes.len() * 8).div_ceil(5);
-    let mut out = String::with_capacity(len);
-    for n in (0..len).rev() {
-        let b = n * 5;
-        let (i, j) = (b / 8, b % 8);
-        let lo = bytes[i] as u16 >> j;
-        let hi = if i + 1 < bytes.len() { (bytes[i + 1] as u16) << (8 - j) } else { 0 };
-        out.push(NIXBASE32_ALPHABET[((lo | hi) & 0x1f) as usize] as char);
-    }
-    out
-}
-
-/// Nix base32 digit values by byte; 0xff for bytes outside the alphabet.
-const DECODE: [u8; 256] = {
-    let mut t = [0xffu8; 256];
-    let mut i = 0;
-    while i < 32 {
-        t[NIXBASE32_ALPHABET[i] as usize] = i as u8;
-        i += 1;
-    }
-    t
-};
-
-/// Decodes Nix base32; `None` on a character outside the alphabet or set padding bits.
-pub fn nixbase32_decode(s: &str) -> Option<Vec<u8>> {
-    let len = s.len() * 5 / 8;
-    let mut out = vec![0u8; len];
-    for (n, c) in s.bytes().rev().enumerate() {
-        let digit = match DECODE[c as usize] {
-            0xff => return None,
-            d => d as u16,
-        };
-        let b = n * 5;
-        let (i, j) = (b / 8, b % 8);
-        if i < len {
-            out[i] |= (digit << j) as u8;
-        } else if digit << j != 0 {
-            return None;
-        }
-        let carry = digit >> (8 - j);
-        if i + 1 < len {
-            out[i + 1] |= carry as u8;
-        } else if carry != 0 {
-            return None;
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,34 +410,6 @@ mod tests {
             "kmod-31",
         ] {
             assert_eq!(NameKey::identity(n), NameKey::of(n), "{n}");
-        }
-    }
-
-    /// Golden pairs: hashes as `nix hash to-base32` prints them.
-    #[test]
-    fn nixbase32_golden() {
-        let cases: &[(&str, &str)] = &[
-            ("", ""),
-            ("1f", "0z"),
-            ("8a12321522fd91efbd60ebb2481af88580f61600", "00bgd045z0d4icpbc2yyz4gx48ak44la"),
-            ("b3a24de97a8fdbc835b9833169501030b8977031bcb54b3b3ac13740f846ab30", "0c5b8vw40dy178xlpddw65q9gf1h2186jcc3p4swinwggbllv8mk"),
-        ];
-        for (hex, b32) in cases {
-            let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
-            assert_eq!(nixbase32_encode(&bytes), *b32, "{hex}");
-            assert_eq!(nixbase32_decode(b32).unwrap(), bytes, "{b32}");
-        }
-        assert_eq!(nixbase32_decode("0e"), None, "e is not in the alphabet");
-        assert_eq!(nixbase32_decode("zz"), None, "padding bits set");
-    }
-
-    #[test]
-    fn nixbase32_roundtrip_all_lengths() {
-        for n in 0..40usize {
-            let bytes: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
-            let s = nixbase32_encode(&bytes);
-            assert_eq!(s.len(), (n * 8).div_ceil(5));
-            assert_eq!(nixbase32_decode(&s).unwrap(), bytes);
         }
     }
 }

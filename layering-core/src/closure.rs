@@ -325,7 +325,7 @@ pub(crate) mod tests {
 
     pub fn sp(name: &str) -> StorePath {
         // A deterministic valid hash per name.
-        let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz";
+        let alphabet = hints_format::nixbase32::ALPHABET;
         let mut h = 0xcbf29ce484222325u64;
         for b in name.bytes() {
             h = (h ^ b as u64).wrapping_mul(0x100000001b3);

@@ -57,18 +57,25 @@ use crate::closure::Closure;
 use crate::{size_first, Layer, LayerError, Reason};
 
 /// Layers the fallback is always promised, out of `n` store layers, for names the history never
-/// saw (`n / HEADROOM_DIVISOR`, at least 1, never all).
+/// saw: one in [`FALLBACK_SHARE`], at least 1, never all.
 fn fallback_reserve(n: usize) -> usize {
-    (n / HEADROOM_DIVISOR).max(1).min(n.saturating_sub(1).max(1))
+    (n / FALLBACK_SHARE).max(1).min(n.saturating_sub(1).max(1))
 }
 
-const HEADROOM_DIVISOR: usize = 10;
+/// The fallback is promised one store layer in this many.
+const FALLBACK_SHARE: usize = 10;
 
 /// Where a unit sorts before merging: (0 for `bottom`-pinned units else 1, class, index, node).
 type UnitKey = (u8, u8, usize, usize);
 
-/// The class of group units in a [`UnitKey`] (pins are 1, `not-catch-all` layers 2).
+/// The classes of units in a [`UnitKey`]: groups sort first, then placing pins, then
+/// `not-catch-all` layers.
 const GROUP_CLASS: u8 = 0;
+const PIN_CLASS: u8 = 1;
+const NOT_CATCH_ALL_CLASS: u8 = 2;
+/// The first element of a [`UnitKey`]: `bottom`-pinned units sort below all others.
+const BOTTOM: u8 = 0;
+const NOT_BOTTOM: u8 = 1;
 
 struct Unit {
     nodes: Vec<usize>,
@@ -95,10 +102,10 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
             (Some(k), _, _) => {
                 let pin = &file.pins[k];
                 let node = if pin.rule == PinRule::OwnLayer { i } else { 0 };
-                (1, k, node, Reason::Pin { id: pin.id.clone(), rule: pin.rule })
+                (PIN_CLASS, k, node, Reason::Pin { id: pin.id.clone(), rule: pin.rule })
             }
             (None, Some(g), _) => (GROUP_CLASS, g, 0, Reason::Group { id: file.groups[g].id.clone() }),
-            (None, None, Some(k)) => (2, k, i, Reason::Pin { id: file.pins[k].id.clone(), rule: PinRule::NotCatchAll }),
+            (None, None, Some(k)) => (NOT_CATCH_ALL_CLASS, k, i, Reason::Pin { id: file.pins[k].id.clone(), rule: PinRule::NotCatchAll }),
             (None, None, None) => {
                 fallback[i] = true;
                 fallback_count += 1;
@@ -106,8 +113,8 @@ pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>
             }
         };
         // A unit sorts to the bottom when any `bottom` pin covers one of its members.
-        let key = (1, class, index, node);
-        let bottom_key = (0, class, index, node);
+        let key = (NOT_BOTTOM, class, index, node);
+        let bottom_key = (BOTTOM, class, index, node);
         let key = if p.bottom.is_some() || units.contains_key(&bottom_key) {
             if let Some(existing) = units.remove(&key) {
                 units.insert(bottom_key, existing);

@@ -40,7 +40,7 @@ pub struct Budget {
 impl Budget {
     /// A budget; the reserve must leave at least one layer for the store.
     pub fn new(max_layers: usize, reserve: usize) -> Result<Self, LayerError> {
-        if reserve >= max_layers {
+        if !hints_format::BudgetHeader::leaves_store_layers(max_layers as u64, reserve as u64) {
             return Err(LayerError::Budget { max_layers, reserve });
         }
         Ok(Budget { max_layers, reserve })

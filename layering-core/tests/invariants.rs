@@ -12,7 +12,7 @@ use proptest::prelude::{any, prop, prop_assert, prop_assert_eq, prop_oneof, prop
 use proptest::strategy::Strategy as _;
 
 fn path(i: usize, version: usize) -> StorePath {
-    let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz";
+    let alphabet = hints_format::nixbase32::ALPHABET;
     let mut h = (i as u64 + 1).wrapping_mul(0x9e3779b97f4a7c15) ^ (version as u64) << 7;
     let hash: String = (0..32)
         .map(|_| {

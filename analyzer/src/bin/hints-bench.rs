@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use hints_analyzer::history::History;
+use hints_analyzer::ingest;
 use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::replay::{replay, Replayed};
 use hints_analyzer::scan::{self, Dataset};
@@ -173,20 +174,15 @@ fn bench_dataset(dir: &Path, db: &Path) -> Result<()> {
     let mut store = fresh_db(db)?;
     let ds = Dataset::open(dir)?;
     let t0 = Instant::now();
-    let (mut paths, mut snapshots) = (0, 0);
-    for (index, revision) in &ds.revisions {
-        for image in &ds.images {
-            let f = ds.graph_file(image, *index);
-            let name = f.display().to_string();
-            let read = scan::read_closure(&[(name.clone(), scan::read_text(&name)?)], None)?;
-            store.ingest(image, revision, &read.closure, true)?;
-            paths += read.closure.len();
-            snapshots += 1;
-        }
-    }
+    let mut paths = 0;
+    let jobs = ingest::dataset_jobs(&ds);
+    ingest::ingest(&mut store, &jobs, None, |s| {
+        paths += s.paths;
+        Ok(())
+    })?;
     let secs = t0.elapsed().as_secs_f64();
-    println!("bench: scan {}", dir.display());
-    println!("snapshots: {snapshots}, paths: {paths}, seconds: {secs:.2}, paths per second: {:.0}", paths as f64 / secs);
+    println!("bench: scan {} (the pipeline of `hints scan --dataset`)", dir.display());
+    println!("snapshots: {}, paths: {paths}, seconds: {secs:.2}, paths per second: {:.0}", jobs.len(), paths as f64 / secs);
     println!("database bytes: {}", db_bytes(db));
     println!("peak memory: {:.0} MB", peak_rss_mb());
     Ok(())
@@ -329,7 +325,7 @@ fn bench_eval(db: &Path, hints: &Path, range: &str) -> Result<()> {
     let (first, last) = history.range(Some(range))?;
     let file = HintFile::parse(&std::fs::read_to_string(hints)?)?;
     let b = Budget::default();
-    for s in [Replayed::Single, Replayed::Popularity, Replayed::SizeFirst, Replayed::Hints(&file), Replayed::Floor] {
+    for s in Replayed::all(&file) {
         replay(&history, first, last, b, s)?;
     }
     println!("bench: eval {range} with every strategy: {:.2} s, peak memory {:.0} MB", t0.elapsed().as_secs_f64(), peak_rss_mb());

@@ -33,7 +33,6 @@
 //!    out, so the file's backtest is never worse than size-first's for any image.
 
 use hints_format::{Group, HintFile};
-use layering_core::Budget;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -123,7 +122,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         let images = h.images.iter().map(|image| ImageBacktest { image: image.clone(), size_first: 0, hints: 0, trusted: false }).collect();
         return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted });
     }
-    let budget = Budget::new(opts.max_layers as usize, opts.reserve as usize).map_err(|_| MineError::Budget { max_layers: opts.max_layers, reserve: opts.reserve })?;
+    let budget = opts.budget()?;
     let folds: Vec<Fold> = mids
         .par_iter()
         .map(|&mid| {

@@ -10,23 +10,23 @@ use super::bits::Bits;
 use super::model::{GroupState, Model};
 
 /// A candidate merge, ordered by score (smallest first), then ids.
-struct Cand {
+struct Candidate {
     score: f64,
     a: usize,
     b: usize,
 }
-impl PartialEq for Cand {
+impl PartialEq for Candidate {
     fn eq(&self, o: &Self) -> bool {
         self.cmp(o) == Ordering::Equal
     }
 }
-impl Eq for Cand {}
-impl PartialOrd for Cand {
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
     fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
         Some(self.cmp(o))
     }
 }
-impl Ord for Cand {
+impl Ord for Candidate {
     fn cmp(&self, o: &Self) -> Ordering {
         // BinaryHeap is a max-heap: invert so the cheapest merge pops first.
         o.score.total_cmp(&self.score).then_with(|| (o.a, o.b).cmp(&(self.a, self.b)))
@@ -111,8 +111,8 @@ impl<'m, 'a> Greedy<'m, 'a> {
         let model = self.model;
         let ni = self.count.len();
         let over = |count: &[usize]| -> Vec<bool> { count.iter().map(|&c| c > target).collect() };
-        let mut ov = over(&self.count);
-        if !ov.iter().any(|&o| o) {
+        let mut over_budget = over(&self.count);
+        if !over_budget.iter().any(|&o| o) {
             return;
         }
         // Images with more classes than groups allowed cannot avoid merging across classes; in
@@ -124,9 +124,9 @@ impl<'m, 'a> Greedy<'m, 'a> {
             }
         }
         let needs_cross: Vec<bool> = classes_in.iter().map(|c| c.len() > target).collect();
-        let cand = |states: &[GroupState], a: usize, b: usize, ov: &[bool]| {
+        let cand = |states: &[GroupState], a: usize, b: usize, over_budget: &[bool]| {
             let (a, b) = (a.min(b), a.max(b));
-            score_merge(model, &states[a], &states[b], ov, &needs_cross, local_only).map(|(score, _)| Cand { score, a, b })
+            score_merge(model, &states[a], &states[b], over_budget, &needs_cross, local_only).map(|(score, _)| Candidate { score, a, b })
         };
         // Live groups ordered by change probability (non-negative floats order as their bits).
         let mut alive: std::collections::BTreeSet<(u64, usize)> = (0..self.states.len()).filter(|&g| self.states[g].alive).map(|g| (self.states[g].prob.to_bits(), g)).collect();
@@ -135,15 +135,15 @@ impl<'m, 'a> Greedy<'m, 'a> {
         // few groups, else each group with its NEIGHBOURS nearest in change probability.
         let mut heap = BinaryHeap::new();
         let mut seen: HashSet<(usize, usize)> = HashSet::new();
-        for i in (0..ni).filter(|&i| ov[i]) {
+        for i in (0..ni).filter(|&i| over_budget[i]) {
             let here: Vec<usize> = alive.iter().map(|&(_, g)| g).filter(|&g| self.states[g].images.get(i)).collect();
             let window = if here.len() <= EXACT { here.len() } else { NEIGHBOURS };
             let states = &self.states;
-            let cands: Vec<Cand> = (0..here.len())
+            let cands: Vec<Candidate> = (0..here.len())
                 .into_par_iter()
                 .flat_map_iter(|k| {
-                    let (ov, here) = (&ov, &here);
-                    here[k + 1..(k + 1 + window).min(here.len())].iter().filter_map(move |&b| cand(states, here[k], b, ov))
+                    let (over_budget, here) = (&over_budget, &here);
+                    here[k + 1..(k + 1 + window).min(here.len())].iter().filter_map(move |&b| cand(states, here[k], b, over_budget))
                 })
                 .collect();
             for c in cands {
@@ -154,15 +154,15 @@ impl<'m, 'a> Greedy<'m, 'a> {
         }
 
         while let Some(c) = heap.pop() {
-            if !ov.iter().any(|&o| o) {
+            if !over_budget.iter().any(|&o| o) {
                 break;
             }
             if !self.states[c.a].alive || !self.states[c.b].alive {
                 continue;
             }
-            let Some((now, mode)) = score_merge(model, &self.states[c.a], &self.states[c.b], &ov, &needs_cross, local_only) else { continue };
+            let Some((now, mode)) = score_merge(model, &self.states[c.a], &self.states[c.b], &over_budget, &needs_cross, local_only) else { continue };
             if now.total_cmp(&c.score) == Ordering::Greater {
-                heap.push(Cand { score: now, ..c }); // stale: fewer images relieved now
+                heap.push(Candidate { score: now, ..c }); // stale: fewer images relieved now
                 continue;
             }
             for g in [c.a, c.b] {
@@ -172,18 +172,18 @@ impl<'m, 'a> Greedy<'m, 'a> {
                 Mode::Global => vec![self.global(c.a, c.b)],
                 Mode::Local => {
                     let (x, y) = (self.states[c.a].units[0], self.states[c.b].units[0]);
-                    self.replay(x, y, target)
+                    self.apply_local(x, y, target)
                 }
             };
             for &g in &fresh {
                 alive.insert((self.states[g].prob.to_bits(), g));
             }
-            ov = over(&self.count);
+            over_budget = over(&self.count);
             for new in fresh {
                 let key = (self.states[new].prob.to_bits(), new);
                 let states = &self.states;
-                let shares = |g: usize| g != new && states[new].images.ones().any(|i| ov[i] && states[g].images.get(i));
-                let crowd: usize = states[new].images.ones().filter(|&i| ov[i]).map(|i| self.count[i]).sum();
+                let shares = |g: usize| g != new && states[new].images.ones().any(|i| over_budget[i] && states[g].images.get(i));
+                let crowd: usize = states[new].images.ones().filter(|&i| over_budget[i]).map(|i| self.count[i]).sum();
                 let others: Vec<usize> = if crowd <= EXACT {
                     alive.iter().map(|&(_, g)| g).filter(|&g| shares(g)).collect()
                 } else {
@@ -203,7 +203,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
                     }
                     near
                 };
-                let fresh: Vec<Cand> = others.par_iter().filter_map(|&g| cand(states, g, new, &ov)).collect();
+                let fresh: Vec<Candidate> = others.par_iter().filter_map(|&g| cand(states, g, new, &over_budget)).collect();
                 heap.extend(fresh);
             }
         }
@@ -262,7 +262,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
     /// Applies a local merge of units `x` and `y` the way the layerer applies a plan entry: in
     /// every over-budget image holding both in different groups, those two groups are joined.
     /// Returns the new states.
-    fn replay(&mut self, x: usize, y: usize, target: usize) -> Vec<usize> {
+    fn apply_local(&mut self, x: usize, y: usize, target: usize) -> Vec<usize> {
         let ni = self.count.len();
         let mut fresh = vec![];
         loop {
@@ -283,9 +283,9 @@ impl<'m, 'a> Greedy<'m, 'a> {
 }
 
 /// The images over budget that hold both groups.
-fn relief_images(a: &GroupState, b: &GroupState, ov: &[bool]) -> Bits {
-    let mut n = Bits::new(ov.len());
-    for i in a.images.ones().filter(|&i| b.images.get(i) && ov[i]) {
+fn relief_images(a: &GroupState, b: &GroupState, over_budget: &[bool]) -> Bits {
+    let mut n = Bits::new(over_budget.len());
+    for i in a.images.ones().filter(|&i| b.images.get(i) && over_budget[i]) {
         n.set(i);
     }
     n
@@ -296,8 +296,8 @@ fn relief_images(a: &GroupState, b: &GroupState, ov: &[bool]) -> Bits {
 /// them only where the budget requires, which keeps the finer groups (and their update bytes)
 /// in the images that have room at the price of one more registry layer. `None` when the
 /// merge relieves no over-budget image, or crosses classes needlessly.
-fn score_merge(model: &Model<'_>, a: &GroupState, b: &GroupState, ov: &[bool], needs_cross: &[bool], local_only: bool) -> Option<(f64, Mode)> {
-    let n = relief_images(a, b, ov);
+fn score_merge(model: &Model<'_>, a: &GroupState, b: &GroupState, over_budget: &[bool], needs_cross: &[bool], local_only: bool) -> Option<(f64, Mode)> {
+    let n = relief_images(a, b, over_budget);
     let relief = n.count();
     let same_class = a.parts.len() == 1 && b.parts.len() == 1 && a.parts[0].class == b.parts[0].class;
     if relief == 0 || (!same_class && !n.ones().any(|i| needs_cross[i])) {
@@ -338,7 +338,7 @@ pub(super) fn group_names(model: &Model<'_>, names: &[u32], full: usize) -> (Vec
 pub(super) fn layered_cost(model: &Model<'_>, groups: &[Vec<u32>], merges: &[(usize, usize)], full: usize) -> f64 {
     let mut g = Greedy::new(model, groups);
     for &(x, y) in merges {
-        g.replay(x, y, full);
+        g.apply_local(x, y, full);
     }
     g.run(full, true);
     g.cost()

@@ -14,6 +14,10 @@ pub(super) fn sorted(v: &[String]) -> Vec<String> {
     v
 }
 
+/// Change rates are written with 3 decimals: finer digits are noise from a few transitions and
+/// would churn the checked-in file.
+const RATE_SCALE: f64 = 1000.0;
+
 /// Named after the largest member (ties: the first label).
 pub(super) fn group_id(stats: &NameStats, members: &[u32]) -> String {
     let top = members.iter().max_by(|&&a, &&b| stats.size[a as usize].cmp(&stats.size[b as usize]).then(stats.labels[b as usize].cmp(&stats.labels[a as usize]))).expect("groups are not empty");
@@ -27,7 +31,7 @@ fn group_stats(stats: &NameStats, members: &[u32], prob: f64) -> GroupStats {
     for &m in members {
         images.or(&stats.images[m as usize]);
     }
-    GroupStats { size: bytes(stats, members), change_rate: (prob * 1000.0).round() / 1000.0, images: images.count() as u32 }
+    GroupStats { size: bytes(stats, members), change_rate: (prob * RATE_SCALE).round() / RATE_SCALE, images: images.count() as u32 }
 }
 
 pub(super) fn to_group(stats: &NameStats, id: &str, g: &GroupState) -> Group {

@@ -1,0 +1,217 @@
+//! The ingest pipeline: snapshot jobs from any source, stored in order. `hints scan`,
+//! `hints-bench dataset` and (later) the service all ingest through [`ingest`].
+//!
+//! # Objective
+//! Store many snapshots quickly without holding a whole dataset in memory, skip the ones already
+//! recorded before any parsing work, and leave the database consistent whatever fails.
+//!
+//! # Definitions
+//! - A [`Job`] is one snapshot to store: an image, a revision, and the closure texts (several
+//!   texts are one closure). Texts are either read already ([`Sources::Read`]: files named on
+//!   the command line, `nix path-info`, git objects) or files read when their chunk comes up
+//!   ([`Sources::Files`]: datasets).
+//! - A snapshot is *known* when the store holds one for the same image and revision with the
+//!   same paths digest ([`scan::quick_digest`], from the paths alone): recorded store paths are
+//!   immutable, so the same paths are the same closure.
+//!
+//! # Algorithm
+//! For each chunk of [`CHUNK`] jobs, in order:
+//! 1. load the texts in parallel;
+//! 2. compute the quick digests in parallel and look each up;
+//! 3. parse and prepare (validate, hash, sort) the unknown ones in parallel;
+//! 4. store them one by one in job order, each in its own transaction, and report each outcome.
+//!
+//! The first failure stops the batch: what was stored before it stays stored (a re-run skips
+//! it), and the error says how many were.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
+use crate::formats::Format;
+use crate::scan::{self, Dataset, HistoryStep, ReadClosure, ScanError};
+use crate::store::{Outcome, Prepared, Revision, Store, StoreError};
+
+/// Jobs parsed together; also the most texts held in memory at once.
+pub const CHUNK: usize = 32;
+
+/// One snapshot to store.
+pub struct Job {
+    /// The image.
+    pub image: String,
+    /// The revision.
+    pub revision: Revision,
+    /// The closure texts.
+    pub sources: Sources,
+}
+
+/// A job's closure texts (see the module doc).
+pub enum Sources {
+    /// (name, text) pairs, read already.
+    Read(Vec<(String, String)>),
+    /// Files, read when the job's chunk comes up.
+    Files(Vec<String>),
+}
+
+impl Sources {
+    fn load(&self) -> Result<Cow<'_, [(String, String)]>, ScanError> {
+        Ok(match self {
+            Sources::Read(v) => Cow::Borrowed(v),
+            Sources::Files(files) => Cow::Owned(files.iter().map(|f| Ok((f.clone(), scan::read_text(f)?))).collect::<Result<_, ScanError>>()?),
+        })
+    }
+}
+
+/// Every snapshot of a dataset directory, revision by revision.
+pub fn dataset_jobs(ds: &Dataset) -> Vec<Job> {
+    let mut jobs = vec![];
+    for (index, revision) in &ds.revisions {
+        for image in &ds.images {
+            let file = ds.graph_file(image, *index);
+            if file.exists() {
+                jobs.push(Job { image: image.clone(), revision: revision.clone(), sources: Sources::Files(vec![file.display().to_string()]) });
+            }
+        }
+    }
+    jobs
+}
+
+/// Every file of every commit of a git history walk. A file's image is its stem, or `single`
+/// where a commit has only one file.
+pub fn git_history_jobs(steps: Vec<HistoryStep>, single: Option<&str>) -> Vec<Job> {
+    steps
+        .into_iter()
+        .flat_map(|s| {
+            let revision = s.revision;
+            let n = s.files.len();
+            s.files.into_iter().map(move |(stem, rel, text)| Job {
+                image: match single {
+                    Some(image) if n == 1 => image.to_string(),
+                    _ => stem,
+                },
+                sources: Sources::Read(vec![(format!("{rel}@{}", &revision.label[..12.min(revision.label.len())]), text)]),
+                revision: revision.clone(),
+            })
+        })
+        .collect()
+}
+
+/// What became of one job.
+pub struct Stored<'a> {
+    /// The job.
+    pub job: &'a Job,
+    /// Added, replaced or unchanged.
+    pub outcome: Outcome,
+    /// Paths in the closure.
+    pub paths: usize,
+    /// Warnings about the input (e.g. a format without sizes).
+    pub warnings: Vec<String>,
+    /// The revision's metadata before, where this job changed it.
+    pub revised: Option<Revision>,
+}
+
+/// Counts over a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Snapshots added.
+    pub added: usize,
+    /// Snapshots already recorded.
+    pub unchanged: usize,
+    /// Snapshots that replaced another closure for the same image and revision.
+    pub replaced: usize,
+    /// Store paths the database had not held.
+    pub new_paths: usize,
+}
+
+impl Tally {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Added { new_paths } => (self.added, self.new_paths) = (self.added + 1, self.new_paths + new_paths),
+            Outcome::Replaced { new_paths } => (self.replaced, self.new_paths) = (self.replaced + 1, self.new_paths + new_paths),
+            Outcome::Unchanged => self.unchanged += 1,
+        }
+    }
+
+    /// Snapshots handled.
+    pub fn done(&self) -> usize {
+        self.added + self.unchanged + self.replaced
+    }
+}
+
+/// Why a batch stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Reading or parsing a job's input.
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    /// Storing it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reporting an outcome (e.g. writing to a closed pipe).
+    #[error("reporting a stored snapshot: {0}")]
+    Report(#[from] std::io::Error),
+    /// A job of a batch of several failed; those before it are stored.
+    #[error("{image} @ {revision}: {stored} of the {total} snapshots of this scan were stored before it (kept; a re-run skips them); it and the {} after it were not", total - stored - 1)]
+    Batch {
+        /// The failed job's image.
+        image: String,
+        /// Its revision.
+        revision: String,
+        /// Jobs stored before it.
+        stored: usize,
+        /// Jobs in the batch.
+        total: usize,
+        /// What went wrong.
+        #[source]
+        source: Box<IngestError>,
+    },
+}
+
+/// Stores `jobs` in order (see the module doc), calling `report` after each.
+pub fn ingest(store: &mut Store, jobs: &[Job], format: Option<Format>, mut report: impl FnMut(&Stored<'_>) -> std::io::Result<()>) -> Result<Tally, IngestError> {
+    let mut tally = Tally::default();
+    for chunk in jobs.chunks(CHUNK) {
+        let texts: Vec<_> = chunk.par_iter().map(|j| j.sources.load()).collect::<Result<_, _>>()?;
+        let quick: Vec<Option<(usize, [u8; 32])>> = texts.par_iter().map(|t| scan::quick_digest(t)).collect();
+        let mut known = vec![];
+        for (job, q) in chunk.iter().zip(&quick) {
+            known.push(match q {
+                Some((count, digest)) if store.has_snapshot(&job.image, &job.revision.label, digest)? => Some(*count),
+                _ => None,
+            });
+        }
+        let parsed: Vec<Option<Result<(ReadClosure, Prepared), IngestError>>> = texts.par_iter().zip(&known).map(|(text, known)| known.is_none().then(|| parse(text, format))).collect();
+        for ((job, known), parsed) in chunk.iter().zip(known).zip(parsed) {
+            let stored = match (known, parsed) {
+                (Some(paths), _) => Ok(Stored { job, outcome: Outcome::Unchanged, paths, warnings: vec![], revised: None }),
+                (None, Some(parsed)) => parsed.and_then(|(read, prep)| store_one(store, job, read, &prep)),
+                (None, None) => unreachable!("parsed when not known"),
+            };
+            let stored = stored.map_err(|e| in_batch(e, job, tally.done(), jobs.len()))?;
+            tally.count(stored.outcome);
+            report(&stored)?;
+        }
+    }
+    Ok(tally)
+}
+
+fn parse(text: &[(String, String)], format: Option<Format>) -> Result<(ReadClosure, Prepared), IngestError> {
+    let read = scan::read_closure(text, format)?;
+    let prep = Prepared::new(&read.closure)?;
+    Ok((read, prep))
+}
+
+fn store_one<'a>(store: &mut Store, job: &'a Job, read: ReadClosure, prep: &Prepared) -> Result<Stored<'a>, IngestError> {
+    let before = store.revision(&job.revision.label)?;
+    let outcome = store.ingest_prepared(&job.image, &job.revision, &read.closure, prep, read.complete)?;
+    let revised = before.filter(|b| *b != job.revision && outcome != Outcome::Unchanged);
+    Ok(Stored { job, outcome, paths: read.closure.len(), warnings: read.warnings, revised })
+}
+
+/// In a batch of several, an error names the job and how many were stored before it.
+fn in_batch(e: IngestError, job: &Job, stored: usize, total: usize) -> IngestError {
+    match total {
+        1 => e,
+        _ => IngestError::Batch { image: job.image.clone(), revision: job.revision.label.clone(), stored, total, source: Box::new(e) },
+    }
+}
