@@ -29,7 +29,7 @@ pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, que
             let grp = &hints.groups[g];
             let _ = writeln!(
                 o,
-                "  layer: group `{}` (layer {} of {} from the bottom), {} members, {} bytes, expected to change at {:.0}% of updates, in {} images",
+                "  layer: group `{}` (group {} of {} in the file, bottom-up; one layer in every image that holds it, unless an image over budget merges it), {} members, {} bytes, expected to change at {:.0}% of updates, in {} images",
                 grp.id,
                 g + 1,
                 hints.groups.len(),

@@ -105,7 +105,10 @@ impl History {
     /// Resolves one revision name to its position.
     pub fn revision(&self, name: &str) -> Result<usize, StoreError> {
         if let Some(k) = self.revisions.iter().position(|r| r.label == name) {
-            return Ok(k);
+            return match name.parse::<usize>() {
+                Ok(p) if p != k && p < self.revisions.len() => Err(StoreError::AmbiguousRevision { name: name.to_string(), labelled: k }),
+                _ => Ok(k),
+            };
         }
         if name.len() >= 4 {
             let hits: Vec<usize> = (0..self.revisions.len()).filter(|&k| self.revisions[k].commit.as_deref().is_some_and(|c| c.starts_with(name))).collect();
@@ -123,11 +126,12 @@ impl History {
     pub fn range(&self, spec: Option<&str>) -> Result<(usize, usize), StoreError> {
         let last = self.revisions.len().saturating_sub(1);
         let Some(spec) = spec else { return Ok((0, last)) };
-        let (a, b) = spec.split_once("..").ok_or_else(|| StoreError::UnknownRevision(format!("{spec} (expected A..B)")))?;
+        let bad = |why: String| StoreError::BadRange { spec: spec.to_string(), why };
+        let (a, b) = spec.split_once("..").ok_or_else(|| bad("expected A..B, A.. or ..B".into()))?;
         let a = if a.is_empty() { 0 } else { self.revision(a)? };
         let b = if b.is_empty() { last } else { self.revision(b)? };
         if a > b {
-            return Err(StoreError::UnknownRevision(format!("{spec} (the range is backwards)")));
+            return Err(bad(format!("the range is backwards: position {a} comes after position {b}")));
         }
         Ok((a, b))
     }

@@ -62,18 +62,21 @@ impl Sources {
     }
 }
 
-/// Every snapshot of a dataset directory, revision by revision.
-pub fn dataset_jobs(ds: &Dataset) -> Vec<Job> {
-    let mut jobs = vec![];
+/// Every snapshot of a dataset directory, revision by revision, and the graph files the
+/// manifest implies but the directory lacks.
+pub fn dataset_jobs(ds: &Dataset) -> (Vec<Job>, Vec<String>) {
+    let (mut jobs, mut missing) = (vec![], vec![]);
     for (index, revision) in &ds.revisions {
         for image in &ds.images {
-            let file = ds.graph_file(image, *index);
-            if file.exists() {
-                jobs.push(Job { image: image.clone(), revision: revision.clone(), sources: Sources::Files(vec![file.display().to_string()]) });
+            let file = ds.graph_file(image, *index).display().to_string();
+            if std::path::Path::new(&file).exists() {
+                jobs.push(Job { image: image.clone(), revision: revision.clone(), sources: Sources::Files(vec![file]) });
+            } else {
+                missing.push(file);
             }
         }
     }
-    jobs
+    (jobs, missing)
 }
 
 /// Every file of every commit of a git history walk. A file's image is its stem, or `single`

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use hints_analyzer::formats::{Format, InputError};
 use hints_analyzer::history::History;
 use hints_analyzer::image::{self, Compression, Description, ImageError, LayerPlan, RuntimeConfig, WriteOptions, Written};
@@ -20,12 +20,17 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use layering_core::{Budget, Strategy as CoreStrategy};
 
 #[derive(Parser)]
-#[command(name = "hints", version, about = "Layer hints for Nix-built container images, learned from history")]
+#[command(
+    name = "hints",
+    version,
+    about = "Layer hints for Nix-built container images, learned from history",
+    after_help = "Exit status: 0 on success; 2 for bad input (a file, flag, revision or database that is not what was expected; the message names it); 1 for any other failure.\nStart with `hints scan`, then `hints emit`, `hints eval` and `hints layer` or `hints image`; `hints help COMMAND` for more."
+)]
 struct Cli {
     /// More log output (repeat for more); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Only errors.
+    /// Only errors (a scan still prints its one-line summary).
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
@@ -78,12 +83,27 @@ enum Command {
         /// Fail if the file is not canonical instead of rewriting it.
         #[arg(long)]
         check: bool,
+        /// The hint file.
         file: PathBuf,
     },
     /// Validate a hint file and print a summary.
-    Validate { file: PathBuf },
+    Validate {
+        /// The hint file.
+        file: PathBuf,
+    },
     /// Print the hint file's JSON Schema.
     Schema,
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), for `man -l -` or a package's man1/hints.1; with a command,
+    /// that command's page (hints-scan.1, …).
+    Man {
+        /// A command, e.g. `scan`.
+        command: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -113,7 +133,7 @@ struct ScanArgs {
     #[arg(long, requires = "git_history")]
     range: Option<String>,
     /// A dataset directory (`manifest.json` + `graphs/<image>/<rev>.json`), e.g. from deb2nix.py.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "rev", "time"])]
     dataset: Option<PathBuf>,
     /// Closure files (`-` for standard input); several files are one closure.
     files: Vec<String>,
@@ -146,11 +166,8 @@ struct LayerArgs {
     /// Hint file; makes `hints` the default strategy.
     #[arg(long)]
     hints: Option<PathBuf>,
-    #[arg(long, default_value_t = 100)]
-    max_layers: usize,
-    /// Layers kept for non-store content (nixpkgs reserves 1).
-    #[arg(long, default_value_t = 1)]
-    reserve: usize,
+    #[command(flatten)]
+    budget: BudgetArgs,
     /// Default: hints with --hints, else size-first.
     #[arg(long, value_enum)]
     strategy: Option<StrategyArg>,
@@ -224,11 +241,8 @@ struct ImageArgs {
     /// Take the layers from a `store_layers` JSON file (as `hints layer` prints) instead.
     #[arg(long, conflicts_with_all = ["hints", "strategy"])]
     store_layers: Option<PathBuf>,
-    #[arg(long, default_value_t = 100)]
-    max_layers: usize,
-    /// Layers kept for non-store content (nixpkgs reserves 1; --top-layer uses it).
-    #[arg(long, default_value_t = 1)]
-    reserve: usize,
+    #[command(flatten)]
+    budget: BudgetArgs,
     /// Where to write: `oci:DIR`, or `oci:DIR:TAG` (tag `latest` by default).
     #[arg(long, value_name = "oci:DIR[:TAG]", required_unless_present_any = ["describe", "nix_build"])]
     out: Option<String>,
@@ -267,12 +281,40 @@ struct ImageArgs {
     json: bool,
 }
 
+/// The layer budget of `layer`, `image` and `eval`.
+#[derive(Args, Clone, Copy)]
+struct BudgetArgs {
+    /// Layers in the image, store and non-store [default: the hint file's budget, else 100].
+    #[arg(long)]
+    max_layers: Option<usize>,
+    /// Layers kept for non-store content: a customisation layer (`image --top-layer`) or a base
+    /// image [default: the hint file's budget, else 1, as nixpkgs].
+    #[arg(long)]
+    reserve: Option<usize>,
+}
+
+impl BudgetArgs {
+    /// The budget: the flags, else the hint file's, else nixpkgs' (100, 1). A flag that differs
+    /// from the file's budget is allowed (an image may have fewer layers) but said.
+    fn budget(&self, hints: Option<&HintFile>) -> Result<Budget> {
+        let file = hints.map(|h| (h.budget.max_layers as usize, h.budget.reserve as usize));
+        let (default_max, default_reserve) = file.unwrap_or((100, 1));
+        let budget = Budget::new(self.max_layers.unwrap_or(default_max), self.reserve.unwrap_or(default_reserve)).map_err(|e| BadInput(e.to_string()))?;
+        if let Some((max, reserve)) = file.filter(|&(m, r)| (m, r) != (budget.max_layers, budget.reserve)) {
+            tracing::warn!("the hint file was learned for {max} layers ({reserve} reserved); laying out for {} ({} reserved)", budget.max_layers, budget.reserve);
+        }
+        Ok(budget)
+    }
+}
+
 #[derive(Args)]
 struct EmitArgs {
     #[command(flatten)]
     db: DbArg,
+    /// Layers in each image, store and non-store, that the groups are learned for.
     #[arg(long, default_value_t = 100)]
     max_layers: u32,
+    /// Layers kept for non-store content (a customisation layer or a base image).
     #[arg(long, default_value_t = 1)]
     reserve: u32,
     /// Only these images (comma-separated).
@@ -281,11 +323,16 @@ struct EmitArgs {
     /// Revisions to learn from, `A..B` (labels, commit prefixes or positions).
     #[arg(long)]
     range: Option<String>,
+    /// The hint file to write (through a temporary file and a rename).
     #[arg(long, default_value = "layer-hints.yaml")]
     out: PathBuf,
-    /// The current hint file, for hysteresis [default: --out when it exists].
-    #[arg(long)]
+    /// The current hint file, for hysteresis: its groups are kept unless regrouping saves more
+    /// than --min-gain [default: --out when it exists].
+    #[arg(long, conflicts_with = "no_previous")]
     previous: Option<PathBuf>,
+    /// Learn afresh, ignoring any current hint file (no hysteresis).
+    #[arg(long)]
+    no_previous: bool,
     /// Regroup only when the expected saving exceeds this fraction of the current expected cost.
     #[arg(long, default_value_t = 0.02, allow_negative_numbers = true)]
     min_gain: f64,
@@ -303,21 +350,21 @@ struct EmitArgs {
 struct EvalArgs {
     #[command(flatten)]
     db: DbArg,
+    /// The hint file to replay beside today's algorithms.
     #[arg(long)]
     hints: PathBuf,
     /// Revisions to replay, `C..D`; C is the starting state.
     #[arg(long)]
     range: String,
-    #[arg(long, default_value_t = 100)]
-    max_layers: usize,
-    #[arg(long, default_value_t = 1)]
-    reserve: usize,
+    #[command(flatten)]
+    budget: BudgetArgs,
     /// Only these images (comma-separated).
     #[arg(long, value_delimiter = ',')]
     images: Option<Vec<String>>,
     /// Replay even if the hint file was learned from revisions being replayed.
     #[arg(long)]
     allow_overlap: bool,
+    /// Print the results (per strategy, and per image) as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -326,6 +373,7 @@ struct EvalArgs {
 struct ExplainArgs {
     #[command(flatten)]
     db: DbArg,
+    /// The hint file `hints emit` wrote.
     #[arg(long, default_value = "layer-hints.yaml")]
     hints: PathBuf,
     /// Revisions the statistics cover, `A..B` [default: the range the file was learned from].
@@ -356,7 +404,7 @@ fn main() -> ExitCode {
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).with_target(false).init();
     let result = run(cli);
     if let Some(kb) = hints_analyzer::peak_rss_kb() {
         tracing::info!("peak memory: {:.1} MB", kb as f64 / 1024.0);
@@ -385,8 +433,18 @@ fn is_bad_input(c: &(dyn std::error::Error + 'static)) -> bool {
         || c.is::<FormatError>()
         || c.is::<BadInput>()
         || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_) | ImageError::Mismatch { .. }))
-        || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. }))
-        || matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Conflict { .. } | StoreError::UnknownRevision(_) | StoreError::Missing(_) | StoreError::NotHints { .. }))
+        || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. } | ScanError::NotText { .. }))
+        || matches!(
+            c.downcast_ref::<StoreError>(),
+            Some(
+                StoreError::Conflict { .. }
+                    | StoreError::UnknownRevision(_)
+                    | StoreError::AmbiguousRevision { .. }
+                    | StoreError::BadRange { .. }
+                    | StoreError::Missing(_)
+                    | StoreError::NotHints { .. }
+            )
+        )
         || match c.downcast_ref::<IngestError>() {
             Some(IngestError::Scan(e)) => is_bad_input(e),
             Some(IngestError::Store(e)) => is_bad_input(e),
@@ -403,7 +461,7 @@ struct BadInput(String);
 fn run(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
-        Command::Scan(a) => cmd_scan(a, quiet),
+        Command::Scan(a) => cmd_scan(a, quiet, cli.verbose > 0),
         Command::Ls { db, json } => cmd_ls(&db, json),
         Command::Layer(a) => cmd_layer(a),
         Command::Image(a) => cmd_image(*a),
@@ -416,6 +474,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             outln!("{}", HintFile::json_schema())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions { shell } => {
+            // Into a buffer first: `generate` panics when its writer fails (a closed pipe).
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "hints", &mut out);
+            std::io::stdout().write_all(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { command } => cmd_man(command.as_deref()),
     }
 }
 
@@ -433,13 +499,19 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
+/// Batches up to this many snapshots print a line per snapshot; larger ones only with `-v`.
+const SNAPSHOT_LINES: usize = 20;
+
+fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
     let modes = [!a.files.is_empty(), !a.nix.is_empty(), a.git_history.is_some(), a.dataset.is_some()];
     if modes.iter().filter(|m| **m).count() != 1 {
         bail!(BadInput("give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --git-history PATHSPEC, --dataset DIR".into()));
     }
-    let mut store = Store::open(&a.db.path()?)?;
+    let db = a.db.path()?;
+    let mut store = Store::open(&db)?;
+    ignore_database_dir(&db)?;
     let jobs = scan_jobs(&a)?;
+    let per_snapshot = !quiet && (verbose || jobs.len() <= SNAPSHOT_LINES);
     let bar = progress(jobs.len() as u64, quiet);
     let mut out = std::io::stdout().lock();
     let tally = ingest::ingest(&mut store, &jobs, a.format, |s| {
@@ -449,7 +521,7 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
         if let Some(before) = &s.revised {
             warn_revised(before, &s.job.revision);
         }
-        if !quiet {
+        if per_snapshot {
             writeln!(out, "{} @ {}: {}", s.job.image, s.job.revision.label, outcome_text(s.outcome, s.paths))?;
             out.flush()?;
         }
@@ -457,11 +529,22 @@ fn cmd_scan(a: ScanArgs, quiet: bool) -> Result<ExitCode> {
         Ok(())
     })?;
     bar.finish_and_clear();
-    if !quiet && jobs.len() > 1 {
+    if jobs.len() > 1 {
         let Tally { added, unchanged, replaced, new_paths } = tally;
         writeln!(out, "{} snapshots: {added} added, {replaced} replaced, {unchanged} unchanged; {new_paths} new store paths", jobs.len())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// In the default `.hints/` directory, a `.gitignore` that keeps the database out of version
+/// control (the hint file is what to commit).
+fn ignore_database_dir(db: &Path) -> Result<()> {
+    let Some(dir) = db.parent().filter(|d| d.file_name().is_some_and(|n| n == ".hints")) else { return Ok(()) };
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "# The hints database: not for version control (commit the hint file instead).\n*\n").with_context(|| format!("writing {}", ignore.display()))?;
+    }
+    Ok(())
 }
 
 /// The snapshots a scan's arguments name.
@@ -482,7 +565,12 @@ fn scan_jobs(a: &ScanArgs) -> Result<Vec<Job>> {
     } else if let Some(spec) = &a.git_history {
         ingest::git_history_jobs(scan::git_history(Path::new("."), spec, a.range.as_deref())?, a.image.as_deref())
     } else {
-        ingest::dataset_jobs(&Dataset::open(a.dataset.as_deref().expect("mode checked"))?)
+        let ds = Dataset::open(a.dataset.as_deref().expect("mode checked"))?;
+        let (jobs, missing) = ingest::dataset_jobs(&ds);
+        if let Some(first) = missing.first() {
+            tracing::warn!("{} graph files the manifest lists are missing (the first: {first}); those snapshots were not scanned", missing.len());
+        }
+        jobs
     })
 }
 
@@ -540,8 +628,14 @@ fn human(bytes: u64) -> String {
 fn cmd_ls(db: &DbArg, json: bool) -> Result<ExitCode> {
     let store = Store::open_existing(&db.path()?)?;
     let rows = store.snapshot_rows()?;
+    let position: std::collections::HashMap<String, usize> = store.revisions()?.into_iter().enumerate().map(|(k, (_, r))| (r.label, k)).collect();
     if json {
-        let revisions: Vec<_> = store.revisions()?.into_iter().map(|(_, r)| serde_json::json!({"label": r.label, "commit": r.commit, "time": r.time, "branch": r.branch, "dirty": r.dirty})).collect();
+        let revisions: Vec<_> = store
+            .revisions()?
+            .into_iter()
+            .enumerate()
+            .map(|(k, (_, r))| serde_json::json!({"position": k, "label": r.label, "commit": r.commit, "time": r.time, "branch": r.branch, "dirty": r.dirty}))
+            .collect();
         let images: Vec<String> = store.images()?.into_iter().map(|(_, n)| n).collect();
         outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"images": images, "revisions": revisions, "snapshots": rows}))?)?;
         return Ok(ExitCode::SUCCESS);
@@ -549,11 +643,12 @@ fn cmd_ls(db: &DbArg, json: bool) -> Result<ExitCode> {
     let images = store.images()?.len();
     let revisions = store.revisions()?.len();
     outln!("{images} images, {revisions} revisions, {} snapshots", rows.len())?;
-    outln!("{:<24} {:<42} {:<26} {:>7} {:>11}", "IMAGE", "REVISION", "TIME", "PATHS", "SIZE")?;
+    outln!("{:<24} {:>4} {:<42} {:<26} {:>7} {:>11}", "IMAGE", "POS", "REVISION", "TIME", "PATHS", "SIZE")?;
     for r in rows {
         let note = if r.complete { "" } else { "  (no sizes)" };
-        outln!("{:<24} {:<42} {:<26} {:>7} {:>11}{note}", r.image, r.revision, r.time, r.paths, human(r.bytes))?;
+        outln!("{:<24} {:>4} {:<42} {:<26} {:>7} {:>11}{note}", r.image, position[&r.revision], r.revision, r.time, r.paths, human(r.bytes))?;
     }
+    outln!("Name revisions by label, commit prefix or position (POS; positions follow time, so scanning an older revision shifts them).")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -570,7 +665,7 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
         tracing::warn!("{w}");
     }
     let hints = a.hints.as_deref().map(load_hints).transpose()?;
-    let budget = Budget::new(a.max_layers, a.reserve).map_err(|e| BadInput(e.to_string()))?;
+    let budget = a.budget.budget(hints.as_ref())?;
     let layers = layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref())?)?;
     let mut text = String::new();
     if a.explain {
@@ -599,6 +694,18 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
         Some(out) => std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?,
         None => outln!("{}", text.trim_end_matches('\n'))?,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_man(command: Option<&str>) -> Result<ExitCode> {
+    let cli = Cli::command();
+    let page = match command {
+        None => cli,
+        Some(name) => cli.find_subcommand(name).cloned().ok_or_else(|| BadInput(format!("no command `{name}` (see `hints --help`)")))?.name(format!("hints-{name}")),
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page).render(&mut out)?;
+    std::io::stdout().write_all(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -640,7 +747,7 @@ fn cmd_image(cmd: ImageCmd) -> Result<ExitCode> {
         }
         None => {
             let hints = a.hints.as_deref().map(load_hints).transpose()?;
-            let budget = Budget::new(a.max_layers, a.reserve).map_err(|e| BadInput(e.to_string()))?;
+            let budget = a.budget.budget(hints.as_ref())?;
             let layers = layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref())?)?;
             LayerPlan::from_layers(&layers, a.top_layer.as_deref())
         }
@@ -774,15 +881,26 @@ fn cmd_validate(file: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The history of `images` (all when `None`); naming an image the database lacks is an error.
+fn load_history(store: &Store, images: Option<&[String]>) -> Result<History> {
+    if let Some(images) = images {
+        let known: Vec<String> = store.images()?.into_iter().map(|(_, n)| n).collect();
+        if let Some(unknown) = images.iter().find(|i| !known.contains(i)) {
+            bail!(BadInput(format!("--images: no image `{unknown}` in {} (it has: {})", store.file(), known.join(", "))));
+        }
+    }
+    Ok(History::load(store, images)?)
+}
+
 fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
     let db = a.db.path()?;
     let store = Store::open_existing(&db)?;
-    let history = History::load(&store, a.images.as_deref())?;
+    let history = load_history(&store, a.images.as_deref())?;
     if history.snapshots.is_empty() {
         bail!(BadInput(format!("{}: no snapshots to learn from (run `hints scan` first)", db.display())));
     }
     let (first, last) = history.range(a.range.as_deref())?;
-    let previous_path = a.previous.clone().or_else(|| a.out.exists().then(|| a.out.clone()));
+    let previous_path = if a.no_previous { None } else { a.previous.clone().or_else(|| a.out.exists().then(|| a.out.clone())) };
     let previous = previous_path.as_deref().map(load_hints).transpose()?;
     let opts = EmitOptions { max_layers: a.max_layers, reserve: a.reserve, first, last, min_gain: a.min_gain, registry_weight: a.registry_weight, db_summary: history.summary.clone() };
     let emitted = mine::emit(&history, &opts, previous.as_ref()).map_err(|e| BadInput(e.to_string()))?;
@@ -791,11 +909,14 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
         outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "out": a.out, "groups": emitted.file.groups.len(), "range": [first, last],
+                "out": a.out, "previous": previous_path, "groups": emitted.file.groups.len(), "range": [first, last],
                 "backtest": emitted.backtest, "hysteresis": emitted.hysteresis,
             }))?
         )?;
     } else if !quiet {
+        if let Some(p) = &previous_path {
+            outln!("previous file: {} (its groups stay unless regrouping saves more than --min-gain; --no-previous learns afresh)", p.display())?;
+        }
         outln!("{}", emitted.report)?;
         outln!("wrote {} ({} groups)", a.out.display(), emitted.file.groups.len())?;
     }
@@ -804,7 +925,7 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
 
 fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
     let store = Store::open_existing(&a.db.path()?)?;
-    let history = History::load(&store, a.images.as_deref())?;
+    let history = load_history(&store, a.images.as_deref())?;
     let (first, last) = history.range(Some(&a.range))?;
     let hints = load_hints(&a.hints)?;
     match replay::training_overlap(&history, &hints, first, last) {
@@ -818,18 +939,18 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
         Overlap::Disjoint => {}
         Overlap::Unknown => eprintln!("warning: the revisions {} was learned from are not in this database; cannot check for overlap", a.hints.display()),
     }
-    let budget = Budget::new(a.max_layers, a.reserve).map_err(|e| BadInput(e.to_string()))?;
+    let budget = a.budget.budget(Some(&hints))?;
     let results: Vec<Metrics> = Replayed::all(&hints).iter().map(|&s| replay(&history, first, last, budget, s)).collect::<Result<_, _>>()?;
     if a.json {
         outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "range": [history.revisions[first].label, history.revisions[last].label],
-                "max_layers": a.max_layers, "images": history.images, "results": results
+                "max_layers": budget.max_layers, "reserve": budget.reserve, "images": history.images, "results": results
             }))?
         )?;
     } else {
-        print!("{}", eval_table(&history, first, last, a.max_layers, &results));
+        print!("{}", eval_table(&history, first, last, budget.max_layers, &results));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -865,6 +986,9 @@ fn eval_table(history: &History, first: usize, last: usize, max_layers: usize, r
 fn cmd_explain(a: ExplainArgs) -> Result<ExitCode> {
     let store = Store::open_existing(&a.db.path()?)?;
     let history = History::load(&store, None)?;
+    if !a.hints.exists() {
+        bail!(BadInput(format!("no hint file at {}: give --hints FILE (the file `hints emit` wrote)", a.hints.display())));
+    }
     let hints = load_hints(&a.hints)?;
     let range = match &a.range {
         Some(r) => history.range(Some(r))?,

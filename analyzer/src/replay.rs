@@ -49,7 +49,7 @@ impl<'a> Replayed<'a> {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Metrics {
     pub strategy: String,
     pub update_bytes: u64,
@@ -57,8 +57,8 @@ pub struct Metrics {
     pub storage_bytes: u64,
     pub layers_pulled: u64,
     pub updates: u64,
-    /// Layers per image per revision, times 10 (one decimal, kept integral for exact output).
-    pub avg_layers_x10: u64,
+    /// Layers per image per revision, on average (one decimal).
+    pub avg_layers: f64,
     pub per_image_update_bytes: Vec<(String, u64)>,
 }
 
@@ -132,7 +132,7 @@ pub fn replay(history: &History, first: usize, last: usize, budget: Budget, stra
         prev_union = union_now.into_keys().collect();
     }
     let total_layers: usize = layers.values().map(Vec::len).sum();
-    m.avg_layers_x10 = (total_layers as u64 * 10 + layers.len() as u64 / 2) / layers.len().max(1) as u64;
+    m.avg_layers = (total_layers as f64 * 10.0 / layers.len().max(1) as f64).round() / 10.0;
     m.per_image_update_bytes = history.images.iter().cloned().zip(per_image).collect();
     Ok(m)
 }

@@ -24,10 +24,12 @@ use crate::store::Revision;
 pub enum ScanError {
     #[error(transparent)]
     Input(#[from] InputError),
-    #[error("{file}: {source}")]
-    Closure { file: String, source: ClosureError },
-    #[error("{file}: {source}")]
-    Io { file: String, source: std::io::Error },
+    #[error("{file}: {error}")]
+    Closure { file: String, error: ClosureError },
+    #[error("{file}: {error}")]
+    Io { file: String, error: std::io::Error },
+    #[error("{file}: not text (UTF-8); expected a closure graph, a hint file or JSON")]
+    NotText { file: String },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
     #[error("`nix path-info --json --recursive {installable}` failed: {message}")]
@@ -82,13 +84,16 @@ pub fn read_closure(sources: &[(String, String)], format: Option<Format>) -> Res
         infos.extend(parsed.infos);
     }
     let file = sources.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
-    let closure = Closure::new(infos).map_err(|source| ScanError::Closure { file, source })?;
+    let closure = Closure::new(infos).map_err(|error| ScanError::Closure { file, error })?;
     Ok(ReadClosure { closure, complete, warnings })
 }
 
 /// Reads a file, `-` being standard input.
 pub fn read_text(path: &str) -> Result<String, ScanError> {
-    let io = |source| ScanError::Io { file: path.to_string(), source };
+    let io = |error: std::io::Error| match error.kind() {
+        std::io::ErrorKind::InvalidData => ScanError::NotText { file: path.to_string() },
+        _ => ScanError::Io { file: path.to_string(), error },
+    };
     if path == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(io)?;
@@ -198,7 +203,7 @@ impl Dataset {
     pub fn open(dir: &Path) -> Result<Self, ScanError> {
         let file = dir.join("manifest.json");
         let name = file.display().to_string();
-        let text = std::fs::read_to_string(&file).map_err(|source| ScanError::Io { file: name.clone(), source })?;
+        let text = std::fs::read_to_string(&file).map_err(|error| ScanError::Io { file: name.clone(), error })?;
         let bad = |location: &str, message: &str| ScanError::Input(InputError { file: name.clone(), location: location.into(), message: message.into() });
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&format!("line {}, column {}", e.line(), e.column()), &format!("invalid JSON: {e}")))?;
         let mut revisions = vec![];
@@ -207,8 +212,20 @@ impl Dataset {
             let s = |f: &str| r[f].as_str().map(str::to_string).ok_or_else(|| bad(&format!("{at}.{f}"), "expected a string"));
             let index = r["index"].as_u64().ok_or_else(|| bad(&format!("{at}.index"), "expected an integer"))? as usize;
             let commit = s("commit")?;
-            revisions.push((index, Revision { label: commit.clone(), commit: Some(commit), time: parse_time(&s("time")?)?, branch: None, dirty: false }));
+            let label = r["label"].as_str().map(str::to_string);
+            revisions.push((index, label, Revision { label: commit.clone(), commit: Some(commit), time: parse_time(&s("time")?)?, branch: None, dirty: false }));
         }
+        // The manifest's labels (`trixie`, `forky`) name the revisions when every revision has
+        // one and no two share it; otherwise the commit ids do.
+        let labels: std::collections::HashSet<&str> = revisions.iter().filter_map(|(_, l, _)| l.as_deref()).collect();
+        let use_labels = labels.len() == revisions.len();
+        let revisions = revisions
+            .into_iter()
+            .map(|(index, label, r)| match label.filter(|_| use_labels) {
+                Some(label) => (index, Revision { label, ..r }),
+                None => (index, r),
+            })
+            .collect();
         let images = v["images"]
             .as_array()
             .ok_or_else(|| bad("images", "expected an array"))?

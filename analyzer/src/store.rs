@@ -85,16 +85,20 @@ const ROW_CHECKS: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {file}: {source}")]
-    Sqlite { file: String, source: rusqlite::Error },
+    #[error("database {file}: {error}")]
+    Sqlite { file: String, error: rusqlite::Error },
     #[error("database {file} has schema version {found}, newer than this hints understands ({SCHEMA_VERSION}); upgrade hints")]
     TooNew { file: String, found: i64 },
     #[error("store path {path} is already recorded with {what}; a store path is immutable, so this closure contradicts the database")]
     Conflict { path: String, what: String },
     #[error("invalid store path hash in {0}")]
     BadHash(String),
-    #[error("no revision matches `{0}` (give a label, a commit id prefix, or an index)")]
+    #[error("no revision matches `{0}` (give a label, a commit id prefix, or a position as `hints ls` shows it)")]
     UnknownRevision(String),
+    #[error("`{name}` is the label of the revision at position {labelled} and also position {name}; name the revision at position {name} by its label or commit")]
+    AmbiguousRevision { name: String, labelled: usize },
+    #[error("--range {spec}: {why}")]
+    BadRange { spec: String, why: String },
     #[error("database {file} is damaged: {what}")]
     Damaged { file: String, what: String },
     #[error("no database at {0} (run `hints scan` first, or give --db)")]
@@ -176,7 +180,7 @@ pub struct SnapshotRow {
 
 /// Maps an SQLite error on `file` to the store's error.
 fn sqlite_error(file: &str) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
-    move |source| StoreError::Sqlite { file: file.to_string(), source }
+    move |error| StoreError::Sqlite { file: file.to_string(), error }
 }
 
 impl Store {
@@ -184,7 +188,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self> {
         let file = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlite { file: file.clone(), source: rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()) })?;
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlite { file: file.clone(), error: rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()) })?;
         }
         let sq = sqlite_error(&file);
         let conn = Connection::open(path).map_err(sq)?;

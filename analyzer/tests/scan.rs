@@ -183,7 +183,8 @@ fn kill_during_a_large_scan_loses_nothing_committed() {
     let ds = tmp.path().join("ds");
     let shape = Shape { packages: 4000, base: 300, images: 2, share: 0.5, bump: 0.01, seed: 3 };
     Synth::new(shape).write_dataset(&ds, 120, "").unwrap();
-    let mut child = hints().args(["scan", "--db", db.to_str().unwrap(), "--dataset", ds.to_str().unwrap()]).stdout(Stdio::piped()).spawn().unwrap();
+    // -v: a line per snapshot, printed once it is committed.
+    let mut child = hints().args(["-v", "scan", "--db", db.to_str().unwrap(), "--dataset", ds.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut committed = vec![];
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();

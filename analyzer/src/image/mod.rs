@@ -64,8 +64,8 @@ pub const DESCRIPTION_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    #[error("{what}: {error}")]
+    Io { what: String, error: std::io::Error },
     #[error("{0}: a socket, device or FIFO cannot be in a layer")]
     SpecialFile(String),
     #[error("OCI directory: {0}")]
@@ -82,7 +82,7 @@ pub enum ImageError {
 
 impl ImageError {
     pub(crate) fn io(what: impl Display, source: std::io::Error) -> Self {
-        ImageError::Io { what: what.to_string(), source }
+        ImageError::Io { what: what.to_string(), error: source }
     }
 }
 

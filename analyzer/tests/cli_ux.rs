@@ -1,0 +1,184 @@
+//! The CLI as a newcomer meets it: revisions by name, budgets from the hint file, messages that
+//! say what to do, help on every flag, quiet batch output, man pages and completions.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hints")).args(args).current_dir(cwd).output().expect("hints runs")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    out(&o)
+}
+
+fn bad_input(o: &Output, says: &str) {
+    assert_eq!(o.status.code(), Some(2), "{}{}", out(o), err(o));
+    assert!(err(o).contains(says), "expected `{says}` in: {}", err(o));
+}
+
+/// The bundled example scanned into `dir/.hints/hints.db` (the default location).
+fn example(dir: &Path) -> String {
+    ok(run(&["scan", "--dataset", repo().join("fixtures/example").to_str().unwrap()], dir))
+}
+
+#[test]
+fn a_dataset_scan_is_one_line_keeps_its_labels_and_ignores_the_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let said = example(t);
+    assert_eq!(said.lines().count(), 1, "a 78-snapshot scan prints its summary only: {said}");
+    assert!(said.starts_with("78 snapshots: 78 added"), "{said}");
+    assert_eq!(std::fs::read_to_string(t.join(".hints/.gitignore")).unwrap().lines().last(), Some("*"), "the database stays out of git");
+    // The manifest's labels name the revisions; `ls` shows positions.
+    let ls = ok(run(&["ls"], t));
+    assert!(ls.contains("POS") && ls.contains(" trixie ") && ls.contains(" forky "), "{ls}");
+    let v: serde_json::Value = serde_json::from_str(&ok(run(&["ls", "--json"], t))).unwrap();
+    assert_eq!((v["revisions"][0]["label"].as_str(), v["revisions"][0]["position"].as_u64()), (Some("trixie"), Some(0)));
+    ok(run(&["emit", "--range", "trixie..6", "--max-layers", "30", "--out", "h.yaml"], t));
+    // -q still says what a batch did; -v lists every snapshot.
+    let quiet = ok(run(&["-q", "scan", "--dataset", repo().join("fixtures/example").to_str().unwrap()], t));
+    assert_eq!(quiet.trim(), "78 snapshots: 0 added, 0 replaced, 78 unchanged; 0 new store paths");
+    let verbose = ok(run(&["-v", "scan", "--dataset", repo().join("fixtures/example").to_str().unwrap()], t));
+    assert_eq!(verbose.lines().count(), 79);
+}
+
+#[test]
+fn revision_and_range_errors_say_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    example(t);
+    bad_input(&run(&["emit", "--range", "6..3"], t), "--range 6..3: the range is backwards: position 6 comes after position 3");
+    bad_input(&run(&["emit", "--range", "6"], t), "--range 6: expected A..B");
+    bad_input(&run(&["emit", "--range", "0..nosuch"], t), "no revision matches `nosuch`");
+    bad_input(&run(&["emit", "--images", "nosuch"], t), "--images: no image `nosuch`");
+    bad_input(&run(&["eval", "--hints", "x.yaml", "--range", "6..12", "--images", "nosuch"], t), "--images: no image `nosuch`");
+    // A numeric label that is also another revision's position is refused, not guessed.
+    let graph = repo().join("fixtures/example/graphs/curl/0.json");
+    let db = t.join("n.db");
+    for (label, day) in [("a", "01"), ("b", "02"), ("1", "03")] {
+        ok(run(&["scan", "--db", db.to_str().unwrap(), "--image", "curl", "--rev", label, "--time", &format!("2025-01-{day}T00:00:00Z"), graph.to_str().unwrap()], t));
+    }
+    bad_input(&run(&["emit", "--db", db.to_str().unwrap(), "--range", "0..1"], t), "`1` is the label of the revision at position 2 and also position 1");
+}
+
+#[test]
+fn layer_takes_the_hint_files_budget_and_says_when_told_otherwise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    example(t);
+    ok(run(&["emit", "--range", "0..6", "--max-layers", "12", "--out", "h.yaml"], t));
+    let graph = repo().join("fixtures/example/graphs/python3/12.json");
+    let layers = |extra: &[&str]| {
+        let mut args = vec!["layer", "--graph", graph.to_str().unwrap(), "--hints", "h.yaml"];
+        args.extend_from_slice(extra);
+        let o = run(&args, t);
+        let n = serde_json::from_str::<Vec<Vec<String>>>(&ok(o.clone())).unwrap().len();
+        (n, err(&o))
+    };
+    let (n, warned) = layers(&[]);
+    assert!(n <= 11, "the file's 12 layers, one reserved: {n}");
+    assert!(!warned.contains("learned for"), "{warned}");
+    let (n, warned) = layers(&["--max-layers", "100"]);
+    assert!(n > 11 && warned.contains("the hint file was learned for 12 layers (1 reserved); laying out for 100 (1 reserved)"), "{n} {warned}");
+    assert!(!warned.contains("\u{1b}["), "no colour codes when stderr is not a terminal: {warned:?}");
+}
+
+#[test]
+fn emit_says_when_it_keeps_a_previous_file_and_can_learn_afresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    example(t);
+    let first = ok(run(&["emit", "--range", "0..6", "--max-layers", "30", "--out", "h.yaml"], t));
+    assert!(!first.contains("previous file:"), "{first}");
+    let again = ok(run(&["emit", "--range", "0..6", "--max-layers", "30", "--out", "h.yaml"], t));
+    assert!(again.contains("previous file: h.yaml"), "{again}");
+    let fresh = ok(run(&["emit", "--range", "0..6", "--max-layers", "30", "--out", "h.yaml", "--no-previous"], t));
+    assert!(!fresh.contains("previous file:"), "{fresh}");
+    let v: serde_json::Value = serde_json::from_str(&ok(run(&["eval", "--hints", "h.yaml", "--range", "6..12", "--json"], t))).unwrap();
+    let m = &v["results"][0];
+    assert!(m["avg_layers"].as_f64().is_some() && m.get("avg_layers_x10").is_none(), "{m}");
+    assert_eq!(v["max_layers"], 30, "eval takes the file's budget");
+    // explain without a hint file says what to pass.
+    bad_input(&run(&["explain", "--hints", "nosuch.yaml", "libssl3t64"], t), "no hint file at nosuch.yaml: give --hints FILE");
+    let said = ok(run(&["explain", "--hints", "h.yaml", "libssl3t64"], t));
+    assert!(said.contains("in the file, bottom-up"), "{said}");
+}
+
+#[test]
+fn bad_input_is_named_once_and_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::write(t.join("empty.json"), "[]").unwrap();
+    let o = run(&["layer", "--graph", "empty.json"], t);
+    bad_input(&o, "empty.json: the closure is empty");
+    assert_eq!(err(&o).matches("the closure is empty").count(), 1, "{}", err(&o));
+    std::fs::write(t.join("binary.json"), [0xffu8, 0xfe, 0x00, 0x80]).unwrap();
+    bad_input(&run(&["layer", "--graph", "binary.json"], t), "binary.json: not text (UTF-8)");
+    bad_input(&run(&["scan", "--dataset", "x", "--image", "y"], t), "cannot be used with");
+    // A manifest naming a graph that is missing: scanned without it, and said.
+    let ds = t.join("ds");
+    std::fs::create_dir_all(ds.join("graphs/curl")).unwrap();
+    std::fs::copy(repo().join("fixtures/example/graphs/curl/0.json"), ds.join("graphs/curl/0.json")).unwrap();
+    let manifest = r#"{"images": [{"name": "curl"}], "revisions": [
+        {"index": 0, "label": "one", "commit": "c0", "time": "2025-01-01T00:00:00Z"},
+        {"index": 1, "label": "two", "commit": "c1", "time": "2025-01-02T00:00:00Z"}]}"#;
+    std::fs::write(ds.join("manifest.json"), manifest).unwrap();
+    let o = run(&["scan", "--db", "d.db", "--dataset", "ds"], t);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("1 graph files the manifest lists are missing (the first: ds/graphs/curl/1.json)"), "{}", err(&o));
+}
+
+#[test]
+fn every_flag_has_help_and_man_pages_and_completions_come_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let top = ok(run(&["--help"], t));
+    assert!(top.contains("Exit status: 0 on success; 2 for bad input"), "{top}");
+    let commands = ["scan", "ls", "layer", "image", "emit", "eval", "explain", "fmt", "validate", "schema", "completions", "man"];
+    for c in commands {
+        let help = ok(run(&[c, "--help"], t));
+        // Every option and argument has a description: on its line after two spaces, or on
+        // the next line, indented further (clap's long layout).
+        let lines: Vec<&str> = help.lines().collect();
+        let mut section = "";
+        for (k, line) in lines.iter().enumerate() {
+            if !line.starts_with(' ') && line.ends_with(':') {
+                section = line;
+                continue;
+            }
+            let item = line.trim_start();
+            let is_item = match section {
+                "Options:" => item.starts_with('-'),
+                "Arguments:" => item.starts_with('<') || item.starts_with('['),
+                _ => false,
+            };
+            if is_item && line.len() - item.len() <= 6 {
+                let indent = line.len() - item.len();
+                let described = item.contains("  ") || lines.get(k + 1).is_some_and(|n| n.len() - n.trim_start().len() > indent && !n.trim().is_empty());
+                assert!(described, "`hints {c}`: no help for `{item}`");
+            }
+        }
+        let page = ok(run(&["man", c], t));
+        assert!(page.contains(&format!(".TH hints-{c} 1")), "{c}: {}", &page[..page.len().min(200)]);
+    }
+    assert!(ok(run(&["man"], t)).contains(".TH hints 1"));
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(run(&["completions", shell], t));
+        assert!(script.contains("emit") && script.contains("max-layers"), "{shell}");
+    }
+    bad_input(&run(&["man", "nosuch"], t), "no command `nosuch`");
+}
