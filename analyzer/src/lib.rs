@@ -9,6 +9,7 @@
 //!   (`hints emit`).
 //! - [`explain`]: a name's group and the history's evidence for it (`hints explain`).
 //! - [`image`]: writing reproducible OCI images from the layers (`hints image`).
+//! - [`recover`]: the closure graph of a built image, from its embedded graph or its layers.
 //! - [`replay`]: replaying revisions under each strategy (`hints eval`).
 //! - [`synth`]: synthetic histories under Nix rules, for benchmarks and tests.
 //!
@@ -21,6 +22,7 @@ pub mod history;
 pub mod image;
 pub mod ingest;
 pub mod mine;
+pub mod recover;
 pub mod replay;
 pub mod scan;
 pub mod store;

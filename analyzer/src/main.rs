@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use hints_analyzer::formats::{Format, InputError};
 use hints_analyzer::history::History;
+use hints_analyzer::recover::{Image, RecoverError};
 use hints_analyzer::image::{self, Compression, Description, ImageError, LayerPlan, RuntimeConfig, WriteOptions, Written};
 use hints_analyzer::ingest::{self, IngestError, Job, Sources, Tally};
 use hints_analyzer::mine::{self, EmitOptions};
@@ -135,6 +136,14 @@ struct ScanArgs {
     /// A dataset directory (`manifest.json` + `graphs/<image>/<rev>.json`), e.g. from deb2nix.py.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "rev", "time"])]
     dataset: Option<PathBuf>,
+    /// A built image, `oci:DIR` or `oci:DIR:TAG`: its embedded closure graph, or the graph
+    /// recovered from its layers. The revision is --rev or the tag, at --time or the image's
+    /// creation time.
+    #[arg(long, value_name = "oci:DIR[:TAG]")]
+    oci: Option<String>,
+    /// With --oci: recover the graph from the layers even when the image embeds one.
+    #[arg(long, requires = "oci")]
+    from_layers: bool,
     /// Closure files (`-` for standard input); several files are one closure.
     files: Vec<String>,
 }
@@ -213,6 +222,20 @@ enum ImageSub {
         /// Print what was written as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Print an image's closure graph as `nix path-info --json --recursive` would: the graph
+    /// `hints image` embedded, or one recovered from the layers' files (narSize, narHash and
+    /// references, as Nix computes them).
+    Closure {
+        /// `oci:DIR` (its only image) or `oci:DIR:TAG`.
+        #[arg(value_name = "oci:DIR[:TAG]")]
+        image: String,
+        /// Recover from the layers even when the image embeds its graph.
+        #[arg(long)]
+        from_layers: bool,
+        /// Recover from the layers and require the embedded graph to agree.
+        #[arg(long, conflicts_with = "from_layers")]
+        verify: bool,
     },
 }
 
@@ -432,6 +455,7 @@ fn is_bad_input(c: &(dyn std::error::Error + 'static)) -> bool {
     c.is::<InputError>()
         || c.is::<FormatError>()
         || c.is::<BadInput>()
+        || matches!(c.downcast_ref::<RecoverError>(), Some(RecoverError::Blob { .. } | RecoverError::Entry { .. } | RecoverError::NotNix(_) | RecoverError::Disagree { .. } | RecoverError::Image { .. }))
         || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_) | ImageError::Mismatch { .. }))
         || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. } | ScanError::NotText { .. }))
         || matches!(
@@ -503,9 +527,9 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
 const SNAPSHOT_LINES: usize = 20;
 
 fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
-    let modes = [!a.files.is_empty(), !a.nix.is_empty(), a.git_history.is_some(), a.dataset.is_some()];
+    let modes = [!a.files.is_empty(), !a.nix.is_empty(), a.git_history.is_some(), a.dataset.is_some(), a.oci.is_some()];
     if modes.iter().filter(|m| **m).count() != 1 {
-        bail!(BadInput("give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --git-history PATHSPEC, --dataset DIR".into()));
+        bail!(BadInput("give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --git-history PATHSPEC, --dataset DIR, --oci oci:DIR[:TAG]".into()));
     }
     let db = a.db.path()?;
     let mut store = Store::open(&db)?;
@@ -562,6 +586,8 @@ fn scan_jobs(a: &ScanArgs) -> Result<Vec<Job>> {
                 Ok(Job { image: name.to_string(), revision: revision.clone(), sources: Sources::Read(vec![(format!("nix path-info {installable}"), scan::nix_path_info(installable)?)]) })
             })
             .collect::<Result<_>>()?
+    } else if let Some(image) = &a.oci {
+        vec![oci_job(a, image)?]
     } else if let Some(spec) = &a.git_history {
         ingest::git_history_jobs(scan::git_history(Path::new("."), spec, a.range.as_deref())?, a.image.as_deref())
     } else {
@@ -572,6 +598,21 @@ fn scan_jobs(a: &ScanArgs) -> Result<Vec<Job>> {
         }
         jobs
     })
+}
+
+/// A built image's closure as one snapshot: image `--image`, revision `--rev` or the tag.
+fn oci_job(a: &ScanArgs, source: &str) -> Result<Job> {
+    let image_name = a.image.clone().ok_or_else(|| BadInput("--image NAME is required with --oci".into()))?;
+    let (dir, tag) = oci_source(source)?;
+    let image = Image::open(Path::new(dir), tag)?;
+    let records = image.closure(a.from_layers, false)?;
+    let label = a.rev.clone().or(tag.map(str::to_string)).ok_or_else(|| BadInput(format!("--oci {source}: give --rev LABEL, or name the image by its tag (oci:DIR:TAG)")))?;
+    let time = match a.time.as_deref().or(image.created()) {
+        Some(t) => scan::parse_time(t)?,
+        None => bail!(BadInput(format!("--oci {source}: the image has no creation time; give --time RFC3339"))),
+    };
+    let revision = Revision { label, commit: None, time, branch: None, dirty: false };
+    Ok(Job { image: image_name, revision, sources: Sources::Read(vec![(source.to_string(), serde_json::to_string(&records)?)]) })
 }
 
 /// The revision of files or `nix` scans: git's HEAD, or `--rev` and `--time`.
@@ -720,12 +761,21 @@ fn chosen_strategy(strategy: Option<StrategyArg>, hints: Option<&HintFile>) -> R
 }
 
 fn cmd_image(cmd: ImageCmd) -> Result<ExitCode> {
-    if let Some(ImageSub::Copy { description, out, store_root, json }) = cmd.copy {
-        let name = description.display().to_string();
-        let desc: Description = serde_json::from_str(&scan::read_text(&name)?).map_err(|e| BadInput(format!("{name}: not an image description: {e}")))?;
-        let (dir, tag) = oci_target(&out)?;
-        let written = image::copy(&desc, Path::new(dir), tag, &store_root)?;
-        return print_written(&written, dir, json);
+    match cmd.copy {
+        Some(ImageSub::Copy { description, out, store_root, json }) => {
+            let name = description.display().to_string();
+            let desc: Description = serde_json::from_str(&scan::read_text(&name)?).map_err(|e| BadInput(format!("{name}: not an image description: {e}")))?;
+            let (dir, tag) = oci_target(&out)?;
+            let written = image::copy(&desc, Path::new(dir), tag, &store_root)?;
+            return print_written(&written, dir, json);
+        }
+        Some(ImageSub::Closure { image, from_layers, verify }) => {
+            let (dir, tag) = oci_source(&image)?;
+            let records = Image::open(Path::new(dir), tag)?.closure(from_layers, verify)?;
+            outln!("{}", serde_json::to_string(&records)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
     }
     let a = cmd.args;
     let (graph, nix) = match a.nix_build {
@@ -771,6 +821,17 @@ fn cmd_image(cmd: ImageCmd) -> Result<ExitCode> {
     let (dir, tag) = oci_target(a.out.as_deref().expect("clap requires --out"))?;
     let written = image::write_oci(Path::new(dir), tag, &read.closure, &plans, &runtime, &opts)?;
     print_written(&written, dir, a.json)
+}
+
+/// An image to read: `oci:DIR` (its only image) or `oci:DIR:TAG`.
+fn oci_source(image: &str) -> Result<(&str, Option<&str>)> {
+    let Some(target) = image.strip_prefix("oci:") else {
+        bail!(BadInput(format!("{image}: expected oci:DIR or oci:DIR:TAG")));
+    };
+    Ok(match target.rsplit_once(':') {
+        Some((dir, tag)) if !tag.contains('/') => (dir, Some(tag)),
+        _ => (target, None),
+    })
 }
 
 /// `oci:DIR` or `oci:DIR:TAG` as (DIR, TAG), the tag `latest` by default.

@@ -59,7 +59,12 @@ const DIGITS: [u8; 256] = {
 
 /// Whether every byte of `s` is a digit.
 pub fn is_valid(s: &str) -> bool {
-    s.bytes().all(|b| DIGITS[b as usize] != 0xff)
+    s.bytes().all(is_digit)
+}
+
+/// Whether `b` is a digit (one table lookup).
+pub fn is_digit(b: u8) -> bool {
+    DIGITS[b as usize] != 0xff
 }
 
 /// Decodes Nix base32 (`s.len() * 5 / 8` bytes).

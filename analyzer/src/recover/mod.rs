@@ -1,0 +1,358 @@
+//! Recovering the closure graph of a built image (`hints image closure`, `hints scan --oci`).
+//!
+//! # Objective
+//! Learn from images that are already built, whose closures nobody recorded: give each image's
+//! store paths with the `narSize`, `narHash` and references `nix path-info` would print.
+//!
+//! # Definitions
+//! - The *embedded graph* is the config label `hints image` writes
+//!   ([`crate::image::CLOSURE_LABEL`]): sizes and references, no hashes.
+//! - A layer's *store entries* are its tar entries under `nix/store/` (a leading `./` or `/` is
+//!   ignored); other entries (a customisation layer's `/etc`) are not part of the closure.
+//!
+//! # Algorithm
+//! 1. Open the image: the OCI directory's manifest for the tag (the only one when no tag is
+//!    given), and its config.
+//! 2. Each layer is read once, in parallel with the others: its blob streamed through SHA-256
+//!    (checked against the manifest's digest at the end) and the decompressor its media type
+//!    names, its tar entries assembled into one file tree per store path (hard links as copies
+//!    of the file they name). A whiteout, or a store path that a second layer also writes, is
+//!    an error naming the layer and the path.
+//! 3. For each store path, its NAR is serialised into SHA-256 ([`nar`]) for `narSize` and
+//!    `narHash`, and its file contents and symlink targets are scanned for 32-character Nix
+//!    base32 windows ([`refs`]); once every layer is read, the windows that are the hash part of
+//!    a store path of the image are its references, as Nix's own scanner finds them.
+//! 4. With the embedded graph and without `from_layers`, that graph is the answer; `verify`
+//!    recovers from the layers as well and requires the same paths, sizes and references.
+//!
+//! Memory: every layer being read holds its store paths' trees until they are hashed; a path
+//! lives in one layer, so the bound is the layers read at once, not the image.
+
+pub mod nar;
+pub mod refs;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use hints_format::StorePath;
+use ocidir::oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::image::CLOSURE_LABEL;
+use nar::Node;
+
+/// Why an image's closure could not be recovered.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// The OCI directory, its index, manifest or config.
+    #[error("{dir}: {what}")]
+    Image { dir: String, what: String },
+    /// A blob that cannot be read as what the manifest says.
+    #[error("blob {digest}: {what}")]
+    Blob { digest: String, what: String },
+    /// A tar entry that cannot be part of a Nix image.
+    #[error("layer {digest}: {entry}: {what}")]
+    Entry { digest: String, entry: String, what: String },
+    /// No store paths at all.
+    #[error("{0}: no /nix/store paths in any layer: not an image built from a Nix closure")]
+    NotNix(String),
+    /// The embedded graph and the layers disagree.
+    #[error("{dir}: the embedded closure graph and the layers disagree: {what}")]
+    Disagree { dir: String, what: String },
+}
+
+/// One store path as `nix path-info --json` (Nix 2.8's array form) prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathRecord {
+    /// The store path.
+    pub path: String,
+    /// `sha256-…` (SRI), when recovered from the layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nar_hash: Option<String>,
+    /// Bytes of the NAR.
+    pub nar_size: u64,
+    /// Store paths it references (itself included when it holds its own hash), sorted.
+    pub references: Vec<String>,
+}
+
+/// An OCI image opened for reading.
+pub struct Image {
+    dir: PathBuf,
+    manifest: ImageManifest,
+    config: ImageConfiguration,
+}
+
+impl Image {
+    /// The image tagged `tag` in the OCI directory `dir` (its only image when `tag` is `None`).
+    pub fn open(dir: &Path, tag: Option<&str>) -> Result<Image, RecoverError> {
+        let bad = |what: String| RecoverError::Image { dir: dir.display().to_string(), what };
+        let index: ImageIndex = read_json(&dir.join("index.json")).map_err(|e| bad(format!("index.json: {e}")))?;
+        let tagged = |d: &&Descriptor| d.annotations().as_ref().and_then(|a| a.get("org.opencontainers.image.ref.name")).map(String::as_str) == tag;
+        let manifests: Vec<&Descriptor> = index.manifests().iter().filter(|d| tag.is_none() || tagged(d)).collect();
+        let desc = match (manifests.as_slice(), tag) {
+            ([one], _) => *one,
+            ([], Some(t)) => return Err(bad(format!("no image tagged `{t}`"))),
+            ([], None) => return Err(bad("the index lists no image".into())),
+            (_, _) => return Err(bad(format!("{} images; name one as oci:DIR:TAG", manifests.len()))),
+        };
+        let manifest: ImageManifest = read_json(&blob_path(dir, desc.digest().as_ref())?).map_err(|e| bad(format!("manifest {}: {e}", desc.digest())))?;
+        let config: ImageConfiguration = read_json(&blob_path(dir, manifest.config().digest().as_ref())?).map_err(|e| bad(format!("config {}: {e}", manifest.config().digest())))?;
+        Ok(Image { dir: dir.to_path_buf(), manifest, config })
+    }
+
+    /// The image's creation time, RFC 3339, where its config says.
+    pub fn created(&self) -> Option<&str> {
+        self.config.created().as_deref()
+    }
+
+    /// The closure: the embedded graph unless `from_layers`; with `verify`, checked against the
+    /// layers.
+    pub fn closure(&self, from_layers: bool, verify: bool) -> Result<Vec<PathRecord>, RecoverError> {
+        let embedded = if from_layers { None } else { self.embedded()? };
+        match embedded {
+            Some(graph) if verify => {
+                let layers = self.from_layers()?;
+                let strip = |v: &[PathRecord]| v.iter().map(|p| PathRecord { nar_hash: None, ..p.clone() }).collect::<Vec<_>>();
+                if strip(&layers) != graph {
+                    return Err(RecoverError::Disagree { dir: self.dir.display().to_string(), what: first_difference(&graph, &strip(&layers)) });
+                }
+                Ok(layers)
+            }
+            Some(graph) => Ok(graph),
+            None => self.from_layers(),
+        }
+    }
+
+    /// The graph `hints image` embedded, if any.
+    fn embedded(&self) -> Result<Option<Vec<PathRecord>>, RecoverError> {
+        let labels = self.config.config().as_ref().and_then(|c| c.labels().as_ref());
+        let Some(text) = labels.and_then(|l| l.get(CLOSURE_LABEL)) else { return Ok(None) };
+        let bad = |what: String| RecoverError::Image { dir: self.dir.display().to_string(), what: format!("label {CLOSURE_LABEL}: {what}") };
+        let rows: Vec<(String, u64, Vec<usize>)> = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let paths: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        rows.iter()
+            .map(|(path, size, refs)| {
+                let references = refs.iter().map(|&r| paths.get(r).map(|p| p.to_string()).ok_or_else(|| bad(format!("{path} references index {r}, past the end")))).collect::<Result<_, _>>()?;
+                Ok(PathRecord { path: path.clone(), nar_hash: None, nar_size: *size, references })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// Recovers the closure from the layers' files (see the module doc).
+    pub fn from_layers(&self) -> Result<Vec<PathRecord>, RecoverError> {
+        let layers: Vec<LayerPaths> = self.manifest.layers().par_iter().map(|d| read_layer(&self.dir, d)).collect::<Result<_, _>>()?;
+        let mut owner: HashMap<&str, &str> = HashMap::new();
+        for layer in &layers {
+            for base in layer.paths.keys() {
+                if let Some(first) = owner.insert(base, &layer.digest) {
+                    return Err(RecoverError::Entry { digest: layer.digest.clone(), entry: format!("nix/store/{base}"), what: format!("also written by layer {first}: a store path is written once") });
+                }
+            }
+        }
+        if owner.is_empty() {
+            return Err(RecoverError::NotNix(self.dir.display().to_string()));
+        }
+        let mut bases: Vec<&str> = owner.keys().copied().collect();
+        bases.sort_unstable();
+        let hash_of = |b: &str| b.split_once('-').map_or(b, |(h, _)| h).to_string();
+        let by_hash: HashMap<String, &str> = bases.iter().map(|b| (hash_of(b), *b)).collect();
+        let records = layers
+            .iter()
+            .flat_map(|l| l.paths.iter())
+            .map(|(base, p)| {
+                let mut references: Vec<String> = p.windows.iter().filter_map(|w| by_hash.get(std::str::from_utf8(w).ok()?)).map(|b| format!("/nix/store/{b}")).collect();
+                references.sort_unstable();
+                PathRecord { path: format!("/nix/store/{base}"), nar_hash: Some(p.nar_hash.clone()), nar_size: p.nar_size, references }
+            });
+        let mut records: Vec<PathRecord> = records.collect();
+        records.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(records)
+    }
+}
+
+fn first_difference(a: &[PathRecord], b: &[PathRecord]) -> String {
+    if a.len() != b.len() {
+        return format!("{} paths embedded, {} in the layers", a.len(), b.len());
+    }
+    match a.iter().zip(b).find(|(x, y)| x != y) {
+        Some((x, y)) if x.path != y.path => format!("{} embedded where the layers hold {}", x.path, y.path),
+        Some((x, y)) if x.nar_size != y.nar_size => format!("{}: narSize {} embedded, {} in the layers", x.path, x.nar_size, y.nar_size),
+        Some((x, _)) => format!("{}: different references", x.path),
+        None => "nothing".into(),
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(file: &Path) -> Result<T, String> {
+    let text = std::fs::read(file).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&text).map_err(|e| e.to_string())
+}
+
+fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, RecoverError> {
+    let hex = digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let hex = hex.ok_or_else(|| RecoverError::Blob { digest: digest.to_string(), what: "not a sha256 digest".into() })?;
+    Ok(dir.join("blobs/sha256").join(hex))
+}
+
+/// One store path of a layer, hashed and scanned.
+struct Recovered {
+    nar_size: u64,
+    nar_hash: String,
+    /// Every 32-character Nix base32 window of its contents and symlink targets.
+    windows: HashSet<[u8; 32]>,
+}
+
+struct LayerPaths {
+    digest: String,
+    paths: BTreeMap<String, Recovered>,
+}
+
+/// A reader that hashes what it reads.
+struct Hashing<R> {
+    inner: R,
+    sha: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn read_layer(dir: &Path, desc: &Descriptor) -> Result<LayerPaths, RecoverError> {
+    let digest = desc.digest().to_string();
+    let blob_err = |what: String| RecoverError::Blob { digest: digest.clone(), what };
+    let file = std::fs::File::open(blob_path(dir, &digest)?).map_err(|e| blob_err(e.to_string()))?;
+    let mut hashing = Hashing { inner: io::BufReader::with_capacity(1 << 17, file), sha: Sha256::new() };
+    let trees = {
+        let decoded: Box<dyn Read + '_> = match desc.media_type() {
+            // Several gzip members (parallel compressors write them) are one stream.
+            MediaType::ImageLayerGzip => Box::new(flate2::read::MultiGzDecoder::new(&mut hashing)),
+            MediaType::ImageLayerZstd => Box::new(zstd::Decoder::new(&mut hashing).map_err(|e| blob_err(e.to_string()))?),
+            MediaType::ImageLayer => Box::new(&mut hashing),
+            other => Err(blob_err(format!("media type {other} is not a layer this reads (tar, tar+gzip, tar+zstd)")))?,
+        };
+        let mut trees = Trees::default();
+        read_entries(decoded, &digest, &mut trees)?;
+        trees
+    };
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| blob_err(e.to_string()))?;
+    let found = format!("sha256:{:x}", hashing.sha.finalize());
+    if found != digest {
+        return Err(blob_err(format!("its bytes hash to {found}: the blob is damaged or not the one the manifest names")));
+    }
+    let paths = trees.roots.into_par_iter().map(|(base, node)| (base, recovered(&node))).collect();
+    Ok(LayerPaths { digest, paths })
+}
+
+/// The store paths' trees of one layer, as its entries come.
+#[derive(Default)]
+struct Trees {
+    roots: BTreeMap<String, Node>,
+}
+
+impl Trees {
+    /// Inserts `node` at `components` under the store path `base` (empty: the path itself).
+    fn insert(&mut self, base: &str, components: &[&[u8]], node: Node) -> Result<(), String> {
+        if components.is_empty() {
+            return match (self.roots.get_mut(base), node) {
+                // A directory entry after its children (some writers order so): keep the children.
+                (Some(Node::Directory(_)), Node::Directory(_)) => Ok(()),
+                (Some(_), _) => Err("written twice in one layer".into()),
+                (None, node) => {
+                    self.roots.insert(base.to_string(), node);
+                    Ok(())
+                }
+            };
+        }
+        let mut at = self.roots.entry(base.to_string()).or_insert_with(|| Node::Directory(BTreeMap::new()));
+        for (k, c) in components.iter().enumerate() {
+            let Node::Directory(entries) = at else { return Err("inside something that is not a directory".into()) };
+            if k + 1 == components.len() {
+                match (entries.get(*c), &node) {
+                    (Some(Node::Directory(_)), Node::Directory(_)) => {}
+                    (Some(_), _) => return Err("written twice in one layer".into()),
+                    (None, _) => {
+                        entries.insert(c.to_vec(), node);
+                    }
+                }
+                return Ok(());
+            }
+            at = entries.entry(c.to_vec()).or_insert_with(|| Node::Directory(BTreeMap::new()));
+        }
+        Ok(())
+    }
+
+    /// The node at a store-relative path (for hard links).
+    fn get(&self, base: &str, components: &[&[u8]]) -> Option<&Node> {
+        let mut at = self.roots.get(base)?;
+        for c in components {
+            let Node::Directory(entries) = at else { return None };
+            at = entries.get(*c)?;
+        }
+        Some(at)
+    }
+}
+
+/// `nix/store/BASE/REST…` as (BASE, REST components); `None` for entries outside the store and
+/// for `nix/` and `nix/store/` themselves.
+fn store_entry(path: &[u8]) -> Option<(String, Vec<&[u8]>)> {
+    let path = path.strip_prefix(b"./").or_else(|| path.strip_prefix(b"/")).unwrap_or(path);
+    let rest = path.strip_prefix(b"nix/store/")?;
+    let mut parts = rest.split(|&b| b == b'/').filter(|c| !c.is_empty());
+    let base = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    Some((base, parts.collect()))
+}
+
+fn read_entries(r: impl Read, digest: &str, trees: &mut Trees) -> Result<(), RecoverError> {
+    let entry_err = |entry: &[u8], what: String| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(entry).into_owned(), what };
+    let mut archive = tar::Archive::new(r);
+    let entries = archive.entries().map_err(|e| RecoverError::Blob { digest: digest.to_string(), what: format!("not a tar: {e}") })?;
+    for e in entries {
+        let mut e = e.map_err(|e| RecoverError::Blob { digest: digest.to_string(), what: format!("truncated or malformed tar: {e}") })?;
+        let name = e.path_bytes().into_owned();
+        if name.rsplit(|&b| b == b'/').next().is_some_and(|last| last.starts_with(b".wh.")) {
+            return Err(entry_err(&name, "a whiteout: this layer deletes a path, which a Nix image never does".into()));
+        }
+        let Some((base, components)) = store_entry(&name) else { continue };
+        if StorePath::parse(&format!("/nix/store/{base}")).is_err() {
+            return Err(entry_err(&name, format!("`{base}` is not a store path name")));
+        }
+        let kind = e.header().entry_type();
+        let node = match kind {
+            tar::EntryType::Directory => Node::Directory(BTreeMap::new()),
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let executable = e.header().mode().map_err(|err| entry_err(&name, err.to_string()))? & 0o111 != 0;
+                let mut contents = Vec::with_capacity(e.size() as usize);
+                e.read_to_end(&mut contents).map_err(|err| entry_err(&name, format!("truncated: {err}")))?;
+                Node::File { executable, contents }
+            }
+            tar::EntryType::Symlink => Node::Symlink { target: e.link_name_bytes().ok_or_else(|| entry_err(&name, "a symlink without a target".into()))?.into_owned() },
+            tar::EntryType::Link => {
+                let target = e.link_name_bytes().ok_or_else(|| entry_err(&name, "a hard link without a target".into()))?.into_owned();
+                let (tb, tc) = store_entry(&target).ok_or_else(|| entry_err(&name, "a hard link to a file outside the store".into()))?;
+                trees.get(&tb, &tc).cloned().ok_or_else(|| entry_err(&name, "a hard link to a file not earlier in this layer".into()))?
+            }
+            other => return Err(entry_err(&name, format!("a {other:?} entry: a store holds only files, directories and symlinks"))),
+        };
+        if components.is_empty() && base.is_empty() {
+            continue;
+        }
+        trees.insert(&base, &components, node).map_err(|what| entry_err(&name, what))?;
+    }
+    Ok(())
+}
+
+fn recovered(node: &Node) -> Recovered {
+    let (nar_size, sha) = nar::nar_size_and_hash(node);
+    let mut windows = HashSet::new();
+    node.for_each_scanned(&mut |bytes| refs::windows(bytes, &mut windows));
+    Recovered { nar_size, nar_hash: format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(sha)), windows }
+}
