@@ -4,8 +4,7 @@
 //! itself.
 //!
 //! The candidates are known only once every layer is read, so a scan collects every window of
-//! 32 Nix base32 digits; the caller keeps those that are hash parts of the image's paths. Only
-//! runs of at least 32 digits can hold one, so the scan skips from run to run.
+//! 32 Nix base32 digits; the caller keeps those that are hash parts of the image's paths.
 
 use std::collections::HashSet;
 
@@ -13,16 +12,15 @@ use hints_format::nixbase32;
 
 const HASH_LEN: usize = 32;
 
-/// Adds to `found` every 32-byte window of Nix base32 digits in `bytes`.
+/// Adds to `found` every 32-byte window of Nix base32 digits in `bytes`: one pass that counts
+/// the digits in a row and takes a window whenever the count reaches 32.
 pub fn windows(bytes: &[u8], found: &mut HashSet<[u8; HASH_LEN]>) {
-    let mut start = 0;
-    while start + HASH_LEN <= bytes.len() {
-        let Some(run_start) = bytes[start..].iter().position(|&b| nixbase32::is_digit(b)).map(|p| start + p) else { return };
-        let run_end = bytes[run_start..].iter().position(|&b| !nixbase32::is_digit(b)).map_or(bytes.len(), |p| run_start + p);
-        for w in bytes[run_start..run_end].windows(HASH_LEN) {
-            found.insert(w.try_into().expect("32-byte window"));
+    let mut run = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        run = if nixbase32::is_digit(b) { run + 1 } else { 0 };
+        if run >= HASH_LEN {
+            found.insert(bytes[i + 1 - HASH_LEN..=i].try_into().expect("32-byte window"));
         }
-        start = run_end + 1;
     }
 }
 

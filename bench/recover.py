@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Recovering a closure from an image's layers (`hints image closure --from-layers`): NAR
+hashing and reference scanning throughput, against the physical bound of reading the same bytes
+(`cat blobs > /dev/null`), with 1 thread and with every core.
+
+A synthetic store of --paths store paths (--mib in all; incompressible bytes, and in every path
+a text file naming a few other paths, so references are real) is written as an image with one
+plain-tar layer per path (`hints image --compression none`), its blobs read once to warm the
+page cache, then each timing is the best of --repeat runs.
+
+usage: bench/recover.py [--work /tmp/hints-recover-bench] [--paths 5000] [--mib 2048] [--repeat 3]
+"""
+import argparse, json, os, random, shutil, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
+
+
+def make(work, paths, mib, hints):
+    if os.path.exists(os.path.join(work, "oci", "index.json")):
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    rng = random.Random(5)
+    names = [("".join(rng.choice(ALPHABET) for _ in range(32)), f"pkg{k}-1.0") for k in range(paths)]
+    per = mib * 2**20 // paths
+    graph = []
+    for k, (h, n) in enumerate(names):
+        d = os.path.join(work, "root", "nix", "store", f"{h}-{n}")
+        os.makedirs(d)
+        with open(os.path.join(d, "blob"), "wb") as f:
+            f.write(os.urandom(per))
+        refs = sorted({rng.randrange(k + 1) for _ in range(3)}) if k else []
+        with open(os.path.join(d, "refs"), "w") as f:
+            f.write("\n".join(f"/nix/store/{names[r][0]}-{names[r][1]}" for r in refs))
+        graph.append({"path": f"/nix/store/{h}-{n}", "narSize": per, "references": [f"/nix/store/{names[r][0]}-{names[r][1]}" for r in refs]})
+    with open(os.path.join(work, "g.json"), "w") as f:
+        json.dump(graph, f)
+    with open(os.path.join(work, "l.json"), "w") as f:
+        json.dump([[g["path"]] for g in graph], f)
+    subprocess.run([hints, "-q", "image", "--graph", "g.json", "--store-layers", "l.json", "--store-root", "root",
+                    "--compression", "none", "--out", "oci:oci:bench"], cwd=work, check=True)
+
+
+def best(repeat, fn):
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return min(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default="/tmp/hints-recover-bench")
+    ap.add_argument("--paths", type=int, default=5000)
+    ap.add_argument("--mib", type=int, default=2048)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--hints", default=os.path.join(ROOT, "target", "release", "hints"))
+    a = ap.parse_args()
+    make(a.work, a.paths, a.mib, a.hints)
+    blobs = os.path.join(a.work, "oci", "blobs", "sha256")
+    total = sum(os.path.getsize(os.path.join(blobs, f)) for f in os.listdir(blobs))
+    cat = lambda: subprocess.run(f"find {blobs} -type f -print0 | xargs -0 cat > /dev/null", shell=True, check=True)
+    cat()
+    rows = [("cat blobs > /dev/null (the read bound, 1 core)", best(a.repeat, cat))]
+    for threads in (1, os.cpu_count()):
+        env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+        run = lambda: subprocess.run([a.hints, "image", "closure", "oci:oci:bench", "--from-layers"], cwd=a.work, env=env, check=True, stdout=subprocess.DEVNULL)
+        rows.append((f"hints image closure --from-layers, {threads} thread(s)", best(a.repeat, run)))
+    out = subprocess.run([a.hints, "image", "closure", "oci:oci:bench", "--from-layers"], cwd=a.work, check=True, capture_output=True, text=True).stdout
+    expected = {g["path"]: sorted(g["references"]) for g in json.load(open(os.path.join(a.work, "g.json")))}
+    got = {r["path"]: r["references"] for r in json.loads(out)}
+    print(f"{total / 2**20:.0f} MiB of layers, {a.paths} store paths; best of {a.repeat}; references recovered "
+          f"{'exactly' if got == expected else 'WRONGLY'}")
+    print(f"{'':<56} {'seconds':>8} {'MB/s':>8}")
+    for name, s in rows:
+        print(f"{name:<56} {s:>8.3f} {total / s / 1e6:>8.0f}")
+    one, many = rows[1][1], rows[2][1]
+    print(f"1 thread: {rows[0][1] / one:.0%} of the read bound; {os.cpu_count()} threads: {one / many:.2f}x one thread")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
