@@ -9,10 +9,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use hints_analyzer::formats::{Format, InputError};
 use hints_analyzer::history::History;
-use hints_analyzer::recover::{Image, RecoverError};
 use hints_analyzer::image::{self, Compression, Description, ImageError, LayerPlan, RuntimeConfig, WriteOptions, Written};
 use hints_analyzer::ingest::{self, IngestError, Job, Sources, Tally};
 use hints_analyzer::mine::{self, EmitOptions};
+use hints_analyzer::recover::{Image, RecoverError};
 use hints_analyzer::replay::{self, replay, Metrics, Overlap, Replayed};
 use hints_analyzer::scan::{self, Dataset, ScanError};
 use hints_analyzer::store::{Outcome, Revision, Store, StoreError};
@@ -455,7 +455,10 @@ fn is_bad_input(c: &(dyn std::error::Error + 'static)) -> bool {
     c.is::<InputError>()
         || c.is::<FormatError>()
         || c.is::<BadInput>()
-        || matches!(c.downcast_ref::<RecoverError>(), Some(RecoverError::Blob { .. } | RecoverError::Entry { .. } | RecoverError::NotNix(_) | RecoverError::Disagree { .. } | RecoverError::Image { .. }))
+        || matches!(
+            c.downcast_ref::<RecoverError>(),
+            Some(RecoverError::Blob { .. } | RecoverError::Entry { .. } | RecoverError::NotNix(_) | RecoverError::Disagree { .. } | RecoverError::Image { .. })
+        )
         || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_) | ImageError::Mismatch { .. }))
         || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. } | ScanError::NotText { .. }))
         || matches!(

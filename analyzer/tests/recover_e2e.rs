@@ -52,10 +52,13 @@ fn have(tool: &str) -> bool {
 fn by_path(json: &str) -> BTreeMap<String, Value> {
     match serde_json::from_str::<Value>(json).unwrap() {
         Value::Array(a) => a.into_iter().map(|r| (r["path"].as_str().unwrap().to_string(), r)).collect(),
-        Value::Object(m) => m.into_iter().map(|(p, mut r)| {
-            r["path"] = Value::String(p.clone());
-            (p, r)
-        }).collect(),
+        Value::Object(m) => m
+            .into_iter()
+            .map(|(p, mut r)| {
+                r["path"] = Value::String(p.clone());
+                (p, r)
+            })
+            .collect(),
         other => panic!("unexpected path-info JSON: {other}"),
     }
 }

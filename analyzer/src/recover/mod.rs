@@ -162,14 +162,11 @@ impl Image {
         bases.sort_unstable();
         let hash_of = |b: &str| b.split_once('-').map_or(b, |(h, _)| h).to_string();
         let by_hash: HashMap<String, &str> = bases.iter().map(|b| (hash_of(b), *b)).collect();
-        let records = layers
-            .iter()
-            .flat_map(|l| l.paths.iter())
-            .map(|(base, p)| {
-                let mut references: Vec<String> = p.windows.iter().filter_map(|w| by_hash.get(std::str::from_utf8(w).ok()?)).map(|b| format!("/nix/store/{b}")).collect();
-                references.sort_unstable();
-                PathRecord { path: format!("/nix/store/{base}"), nar_hash: Some(p.nar_hash.clone()), nar_size: p.nar_size, references }
-            });
+        let records = layers.iter().flat_map(|l| l.paths.iter()).map(|(base, p)| {
+            let mut references: Vec<String> = p.windows.iter().filter_map(|w| by_hash.get(std::str::from_utf8(w).ok()?)).map(|b| format!("/nix/store/{b}")).collect();
+            references.sort_unstable();
+            PathRecord { path: format!("/nix/store/{base}"), nar_hash: Some(p.nar_hash.clone()), nar_size: p.nar_size, references }
+        });
         let mut records: Vec<PathRecord> = records.collect();
         records.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(records)
