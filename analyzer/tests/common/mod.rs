@@ -1,6 +1,9 @@
 //! Shared by the tests that use a real Nix store: the repository, running commands, and the toy
 //! world (nix/tests/toy.nix) with its busybox-only builder and the `hints` binary as a tool.
 
+// Each test crate that includes this module uses a part of it.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
