@@ -3,7 +3,7 @@
 //!
 //! NAR: the string `nix-archive-1`, then the root node. Every string is its length (u64, little
 //! endian) and its bytes, zero-padded to a multiple of 8. A node is `(` `type` then
-//! - `regular` [`executable` ``] `contents` BYTES, or
+//! - `regular`, then `executable` and the empty string for an executable, then `contents` BYTES, or
 //! - `symlink` `target` TARGET, or
 //! - `directory`, then for each entry in byte order of names: `entry` `(` `name` NAME `node`
 //!   NODE `)`;
