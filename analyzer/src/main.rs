@@ -12,6 +12,7 @@ use hints_analyzer::history::History;
 use hints_analyzer::image::{self, Compression, Description, ImageError, LayerPlan, RuntimeConfig, WriteOptions, Written};
 use hints_analyzer::ingest::{self, IngestError, Job, Sources, Tally};
 use hints_analyzer::mine::{self, EmitOptions};
+use hints_analyzer::recover::registry::Repository;
 use hints_analyzer::recover::{Image, RecoverError};
 use hints_analyzer::replay::{self, replay, Metrics, Overlap, Replayed};
 use hints_analyzer::scan::{self, Dataset, ScanError};
@@ -141,8 +142,19 @@ struct ScanArgs {
     /// creation time.
     #[arg(long, value_name = "oci:DIR[:TAG]")]
     oci: Option<String>,
-    /// With --oci: recover the graph from the layers even when the image embeds one.
-    #[arg(long, requires = "oci")]
+    /// A registry repository, `docker://HOST/REPO`: each tag matching --tags is a revision
+    /// (ordered by the images' creation times), fetched with skopeo into `oci-cache/` beside the
+    /// database (a re-run fetches only new blobs). Credentials come from the containers auth file.
+    #[arg(long, value_name = "docker://HOST/REPO", requires = "image", conflicts_with_all = ["rev", "time"])]
+    registry: Option<String>,
+    /// With --registry: the tags to scan, a glob.
+    #[arg(long, value_name = "GLOB", default_value = "*")]
+    tags: String,
+    /// With --registry: verify TLS (`false` is allowed for a registry on this machine only).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    tls_verify: bool,
+    /// With --oci or --registry: recover the graph from the layers even when the image embeds one.
+    #[arg(long)]
     from_layers: bool,
     /// Closure files (`-` for standard input); several files are one closure.
     files: Vec<String>,
@@ -457,7 +469,7 @@ fn is_bad_input(c: &(dyn std::error::Error + 'static)) -> bool {
         || c.is::<BadInput>()
         || matches!(
             c.downcast_ref::<RecoverError>(),
-            Some(RecoverError::Blob { .. } | RecoverError::Entry { .. } | RecoverError::NotNix(_) | RecoverError::Disagree { .. } | RecoverError::Image { .. })
+            Some(RecoverError::Blob { .. } | RecoverError::Entry { .. } | RecoverError::NotNix(_) | RecoverError::Disagree { .. } | RecoverError::Image { .. } | RecoverError::Registry { .. })
         )
         || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_) | ImageError::Mismatch { .. }))
         || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. } | ScanError::NotText { .. }))
@@ -530,14 +542,17 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
 const SNAPSHOT_LINES: usize = 20;
 
 fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
-    let modes = [!a.files.is_empty(), !a.nix.is_empty(), a.git_history.is_some(), a.dataset.is_some(), a.oci.is_some()];
+    let modes = [!a.files.is_empty(), !a.nix.is_empty(), a.git_history.is_some(), a.dataset.is_some(), a.oci.is_some(), a.registry.is_some()];
     if modes.iter().filter(|m| **m).count() != 1 {
-        bail!(BadInput("give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --git-history PATHSPEC, --dataset DIR, --oci oci:DIR[:TAG]".into()));
+        bail!(BadInput("give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --git-history PATHSPEC, --dataset DIR, --oci oci:DIR[:TAG], --registry docker://HOST/REPO".into()));
     }
     let db = a.db.path()?;
     let mut store = Store::open(&db)?;
     ignore_database_dir(&db)?;
-    let jobs = scan_jobs(&a)?;
+    let jobs = match &a.registry {
+        Some(reference) => registry_jobs(&a, reference, &db)?,
+        None => scan_jobs(&a)?,
+    };
     let per_snapshot = !quiet && (verbose || jobs.len() <= SNAPSHOT_LINES);
     let bar = progress(jobs.len() as u64, quiet);
     let mut out = std::io::stdout().lock();
@@ -616,6 +631,28 @@ fn oci_job(a: &ScanArgs, source: &str) -> Result<Job> {
     };
     let revision = Revision { label, commit: None, time, branch: None, dirty: false };
     Ok(Job { image: image_name, revision, sources: Sources::Read(vec![(source.to_string(), serde_json::to_string(&records)?)]) })
+}
+
+/// Every tag of a registry repository matching `--tags`, as snapshots of `--image`, in the
+/// order the images were created.
+fn registry_jobs(a: &ScanArgs, reference: &str, db: &Path) -> Result<Vec<Job>> {
+    let repo = Repository::new(reference, a.tls_verify)?;
+    let cache = db.parent().unwrap_or(Path::new(".")).join("oci-cache").join(reference.trim_start_matches("docker://").replace(['/', ':'], "_"));
+    let tags = repo.tags(&a.tags)?;
+    if tags.is_empty() {
+        bail!(BadInput(format!("--registry {reference}: no tag matches `{}`", a.tags)));
+    }
+    let image_name = a.image.clone().expect("clap requires --image");
+    let mut jobs = vec![];
+    for tag in tags {
+        let image = repo.fetch(&tag, &cache)?;
+        let created = image.created().ok_or_else(|| BadInput(format!("{reference}:{tag}: the image has no creation time")))?;
+        let revision = Revision { label: tag.clone(), commit: None, time: scan::parse_time(created)?, branch: None, dirty: false };
+        let records = image.closure(a.from_layers, false)?;
+        jobs.push(Job { image: image_name.clone(), revision, sources: Sources::Read(vec![(format!("{reference}:{tag}"), serde_json::to_string(&records)?)]) });
+    }
+    jobs.sort_by(|x, y| x.revision.time.cmp(&y.revision.time).then_with(|| x.revision.label.cmp(&y.revision.label)));
+    Ok(jobs)
 }
 
 /// The revision of files or `nix` scans: git's HEAD, or `--rev` and `--time`.

@@ -169,6 +169,34 @@ fn the_registry_serves_exactly_the_layers_eval_predicts() {
         assert!((-0.05..0.10).contains(&overhead), "{strategy}: {tar_bytes} tar bytes served, {p_bytes} predicted");
     }
 
+    // Learning from the registry: every tag of each size-first repository, closures recovered
+    // from the layers, gives the same snapshots and the same hint file as `nix path-info` did.
+    let reg_db = t.join("registry").join("h.db");
+    for (image, _) in images {
+        let mut scan = hints();
+        scan.args(["scan", "--db"]).arg(&reg_db).args(["--registry", &format!("docker://{reg}/size-first-{image}"), "--tags", "r*", "--tls-verify=false", "--from-layers", "--image", image]);
+        ok(&mut scan);
+    }
+    let snapshots = |db: &Path| -> BTreeSet<String> {
+        let v: Value = serde_json::from_str(&ok(hints().args(["ls", "--json", "--db"]).arg(db))).unwrap();
+        v["snapshots"].as_array().unwrap().iter().map(|s| format!("{} {} {} {}", s["image"], s["revision"], s["paths"], s["bytes"])).collect()
+    };
+    assert_eq!(snapshots(&reg_db), snapshots(&db), "the registry's closures are nix path-info's");
+    let groups = |db: &Path, out: &Path| -> String {
+        ok(hints().args(["emit", "--db"]).arg(db).args(["--range", "r1..r4", "--max-layers", "20", "--out"]).arg(out));
+        let text = std::fs::read_to_string(out).unwrap();
+        text[text.find("groups:").unwrap()..].to_string()
+    };
+    assert_eq!(groups(&reg_db, &t.join("from-registry.yaml")), groups(&db, &t.join("from-nix.yaml")), "the same hint file");
+    let refused = |args: &[&str], says: &str| {
+        let o = hints().args(["scan", "--db"]).arg(t.join("refused.db")).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(says), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    refused(&["--registry", "docker://127.0.0.1:1/nothing", "--tls-verify=false", "--image", "x"], "docker://127.0.0.1:1/nothing");
+    refused(&["--registry", "docker://registry.example/x", "--tls-verify=false", "--image", "x"], "allowed only for a registry on this machine");
+    refused(&["--registry", &format!("docker://{reg}/size-first-py"), "--tags", "v*", "--tls-verify=false", "--image", "x"], "no tag matches `v*`");
+
     // Reproducible: a second directory gives the same manifest; a layer two images share has
     // one digest in both.
     let again = t.join("oci-again");

@@ -30,6 +30,7 @@
 
 pub mod nar;
 pub mod refs;
+pub mod registry;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Read};
@@ -60,6 +61,9 @@ pub enum RecoverError {
     /// No store paths at all.
     #[error("{0}: no /nix/store paths in any layer: not an image built from a Nix closure")]
     NotNix(String),
+    /// A registry that cannot be read, or a reference to one that is not allowed.
+    #[error("{reference}: {what}")]
+    Registry { reference: String, what: String },
     /// The embedded graph and the layers disagree.
     #[error("{dir}: the embedded closure graph and the layers disagree: {what}")]
     Disagree { dir: String, what: String },
