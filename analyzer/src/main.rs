@@ -13,7 +13,7 @@ use hints_analyzer::image::{self, Compression, Description, ImageError, LayerPla
 use hints_analyzer::ingest::{self, IngestError, Job, Sources, Tally};
 use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::recover::registry::Repository;
-use hints_analyzer::recover::{Image, RecoverError};
+use hints_analyzer::recover::{self, Image, RecoverError};
 use hints_analyzer::replay::{self, replay, Metrics, Overlap, Replayed};
 use hints_analyzer::scan::{self, Dataset, ScanError};
 use hints_analyzer::store::{Outcome, Revision, Store, StoreError};
@@ -74,6 +74,8 @@ enum Command {
     Layer(LayerArgs),
     /// Write a reproducible OCI image of one closure, laid out by a strategy or a layers file.
     Image(Box<ImageCmd>),
+    /// Print a stored snapshot as `nix path-info --json --recursive` would.
+    Export(ExportArgs),
     /// Learn groups from the history and write the hint file.
     Emit(EmitArgs),
     /// Replay revisions under every strategy and compare bytes.
@@ -153,7 +155,12 @@ struct ScanArgs {
     /// With --registry: verify TLS (`false` is allowed for a registry on this machine only).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     tls_verify: bool,
-    /// With --oci or --registry: recover the graph from the layers even when the image embeds one.
+    /// A docker archive (`docker save`, `streamLayeredImage`): converted with skopeo into
+    /// `oci-cache/` beside the database, then read as --oci is. The revision is --rev.
+    #[arg(long, value_name = "FILE", requires_all = ["image", "rev"])]
+    docker_archive: Option<PathBuf>,
+    /// With --oci, --registry or --docker-archive: recover the graph from the layers even when
+    /// the image embeds one.
     #[arg(long)]
     from_layers: bool,
     /// Closure files (`-` for standard input); several files are one closure.
@@ -314,6 +321,29 @@ struct ImageArgs {
     /// Print what was written as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// Nix 2.19+: an object keyed by store path.
+    PathInfo,
+    /// Nix 2.8: an array of records with a `path` field.
+    PathInfoArray,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// The image.
+    #[arg(long)]
+    image: String,
+    /// The revision: label, commit prefix or position.
+    #[arg(long)]
+    rev: String,
+    /// The output shape.
+    #[arg(long, value_enum, default_value = "path-info")]
+    format: ExportFormat,
 }
 
 /// The layer budget of `layer`, `image` and `eval`.
@@ -505,6 +535,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Layer(a) => cmd_layer(a),
         Command::Image(a) => cmd_image(*a),
         Command::Emit(a) => cmd_emit(a, quiet),
+        Command::Export(a) => cmd_export(a),
         Command::Eval(a) => cmd_eval(a),
         Command::Explain(a) => cmd_explain(a),
         Command::Fmt { check, file } => cmd_fmt(&file, check),
@@ -542,16 +573,17 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
 const SNAPSHOT_LINES: usize = 20;
 
 fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
-    let modes = [!a.files.is_empty(), !a.nix.is_empty(), a.git_history.is_some(), a.dataset.is_some(), a.oci.is_some(), a.registry.is_some()];
+    let modes = [!a.files.is_empty(), !a.nix.is_empty(), a.git_history.is_some(), a.dataset.is_some(), a.oci.is_some(), a.registry.is_some(), a.docker_archive.is_some()];
     if modes.iter().filter(|m| **m).count() != 1 {
-        bail!(BadInput("give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --git-history PATHSPEC, --dataset DIR, --oci oci:DIR[:TAG], --registry docker://HOST/REPO".into()));
+        bail!(BadInput("give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --git-history PATHSPEC, --dataset DIR, --oci oci:DIR[:TAG], --registry docker://HOST/REPO, --docker-archive FILE".into()));
     }
     let db = a.db.path()?;
     let mut store = Store::open(&db)?;
     ignore_database_dir(&db)?;
-    let jobs = match &a.registry {
-        Some(reference) => registry_jobs(&a, reference, &db)?,
-        None => scan_jobs(&a)?,
+    let jobs = match (&a.registry, &a.docker_archive) {
+        (Some(reference), _) => registry_jobs(&a, reference, &db)?,
+        (None, Some(archive)) => vec![archive_job(&a, archive, &db)?],
+        (None, None) => scan_jobs(&a)?,
     };
     let per_snapshot = !quiet && (verbose || jobs.len() <= SNAPSHOT_LINES);
     let bar = progress(jobs.len() as u64, quiet);
@@ -653,6 +685,14 @@ fn registry_jobs(a: &ScanArgs, reference: &str, db: &Path) -> Result<Vec<Job>> {
     }
     jobs.sort_by(|x, y| x.revision.time.cmp(&y.revision.time).then_with(|| x.revision.label.cmp(&y.revision.label)));
     Ok(jobs)
+}
+
+/// A docker archive, converted into the OCI cache beside the database, as one snapshot.
+fn archive_job(a: &ScanArgs, archive: &Path, db: &Path) -> Result<Job> {
+    let name = archive.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "archive".into());
+    let cache = db.parent().unwrap_or(Path::new(".")).join("oci-cache").join(format!("archive-{name}"));
+    let dir = recover::from_docker_archive(archive, &cache)?;
+    oci_job(a, &format!("oci:{}:{}", dir.display(), recover::ARCHIVE_TAG))
 }
 
 /// The revision of files or `nix` scans: git's HEAD, or `--rev` and `--time`.
@@ -991,6 +1031,30 @@ fn load_history(store: &Store, images: Option<&[String]>) -> Result<History> {
         }
     }
     Ok(History::load(store, images)?)
+}
+
+fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
+    let store = Store::open_existing(&a.db.path()?)?;
+    let history = load_history(&store, Some(std::slice::from_ref(&a.image)))?;
+    let revision = history.revision(&a.rev)?;
+    let closure = history.closure(0, revision).ok_or_else(|| BadInput(format!("{} has no snapshot at revision {}", a.image, history.revisions[revision].label)))?;
+    let label = &history.revisions[revision].label;
+    if store.snapshot_rows()?.iter().any(|r| r.image == a.image && &r.revision == label && !r.complete) {
+        tracing::warn!("{} @ {label} was scanned from a format without sizes or references: narSize is 0 and references are empty", a.image);
+    }
+    let record = |i: usize| serde_json::json!({"narSize": closure.nar_size(i), "references": closure.refs(i).iter().map(|&r| closure.path(r as usize).as_str()).collect::<Vec<_>>()});
+    let json = match a.format {
+        ExportFormat::PathInfo => serde_json::Value::Object((0..closure.len()).map(|i| (closure.path(i).to_string(), record(i))).collect()),
+        ExportFormat::PathInfoArray => (0..closure.len())
+            .map(|i| {
+                let mut r = record(i);
+                r["path"] = closure.path(i).as_str().into();
+                r
+            })
+            .collect(),
+    };
+    outln!("{}", serde_json::to_string(&json)?)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {

@@ -148,7 +148,7 @@ fn every_flag_has_help_and_man_pages_and_completions_come_from_it() {
     let t = tmp.path();
     let top = ok(run(&["--help"], t));
     assert!(top.contains("Exit status: 0 on success; 2 for bad input"), "{top}");
-    let commands = ["scan", "ls", "layer", "image", "emit", "eval", "explain", "fmt", "validate", "schema", "completions", "man"];
+    let commands = ["scan", "ls", "layer", "image", "export", "emit", "eval", "explain", "fmt", "validate", "schema", "completions", "man"];
     for c in commands {
         let help = ok(run(&[c, "--help"], t));
         // Every option and argument has a description: on its line after two spaces, or on

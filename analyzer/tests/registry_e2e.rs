@@ -209,6 +209,13 @@ fn the_registry_serves_exactly_the_layers_eval_predicts() {
 
     // skopeo and umoci accept the image; the rootfs is exactly the closure, and busybox runs.
     ok(Command::new("skopeo").args(["inspect", &format!("oci:{}:py-r4", again.display())]));
+    // A docker archive of it, scanned from its layers, is revision 4 of py as Nix recorded it.
+    let archive = t.join("py.tar");
+    ok(Command::new("skopeo").args(["copy", "--quiet", &format!("oci:{}:py-r4", again.display()), &format!("docker-archive:{}:py:r4", archive.display())]));
+    let arch_db = t.join("archive").join("h.db");
+    ok(hints().args(["scan", "--db"]).arg(&arch_db).arg("--docker-archive").arg(&archive).args(["--image", "py", "--rev", "r4", "--from-layers"]));
+    let export = |db: &Path| ok(hints().args(["export", "--db"]).arg(db).args(["--image", "py", "--rev", "r4"]));
+    assert_eq!(export(&arch_db), export(&db));
     let bundle = t.join("bundle");
     ok(Command::new("umoci").args(["unpack", "--image", &format!("{}:py-r4", again.display())]).arg(&bundle));
     let store: BTreeSet<String> = std::fs::read_dir(bundle.join("rootfs/nix/store")).unwrap().map(|e| format!("/nix/store/{}", e.unwrap().file_name().to_string_lossy())).collect();

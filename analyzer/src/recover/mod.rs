@@ -177,6 +177,27 @@ impl Image {
     }
 }
 
+/// The tag a converted docker archive gets in its OCI directory.
+pub const ARCHIVE_TAG: &str = "archive";
+
+/// Converts a docker archive into the OCI directory `dir` (tag [`ARCHIVE_TAG`]) with skopeo;
+/// returns `dir`.
+pub fn from_docker_archive(archive: &Path, dir: &Path) -> Result<PathBuf, RecoverError> {
+    let err = |what: String| RecoverError::Image { dir: archive.display().to_string(), what };
+    if !archive.is_file() {
+        return Err(err("no such file".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "--quiet", &format!("docker-archive:{}", archive.display()), &format!("oci:{}:{ARCHIVE_TAG}", dir.display())])
+        .output()
+        .map_err(|e| err(format!("cannot run skopeo ({e}); install it (Debian: skopeo)")))?;
+    if !out.status.success() {
+        return Err(err(format!("not a docker archive skopeo reads: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(dir.to_path_buf())
+}
+
 fn first_difference(a: &[PathRecord], b: &[PathRecord]) -> String {
     if a.len() != b.len() {
         return format!("{} paths embedded, {} in the layers", a.len(), b.len());
