@@ -285,7 +285,9 @@ struct ImageArgs {
     store_layers: Option<PathBuf>,
     #[command(flatten)]
     budget: BudgetArgs,
-    /// Where to write: `oci:DIR`, or `oci:DIR:TAG` (tag `latest` by default).
+    /// Where to write: `oci:DIR`, or `oci:DIR:TAG` (tag `latest` by default); or
+    /// `docker-archive:FILE[:NAME:TAG]` (`hints:latest` by default), whose OCI directory, with
+    /// its layer cache, is kept beside it as FILE.oci.
     #[arg(long, value_name = "oci:DIR[:TAG]", required_unless_present_any = ["describe", "nix_build"])]
     out: Option<String>,
     /// Layer blob compression (deterministic at a fixed level).
@@ -898,7 +900,19 @@ fn cmd_image(cmd: ImageCmd) -> Result<ExitCode> {
         write_atomic(&file, &(serde_json::to_string_pretty(&desc)? + "\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let (dir, tag) = oci_target(a.out.as_deref().expect("clap requires --out"))?;
+    let out = a.out.as_deref().expect("clap requires --out");
+    if let Some(target) = out.strip_prefix("docker-archive:") {
+        let (file, reference) = match target.split_once(':') {
+            Some((file, name)) if name.contains(':') => (file, name.to_string()),
+            Some((file, name)) => (file, format!("{name}:latest")),
+            None => (target, "hints:latest".to_string()),
+        };
+        let dir = format!("{file}.oci");
+        let written = image::write_oci(Path::new(&dir), &reference, &read.closure, &plans, &runtime, &opts)?;
+        image::archive::write(Path::new(&dir), &written.manifest_digest, &reference, Path::new(file), opts.epoch)?;
+        return print_written(&written, &dir, a.json);
+    }
+    let (dir, tag) = oci_target(out)?;
     let written = image::write_oci(Path::new(dir), tag, &read.closure, &plans, &runtime, &opts)?;
     print_written(&written, dir, a.json)
 }
@@ -917,7 +931,7 @@ fn oci_source(image: &str) -> Result<(&str, Option<&str>)> {
 /// `oci:DIR` or `oci:DIR:TAG` as (DIR, TAG), the tag `latest` by default.
 fn oci_target(out: &str) -> Result<(&str, &str)> {
     let Some(target) = out.strip_prefix("oci:") else {
-        bail!(BadInput(format!("--out {out}: expected oci:DIR or oci:DIR:TAG")));
+        bail!(BadInput(format!("--out {out}: expected oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG]")));
     };
     Ok(match target.rsplit_once(':') {
         Some((dir, tag)) if !tag.contains('/') => (dir, tag),

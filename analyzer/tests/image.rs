@@ -317,3 +317,34 @@ fn a_description_copies_to_the_image_written_directly_and_a_changed_store_is_ref
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("`/etc/passwd` is not a store path"));
 }
+
+#[test]
+fn a_docker_archive_holds_the_oci_image_and_dockers_manifest_and_is_reproducible() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let mut s = two_images(t);
+    let (ga, la) = image_graph(t, &mut s, APP_A, "a");
+    let first = write(t, &ga, &la, &format!("docker-archive:{}/a.tar:app:1.0", t.display()), &[], &[]);
+    let bytes = std::fs::read(t.join("a.tar")).unwrap();
+    std::fs::remove_dir_all(t.join("a.tar.oci")).unwrap();
+    let again = write(t, &ga, &la, &format!("docker-archive:{}/a.tar:app:1.0", t.display()), &[], &[]);
+    assert_eq!(first["manifest_digest"], again["manifest_digest"]);
+    assert_eq!(std::fs::read(t.join("a.tar")).unwrap(), bytes, "the same archive, byte for byte");
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut entries = BTreeMap::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().to_string();
+        let mut content = vec![];
+        e.read_to_end(&mut content).unwrap();
+        entries.insert(name, content);
+    }
+    let docker: Value = serde_json::from_slice(&entries["manifest.json"]).unwrap();
+    assert_eq!(docker[0]["RepoTags"], json!(["app:1.0"]));
+    let layers = docker[0]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    for path in layers.iter().chain([&docker[0]["Config"]]) {
+        assert!(entries.contains_key(path.as_str().unwrap()), "{path} is in the archive");
+    }
+    assert!(entries.contains_key("oci-layout") && entries.contains_key("index.json"));
+}

@@ -216,6 +216,20 @@ fn the_registry_serves_exactly_the_layers_eval_predicts() {
     ok(hints().args(["scan", "--db"]).arg(&arch_db).arg("--docker-archive").arg(&archive).args(["--image", "py", "--rev", "r4", "--from-layers"]));
     let export = |db: &Path| ok(hints().args(["export", "--db"]).arg(db).args(["--image", "py", "--rev", "r4"]));
     assert_eq!(export(&arch_db), export(&db));
+    // hints image writes docker archives too: skopeo reads one back to the same image.
+    let direct = t.join("direct.tar");
+    ok(hints().args(["image", "--graph"]).arg(graph).args(["--max-layers", "20", "--out", &format!("docker-archive:{}:py:r4", direct.display())]));
+    ok(Command::new("skopeo").args(["copy", "--quiet", &format!("docker-archive:{}", direct.display()), &format!("oci:{}:back", t.join("back").display())]));
+    let closure_of = |image: String| ok(hints().args(["image", "closure", &image]));
+    assert_eq!(closure_of(format!("oci:{}:back", t.join("back").display())), closure_of(format!("oci:{}:py-r4", again.display())));
+    // skopeo recompresses what it copies out of an archive, so the blobs differ; the layers'
+    // contents (diff_ids) do not.
+    let diff_ids = |dir: &Path, tag: &str| -> Value {
+        let m = manifest(dir, tag);
+        let digest = m["config"]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+        serde_json::from_slice::<Value>(&std::fs::read(dir.join("blobs/sha256").join(digest)).unwrap()).unwrap()["rootfs"]["diff_ids"].clone()
+    };
+    assert_eq!(diff_ids(&t.join("back"), "back"), diff_ids(&again, "py-r4"), "the same layers");
     let bundle = t.join("bundle");
     ok(Command::new("umoci").args(["unpack", "--image", &format!("{}:py-r4", again.display())]).arg(&bundle));
     let store: BTreeSet<String> = std::fs::read_dir(bundle.join("rootfs/nix/store")).unwrap().map(|e| format!("/nix/store/{}", e.unwrap().file_name().to_string_lossy())).collect();

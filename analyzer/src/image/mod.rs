@@ -36,6 +36,7 @@
 //!    guessing. The manifest and config are canonical JSON; `index.json` is replaced
 //!    atomically, tagging the manifest.
 
+pub mod archive;
 mod blob;
 pub mod cache;
 mod config;
