@@ -7,6 +7,7 @@
 //! - [`history`]: snapshots loaded back from the database, per name and per revision.
 //! - [`mine`]: learning groups from the history, backtesting them and emitting the hint file
 //!   (`hints emit`).
+//! - [`diff`]: what changes between two hint files, and what it saves and costs (`hints diff`).
 //! - [`explain`]: a name's group and the history's evidence for it (`hints explain`).
 //! - [`image`]: writing reproducible OCI images from the layers (`hints image`).
 //! - [`recover`]: the closure graph of a built image, from its embedded graph or its layers.
@@ -16,6 +17,7 @@
 //! Boundary: layering itself is `layering-core`; the hint file is `hints-format`. This crate
 //! owns I/O, the database and the CLI (`src/main.rs`, with `anyhow` at that edge only).
 
+pub mod diff;
 pub mod explain;
 pub mod formats;
 pub mod history;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use hints_analyzer::diff;
 use hints_analyzer::formats::{Format, InputError};
 use hints_analyzer::history::History;
 use hints_analyzer::image::{self, Compression, Description, ImageError, LayerPlan, RuntimeConfig, WriteOptions, Written};
@@ -76,6 +77,9 @@ enum Command {
     Image(Box<ImageCmd>),
     /// Print a stored snapshot as `nix path-info --json --recursive` would.
     Export(ExportArgs),
+    /// What changes between two hint files: groups split, merged, added or removed, names that
+    /// moved, and (with the history) the saving per update and the one-time cost (Markdown).
+    Diff(DiffArgs),
     /// Learn groups from the history and write the hint file.
     Emit(EmitArgs),
     /// Replay revisions under every strategy and compare bytes.
@@ -325,6 +329,19 @@ struct ImageArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct DiffArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// The current hint file.
+    old: PathBuf,
+    /// The proposed one.
+    new: PathBuf,
+    /// Print the changes (and costs) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ExportFormat {
     /// Nix 2.19+: an object keyed by store path.
@@ -400,6 +417,10 @@ struct EmitArgs {
     /// Learn afresh, ignoring any current hint file (no hysteresis).
     #[arg(long)]
     no_previous: bool,
+    /// Also write a Markdown summary for a pull request: what changed against the previous
+    /// file (as `hints diff` prints it, with its costs), the backtest and hysteresis's decision.
+    #[arg(long, value_name = "FILE.md")]
+    summary: Option<PathBuf>,
     /// Regroup only when the expected saving exceeds this fraction of the current expected cost.
     #[arg(long, default_value_t = 0.02, allow_negative_numbers = true)]
     min_gain: f64,
@@ -538,6 +559,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Image(a) => cmd_image(*a),
         Command::Emit(a) => cmd_emit(a, quiet),
         Command::Export(a) => cmd_export(a),
+        Command::Diff(a) => cmd_diff(a),
         Command::Eval(a) => cmd_eval(a),
         Command::Explain(a) => cmd_explain(a),
         Command::Fmt { check, file } => cmd_fmt(&file, check),
@@ -1047,6 +1069,28 @@ fn load_history(store: &Store, images: Option<&[String]>) -> Result<History> {
     Ok(History::load(store, images)?)
 }
 
+fn cmd_diff(a: DiffArgs) -> Result<ExitCode> {
+    let (old, new) = (load_hints(&a.old)?, load_hints(&a.new)?);
+    let changes = diff::changes(&old, &new);
+    let costs = history_costs(&a.db.path()?, &old, &new)?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"changes": changes, "costs": costs}))?)?;
+    } else {
+        outln!("{}", diff::markdown(&a.old.display().to_string(), &a.new.display().to_string(), &changes, costs.as_ref()).trim_end())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The costs of switching from `old` to `new` on the database at `db`, where there is one.
+fn history_costs(db: &Path, old: &HintFile, new: &HintFile) -> Result<Option<diff::Costs>> {
+    if !db.is_file() {
+        return Ok(None);
+    }
+    let history = History::load(&Store::open_existing(db)?, None)?;
+    let budget = Budget::new(new.budget.max_layers as usize, new.budget.reserve as usize).map_err(|e| BadInput(e.to_string()))?;
+    Ok(Some(diff::costs(&history, old, new, budget)?))
+}
+
 fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
     let store = Store::open_existing(&a.db.path()?)?;
     let history = load_history(&store, Some(std::slice::from_ref(&a.image)))?;
@@ -1084,6 +1128,18 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
     let opts = EmitOptions { max_layers: a.max_layers, reserve: a.reserve, first, last, min_gain: a.min_gain, registry_weight: a.registry_weight, db_summary: history.summary.clone() };
     let emitted = mine::emit(&history, &opts, previous.as_ref()).map_err(|e| BadInput(e.to_string()))?;
     write_atomic(&a.out, &emitted.file.to_canonical_string())?;
+    if let Some(summary) = &a.summary {
+        let before = previous.clone().unwrap_or_else(|| HintFile::new(emitted.file.budget));
+        let budget = Budget::new(a.max_layers as usize, a.reserve as usize).map_err(|e| BadInput(e.to_string()))?;
+        let costs = hints_analyzer::diff::costs(&history, &before, &emitted.file, budget)?;
+        let old_name = previous_path.as_ref().map_or("(none)".to_string(), |p| p.display().to_string());
+        let text = format!(
+            "{}\n<details><summary>emit: backtest and hysteresis</summary>\n\n```\n{}\n```\n</details>\n",
+            diff::markdown(&old_name, &a.out.display().to_string(), &diff::changes(&before, &emitted.file), Some(&costs)),
+            emitted.report.trim_end()
+        );
+        write_atomic(summary, &text)?;
+    }
     if a.json {
         outln!(
             "{}",

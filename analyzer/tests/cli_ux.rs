@@ -148,7 +148,7 @@ fn every_flag_has_help_and_man_pages_and_completions_come_from_it() {
     let t = tmp.path();
     let top = ok(run(&["--help"], t));
     assert!(top.contains("Exit status: 0 on success; 2 for bad input"), "{top}");
-    let commands = ["scan", "ls", "layer", "image", "export", "emit", "eval", "explain", "fmt", "validate", "schema", "completions", "man"];
+    let commands = ["scan", "ls", "layer", "image", "export", "diff", "emit", "eval", "explain", "fmt", "validate", "schema", "completions", "man"];
     for c in commands {
         let help = ok(run(&[c, "--help"], t));
         // Every option and argument has a description: on its line after two spaces, or on
@@ -181,4 +181,29 @@ fn every_flag_has_help_and_man_pages_and_completions_come_from_it() {
         assert!(script.contains("emit") && script.contains("max-layers"), "{shell}");
     }
     bad_input(&run(&["man", "nosuch"], t), "no command `nosuch`");
+}
+
+#[test]
+fn diff_explains_a_regenerated_file_with_the_figures_eval_gives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    example(t);
+    ok(run(&["emit", "--range", "0..4", "--max-layers", "30", "--out", "old.yaml"], t));
+    ok(run(&["emit", "--range", "0..8", "--max-layers", "30", "--out", "new.yaml", "--no-previous", "--summary", "pr.md"], t));
+    let md = ok(run(&["diff", "old.yaml", "new.yaml"], t));
+    assert!(md.starts_with("### Hint file changes: `old.yaml` → `new.yaml`"), "{md}");
+    assert!(md.contains("per update with the old file") && md.contains("once"), "{md}");
+    let same = ok(run(&["diff", "new.yaml", "new.yaml"], t));
+    assert!(same.contains("No group changed"), "{same}");
+    // The saving is eval's: the last 6 updates, summed over images, per update.
+    let v: serde_json::Value = serde_json::from_str(&ok(run(&["diff", "old.yaml", "new.yaml", "--json"], t))).unwrap();
+    let per_update = |file: &str| {
+        let e: serde_json::Value = serde_json::from_str(&ok(run(&["eval", "--hints", file, "--range", "6..12", "--allow-overlap", "--json"], t))).unwrap();
+        e["results"].as_array().unwrap().iter().find(|m| m["strategy"] == "hints").unwrap()["update_bytes"].as_u64().unwrap() / 6
+    };
+    assert_eq!(v["costs"]["old_per_update"].as_u64().unwrap(), per_update("old.yaml"));
+    assert_eq!(v["costs"]["new_per_update"].as_u64().unwrap(), per_update("new.yaml"));
+    // emit --summary: the same kind of summary against the previous file, with the backtest.
+    let pr = std::fs::read_to_string(t.join("pr.md")).unwrap();
+    assert!(pr.contains("`(none)` → `new.yaml`") && pr.contains("backtest:"), "{pr}");
 }
