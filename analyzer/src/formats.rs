@@ -83,13 +83,15 @@ pub struct Parsed {
 /// Parses `text` from `file` (a name for messages), detecting the format unless forced.
 pub fn parse(file: &str, text: &str, forced: Option<Format>) -> Result<Parsed, InputError> {
     let err = |location: String, message: String| InputError { file: file.to_string(), location, message };
+    // A byte-order mark is not content (editors on some systems write one).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let trimmed = text.trim_start();
-    let is_json = trimmed.starts_with('[') || trimmed.starts_with('{');
-    if forced == Some(Format::GraphText) || (forced.is_none() && !is_json) {
-        return parse_text(text).map_err(|(line, m)| err(format!("line {line}"), m));
-    }
     if trimmed.is_empty() {
         return Err(err("line 1".into(), "the file is empty; expected a closure graph".into()));
+    }
+    let is_json = trimmed.starts_with(['[', '{', '"']) || trimmed.parse::<f64>().is_ok() || ["true", "false", "null"].contains(&trimmed.trim_end());
+    if forced == Some(Format::GraphText) || (forced.is_none() && !is_json) {
+        return parse_text(text).map_err(|(line, m)| err(format!("line {line}"), m));
     }
     // Fast path for the common shape: a bare array of well-formed records, parsed straight into
     // typed structs. Anything else (or any error) takes the general path, which locates errors.
@@ -187,7 +189,7 @@ fn graph_array(v: &Value) -> Result<(String, &Vec<Value>), String> {
                 many => Err(format!("several keys hold closure graphs ({}); pass one graph per file", many.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "))),
             }
         }
-        _ => Err("expected a JSON array or object".into()),
+        v => Err(format!("found {}; expected a closure graph: a JSON array of records or an object holding one", kind(v))),
     }
 }
 

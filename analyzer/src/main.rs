@@ -98,6 +98,9 @@ enum Command {
     Validate {
         /// The hint file.
         file: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the hint file's JSON Schema.
     Schema,
@@ -563,7 +566,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(a) => cmd_eval(a),
         Command::Explain(a) => cmd_explain(a),
         Command::Fmt { check, file } => cmd_fmt(&file, check),
-        Command::Validate { file } => cmd_validate(&file),
+        Command::Validate { file, json } => cmd_validate(&file, json),
         Command::Schema => {
             outln!("{}", HintFile::json_schema())?;
             Ok(ExitCode::SUCCESS)
@@ -1036,10 +1039,18 @@ fn write_atomic(file: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn cmd_validate(file: &Path) -> Result<ExitCode> {
+fn cmd_validate(file: &Path, json: bool) -> Result<ExitCode> {
     let f = load_hints(file)?;
     let members: usize = f.groups.iter().map(|g| g.members.len()).sum();
     let bytes: u64 = f.groups.iter().map(|g| g.stats.size).sum();
+    if json {
+        let summary = serde_json::json!({
+            "file": file, "valid": true, "version": f.version, "budget": f.budget, "groups": f.groups.len(), "members": members,
+            "bytes": bytes, "merges": f.merges.len(), "pins": f.pins.len(), "learned_from": f.learned_from,
+        });
+        outln!("{}", serde_json::to_string_pretty(&summary)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     outln!(
         "{}: valid, version {}, budget {} layers ({} reserved), {} groups with {members} members ({}), {} plan entries, {} pins",
         file.display(),

@@ -207,3 +207,21 @@ fn diff_explains_a_regenerated_file_with_the_figures_eval_gives() {
     let pr = std::fs::read_to_string(t.join("pr.md")).unwrap();
     assert!(pr.contains("`(none)` → `new.yaml`") && pr.contains("backtest:"), "{pr}");
 }
+
+#[test]
+fn blank_files_strings_and_byte_order_marks_get_plain_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::write(t.join("ws.json"), "   \n").unwrap();
+    bad_input(&run(&["layer", "--graph", "ws.json"], t), "ws.json: line 1: the file is empty; expected a closure graph");
+    std::fs::write(t.join("str.json"), "\"foo\"").unwrap();
+    bad_input(&run(&["layer", "--graph", "str.json"], t), "found string \"foo\"; expected a closure graph");
+    let graph = std::fs::read_to_string(repo().join("fixtures/example/graphs/curl/0.json")).unwrap();
+    std::fs::write(t.join("bom.json"), format!("\u{feff}{graph}")).unwrap();
+    ok(run(&["layer", "--graph", "bom.json"], t));
+    let golden = std::fs::read_to_string(repo().join("fixtures/hints/golden.yaml")).unwrap();
+    std::fs::write(t.join("bom.yaml"), format!("\u{feff}{golden}")).unwrap();
+    assert!(ok(run(&["validate", "bom.yaml"], t)).contains("80 groups"));
+    let v: serde_json::Value = serde_json::from_str(&ok(run(&["validate", "bom.yaml", "--json"], t))).unwrap();
+    assert_eq!((v["valid"].as_bool(), v["groups"].as_u64(), v["pins"].as_u64()), (Some(true), Some(80), Some(3)));
+}

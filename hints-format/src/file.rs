@@ -242,8 +242,9 @@ impl HintFile {
         HintFile { version: CURRENT_VERSION, budget, learned_from: LearnedFrom::default(), groups: vec![], merges: vec![], pins: vec![] }
     }
 
-    /// Parses and validates YAML text.
+    /// Parses and validates YAML text (a leading byte-order mark is ignored).
     pub fn parse(text: &str) -> Result<Self, FormatError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let locator = Locator::new(text);
         if let Some((line, column)) = locator.too_deep {
             let message = format!("collections nested deeper than {MAX_NESTING} levels; a hint file needs at most 5");
