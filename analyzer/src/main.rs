@@ -1226,6 +1226,17 @@ fn eval_table(history: &History, first: usize, last: usize, max_layers: usize, r
             ratio(m.layers_pulled, m.updates),
         );
     }
+    let (hinted, default) = (get("hints"), get("size-first"));
+    let change = |h: u64, d: u64| {
+        let delta = h as f64 - d as f64;
+        format!("{} {:.1}% ({:.2} GiB)", if delta <= 0.0 { "saves" } else { "adds" }, 100.0 * delta.abs() / d.max(1) as f64, gib(delta.abs() as u64))
+    };
+    s += &format!(
+        "against size-first (nixpkgs' default), the hint file {} of image updates, {} of a node's pulls (fleet) and {} of registry storage\n",
+        change(hinted.update_bytes, default.update_bytes),
+        change(hinted.fleet_bytes, default.fleet_bytes),
+        change(hinted.storage_bytes, default.storage_bytes)
+    );
     s
 }
 
