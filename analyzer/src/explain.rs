@@ -87,3 +87,28 @@ pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, que
     let _ = writeln!(o, "  in images: {}", imgs.join(", "));
     Ok(o)
 }
+
+/// Where the paths named `query` land in one image: its snapshot at `revision` laid out by
+/// `hints` with the file's budget, each matching path's layer (counted from the bottom), the
+/// layer's bytes and paths, and why the layer exists.
+pub fn in_image(h: &History, image: usize, revision: usize, hints: &HintFile, query: &str) -> Result<String, MineError> {
+    let closure = h.closure(image, revision).ok_or_else(|| MineError::Unknown(format!("{query} in {} at {}", h.images[image], h.revisions[revision].label)))?;
+    let budget = layering_core::Budget::new(hints.budget.max_layers as usize, hints.budget.reserve as usize).map_err(MineError::Layer)?;
+    let layers = layering_core::layer(&closure, budget, layering_core::Strategy::Hints(hints)).map_err(MineError::Layer)?;
+    let label = match StorePath::parse(query) {
+        Ok(p) => NameKey::identity(p.name()).label(),
+        Err(_) => NameKey::identity(query).label(),
+    };
+    let mut o = format!("in {} at {} ({} layers):\n", h.images[image], h.revisions[revision].label, layers.len());
+    let mut found = false;
+    for (k, l) in layers.iter().enumerate() {
+        for p in l.paths.iter().filter(|p| p.as_str() == query || NameKey::identity(p.name()).label() == label) {
+            found = true;
+            let _ = writeln!(o, "  {}: layer {} of {} from the bottom, {} bytes in {} paths: {}", p.name(), k + 1, layers.len(), l.size, l.paths.len(), l.reason);
+        }
+    }
+    if !found {
+        return Err(MineError::Unknown(format!("{query} (not in {} at {})", h.images[image], h.revisions[revision].label)));
+    }
+    Ok(o)
+}

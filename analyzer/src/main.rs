@@ -470,6 +470,13 @@ struct ExplainArgs {
     /// Revisions the statistics cover, `A..B` [default: the range the file was learned from].
     #[arg(long)]
     range: Option<String>,
+    /// Also say which layer the name lands in for this image (its snapshot at --rev, laid out
+    /// with the file's budget).
+    #[arg(long)]
+    image: Option<String>,
+    /// With --image: the revision [default: the latest].
+    #[arg(long, requires = "image")]
+    rev: Option<String>,
     /// A store path, a name such as `glibc` or `gcc:lib`.
     path_or_name: String,
 }
@@ -1254,7 +1261,15 @@ fn cmd_explain(a: ExplainArgs) -> Result<ExitCode> {
             (history.revision(&lf.first).unwrap_or(0), history.revision(&lf.last).unwrap_or(history.revisions.len().saturating_sub(1)))
         }
     };
-    let text = hints_analyzer::explain::explain(&history, range, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?;
+    let mut text = hints_analyzer::explain::explain(&history, range, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?;
+    if let Some(image) = &a.image {
+        let i = history.images.iter().position(|x| x == image).ok_or_else(|| BadInput(format!("--image: no image `{image}` in {}", store.file())))?;
+        let r = match &a.rev {
+            Some(r) => history.revision(r)?,
+            None => history.revisions.len() - 1,
+        };
+        text += &hints_analyzer::explain::in_image(&history, i, r, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?;
+    }
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

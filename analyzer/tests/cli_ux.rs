@@ -116,6 +116,13 @@ fn emit_says_when_it_keeps_a_previous_file_and_can_learn_afresh() {
     bad_input(&run(&["explain", "--hints", "nosuch.yaml", "libssl3t64"], t), "no hint file at nosuch.yaml: give --hints FILE");
     let said = ok(run(&["explain", "--hints", "h.yaml", "libssl3t64"], t));
     assert!(said.contains("in the file, bottom-up"), "{said}");
+    // With an image: the layer it lands in there, as `hints layer` lays that snapshot out.
+    let said = ok(run(&["explain", "--hints", "h.yaml", "libssl3t64", "--image", "curl", "--rev", "12"], t));
+    let line = said.lines().find(|l| l.trim_start().starts_with("libssl3t64-")).unwrap_or_else(|| panic!("{said}"));
+    let k: usize = line.split("layer ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let layers: Vec<Vec<String>> = serde_json::from_str(&ok(run(&["layer", "--graph", repo().join("fixtures/example/graphs/curl/12.json").to_str().unwrap(), "--hints", "h.yaml"], t))).unwrap();
+    assert!(layers[k - 1].iter().any(|p| p.contains("-libssl3t64-")), "layer {k} of `hints layer` holds it: {line}");
+    bad_input(&run(&["explain", "--hints", "h.yaml", "libssl3t64", "--image", "nosuch"], t), "--image: no image `nosuch`");
 }
 
 #[test]
