@@ -1026,7 +1026,7 @@ fn runtime_config(a: &ImageArgs, from_nix: Option<&serde_json::Value>) -> Result
 fn cmd_fmt(file: &Path, check: bool) -> Result<ExitCode> {
     let text = scan::read_text(&file.display().to_string())?;
     let parsed = HintFile::parse(&text).map_err(|e| anyhow::Error::new(e).context(format!("{}", file.display())))?;
-    let canonical = parsed.to_canonical_string();
+    let canonical = HintFile::keep_pins_text(&parsed.to_canonical_string(), &text);
     if canonical == text {
         return Ok(ExitCode::SUCCESS);
     }
@@ -1145,7 +1145,10 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
     let previous = previous_path.as_deref().map(load_hints).transpose()?;
     let opts = EmitOptions { max_layers: a.max_layers, reserve: a.reserve, first, last, min_gain: a.min_gain, registry_weight: a.registry_weight, db_summary: history.summary.clone() };
     let emitted = mine::emit(&history, &opts, previous.as_ref()).map_err(|e| BadInput(e.to_string()))?;
-    write_atomic(&a.out, &emitted.file.to_canonical_string())?;
+    // The pins come from the previous file: their text, comments included, is kept.
+    let previous_text = previous_path.as_deref().map(|p| scan::read_text(&p.display().to_string())).transpose()?;
+    let text = emitted.file.to_canonical_string();
+    write_atomic(&a.out, &previous_text.map_or(text.clone(), |old| HintFile::keep_pins_text(&text, &old)))?;
     if let Some(summary) = &a.summary {
         let before = previous.clone().unwrap_or_else(|| HintFile::new(emitted.file.budget));
         let budget = Budget::new(a.max_layers as usize, a.reserve as usize).map_err(|e| BadInput(e.to_string()))?;

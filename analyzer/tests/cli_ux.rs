@@ -232,3 +232,20 @@ fn blank_files_strings_and_byte_order_marks_get_plain_messages() {
     let v: serde_json::Value = serde_json::from_str(&ok(run(&["validate", "bom.yaml", "--json"], t))).unwrap();
     assert_eq!((v["valid"].as_bool(), v["groups"].as_u64(), v["pins"].as_u64()), (Some(true), Some(80), Some(3)));
 }
+
+#[test]
+fn a_reviewers_pin_comments_survive_fmt_and_emit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    example(t);
+    ok(run(&["emit", "--range", "0..6", "--max-layers", "30", "--out", "h.yaml"], t));
+    let text = std::fs::read_to_string(t.join("h.yaml")).unwrap();
+    let pinned = text.replace("pins: []\n", "pins:\n  # libc6 changes rarely and every image has it: bottom (reviewed 2026-11)\n  - id: base\n    rule: bottom\n    members: [libc6]\n");
+    std::fs::write(t.join("h.yaml"), &pinned).unwrap();
+    ok(run(&["fmt", "h.yaml"], t));
+    assert!(std::fs::read_to_string(t.join("h.yaml")).unwrap().contains("# libc6 changes rarely"), "fmt keeps it");
+    ok(run(&["emit", "--range", "0..8", "--max-layers", "30", "--out", "h.yaml"], t));
+    let regenerated = std::fs::read_to_string(t.join("h.yaml")).unwrap();
+    assert!(regenerated.contains("# libc6 changes rarely") && regenerated.contains("rule: bottom"), "{regenerated}");
+    assert!(run(&["fmt", "--check", "h.yaml"], t).status.success(), "and it is canonical");
+}

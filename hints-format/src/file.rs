@@ -388,6 +388,28 @@ impl HintFile {
         o
     }
 
+    /// `canonical` (this library's output) with its `pins` section replaced by `original`'s,
+    /// verbatim with its comments, when both hold the same pins: a reviewer's explanation of a
+    /// pin survives `hints fmt` and `hints emit`. Otherwise `canonical` unchanged.
+    pub fn keep_pins_text(canonical: &str, original: &str) -> String {
+        let original = original.strip_prefix('\u{feff}').unwrap_or(original);
+        let (Some(new), Some(old)) = (top_level_block(canonical, "pins"), top_level_block(original, "pins")) else { return canonical.to_string() };
+        #[derive(Deserialize, PartialEq)]
+        struct Pins {
+            #[serde(default)]
+            pins: Vec<Pin>,
+        }
+        let pins = |t: &str| serde_yaml_ng::from_str::<Pins>(t).ok();
+        let mut old_text = original[old.clone()].to_string();
+        if !old_text.ends_with('\n') {
+            old_text.push('\n');
+        }
+        match (pins(&canonical[new.clone()]), pins(&old_text)) {
+            (Some(a), Some(b)) if a == b => format!("{}{}{}", &canonical[..new.start], old_text, &canonical[new.end..]),
+            _ => canonical.to_string(),
+        }
+    }
+
     /// The JSON Schema of the file, for editors and YAML language servers.
     pub fn json_schema() -> String {
         let schema = schemars::schema_for!(HintFile);
@@ -478,8 +500,40 @@ fn fmt_f64(x: f64) -> String {
     }
 }
 
+/// The byte range of a top-level key's entry: from its line (`key:` at column 0) to the next
+/// line at column 0 that is neither blank nor a comment, or the end.
+fn top_level_block(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let prefix = format!("{key}:");
+    let mut offset = 0;
+    let mut start = None;
+    for line in text.split_inclusive('\n') {
+        let at_column_0 = !line.starts_with([' ', '\t', '#', '\n', '\r']);
+        match start {
+            None if line.starts_with(&prefix) => start = Some(offset),
+            Some(s) if at_column_0 => return Some(s..offset),
+            _ => {}
+        }
+        offset += line.len();
+    }
+    start.map(|s| s..text.len())
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pin_comments_survive_when_the_pins_are_the_same() {
+        let original = "version: 2\nbudget: {max_layers: 100, reserve: 1}\ngroups: []\npins:\n  # glibc changes with every stdenv rebuild; keep it at the bottom (ops, 2026-11)\n  - id: base\n    rule: bottom\n    members: [glibc]  # just libc\n";
+        let file = HintFile::parse(original).unwrap();
+        let kept = HintFile::keep_pins_text(&file.to_canonical_string(), original);
+        assert!(kept.contains("# glibc changes with every stdenv rebuild") && kept.contains("# just libc"), "{kept}");
+        assert_eq!(HintFile::parse(&kept).unwrap(), file, "the same file");
+        assert_eq!(HintFile::keep_pins_text(&kept, &kept), kept, "stable");
+        let mut changed = file.clone();
+        changed.pins[0].members.push("zlib".into());
+        let regenerated = HintFile::keep_pins_text(&changed.to_canonical_string(), original);
+        assert!(!regenerated.contains("# just libc") && regenerated.contains("zlib"), "other pins: the canonical text");
+    }
     use super::*;
 
     fn sample() -> HintFile {
