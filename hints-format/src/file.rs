@@ -251,14 +251,22 @@ impl HintFile {
             return Err(FormatError { line, column, kind: ErrorKind::Syntax, message });
         }
         // The version decides how to read everything else, so it is checked first.
-        let probe: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(syntax_error)?;
+        // serde places a repeated key at its mapping; the repeat itself is what to fix.
+        let syntax = |e| {
+            let mut error = syntax_error(e);
+            if let (true, Some((line, column))) = (error.message.contains("duplicate entry"), locator.duplicate_key) {
+                (error.line, error.column) = (line, column);
+            }
+            error
+        };
+        let probe: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(syntax)?;
         if let Some(v) = probe.get("version").and_then(|v| v.as_u64()) {
             if v > CURRENT_VERSION as u64 || v == 0 {
                 let (line, column) = locator.at(&[Seg::key("version")]);
                 return Err(FormatError { line, column, kind: ErrorKind::UnsupportedVersion, message: format!("this file is version {v}; this hints understands up to {CURRENT_VERSION}") });
             }
         }
-        let file: HintFile = serde_yaml_ng::from_str(text).map_err(syntax_error)?;
+        let file: HintFile = serde_yaml_ng::from_str(text).map_err(syntax)?;
         file.validate().map_err(|e| e.locate(&locator))?;
         Ok(file)
     }
@@ -520,6 +528,13 @@ fn top_level_block(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_repeated_key_is_reported_where_it_repeats() {
+        let e = HintFile::parse("version: 2\nbudget: {max_layers: 100, reserve: 1}\ngroups:\n  - id: a\n    members: [x]\n    id: b\n").unwrap_err();
+        assert_eq!((e.line, e.column, e.kind), (6, 5, ErrorKind::Syntax), "{e}");
+        assert!(e.message.contains("duplicate entry with key \"id\""), "{e}");
+    }
 
     #[test]
     fn pin_comments_survive_when_the_pins_are_the_same() {

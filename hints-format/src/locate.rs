@@ -35,10 +35,12 @@ pub struct Locator {
     at: HashMap<Vec<Seg>, (usize, usize)>,
     /// Where the nesting first went deeper than [`MAX_NESTING`]; nothing after it is read.
     pub too_deep: Option<(usize, usize)>,
+    /// Where a mapping first repeats a key (the repeat, not the mapping).
+    pub duplicate_key: Option<(usize, usize)>,
 }
 
 enum Frame {
-    Map { path: Vec<Seg>, key: Option<String> },
+    Map { path: Vec<Seg>, key: Option<String>, seen: std::collections::HashSet<String> },
     Seq { path: Vec<Seg>, next: usize },
 }
 
@@ -46,6 +48,8 @@ enum Frame {
 struct Recorder {
     stack: Vec<Frame>,
     at: HashMap<Vec<Seg>, (usize, usize)>,
+    /// Where a key first repeats within its mapping.
+    duplicate_key: Option<(usize, usize)>,
 }
 
 impl Recorder {
@@ -53,7 +57,7 @@ impl Recorder {
     fn node_path(&mut self, scalar: Option<&str>, pos: (usize, usize)) -> Option<Vec<Seg>> {
         match self.stack.last_mut() {
             None => Some(vec![]),
-            Some(Frame::Map { path, key }) => match key.take() {
+            Some(Frame::Map { path, key, seen }) => match key.take() {
                 Some(k) => {
                     let mut p = path.clone();
                     p.push(Seg::Key(k));
@@ -62,7 +66,11 @@ impl Recorder {
                 None => {
                     // A mapping key: remember it (complex keys are recorded as empty). A block
                     // mapping starts where its first key does.
-                    *key = Some(scalar.unwrap_or_default().to_string());
+                    let name = scalar.unwrap_or_default().to_string();
+                    if !seen.insert(name.clone()) && scalar.is_some() {
+                        self.duplicate_key.get_or_insert(pos);
+                    }
+                    *key = Some(name);
                     self.at.entry(path.clone()).or_insert(pos);
                     None
                 }
@@ -98,7 +106,7 @@ impl MarkedEventReceiver for Recorder {
                 if !is_map {
                     self.at.insert(path.clone(), pos);
                 }
-                self.stack.push(if is_map { Frame::Map { path, key: None } } else { Frame::Seq { path, next: 0 } });
+                self.stack.push(if is_map { Frame::Map { path, key: None, seen: Default::default() } } else { Frame::Seq { path, next: 0 } });
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
@@ -153,7 +161,7 @@ impl Locator {
         // YAML scanners keep a candidate key per open flow collection and revisit them all at
         // every token, so thousands of `[` take minutes: count them before any parser runs.
         if let Some(at) = deep_flow(text) {
-            return Locator { at: HashMap::new(), too_deep: Some(at) };
+            return Locator { at: HashMap::new(), too_deep: Some(at), duplicate_key: None };
         }
         let mut rec = Recorder::default();
         let mut parser = Parser::new_from_str(text);
@@ -163,10 +171,10 @@ impl Locator {
             }
             rec.on_event(ev, mark);
             if rec.stack.len() > MAX_NESTING {
-                return Locator { at: rec.at, too_deep: Some((mark.line().max(1), mark.col() + 1)) };
+                return Locator { at: rec.at, too_deep: Some((mark.line().max(1), mark.col() + 1)), duplicate_key: rec.duplicate_key };
             }
         }
-        Locator { at: rec.at, too_deep: None }
+        Locator { at: rec.at, too_deep: None, duplicate_key: rec.duplicate_key }
     }
 
     /// The position of the node at `path`, or of its nearest recorded ancestor.
