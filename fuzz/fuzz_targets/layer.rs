@@ -3,7 +3,7 @@
 //! match error for an ambiguous file; never a panic.
 #![no_main]
 
-use hints_format::store_path::nixbase32_encode;
+use hints_format::nixbase32;
 use hints_format::{BudgetHeader, Group, GroupStats, HintFile, LearnedFrom, Pin, PinRule, StorePath};
 use layering_core::{layer, Budget, Closure, PathInfo, Strategy};
 use libfuzzer_sys::arbitrary::{self, Arbitrary, Unstructured};
@@ -21,7 +21,7 @@ fn closure(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<PathInfo>> {
     let n = u.int_in_range(1..=48usize)?;
     let mut infos: Vec<PathInfo> = vec![];
     for i in 0..n {
-        let path = StorePath::parse(&format!("/nix/store/{}-{}", nixbase32_encode(&[i as u8; 20]), name(u)?)).expect("valid path");
+        let path = StorePath::parse(&format!("/nix/store/{}-{}", nixbase32::encode(&[i as u8; 20]), name(u)?)).expect("valid path");
         let mut references = vec![];
         for _ in 0..u.int_in_range(0..=3usize)? {
             if i > 0 {

@@ -2,7 +2,7 @@
 //! consistent (the parts rebuild the path, base32 round-trips, names split as they match).
 #![no_main]
 
-use hints_format::store_path::{nixbase32_decode, nixbase32_encode};
+use hints_format::nixbase32;
 use hints_format::{DrvName, MemberPattern, NameKey, StorePath};
 use libfuzzer_sys::fuzz_target;
 
@@ -10,13 +10,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(p) = StorePath::parse(text) {
         assert_eq!(format!("{}/{}-{}", p.store_dir(), p.hash(), p.name()), text);
-        let bytes = nixbase32_decode(p.hash()).expect("a parsed hash decodes");
-        assert_eq!(nixbase32_encode(&bytes), p.hash());
+        let bytes = nixbase32::decode(p.hash()).expect("a parsed hash decodes");
+        assert_eq!(nixbase32::encode(&bytes), p.hash());
         assert_eq!(StorePath::from_base(p.store_dir(), p.base()).as_ref(), Ok(&p));
     }
     // A decoded string of the length its bytes encode to (as every Nix hash is) round-trips.
-    if let Some(bytes) = nixbase32_decode(text).filter(|b| (b.len() * 8).div_ceil(5) == text.len()) {
-        assert_eq!(nixbase32_encode(&bytes), text);
+    if let Some(bytes) = nixbase32::decode(text).ok().filter(|b| (b.len() * 8).div_ceil(5) == text.len()) {
+        assert_eq!(nixbase32::encode(&bytes), text);
     }
     let d = DrvName::parse(text);
     assert!(text.starts_with(d.pname));
