@@ -18,6 +18,18 @@ pub fn ok(cmd: &mut Command) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// Whether every tool runs here. Outside CI a missing one skips the test (saying so); under CI
+/// it fails it, since `.ci/run` installs them all.
+pub fn have_tools(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| Command::new(t).arg("--version").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_err()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must have {} (see .ci/run)", missing.join(", "));
+    eprintln!("{} not installed; skipping outside CI", missing.join(", "));
+    false
+}
+
 /// The toy world's inputs under a temporary directory: `bb/bin/{busybox,sh}` (the builder) and
 /// `tool/bin/hints` (the binary cargo built, for `nix/lib.nix`).
 pub struct Toy {
