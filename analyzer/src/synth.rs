@@ -215,3 +215,75 @@ impl Synth {
 pub fn store_path(digest: &[u8], name: &str) -> StorePath {
     StorePath::parse(&format!("/nix/store/{}-{name}", nixbase32::encode(&digest[..20]))).expect("a valid name")
 }
+
+/// Graph shapes that stress the layering algorithms, one closure each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphShape {
+    /// Each path references 3 earlier paths, picked in proportion to how often they are already
+    /// referenced: a few libraries end up under almost everything.
+    Preferential,
+    /// Each path references the next one: as deep as a closure gets.
+    Chain,
+    /// One root references every other path: as wide as a closure gets.
+    Fan,
+    /// Every path references one hub and one random earlier path.
+    Hub,
+}
+
+impl GraphShape {
+    /// Every shape, in the order benchmarks print them.
+    pub const ALL: [GraphShape; 4] = [GraphShape::Preferential, GraphShape::Chain, GraphShape::Fan, GraphShape::Hub];
+
+    /// The shape's name in benchmark output.
+    pub fn name(self) -> &'static str {
+        match self {
+            GraphShape::Preferential => "preferential",
+            GraphShape::Chain => "chain",
+            GraphShape::Fan => "fan",
+            GraphShape::Hub => "hub",
+        }
+    }
+
+    /// A closure of `n` paths of this shape. Sizes are heavy-tailed, as in [`Synth`]: a few
+    /// paths of hundreds of MB, many of a few KB.
+    pub fn closure(self, n: usize, seed: u64) -> Vec<PathInfo> {
+        let mut rng = Rng::new(seed);
+        let paths: Vec<StorePath> = (0..n).map(|i| store_path(&Sha256::digest(format!("{seed}/{i}").as_bytes()), &format!("p{i}"))).collect();
+        // Path i references only paths below it, so every shape is acyclic.
+        let refs: Vec<Vec<usize>> = match self {
+            GraphShape::Preferential => preferential(n, 3, &mut rng),
+            GraphShape::Chain => (0..n).map(|i| if i == 0 { vec![] } else { vec![i - 1] }).collect(),
+            GraphShape::Fan => (0..n).map(|i| if i + 1 == n { (0..i).collect() } else { vec![] }).collect(),
+            GraphShape::Hub => (0..n).map(|i| if i < 2 { (0..i).collect() } else { vec![0, 1 + rng.below(i - 1)] }).collect(),
+        };
+        refs.into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let nar_size = (4096.0 * (1.0 - rng.unit()).powf(-1.6)).min(4e9) as u64;
+                PathInfo { path: paths[i].clone(), nar_size, nar_hash: None, closure_size: None, references: r.into_iter().map(|j| paths[j].clone()).collect() }
+            })
+            .collect()
+    }
+}
+
+/// Preferential attachment: path `i` references up to `m` distinct earlier paths, each drawn with
+/// probability proportional to one plus the references it already has.
+fn preferential(n: usize, m: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+    // Each earlier path appears once, plus once per reference to it; a uniform draw from this
+    // list is a draw in proportion to (1 + in-degree).
+    let mut urn: Vec<usize> = Vec::with_capacity(n * (m + 1));
+    let mut refs = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut mine: Vec<usize> = Vec::with_capacity(m);
+        for _ in 0..m.min(i) * 2 {
+            let j = urn[rng.below(urn.len())];
+            if mine.len() < m && !mine.contains(&j) {
+                mine.push(j);
+            }
+        }
+        urn.extend(&mine);
+        urn.push(i);
+        refs.push(mine);
+    }
+    refs
+}

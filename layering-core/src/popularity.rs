@@ -2,79 +2,161 @@
 //!
 //! Objective (theirs): put the paths most images are likely to share in their own layers.
 //!
+//! Definitions:
+//! - Roots are the paths no other path references. A virtual *top* references every root.
+//! - `routes(x)`: the number of distinct reference chains from the top to `x`.
+//! - closure-graph.py counts popularity bottom-up over each root's references expanded into a
+//!   tree, with a nested rule: for a node `p` with children `c`, `C(p)[c] += 1` and
+//!   `C(p)[s] += C(c)[s] + 1` for every `s` below `c`; at the top the roots are the children.
+//!   Unrolling the rule gives `popularity(s) = Σ routes(x)` over every `x` that reaches `s`
+//!   (`s` included): each chain from the top that passes through such an `x` adds one for `x`.
+//!
 //! Algorithm:
-//! 1. Roots are the paths no other path references.
-//! 2. Each root's references are expanded into a tree, so a path reached along several routes
-//!    occurs several times. Popularity is counted bottom-up with closure-graph.py's nested rule:
-//!    for a node `p` with children `c`, `C(p)[c] += 1` and `C(p)[s] += C(c)[s] + 1` for every `s`
-//!    below `c`; at the top the roots are the children. Counts grow with the number of routes,
-//!    so they are kept as u128 and an overflow is an error rather than a wrong order.
-//! 3. Paths sort by descending popularity, ties by ascending `package_name`: the path with its
+//! 1. `routes` top-down (users before references), checked in u128: counts grow with the number
+//!    of chains, and an overflow is an error rather than a wrong order.
+//! 2. The dominator tree from the top: `idom(x)` is the lowest common dominator of `x`'s users
+//!    (the top for a root), found with binary lifting.
+//! 3. Every path that reaches `d = idom(x)` reaches `x`, and those that reach `x` without reaching
+//!    `d` lie strictly between them. So `popularity(x) = popularity(d) + Σ routes(y)` over the
+//!    *region* of `x`: the paths met walking up from `x` through users, stopping at `d`.
+//! 4. Paths sort by descending popularity, ties by ascending `package_name`: the path with its
 //!    leading `/nix/store/<hash>` segment moved to the end.
-//! 4. Grouping follows `buildLayeredImage`'s `limit_layers`: with a budget of `n` store layers,
+//! 5. Grouping follows `buildLayeredImage`'s `limit_layers`: with a budget of `n` store layers,
 //!    the first `n - 1` paths get a layer each and the rest share the last one.
 //!
-//! The per-node count maps are computed once per node in topological order (as the script's
-//! caches do) and freed when the node's last parent has used them.
+//! Cost: `O((N + E) log N)` for the dominator tree plus the sum of region sizes times their
+//! in-degrees. A chain, a tree or a fan has regions of one path each, so it is near-linear. A graph
+//! whose shared paths have no dominator but the top (many users reaching them along disjoint
+//! chains, as in preferential attachment) has regions as large as their ancestor sets, and the
+//! worst case stays quadratic, as for any exact count of this kind; closure-graph.py's own nested
+//! maps cost the sum of descendant sets over every edge.
 
 use crate::closure::Closure;
 use crate::{Layer, LayerError, Reason};
 
 /// The popularity order, most popular first.
 pub fn order(closure: &Closure) -> Result<Vec<usize>, LayerError> {
-    let n = closure.len();
-    let mut maps: Vec<Option<Vec<(u32, u128)>>> = vec![None; n];
-    let mut parents_left: Vec<usize> = (0..n).map(|i| closure.users(i).len()).collect();
-    let mut acc = vec![0u128; n];
-    let mut touched: Vec<u32> = Vec::new();
+    let popularity = popularity(closure)?;
+    let keys: Vec<String> = (0..closure.len()).map(|i| package_name(closure.path(i).as_str())).collect();
+    let mut ranked: Vec<usize> = (0..closure.len()).collect();
+    ranked.sort_by(|&a, &b| popularity[b].cmp(&popularity[a]).then_with(|| keys[a].cmp(&keys[b])));
+    Ok(ranked)
+}
 
-    // Adds one child's contribution to the accumulator.
-    let add_child = |c: usize, maps: &[Option<Vec<(u32, u128)>>], acc: &mut [u128], touched: &mut Vec<u32>| {
-        let mut bump = |s: usize, v: u128, acc: &mut [u128]| -> Result<(), LayerError> {
-            if acc[s] == 0 {
-                touched.push(s as u32);
-            }
-            acc[s] = acc[s].checked_add(v).ok_or_else(|| overflow(closure, s))?;
-            Ok(())
-        };
-        bump(c, 1, acc)?;
-        for &(s, v) in maps[c].as_deref().expect("children are computed first") {
-            bump(s as usize, v.checked_add(1).ok_or_else(|| overflow(closure, s as usize))?, acc)?;
-        }
-        Ok::<(), LayerError>(())
-    };
-    let drain = |acc: &mut [u128], touched: &mut Vec<u32>| -> Vec<(u32, u128)> {
-        touched.sort_unstable();
-        let out = touched.iter().map(|&s| (s, std::mem::take(&mut acc[s as usize]))).collect();
-        touched.clear();
-        out
-    };
-
-    for p in closure.topo_order() {
-        for &c in closure.refs(p) {
-            add_child(c as usize, &maps, &mut acc, &mut touched)?;
-        }
-        maps[p] = Some(drain(&mut acc, &mut touched));
-        for &c in closure.refs(p) {
-            let c = c as usize;
-            parents_left[c] -= 1;
-            if parents_left[c] == 0 {
-                maps[c] = None;
-            }
-        }
+/// closure-graph.py's popularity of every path.
+fn popularity(closure: &Closure) -> Result<Vec<u128>, LayerError> {
+    let mut top_down = closure.topo_order();
+    top_down.reverse();
+    let routes = routes(closure, &top_down)?;
+    let dominators = Dominators::new(closure, &top_down);
+    let mut popularity = vec![0u128; closure.len()];
+    let mut region = Region::new(closure.len());
+    for &x in &top_down {
+        let d = dominators.idom(x);
+        let above = if d == dominators.top() { 0 } else { popularity[d] };
+        let sum = region.walk(closure, x, d).try_fold(above, |t, y| t.checked_add(routes[y]));
+        popularity[x] = sum.ok_or_else(|| overflow(closure, x))?;
     }
-    for r in closure.roots() {
-        add_child(r, &maps, &mut acc, &mut touched)?;
-    }
-    let popularity = drain(&mut acc, &mut touched);
+    Ok(popularity)
+}
 
-    let keys: Vec<String> = (0..n).map(|i| package_name(closure.path(i).as_str())).collect();
-    let mut ranked: Vec<(u128, usize)> = popularity.iter().map(|&(s, v)| (v, s as usize)).collect();
-    ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| keys[a.1].cmp(&keys[b.1])));
-    // closure-graph.py appends paths no root reaches; a validated closure has none, because
-    // following users from any path ends at a root.
-    debug_assert_eq!(ranked.len(), n);
-    Ok(ranked.into_iter().map(|(_, i)| i).collect())
+/// Chains from the top to each path: one for a root, the sum of its users' otherwise.
+fn routes(closure: &Closure, top_down: &[usize]) -> Result<Vec<u128>, LayerError> {
+    let mut routes = vec![0u128; closure.len()];
+    for &x in top_down {
+        let users = closure.users(x);
+        routes[x] = if users.is_empty() { Some(1) } else { users.iter().try_fold(0u128, |t, &u| t.checked_add(routes[u as usize])) }.ok_or_else(|| overflow(closure, x))?;
+    }
+    Ok(routes)
+}
+
+/// The dominator tree of the closure seen from the top, with binary lifting for common
+/// dominators. Node `closure.len()` is the top.
+struct Dominators {
+    /// `up[k][x]`: the dominator `2^k` steps above `x` (the top above the top).
+    up: Vec<Vec<u32>>,
+    depth: Vec<u32>,
+}
+
+impl Dominators {
+    fn new(closure: &Closure, top_down: &[usize]) -> Self {
+        let top = closure.len();
+        let levels = (usize::BITS - top.leading_zeros()).max(1) as usize;
+        let mut tree = Dominators { up: vec![vec![top as u32; top + 1]; levels], depth: vec![0; top + 1] };
+        for &x in top_down {
+            let users = closure.users(x).iter().map(|&u| u as usize);
+            let idom = users.reduce(|a, b| tree.common(a, b)).unwrap_or(top);
+            tree.depth[x] = tree.depth[idom] + 1;
+            tree.up[0][x] = idom as u32;
+            for k in 1..levels {
+                tree.up[k][x] = tree.up[k - 1][tree.up[k - 1][x] as usize];
+            }
+        }
+        tree
+    }
+
+    fn top(&self) -> usize {
+        self.depth.len() - 1
+    }
+
+    fn idom(&self, x: usize) -> usize {
+        self.up[0][x] as usize
+    }
+
+    /// The lowest node that dominates both `a` and `b` (either one itself, if it dominates the other).
+    fn common(&self, mut a: usize, mut b: usize) -> usize {
+        if self.depth[a] < self.depth[b] {
+            std::mem::swap(&mut a, &mut b);
+        }
+        for k in (0..self.up.len()).rev() {
+            if self.depth[a] - self.depth[b] >= 1 << k {
+                a = self.up[k][a] as usize;
+            }
+        }
+        if a == b {
+            return a;
+        }
+        for k in (0..self.up.len()).rev() {
+            if self.up[k][a] != self.up[k][b] {
+                a = self.up[k][a] as usize;
+                b = self.up[k][b] as usize;
+            }
+        }
+        self.idom(a)
+    }
+}
+
+/// Walks up from a path through its users, stopping at a dominator; reusable without clearing.
+struct Region {
+    seen: Vec<u32>,
+    walk: u32,
+    stack: Vec<usize>,
+    found: Vec<usize>,
+}
+
+impl Region {
+    fn new(n: usize) -> Self {
+        Region { seen: vec![0; n], walk: 0, stack: vec![], found: vec![] }
+    }
+
+    /// `x` and every path that reaches `x` without passing through `stop`.
+    fn walk(&mut self, closure: &Closure, x: usize, stop: usize) -> impl Iterator<Item = usize> + '_ {
+        self.walk += 1;
+        self.found.clear();
+        self.stack.push(x);
+        self.seen[x] = self.walk;
+        while let Some(y) = self.stack.pop() {
+            self.found.push(y);
+            for &u in closure.users(y) {
+                let u = u as usize;
+                if u != stop && self.seen[u] != self.walk {
+                    self.seen[u] = self.walk;
+                    self.stack.push(u);
+                }
+            }
+        }
+        self.found.iter().copied()
+    }
 }
 
 fn overflow(closure: &Closure, s: usize) -> LayerError {
@@ -113,6 +195,57 @@ mod tests {
         let names: Vec<&str> = order(&c).unwrap().into_iter().map(|i| c.path(i).name()).collect();
         // F 9, E 5, D 4, C 3, then B and G tie at 2 (ordered by name), then A 1.
         assert_eq!(names, ["F", "E", "D", "C", "B", "G", "A"]);
+    }
+
+    /// closure-graph.py's nested rule, as it states it: per-node maps, children first.
+    fn nested_rule(c: &Closure) -> Vec<u128> {
+        use std::collections::BTreeMap;
+        let mut maps: Vec<BTreeMap<usize, u128>> = vec![BTreeMap::new(); c.len()];
+        let add_child = |acc: &mut BTreeMap<usize, u128>, child: usize, below: &BTreeMap<usize, u128>| {
+            *acc.entry(child).or_default() += 1;
+            for (&s, &v) in below {
+                *acc.entry(s).or_default() += v + 1;
+            }
+        };
+        for p in c.topo_order() {
+            let mut acc = BTreeMap::new();
+            for &child in c.refs(p) {
+                add_child(&mut acc, child as usize, &maps[child as usize]);
+            }
+            maps[p] = acc;
+        }
+        let mut top = BTreeMap::new();
+        for r in c.roots() {
+            add_child(&mut top, r, &maps[r]);
+        }
+        (0..c.len()).map(|s| top[&s]).collect()
+    }
+
+    proptest::proptest! {
+        /// The dominator form equals the nested rule on random closures: many roots, shared
+        /// paths, diamonds and chains.
+        #[test]
+        fn dominator_form_equals_nested_rule(edges in proptest::collection::vec(proptest::collection::vec(0usize..1000, 0..4), 1..40)) {
+            let names: Vec<String> = (0..edges.len()).map(|i| format!("p{i:02}")).collect();
+            // Path i references only paths after it, so the graph is acyclic.
+            let infos = edges.iter().enumerate().map(|(i, to)| {
+                let refs: Vec<&str> = to.iter().filter(|_| i + 1 < edges.len()).map(|&t| names[i + 1 + t % (edges.len() - i - 1)].as_str()).collect();
+                info(&names[i], 1, &refs)
+            });
+            let c = Closure::new(infos.collect()).unwrap();
+            proptest::prop_assert_eq!(popularity(&c).unwrap(), nested_rule(&c));
+        }
+    }
+
+    #[test]
+    fn a_long_chain_counts_each_path_above() {
+        let names: Vec<String> = (0..50_000).map(|i| format!("p{i:05}")).collect();
+        let infos = names.iter().enumerate().map(|(i, name)| info(name, 1, &names.get(i + 1).map(String::as_str).into_iter().collect::<Vec<_>>()));
+        let c = Closure::new(infos.collect()).unwrap();
+        let pop = popularity(&c).unwrap();
+        // The k-th path of the chain is reached by the k paths above it and by itself.
+        let position = |i: usize| c.path(i).name()[1..].parse::<u128>().unwrap();
+        assert!((0..c.len()).all(|i| pop[i] == position(i) + 1));
     }
 
     #[test]

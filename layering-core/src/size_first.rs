@@ -138,12 +138,16 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
         let all_deps = closure.reach(p, Direction::References, &mut is_dep);
         let deps: Vec<usize> = all_deps.iter().copied().filter(|&d| inside(d)).collect();
         let users = closure.reach(p, Direction::Users, &mut is_user);
+        // A dependency's new set depends only on its old one, so each old set is mapped once.
+        let mut moved: HashMap<u32, u32> = HashMap::new();
         for &d in &deps {
-            let mut s: Vec<u32> = sets.sets[next[d] as usize].iter().copied().filter(|&q| !is_user[primaries[q as usize]]).collect();
-            if !s.iter().any(|&q| is_dep[primaries[q as usize]]) {
-                s.push(rank); // ranks grow, so the vector stays sorted
-            }
-            next[d] = sets.intern(s);
+            next[d] = *moved.entry(next[d]).or_insert_with_key(|&old| {
+                let mut s: Vec<u32> = sets.sets[old as usize].iter().copied().filter(|&q| !is_user[primaries[q as usize]]).collect();
+                if !s.iter().any(|&q| is_dep[primaries[q as usize]]) {
+                    s.push(rank); // ranks grow, so the vector stays sorted
+                }
+                sets.intern(s)
+            });
         }
         clear(&mut is_dep, &all_deps);
         clear(&mut is_user, &users);

@@ -15,7 +15,7 @@ use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::replay::{replay, Replayed};
 use hints_analyzer::scan::{self, Dataset};
 use hints_analyzer::store::Store;
-use hints_analyzer::synth::{Shape, Synth};
+use hints_analyzer::synth::{GraphShape, Shape, Synth};
 use hints_format::{BudgetHeader, Group, HintFile, Matcher, MemberPattern, StorePath};
 use layering_core::{layer, Budget, Closure, Strategy};
 use rayon::prelude::*;
@@ -63,6 +63,12 @@ enum Cmd {
         /// The `hints` binary, for whole-command timings.
         #[arg(long, default_value = "target/release/hints")]
         hints: PathBuf,
+    },
+    /// Layer closures of each graph shape (preferential attachment, chain, fan, hub) with every
+    /// strategy, and fit each one's growth exponent.
+    Shapes {
+        #[arg(long, value_delimiter = ',', default_value = "1000,3000,10000,30000,100000,200000")]
+        sizes: Vec<usize>,
     },
     /// Emit from a database (e.g. the one `scan` wrote), over all its revisions.
     Emit {
@@ -189,6 +195,13 @@ fn bench_dataset(dir: &Path, db: &Path) -> Result<()> {
 fn closure_and_hints(n: usize, members: usize) -> (Closure, HintFile) {
     let synth = Synth::new(Shape { packages: n, base: n / 20, images: 1, share: 1.0, bump: 0.0, seed: 11 });
     let closure = Closure::new(synth.closure(0)).expect("valid");
+    let file = hints_over(&closure, members);
+    (closure, file)
+}
+
+/// A hint file of 80 groups over `members` of the closure's names, spread evenly.
+fn hints_over(closure: &Closure, members: usize) -> HintFile {
+    let n = closure.len();
     let mut file = HintFile::new(BudgetHeader { max_layers: 100, reserve: 1 });
     // As `hints emit` writes it: unknown paths are ranked by stability, which walks closures.
     file.learned_from.path_hazard = Some(0.075);
@@ -199,7 +212,7 @@ fn closure_and_hints(n: usize, members: usize) -> (Closure, HintFile) {
     let per = chosen.len().div_ceil(80).max(1);
     file.groups = chosen.chunks(per).enumerate().map(|(k, c)| Group { id: format!("g{k}"), members: c.to_vec(), stats: Default::default() }).collect();
     file.validate().expect("valid hint file");
-    (closure, file)
+    file
 }
 
 fn bench_match(paths: usize, members: usize) -> Result<()> {
@@ -220,9 +233,9 @@ fn bench_match(paths: usize, members: usize) -> Result<()> {
     Ok(())
 }
 
-fn time_ms(f: impl Fn()) -> f64 {
+fn best_ms(runs: usize, f: impl Fn()) -> f64 {
     let mut best = f64::INFINITY;
-    for _ in 0..3 {
+    for _ in 0..runs {
         let t = Instant::now();
         f();
         best = best.min(t.elapsed().as_secs_f64() * 1000.0);
@@ -238,9 +251,9 @@ fn bench_layer(sizes: &[usize], python: Option<&Path>, python_max: usize, hints_
     for &n in sizes {
         let (closure, file) = closure_and_hints(n, 1500.min(n / 2));
         let b = Budget::default();
-        let pop = time_ms(|| drop(layer(&closure, b, Strategy::Popularity)));
-        let sf = time_ms(|| drop(layer(&closure, b, Strategy::SizeFirst)));
-        let hi = time_ms(|| drop(layer(&closure, b, Strategy::Hints(&file))));
+        let pop = best_ms(3, || drop(layer(&closure, b, Strategy::Popularity)));
+        let sf = best_ms(3, || drop(layer(&closure, b, Strategy::SizeFirst)));
+        let hi = best_ms(3, || drop(layer(&closure, b, Strategy::Hints(&file))));
         let graph = dir.join(format!("graph-{n}.json"));
         let hints_file = dir.join(format!("hints-{n}.yaml"));
         let synth = Synth::new(Shape { packages: n, base: n / 20, images: 1, share: 1.0, bump: 0.0, seed: 11 });
@@ -268,6 +281,38 @@ fn bench_layer(sizes: &[usize], python: Option<&Path>, python_max: usize, hints_
         }
     }
     Ok(())
+}
+
+fn bench_shapes(sizes: &[usize]) -> Result<()> {
+    println!("bench: layer by graph shape (in-process, best of 3 up to 30,000 paths, then 1 run)");
+    println!("{:>13} {:>7} {:>9} {:>12} {:>12} {:>12}", "shape", "paths", "edges", "popularity", "size-first", "hints");
+    let budget = Budget::default();
+    for shape in GraphShape::ALL {
+        let mut times: Vec<(usize, [f64; 3])> = vec![];
+        for &n in sizes {
+            let closure = Closure::new(shape.closure(n, 5)).context("a generated closure")?;
+            let file = hints_over(&closure, 1500.min(n / 2));
+            let edges: usize = (0..closure.len()).map(|i| closure.refs(i).len()).sum();
+            let runs = if n <= 30_000 { 3 } else { 1 };
+            let t = [Strategy::Popularity, Strategy::SizeFirst, Strategy::Hints(&file)].map(|s| best_ms(runs, || drop(layer(&closure, budget, s))));
+            println!("{:>13} {n:>7} {edges:>9} {:>10.1}ms {:>10.1}ms {:>10.1}ms", shape.name(), t[0], t[1], t[2]);
+            times.push((n, t));
+        }
+        let fit = |k: usize| growth_exponent(&times.iter().map(|&(n, t)| (n as f64, t[k])).collect::<Vec<_>>());
+        println!("{:>13} {:>7} {:>9} {:>12.2} {:>12.2} {:>12.2}", shape.name(), "exponent", "", fit(0), fit(1), fit(2));
+    }
+    println!("peak memory: {:.0} MB", peak_rss_mb());
+    Ok(())
+}
+
+/// The slope of log(time) against log(size), by least squares: 1 is linear, 2 quadratic.
+fn growth_exponent(points: &[(f64, f64)]) -> f64 {
+    let logs: Vec<(f64, f64)> = points.iter().map(|&(n, t)| (n.ln(), t.max(1e-3).ln())).collect();
+    let k = logs.len() as f64;
+    let (mx, my) = (logs.iter().map(|p| p.0).sum::<f64>() / k, logs.iter().map(|p| p.1).sum::<f64>() / k);
+    let cov: f64 = logs.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let var: f64 = logs.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    cov / var
 }
 
 fn run_hints_layer(bin: &Path, graph: &Path, extra: &[&str]) -> Result<(f64, f64)> {
@@ -335,6 +380,7 @@ fn main() -> Result<()> {
         Cmd::Dataset { dir, db } => bench_dataset(&dir, &db),
         Cmd::Match { paths, members } => bench_match(paths, members),
         Cmd::Layer { sizes, python, python_max, hints } => bench_layer(&sizes, python.as_deref(), python_max, &hints),
+        Cmd::Shapes { sizes } => bench_shapes(&sizes),
         Cmd::Emit { db } => bench_emit(&db),
         Cmd::Eval { db, hints, range } => bench_eval(&db, &hints, &range),
     }
