@@ -2,7 +2,8 @@
 # Installs what the tests need on a bare Debian machine (run as root): Debian's nix-bin (2.8),
 # a static busybox for builders, git, the registry and its clients (docker-registry, skopeo,
 # umoci; the registry test starts its own on a free loopback port), OpenSSL's headers (for
-# `ocidir`); and configures Nix to work offline without build users.
+# `ocidir`), Chromium (the report is checked in it, headless); and configures Nix to work
+# offline without build users.
 set -euo pipefail
 need=()
 command -v nix-build >/dev/null 2>&1 || need+=(nix-bin)
@@ -14,6 +15,7 @@ command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v umoci >/dev/null 2>&1 || need+=(umoci)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -10,12 +10,14 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use hints_analyzer::diff;
 use hints_analyzer::formats::{Format, InputError};
 use hints_analyzer::history::History;
+use hints_analyzer::human_bytes;
 use hints_analyzer::image::{self, Compression, Description, ImageError, LayerPlan, RuntimeConfig, WriteOptions, Written};
 use hints_analyzer::ingest::{self, IngestError, Job, Sources, Tally};
 use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::recover::registry::Repository;
 use hints_analyzer::recover::{self, Image, RecoverError};
 use hints_analyzer::replay::{self, replay, Metrics, Overlap, Replayed};
+use hints_analyzer::report;
 use hints_analyzer::scan::{self, Dataset, ScanError};
 use hints_analyzer::store::{Outcome, Revision, Store, StoreError};
 use hints_format::{FormatError, HintFile};
@@ -86,6 +88,10 @@ enum Command {
     Eval(EvalArgs),
     /// Show a path's or name's group and why it is there.
     Explain(ExplainArgs),
+    /// Write one self-contained HTML page with charts: the replay per strategy, the trade-off
+    /// against the layer budget, each image's layer map, the churn timeline, and (with
+    /// --previous) what regenerating changes.
+    Report(ReportArgs),
     /// Rewrite a hint file canonically (or check that it is).
     Fmt {
         /// Fail if the file is not canonical instead of rewriting it.
@@ -481,6 +487,29 @@ struct ExplainArgs {
     path_or_name: String,
 }
 
+#[derive(Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// The hint file to report on.
+    #[arg(long, default_value = "layer-hints.yaml")]
+    hints: PathBuf,
+    /// Revisions to replay, `C..D` [default: the last 10 updates].
+    #[arg(long)]
+    range: Option<String>,
+    #[command(flatten)]
+    budget: BudgetArgs,
+    /// Only these images (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    images: Option<Vec<String>>,
+    /// The hint file this one would replace: the report then shows what regenerating changes.
+    #[arg(long)]
+    previous: Option<PathBuf>,
+    /// Where to write the HTML page.
+    #[arg(long)]
+    out: PathBuf,
+}
+
 /// Prints a line to standard output; a reader that went away (`| head`) is not an error.
 macro_rules! outln {
     ($($t:tt)*) => {{
@@ -571,6 +600,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(a) => cmd_export(a),
         Command::Diff(a) => cmd_diff(a),
         Command::Eval(a) => cmd_eval(a),
+        Command::Report(a) => cmd_report(a),
         Command::Explain(a) => cmd_explain(a),
         Command::Fmt { check, file } => cmd_fmt(&file, check),
         Command::Validate { file, json } => cmd_validate(&file, json),
@@ -770,16 +800,6 @@ fn warn_revised(before: &Revision, now: &Revision) {
     eprintln!("warning: revision {}: {} (recorded for every image at this revision)", now.label, changes.join(", "));
 }
 
-fn human(bytes: u64) -> String {
-    let b = bytes as f64;
-    match bytes {
-        0..1024 => format!("{bytes} B"),
-        1024..1_048_576 => format!("{:.1} KiB", b / 1024.0),
-        1_048_576..1_073_741_824 => format!("{:.1} MiB", b / 1_048_576.0),
-        _ => format!("{:.2} GiB", b / 1_073_741_824.0),
-    }
-}
-
 fn cmd_ls(db: &DbArg, json: bool) -> Result<ExitCode> {
     let store = Store::open_existing(&db.path()?)?;
     let rows = store.snapshot_rows()?;
@@ -801,7 +821,7 @@ fn cmd_ls(db: &DbArg, json: bool) -> Result<ExitCode> {
     outln!("{:<24} {:>4} {:<42} {:<26} {:>7} {:>11}", "IMAGE", "POS", "REVISION", "TIME", "PATHS", "SIZE")?;
     for r in rows {
         let note = if r.complete { "" } else { "  (no sizes)" };
-        outln!("{:<24} {:>4} {:<42} {:<26} {:>7} {:>11}{note}", r.image, position[&r.revision], r.revision, r.time, r.paths, human(r.bytes))?;
+        outln!("{:<24} {:>4} {:<42} {:<26} {:>7} {:>11}{note}", r.image, position[&r.revision], r.revision, r.time, r.paths, human_bytes(r.bytes))?;
     }
     outln!("Name revisions by label, commit prefix or position (POS; positions follow time, so scanning an older revision shifts them).")?;
     Ok(ExitCode::SUCCESS)
@@ -825,9 +845,9 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
     let mut text = String::new();
     if a.explain {
         let total = read.closure.total_size();
-        text += &format!("{} paths, {} in {} layers (budget {} store layers)\n", read.closure.len(), human(total), layers.len(), budget.store_layers());
+        text += &format!("{} paths, {} in {} layers (budget {} store layers)\n", read.closure.len(), human_bytes(total), layers.len(), budget.store_layers());
         for (k, l) in layers.iter().enumerate() {
-            text += &format!("layer {:>3}: {:>10}, {:>4} paths — {}\n", k + 1, human(l.size), l.paths.len(), l.reason);
+            text += &format!("layer {:>3}: {:>10}, {:>4} paths — {}\n", k + 1, human_bytes(l.size), l.paths.len(), l.reason);
             for p in &l.paths {
                 text += &format!("    {}\n", p.name());
             }
@@ -977,7 +997,7 @@ fn print_written(w: &Written, dir: &str, json: bool) -> Result<ExitCode> {
     } else {
         let reused = w.layers.iter().filter(|l| l.reused).count();
         let bytes: u64 = w.layers.iter().map(|l| l.blob.size).sum();
-        outln!("oci:{dir}:{} {} ({} layers, {} as blobs; {reused} already in the directory)", w.tag, w.manifest_digest, w.layers.len(), human(bytes))?;
+        outln!("oci:{dir}:{} {} ({} layers, {} as blobs; {reused} already in the directory)", w.tag, w.manifest_digest, w.layers.len(), human_bytes(bytes))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1065,7 +1085,7 @@ fn cmd_validate(file: &Path, json: bool) -> Result<ExitCode> {
         f.budget.max_layers,
         f.budget.reserve,
         f.groups.len(),
-        human(bytes),
+        human_bytes(bytes),
         f.merges.len(),
         f.pins.len()
     )?;
@@ -1249,6 +1269,41 @@ fn eval_table(history: &History, first: usize, last: usize, max_layers: usize, r
     );
     s
 }
+
+fn cmd_report(a: ReportArgs) -> Result<ExitCode> {
+    let db = a.db.path()?;
+    let store = Store::open_existing(&db)?;
+    let history = load_history(&store, a.images.as_deref())?;
+    let (first, last) = match &a.range {
+        Some(r) => history.range(Some(r))?,
+        None => {
+            let last = history.revisions.len().saturating_sub(1);
+            (last.saturating_sub(REPORT_UPDATES), last)
+        }
+    };
+    let hints = load_hints(&a.hints)?;
+    if let Overlap::Overlaps(lo, hi) = replay::training_overlap(&history, &hints, first, last) {
+        eprintln!("warning: {} was learned from revisions {lo}..{hi}, which overlap the replayed updates {}..{last}: the figures are on the training data", a.hints.display(), first + 1);
+    }
+    let previous = a.previous.as_deref().map(|p| Ok::<_, anyhow::Error>((p.display().to_string(), load_hints(p)?))).transpose()?;
+    let request = report::Request {
+        source: db.display().to_string(),
+        hints_name: a.hints.display().to_string(),
+        hints: &hints,
+        budget: a.budget.budget(Some(&hints))?,
+        previous: previous.as_ref().map(|(name, file)| (name.clone(), file)),
+    };
+    let built = report::build(&history, (first, last), &request).map_err(|e| match e {
+        report::ReportError::NoUpdate(..) => anyhow::Error::new(BadInput(e.to_string())),
+        e => anyhow::Error::new(e),
+    })?;
+    write_atomic(&a.out, &report::page::render(&built)?).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!("wrote {} ({} images, revisions {}..{})", a.out.display(), built.images.len(), built.range.0, built.range.1);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Updates `hints report` replays when no range is given.
+const REPORT_UPDATES: usize = 10;
 
 fn cmd_explain(a: ExplainArgs) -> Result<ExitCode> {
     let store = Store::open_existing(&a.db.path()?)?;

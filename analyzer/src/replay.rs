@@ -60,6 +60,8 @@ pub struct Metrics {
     /// Layers per image per revision, on average (one decimal).
     pub avg_layers: f64,
     pub per_image_update_bytes: Vec<(String, u64)>,
+    /// Update bytes of each update (revisions `first+1..=last`), summed over images.
+    pub per_update_bytes: Vec<u64>,
 }
 
 type LayerSet = Vec<(Vec<u32>, u64)>;
@@ -117,6 +119,7 @@ pub fn replay(history: &History, first: usize, last: usize, budget: Budget, stra
         }
         m.storage_bytes = union_now.values().fold(m.storage_bytes, |t, b| t.saturating_add(*b));
         if r > first {
+            let before_update = m.update_bytes;
             for (i, bytes) in per_image.iter_mut().enumerate() {
                 let (Some(now), Some(before)) = (layers.get(&(i, r)), layers.get(&(i, r - 1))) else { continue };
                 let held: HashSet<&Vec<u32>> = before.iter().map(|(l, _)| l).collect();
@@ -127,6 +130,7 @@ pub fn replay(history: &History, first: usize, last: usize, budget: Budget, stra
                 }
                 m.updates += 1;
             }
+            m.per_update_bytes.push(m.update_bytes - before_update);
             m.fleet_bytes = union_now.iter().filter(|(l, _)| !prev_union.contains(*l)).fold(m.fleet_bytes, |t, (_, b)| t.saturating_add(*b));
         }
         prev_union = union_now.into_keys().collect();
