@@ -14,7 +14,7 @@
 //!   other file was *added* or *removed*. A name *moved* when it left the bulk of its old group:
 //!   the new group holding it is not the one that took most of the old group's members.
 //! - With a history: the *saving per update* is the update bytes of the old file less those of
-//!   the new one, replayed over the history's last [`REPLAYED`] updates, per update (per image,
+//!   the new one, replayed over the last [`REPLAYED`] updates the history holds, per update (per image,
 //!   summed). The *one-time cost* is what clients of every image pull once at the switch: at the
 //!   last revision, the bytes of the new file's layers that the old file's layout does not have.
 
@@ -118,7 +118,8 @@ fn main_destination<'a>(g: &hints_format::Group, new_of: &BTreeMap<&str, &'a str
 
 /// The costs of switching from `old` to `new` on `history`, laid out with `budget`.
 pub fn costs(history: &History, old: &HintFile, new: &HintFile, budget: Budget) -> Result<Costs, LayerError> {
-    let last = history.revisions.len().saturating_sub(1);
+    // The last revision the loaded history holds snapshots of (a report loads only its range).
+    let last = history.snapshots.keys().map(|&(_, r)| r).max().unwrap_or(0);
     let first = last.saturating_sub(REPLAYED);
     let updates = last - first;
     let per_update = |f: &HintFile| -> Result<u64, LayerError> { Ok(replay(history, first, last, budget, Replayed::Hints(f))?.update_bytes / updates.max(1) as u64) };

@@ -1,15 +1,72 @@
 //! `hints explain`: where a path or name goes under a hint file, and the history's evidence for
 //! it (sizes, changes, own bumps against cascades, co-changing and co-bumping names, images).
+//!
+//! [`explain`] and [`in_image`] gather the facts as data ([`Explanation`], [`Landing`]), which
+//! `hints explain --json` prints as they are and [`Explanation::text`] and [`landings_text`] write
+//! for a reader.
 
 use std::fmt::Write as _;
 
 use hints_format::{HintFile, Matcher, NameKey, StorePath};
+use serde::Serialize;
 
 use crate::history::History;
 use crate::mine::{MineError, NameStats};
 
-/// `hints explain`: a path's or name's group and the evidence.
-pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, query: &str) -> Result<String, MineError> {
+/// Co-changing names listed at most.
+const TOGETHER_SHOWN: usize = 20;
+
+/// What the history and the hint file say about one name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// The name's label (`glibc`, `gcc:lib`).
+    pub name: String,
+    /// Where the file puts it.
+    pub placement: Placement,
+    /// The revisions the statistics cover (positions).
+    pub revisions: (usize, usize),
+    /// Its bytes at each revision of the range (0 where no image holds it).
+    pub size_over_time: Vec<u64>,
+    /// Transitions `(k, k+1)` at which it changed.
+    pub changed_at: Vec<(usize, usize)>,
+    /// Transitions in the range.
+    pub transitions: usize,
+    /// Changes that were its own version bump (the rest cascaded from dependencies).
+    pub own_bumps: usize,
+    /// Names that changed at exactly the same transitions (at most [`TOGETHER_SHOWN`]).
+    pub changed_with: Vec<String>,
+    /// Names built from the same source: same bump transitions and version.
+    pub bumps_with: Vec<String>,
+    /// Images that hold it.
+    pub images: Vec<String>,
+}
+
+/// Where the hint file puts a name.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Placement {
+    /// A placing pin.
+    Pin { id: String, rule: String },
+    /// A group: its position in the file (1-based, bottom-up) and its recorded figures.
+    Group {
+        id: String,
+        position: usize,
+        groups: usize,
+        members: Vec<String>,
+        size: u64,
+        change_rate: f64,
+        images: u32,
+        /// Merge-plan entries naming it: (1-based entry, the other group).
+        joined_with: Vec<(usize, String)>,
+        /// Entries in the merge plan.
+        plan_entries: usize,
+    },
+    /// No group or pin: the layerer's size-first fallback.
+    Fallback,
+}
+
+/// `hints explain`: a path's or name's group and the evidence, over revisions `first..=last`.
+pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, query: &str) -> Result<Explanation, MineError> {
     let stats = NameStats::build(h, first, last)?;
     let label = match StorePath::parse(query) {
         _ if stats.labels.iter().any(|l| l == query) => query.to_string(),
@@ -18,97 +75,149 @@ pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, que
         Err(_) => NameKey::identity(query).label(),
     };
     let n = stats.labels.iter().position(|l| *l == label).ok_or_else(|| MineError::Unknown(query.to_string()))?;
-    let mut o = String::new();
-    let placement = Matcher::new(hints).place(&stats.samples[n])?;
-    let _ = writeln!(o, "{label}");
-    match (placement.pin, placement.group) {
-        (Some(p), _) => {
-            let _ = writeln!(o, "  layer: pin `{}` ({})", hints.pins[p].id, hints.pins[p].rule.as_str());
-        }
+    let changed_at: Vec<usize> = (0..stats.transitions).filter(|&t| stats.changed[t].get(n)).collect();
+    let changed_with = (0..stats.labels.len())
+        .filter(|&m| m != n && stats.present(m) && !changed_at.is_empty())
+        .filter(|&m| (0..stats.transitions).all(|t| stats.changed[t].get(m) == stats.changed[t].get(n)))
+        .map(|m| stats.labels[m].clone())
+        .take(TOGETHER_SHOWN)
+        .collect();
+    Ok(Explanation {
+        placement: placement(hints, &stats.samples[n])?,
+        revisions: (first, last),
+        size_over_time: stats.size_over_time[n].clone(),
+        changed_at: changed_at.iter().map(|&t| (first + t, first + t + 1)).collect(),
+        transitions: stats.transitions,
+        own_bumps: (0..stats.transitions).filter(|&t| stats.bumped[t].get(n)).count(),
+        changed_with,
+        bumps_with: (0..stats.labels.len()).filter(|&m| m != n && stats.source[m] == stats.source[n]).map(|m| stats.labels[m].clone()).collect(),
+        images: stats.images[n].ones().map(|i| stats.image_names[i].clone()).collect(),
+        name: label,
+    })
+}
+
+fn placement(hints: &HintFile, sample: &str) -> Result<Placement, MineError> {
+    let placed = Matcher::new(hints).place(sample)?;
+    Ok(match (placed.pin, placed.group) {
+        (Some(p), _) => Placement::Pin { id: hints.pins[p].id.clone(), rule: hints.pins[p].rule.as_str().to_string() },
         (None, Some(g)) => {
             let grp = &hints.groups[g];
-            let _ = writeln!(
-                o,
-                "  layer: group `{}` (group {} of {} in the file, bottom-up; one layer in every image that holds it, unless an image over budget merges it), {} members, {} bytes, expected to change at {:.0}% of updates, in {} images",
-                grp.id,
-                g + 1,
-                hints.groups.len(),
-                grp.members.len(),
-                grp.stats.size,
-                grp.stats.change_rate * 100.0,
-                grp.stats.images
-            );
-            let _ = writeln!(o, "  with: {}", grp.members.join(", "));
-            let plan: Vec<String> = hints
-                .merges
-                .iter()
-                .enumerate()
-                .filter_map(|(k, [x, y])| {
-                    let other = if *x == grp.id {
-                        y
-                    } else if *y == grp.id {
-                        x
-                    } else {
-                        return None;
-                    };
-                    Some(format!("`{other}` (entry {})", k + 1))
-                })
-                .collect();
-            if !plan.is_empty() {
-                let _ = writeln!(o, "  in an image over budget, joined with: {} of {} plan entries, applied in order until it fits", plan.join(", "), hints.merges.len());
+            let joined_with = hints.merges.iter().enumerate().filter_map(|(k, [x, y])| [(x, y), (y, x)].into_iter().find(|(a, _)| **a == grp.id).map(|(_, other)| (k + 1, other.clone()))).collect();
+            Placement::Group {
+                id: grp.id.clone(),
+                position: g + 1,
+                groups: hints.groups.len(),
+                members: grp.members.clone(),
+                size: grp.stats.size,
+                change_rate: grp.stats.change_rate,
+                images: grp.stats.images,
+                joined_with,
+                plan_entries: hints.merges.len(),
             }
         }
-        (None, None) => {
-            let _ = writeln!(o, "  layer: none of the groups; the layerer places it by its size-first fallback");
+        (None, None) => Placement::Fallback,
+    })
+}
+
+impl Explanation {
+    /// The explanation for a reader.
+    pub fn text(&self) -> String {
+        let mut o = format!("{}\n", self.name);
+        let _ = writeln!(o, "  layer: {}", self.placement.text());
+        if let Placement::Group { members, joined_with, plan_entries, .. } = &self.placement {
+            let _ = writeln!(o, "  with: {}", members.join(", "));
+            if !joined_with.is_empty() {
+                let plan: Vec<String> = joined_with.iter().map(|(k, other)| format!("`{other}` (entry {k})")).collect();
+                let _ = writeln!(o, "  in an image over budget, joined with: {} of {plan_entries} plan entries, applied in order until it fits", plan.join(", "));
+            }
+        }
+        let sizes: Vec<String> = self.size_over_time.iter().map(u64::to_string).collect();
+        let _ = writeln!(o, "  size over revisions {}..{}: {}", self.revisions.0, self.revisions.1, sizes.join(" "));
+        let changes: Vec<String> = self.changed_at.iter().map(|(a, b)| format!("{a}->{b}")).collect();
+        let _ = writeln!(
+            o,
+            "  changed at: {} ({} of {} transitions; {} of them its own bump, the rest cascaded from dependencies)",
+            or_none(&changes, "never"),
+            self.changed_at.len(),
+            self.transitions,
+            self.own_bumps
+        );
+        let _ = writeln!(o, "  always changed together with: {}", or_none(&self.changed_with, "-"));
+        let _ = writeln!(o, "  bumps together with (one source: same bump transitions and version): {}", or_none(&self.bumps_with, "-"));
+        let _ = writeln!(o, "  in images: {}", self.images.join(", "));
+        o
+    }
+}
+
+fn or_none(items: &[String], none: &str) -> String {
+    if items.is_empty() {
+        none.to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+impl Placement {
+    fn text(&self) -> String {
+        match self {
+            Placement::Pin { id, rule } => format!("pin `{id}` ({rule})"),
+            Placement::Group { id, position, groups, members, size, change_rate, images, .. } => format!(
+                "group `{id}` (group {position} of {groups} in the file, bottom-up; one layer in every image that holds it, unless an image over budget merges it), {} members, {size} bytes, expected to change at {:.0}% of updates, in {images} images",
+                members.len(),
+                change_rate * 100.0
+            ),
+            Placement::Fallback => "none of the groups; the layerer places it by its size-first fallback".to_string(),
         }
     }
-    let sizes: Vec<String> = stats.size_over_time[n].iter().map(|s| s.to_string()).collect();
-    let _ = writeln!(o, "  size over revisions {first}..{last}: {}", sizes.join(" "));
-    let changes: Vec<String> = (0..stats.transitions).filter(|&t| stats.changed[t].get(n)).map(|t| format!("{}->{}", first + t, first + t + 1)).collect();
-    let bumps = (0..stats.transitions).filter(|&t| stats.bumped[t].get(n)).count();
-    let _ = writeln!(
-        o,
-        "  changed at: {} ({} of {} transitions; {bumps} of them its own bump, the rest cascaded from dependencies)",
-        if changes.is_empty() { "never".to_string() } else { changes.join(", ") },
-        stats.change_count(n),
-        stats.transitions
-    );
-    let mine: Vec<usize> = (0..stats.transitions).filter(|&t| stats.changed[t].get(n)).collect();
-    let together: Vec<&str> = (0..stats.labels.len())
-        .filter(|&m| m != n && stats.present(m) && !mine.is_empty())
-        .filter(|&m| (0..stats.transitions).all(|t| stats.changed[t].get(m) == stats.changed[t].get(n)))
-        .map(|m| stats.labels[m].as_str())
-        .take(20)
-        .collect();
-    let _ = writeln!(o, "  always changed together with: {}", if together.is_empty() { "-".to_string() } else { together.join(", ") });
-    let cobump: Vec<&str> = (0..stats.labels.len()).filter(|&m| m != n && stats.source[m] == stats.source[n]).map(|m| stats.labels[m].as_str()).collect();
-    let _ = writeln!(o, "  bumps together with (one source: same bump transitions and version): {}", if cobump.is_empty() { "-".to_string() } else { cobump.join(", ") });
-    let imgs: Vec<&str> = stats.images[n].ones().map(|i| stats.image_names[i].as_str()).collect();
-    let _ = writeln!(o, "  in images: {}", imgs.join(", "));
-    Ok(o)
+}
+
+/// Where one path of the queried name lands in an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Landing {
+    pub image: String,
+    pub revision: String,
+    /// The path's name.
+    pub path: String,
+    /// Its layer, counted from the bottom (1-based), of `layers`.
+    pub layer: usize,
+    pub layers: usize,
+    /// The layer's bytes and paths.
+    pub bytes: u64,
+    pub paths: usize,
+    /// Why the layer exists.
+    pub why: String,
 }
 
 /// Where the paths named `query` land in one image: its snapshot at `revision` laid out by
-/// `hints` with the file's budget, each matching path's layer (counted from the bottom), the
-/// layer's bytes and paths, and why the layer exists.
-pub fn in_image(h: &History, image: usize, revision: usize, hints: &HintFile, query: &str) -> Result<String, MineError> {
-    let closure = h.closure(image, revision).ok_or_else(|| MineError::Unknown(format!("{query} in {} at {}", h.images[image], h.revisions[revision].label)))?;
+/// `hints` with the file's budget.
+pub fn in_image(h: &History, image: usize, revision: usize, hints: &HintFile, query: &str) -> Result<Vec<Landing>, MineError> {
+    let at = || format!("{} at {}", h.images[image], h.revisions[revision].label);
+    let closure = h.closure(image, revision).ok_or_else(|| MineError::Unknown(format!("{query} in {}", at())))?;
     let budget = layering_core::Budget::new(hints.budget.max_layers as usize, hints.budget.reserve as usize).map_err(MineError::Layer)?;
     let layers = layering_core::layer(&closure, budget, layering_core::Strategy::Hints(hints)).map_err(MineError::Layer)?;
     let label = match StorePath::parse(query) {
         Ok(p) => NameKey::identity(p.name()).label(),
         Err(_) => NameKey::identity(query).label(),
     };
-    let mut o = format!("in {} at {} ({} layers):\n", h.images[image], h.revisions[revision].label, layers.len());
-    let mut found = false;
+    let mut out = vec![];
     for (k, l) in layers.iter().enumerate() {
         for p in l.paths.iter().filter(|p| p.as_str() == query || NameKey::identity(p.name()).label() == label) {
-            found = true;
-            let _ = writeln!(o, "  {}: layer {} of {} from the bottom, {} bytes in {} paths: {}", p.name(), k + 1, layers.len(), l.size, l.paths.len(), l.reason);
+            let (image, revision) = (h.images[image].clone(), h.revisions[revision].label.clone());
+            out.push(Landing { image, revision, path: p.name().to_string(), layer: k + 1, layers: layers.len(), bytes: l.size, paths: l.paths.len(), why: l.reason.to_string() });
         }
     }
-    if !found {
-        return Err(MineError::Unknown(format!("{query} (not in {} at {})", h.images[image], h.revisions[revision].label)));
+    if out.is_empty() {
+        return Err(MineError::Unknown(format!("{query} (not in {})", at())));
     }
-    Ok(o)
+    Ok(out)
+}
+
+/// [`in_image`]'s landings for a reader.
+pub fn landings_text(landings: &[Landing]) -> String {
+    let Some(first) = landings.first() else { return String::new() };
+    let mut o = format!("in {} at {} ({} layers):\n", first.image, first.revision, first.layers);
+    for l in landings {
+        let _ = writeln!(o, "  {}: layer {} of {} from the bottom, {} bytes in {} paths: {}", l.path, l.layer, l.layers, l.bytes, l.paths, l.why);
+    }
+    o
 }

@@ -33,11 +33,22 @@ impl History {
     /// and every path the references digest. A damaged database is an error naming what is
     /// wrong, never a different history.
     pub fn load(store: &Store, only_images: Option<&[String]>) -> Result<Self, StoreError> {
-        store.read(|store| Self::load_checked(store, only_images))
+        store.read(|store| Self::load_checked(store, store.revisions()?, only_images, None))
     }
 
-    fn load_checked(store: &Store, only_images: Option<&[String]>) -> Result<Self, StoreError> {
-        let revs = store.revisions()?;
+    /// [`History::load`], keeping only the snapshots of the revisions `pick` chooses from the
+    /// whole list (positions `first..=last`, returned beside the history). Every revision stays
+    /// listed, so positions and labels mean what they mean in the whole history.
+    pub fn load_range(store: &Store, only_images: Option<&[String]>, pick: impl FnOnce(&[Revision]) -> Result<(usize, usize), StoreError>) -> Result<(Self, (usize, usize)), StoreError> {
+        store.read(|store| {
+            let revs = store.revisions()?;
+            let listed: Vec<Revision> = revs.iter().map(|(_, r)| r.clone()).collect();
+            let range = pick(&listed)?;
+            Ok((Self::load_checked(store, revs, only_images, Some(range))?, range))
+        })
+    }
+
+    fn load_checked(store: &Store, revs: Vec<(i64, Revision)>, only_images: Option<&[String]>, range: Option<(usize, usize)>) -> Result<Self, StoreError> {
         let mut images: Vec<(i64, String)> = store.images()?;
         if let Some(only) = only_images {
             images.retain(|(_, n)| only.contains(n));
@@ -64,7 +75,9 @@ impl History {
                 Ok(refs)
             })
             .collect::<Result<_, _>>()?;
-        let stored: Vec<((usize, usize), StoredSnapshot)> = store.memberships()?.into_iter().filter_map(|((img, rev), s)| Some(((*img_pos.get(&img)?, *rev_pos.get(&rev)?), s))).collect();
+        let wanted: Option<Vec<i64>> = range.map(|(first, last)| revs[first..=last].iter().map(|(id, _)| *id).collect());
+        let stored: Vec<((usize, usize), StoredSnapshot)> =
+            store.memberships(wanted.as_deref())?.into_iter().filter_map(|((img, rev), s)| Some(((*img_pos.get(&img)?, *rev_pos.get(&rev)?), s))).collect();
         let dense_paths = Dense { paths: &paths, sizes: &sizes, refs: &refs };
         // Each thread marks a snapshot's members in its own array, stamped with the snapshot's
         // position, so checking that references stay inside is one lookup each.
@@ -104,37 +117,48 @@ impl History {
 
     /// Resolves one revision name to its position.
     pub fn revision(&self, name: &str) -> Result<usize, StoreError> {
-        if let Some(k) = self.revisions.iter().position(|r| r.label == name) {
-            return match name.parse::<usize>() {
-                Ok(p) if p != k && p < self.revisions.len() => Err(StoreError::AmbiguousRevision { name: name.to_string(), labelled: k }),
-                _ => Ok(k),
-            };
-        }
-        if name.len() >= 4 {
-            let hits: Vec<usize> = (0..self.revisions.len()).filter(|&k| self.revisions[k].commit.as_deref().is_some_and(|c| c.starts_with(name))).collect();
-            if hits.len() == 1 {
-                return Ok(hits[0]);
-            }
-        }
-        match name.parse::<usize>() {
-            Ok(k) if k < self.revisions.len() => Ok(k),
-            _ => Err(StoreError::UnknownRevision(name.to_string())),
-        }
+        revision_position(&self.revisions, name)
     }
 
     /// Resolves `A..B` (inclusive), `A..` or `..B`; `None` means everything.
     pub fn range(&self, spec: Option<&str>) -> Result<(usize, usize), StoreError> {
-        let last = self.revisions.len().saturating_sub(1);
-        let Some(spec) = spec else { return Ok((0, last)) };
-        let bad = |why: String| StoreError::BadRange { spec: spec.to_string(), why };
-        let (a, b) = spec.split_once("..").ok_or_else(|| bad("expected A..B, A.. or ..B".into()))?;
-        let a = if a.is_empty() { 0 } else { self.revision(a)? };
-        let b = if b.is_empty() { last } else { self.revision(b)? };
-        if a > b {
-            return Err(bad(format!("the range is backwards: position {a} comes after position {b}")));
-        }
-        Ok((a, b))
+        range_positions(&self.revisions, spec)
     }
+}
+
+/// The position in `revisions` (history order) of a revision named by its label, a commit-id
+/// prefix (4+ characters) or its position.
+pub fn revision_position(revisions: &[Revision], name: &str) -> Result<usize, StoreError> {
+    if let Some(k) = revisions.iter().position(|r| r.label == name) {
+        return match name.parse::<usize>() {
+            Ok(p) if p != k && p < revisions.len() => Err(StoreError::AmbiguousRevision { name: name.to_string(), labelled: k }),
+            _ => Ok(k),
+        };
+    }
+    if name.len() >= 4 {
+        let hits: Vec<usize> = (0..revisions.len()).filter(|&k| revisions[k].commit.as_deref().is_some_and(|c| c.starts_with(name))).collect();
+        if hits.len() == 1 {
+            return Ok(hits[0]);
+        }
+    }
+    match name.parse::<usize>() {
+        Ok(k) if k < revisions.len() => Ok(k),
+        _ => Err(StoreError::UnknownRevision(name.to_string())),
+    }
+}
+
+/// The positions of `A..B` (inclusive), `A..` or `..B` in `revisions`; `None` means all.
+pub fn range_positions(revisions: &[Revision], spec: Option<&str>) -> Result<(usize, usize), StoreError> {
+    let last = revisions.len().saturating_sub(1);
+    let Some(spec) = spec else { return Ok((0, last)) };
+    let bad = |why: String| StoreError::BadRange { spec: spec.to_string(), why };
+    let (a, b) = spec.split_once("..").ok_or_else(|| bad("expected A..B, A.. or ..B".into()))?;
+    let a = if a.is_empty() { 0 } else { revision_position(revisions, a)? };
+    let b = if b.is_empty() { last } else { revision_position(revisions, b)? };
+    if a > b {
+        return Err(bad(format!("the range is backwards: position {a} comes after position {b}")));
+    }
+    Ok((a, b))
 }
 
 /// The paths by dense index, for checking snapshots.

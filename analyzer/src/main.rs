@@ -9,14 +9,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use hints_analyzer::diff;
 use hints_analyzer::formats::{Format, InputError};
-use hints_analyzer::history::History;
+use hints_analyzer::history::{range_positions, History};
 use hints_analyzer::human_bytes;
 use hints_analyzer::image::{self, Compression, Description, ImageError, LayerPlan, RuntimeConfig, WriteOptions, Written};
 use hints_analyzer::ingest::{self, IngestError, Job, Sources, Tally};
 use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::recover::registry::Repository;
 use hints_analyzer::recover::{self, Image, RecoverError};
-use hints_analyzer::replay::{self, replay, Metrics, Overlap, Replayed};
+use hints_analyzer::replay::{self, Metrics, Overlap, Replayed};
 use hints_analyzer::report;
 use hints_analyzer::scan::{self, Dataset, ScanError};
 use hints_analyzer::store::{Outcome, Revision, Store, StoreError};
@@ -483,6 +483,9 @@ struct ExplainArgs {
     /// With --image: the revision [default: the latest].
     #[arg(long, requires = "image")]
     rev: Option<String>,
+    /// Print the explanation (and, with --image, where each path lands) as JSON.
+    #[arg(long)]
+    json: bool,
     /// A store path, a name such as `glibc` or `gcc:lib`.
     path_or_name: String,
 }
@@ -1098,13 +1101,24 @@ fn cmd_validate(file: &Path, json: bool) -> Result<ExitCode> {
 
 /// The history of `images` (all when `None`); naming an image the database lacks is an error.
 fn load_history(store: &Store, images: Option<&[String]>) -> Result<History> {
+    check_images(store, images)?;
+    Ok(History::load(store, images)?)
+}
+
+/// [`load_history`] with only the snapshots of the revisions `pick` chooses.
+fn load_history_range(store: &Store, images: Option<&[String]>, pick: impl FnOnce(&[Revision]) -> Result<(usize, usize), StoreError>) -> Result<(History, (usize, usize))> {
+    check_images(store, images)?;
+    Ok(History::load_range(store, images, pick)?)
+}
+
+fn check_images(store: &Store, images: Option<&[String]>) -> Result<()> {
     if let Some(images) = images {
         let known: Vec<String> = store.images()?.into_iter().map(|(_, n)| n).collect();
         if let Some(unknown) = images.iter().find(|i| !known.contains(i)) {
             bail!(BadInput(format!("--images: no image `{unknown}` in {} (it has: {})", store.file(), known.join(", "))));
         }
     }
-    Ok(History::load(store, images)?)
+    Ok(())
 }
 
 fn cmd_diff(a: DiffArgs) -> Result<ExitCode> {
@@ -1201,8 +1215,7 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
 
 fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
     let store = Store::open_existing(&a.db.path()?)?;
-    let history = load_history(&store, a.images.as_deref())?;
-    let (first, last) = history.range(Some(&a.range))?;
+    let (history, (first, last)) = load_history_range(&store, a.images.as_deref(), |revs| range_positions(revs, Some(&a.range)))?;
     let hints = load_hints(&a.hints)?;
     match replay::training_overlap(&history, &hints, first, last) {
         Overlap::Overlaps(lo, hi) => {
@@ -1216,7 +1229,7 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
         Overlap::Unknown => eprintln!("warning: the revisions {} was learned from are not in this database; cannot check for overlap", a.hints.display()),
     }
     let budget = a.budget.budget(Some(&hints))?;
-    let results: Vec<Metrics> = Replayed::all(&hints).iter().map(|&s| replay(&history, first, last, budget, s)).collect::<Result<_, _>>()?;
+    let results: Vec<Metrics> = replay::replay_many(&history, first, last, &Replayed::all(&hints).map(|s| (budget, s)))?;
     if a.json {
         outln!(
             "{}",
@@ -1273,14 +1286,13 @@ fn eval_table(history: &History, first: usize, last: usize, max_layers: usize, r
 fn cmd_report(a: ReportArgs) -> Result<ExitCode> {
     let db = a.db.path()?;
     let store = Store::open_existing(&db)?;
-    let history = load_history(&store, a.images.as_deref())?;
-    let (first, last) = match &a.range {
-        Some(r) => history.range(Some(r))?,
+    let (history, (first, last)) = load_history_range(&store, a.images.as_deref(), |revs| match &a.range {
+        Some(r) => range_positions(revs, Some(r)),
         None => {
-            let last = history.revisions.len().saturating_sub(1);
-            (last.saturating_sub(REPORT_UPDATES), last)
+            let last = revs.len().saturating_sub(1);
+            Ok((last.saturating_sub(REPORT_UPDATES), last))
         }
-    };
+    })?;
     let hints = load_hints(&a.hints)?;
     if let Overlap::Overlaps(lo, hi) = replay::training_overlap(&history, &hints, first, last) {
         eprintln!("warning: {} was learned from revisions {lo}..{hi}, which overlap the replayed updates {}..{last}: the figures are on the training data", a.hints.display(), first + 1);
@@ -1319,15 +1331,22 @@ fn cmd_explain(a: ExplainArgs) -> Result<ExitCode> {
             (history.revision(&lf.first).unwrap_or(0), history.revision(&lf.last).unwrap_or(history.revisions.len().saturating_sub(1)))
         }
     };
-    let mut text = hints_analyzer::explain::explain(&history, range, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?;
-    if let Some(image) = &a.image {
-        let i = history.images.iter().position(|x| x == image).ok_or_else(|| BadInput(format!("--image: no image `{image}` in {}", store.file())))?;
-        let r = match &a.rev {
-            Some(r) => history.revision(r)?,
-            None => history.revisions.len() - 1,
-        };
-        text += &hints_analyzer::explain::in_image(&history, i, r, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?;
+    let explained = hints_analyzer::explain::explain(&history, range, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?;
+    let landings = match &a.image {
+        Some(image) => {
+            let i = history.images.iter().position(|x| x == image).ok_or_else(|| BadInput(format!("--image: no image `{image}` in {}", store.file())))?;
+            let r = match &a.rev {
+                Some(r) => history.revision(r)?,
+                None => history.revisions.len() - 1,
+            };
+            Some(hints_analyzer::explain::in_image(&history, i, r, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?)
+        }
+        None => None,
+    };
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"explanation": explained, "in_image": landings}))?)?;
+    } else {
+        print!("{}{}", explained.text(), landings.as_deref().map(hints_analyzer::explain::landings_text).unwrap_or_default());
     }
-    print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

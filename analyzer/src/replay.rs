@@ -16,8 +16,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hints_format::HintFile;
-use layering_core::{layer, Budget, LayerError, Strategy};
+use hints_format::{HintFile, Matcher};
+use layering_core::{hinted, layer, Budget, LayerError, Strategy};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -66,54 +66,78 @@ pub struct Metrics {
 
 type LayerSet = Vec<(Vec<u32>, u64)>;
 
-/// The layers of every snapshot in `first..=last` under one strategy, as sorted member lists.
-fn layers_of(history: &History, first: usize, last: usize, budget: Budget, s: Replayed<'_>) -> Result<HashMap<(usize, usize), LayerSet>, LayerError> {
+/// One replay: a budget and a strategy.
+pub type Job<'a> = (Budget, Replayed<'a>);
+
+/// Replays `first..=last` under `strategy`.
+pub fn replay(history: &History, first: usize, last: usize, budget: Budget, strategy: Replayed<'_>) -> Result<Metrics, LayerError> {
+    Ok(replay_many(history, first, last, &[(budget, strategy)])?.remove(0))
+}
+
+/// Replays `first..=last` once per job, building each snapshot's closure once for all of them.
+/// Memory holds every job's layers of every snapshot in the range.
+pub fn replay_many(history: &History, first: usize, last: usize, jobs: &[Job<'_>]) -> Result<Vec<Metrics>, LayerError> {
     let keys: Vec<(usize, usize)> = (0..history.images.len()).flat_map(|i| (first..=last).map(move |r| (i, r))).filter(|k| history.snapshots.contains_key(k)).collect();
-    keys.par_iter()
-        .map(|&(i, r)| {
-            let members = &history.snapshots[&(i, r)];
-            let with_size = |m: Vec<u32>| {
-                let b = m.iter().map(|&p| history.sizes[p as usize]).sum();
-                (m, b)
-            };
-            let sets: Vec<Vec<u32>> = match s {
+    // Each hint file is compiled once, not once per snapshot.
+    let matchers: Vec<Option<Matcher>> = jobs.iter().map(|(_, s)| if let Replayed::Hints(f) = s { Some(Matcher::new(f)) } else { None }).collect();
+    let per_snapshot: Vec<Vec<LayerSet>> = keys.par_iter().map(|&(i, r)| layer_sets(history, i, r, jobs, &matchers)).collect::<Result<_, _>>()?;
+    let metrics = jobs.iter().enumerate().map(|(j, &(_, strategy))| {
+        let layers: HashMap<(usize, usize), &LayerSet> = keys.iter().zip(&per_snapshot).map(|(&k, sets)| (k, &sets[j])).collect();
+        count(history, first, last, strategy, &layers)
+    });
+    Ok(metrics.collect())
+}
+
+/// One snapshot's layers under each job, as sorted member lists with their bytes.
+fn layer_sets(history: &History, i: usize, r: usize, jobs: &[Job<'_>], matchers: &[Option<Matcher>]) -> Result<Vec<LayerSet>, LayerError> {
+    let members = &history.snapshots[&(i, r)];
+    // Built on first use, once for every job that lays the snapshot out.
+    let closure = std::cell::OnceCell::new();
+    let laid_out = |budget: Budget, strategy: Strategy<'_>, matcher: Option<&Matcher>| -> Result<Vec<Vec<u32>>, LayerError> {
+        let closure = closure.get_or_init(|| history.closure(i, r).expect("snapshot exists"));
+        // Closure indices are path-sorted, as are the dense indices of `members`.
+        let member = |p: &hints_format::StorePath| members[closure.index_of(p.as_str()).expect("a layer holds closure paths")];
+        let layers = match (strategy, matcher) {
+            (Strategy::Hints(file), Some(m)) => hinted::layers_matched(closure, budget.store_layers(), file, m)?,
+            _ => layer(closure, budget, strategy)?,
+        };
+        Ok(layers
+            .into_iter()
+            .map(|l| {
+                let mut m: Vec<u32> = l.paths.iter().map(member).collect();
+                m.sort_unstable();
+                m
+            })
+            .collect())
+    };
+    let with_size = |m: Vec<u32>| {
+        let b = m.iter().map(|&p| history.sizes[p as usize]).sum();
+        (m, b)
+    };
+    jobs.iter()
+        .zip(matchers)
+        .map(|(&(budget, s), matcher)| {
+            let sets = match s {
                 Replayed::Single => vec![members.clone()],
                 Replayed::Floor => members.iter().map(|&p| vec![p]).collect(),
-                _ => {
-                    let closure = history.closure(i, r).expect("snapshot exists");
-                    let strategy = match s {
-                        Replayed::Popularity => Strategy::Popularity,
-                        Replayed::SizeFirst => Strategy::SizeFirst,
-                        Replayed::Hints(f) => Strategy::Hints(f),
-                        Replayed::Single | Replayed::Floor => unreachable!("handled above"),
-                    };
-                    // Closure indices are path-sorted, as are the dense indices of `members`.
-                    let index: HashMap<&str, u32> = members.iter().map(|&p| (history.paths[p as usize].as_str(), p)).collect();
-                    layer(&closure, budget, strategy)?
-                        .into_iter()
-                        .map(|l| {
-                            let mut m: Vec<u32> = l.paths.iter().map(|p| index[p.as_str()]).collect();
-                            m.sort_unstable();
-                            m
-                        })
-                        .collect()
-                }
+                Replayed::Popularity => laid_out(budget, Strategy::Popularity, None)?,
+                Replayed::SizeFirst => laid_out(budget, Strategy::SizeFirst, None)?,
+                Replayed::Hints(f) => laid_out(budget, Strategy::Hints(f), matcher.as_ref())?,
             };
-            Ok(((i, r), sets.into_iter().map(with_size).collect()))
+            Ok(sets.into_iter().map(with_size).collect())
         })
         .collect()
 }
 
-/// Replays `first..=last` under `strategy`.
-pub fn replay(history: &History, first: usize, last: usize, budget: Budget, strategy: Replayed<'_>) -> Result<Metrics, LayerError> {
-    let layers = layers_of(history, first, last, budget, strategy)?;
+/// Counts what clients, nodes and the registry transfer and store, given every snapshot's layers.
+fn count(history: &History, first: usize, last: usize, strategy: Replayed<'_>, layers: &HashMap<(usize, usize), &LayerSet>) -> Metrics {
     let mut m = Metrics { strategy: strategy.name().to_string(), ..Default::default() };
     let mut per_image = vec![0u64; history.images.len()];
     let mut prev_union: HashSet<&Vec<u32>> = HashSet::new();
     for r in first..=last {
         let mut union_now: HashMap<&Vec<u32>, u64> = HashMap::new();
         for i in 0..history.images.len() {
-            for (l, b) in layers.get(&(i, r)).into_iter().flatten() {
+            for (l, b) in layers.get(&(i, r)).into_iter().flat_map(|s| s.iter()) {
                 union_now.insert(l, *b);
             }
         }
@@ -135,10 +159,10 @@ pub fn replay(history: &History, first: usize, last: usize, budget: Budget, stra
         }
         prev_union = union_now.into_keys().collect();
     }
-    let total_layers: usize = layers.values().map(Vec::len).sum();
+    let total_layers: usize = layers.values().map(|s| s.len()).sum();
     m.avg_layers = (total_layers as f64 * 10.0 / layers.len().max(1) as f64).round() / 10.0;
     m.per_image_update_bytes = history.images.iter().cloned().zip(per_image).collect();
-    Ok(m)
+    m
 }
 
 /// How the revisions a hint file was learned from relate to the replayed updates.

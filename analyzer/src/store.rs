@@ -459,13 +459,23 @@ impl Store {
         Ok(rows)
     }
 
-    /// Every snapshot as stored: (image id, revision id) → members and the figures to check
-    /// them against.
-    pub fn memberships(&self) -> Result<HashMap<(i64, i64), StoredSnapshot>> {
-        let mut s = self.conn.prepare("SELECT image_id, revision_id, members, digest, total_size, row_check FROM snapshots").map_err(self.sq())?;
+    /// Every snapshot as stored, or those of the revisions with the ids `revisions`: (image id,
+    /// revision id) → members and the figures to check them against.
+    pub fn memberships(&self, revisions: Option<&[i64]>) -> Result<HashMap<(i64, i64), StoredSnapshot>> {
         type Row = ((i64, i64), Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
-        let rows: Vec<Row> =
-            s.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))).and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>()).map_err(self.sq())?;
+        let read = |r: &rusqlite::Row<'_>| Ok(((r.get(0)?, r.get(1)?), r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?));
+        const COLUMNS: &str = "SELECT image_id, revision_id, members, digest, total_size, row_check FROM snapshots";
+        let rows: Vec<Row> = match revisions {
+            None => self.conn.prepare(COLUMNS).and_then(|mut s| s.query_map([], read)?.collect()),
+            Some(ids) => self.conn.prepare(&format!("{COLUMNS} WHERE revision_id = ?1")).and_then(|mut s| {
+                let mut rows = Vec::new();
+                for id in ids {
+                    rows.extend(s.query_map([id], read)?.collect::<rusqlite::Result<Vec<Row>>>()?);
+                }
+                Ok(rows)
+            }),
+        }
+        .map_err(self.sq())?;
         rows.into_iter()
             .map(|(key, members, digest, total_size, check)| {
                 let bad = |what: &str| self.damaged(format!("snapshot (image id {}, revision id {}): {what}", key.0, key.1));

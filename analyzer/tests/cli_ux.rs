@@ -122,6 +122,13 @@ fn emit_says_when_it_keeps_a_previous_file_and_can_learn_afresh() {
     let k: usize = line.split("layer ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     let layers: Vec<Vec<String>> = serde_json::from_str(&ok(run(&["layer", "--graph", repo().join("fixtures/example/graphs/curl/12.json").to_str().unwrap(), "--hints", "h.yaml"], t))).unwrap();
     assert!(layers[k - 1].iter().any(|p| p.contains("-libssl3t64-")), "layer {k} of `hints layer` holds it: {line}");
+    // The same facts as JSON.
+    let v: serde_json::Value = serde_json::from_str(&ok(run(&["explain", "--hints", "h.yaml", "libssl3t64", "--image", "curl", "--rev", "12", "--json"], t))).unwrap();
+    let placement = &v["explanation"]["placement"];
+    assert_eq!(placement["kind"], "group", "{v}");
+    assert!(said.contains(&format!("layer: group `{}`", placement["id"].as_str().unwrap())), "{said}");
+    assert_eq!(v["in_image"][0]["layer"].as_u64(), Some(k as u64), "{v}");
+    assert_eq!(v["explanation"]["name"], "libssl3t64");
     bad_input(&run(&["explain", "--hints", "h.yaml", "libssl3t64", "--image", "nosuch"], t), "--image: no image `nosuch`");
 }
 

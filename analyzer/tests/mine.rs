@@ -288,7 +288,7 @@ fn a_merge_only_a_big_image_needs_is_not_imposed_on_small_images() {
     }
     let small = layers(&h, &f, "s1", 0);
     assert_eq!(small, [vec!["liba".to_string()], vec!["libb".to_string()]], "{text}");
-    let why = explain(&h, (0, 6), &f, "liba").unwrap();
+    let why = explain(&h, (0, 6), &f, "liba").unwrap().text();
     assert!(why.contains("expected to change at "), "{why}");
     assert!(why.contains("in images: big, s1, s2, s3, s4, s5"), "{why}");
     // A hand-written plan still comes first, and `explain` shows it.
@@ -298,7 +298,7 @@ fn a_merge_only_a_big_image_needs_is_not_imposed_on_small_images() {
     let big = layers(&h, &planned, "big", 0);
     assert!(holding(&big, "xlarge").contains(&"ylarge".to_string()), "{big:?}");
     assert_eq!(layers(&h, &planned, "s1", 0).len(), 2, "an image with room ignores the plan");
-    let why_x = explain(&h, (0, 6), &planned, "xlarge").unwrap();
+    let why_x = explain(&h, (0, 6), &planned, "xlarge").unwrap().text();
     assert!(why_x.contains(&format!("joined with: `{}` (entry 1)", group_of(&f, "ylarge"))), "{why_x}");
 }
 

@@ -92,7 +92,12 @@ const NO_HISTORY_RATE: f64 = 0.75;
 
 /// The layers of `closure` in `n` store layers by `file` (the module doc's algorithm).
 pub fn layers(closure: &Closure, n: usize, file: &HintFile) -> Result<Vec<Layer>, LayerError> {
-    let matcher = Matcher::new(file);
+    layers_matched(closure, n, file, &Matcher::new(file))
+}
+
+/// [`layers`] with `file` already compiled (`matcher` is `Matcher::new(file)`), for laying out
+/// many closures with one file.
+pub fn layers_matched(closure: &Closure, n: usize, file: &HintFile, matcher: &Matcher) -> Result<Vec<Layer>, LayerError> {
     let mut units: BTreeMap<UnitKey, (Vec<usize>, Reason)> = BTreeMap::new();
     let mut fallback = vec![false; closure.len()];
     let mut fallback_count = 0;

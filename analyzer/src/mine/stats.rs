@@ -190,8 +190,4 @@ impl NameStats {
     pub(crate) fn present(&self, name: usize) -> bool {
         self.images[name].count() > 0
     }
-
-    pub(crate) fn change_count(&self, name: usize) -> usize {
-        self.changed.iter().filter(|c| c.get(name)).count()
-    }
 }

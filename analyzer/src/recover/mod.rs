@@ -222,16 +222,21 @@ fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, RecoverError> {
 }
 
 /// One store path of a layer, hashed and scanned.
-struct Recovered {
-    nar_size: u64,
-    nar_hash: String,
+pub struct Recovered {
+    /// Bytes of its NAR serialisation.
+    pub nar_size: u64,
+    /// `sha256-<base64>` of its NAR serialisation, as Nix writes narHash.
+    pub nar_hash: String,
     /// Every 32-character Nix base32 window of its contents and symlink targets.
-    windows: HashSet<[u8; 32]>,
+    pub windows: HashSet<[u8; 32]>,
 }
 
-struct LayerPaths {
-    digest: String,
-    paths: BTreeMap<String, Recovered>,
+/// The store paths of one layer.
+pub struct LayerPaths {
+    /// The layer blob's digest.
+    pub digest: String,
+    /// Store path base name (`HASH-name`) → what its files give.
+    pub paths: BTreeMap<String, Recovered>,
 }
 
 /// A reader that hashes what it reads.
@@ -253,7 +258,7 @@ fn read_layer(dir: &Path, desc: &Descriptor) -> Result<LayerPaths, RecoverError>
     let blob_err = |what: String| RecoverError::Blob { digest: digest.clone(), what };
     let file = std::fs::File::open(blob_path(dir, &digest)?).map_err(|e| blob_err(e.to_string()))?;
     let mut hashing = Hashing { inner: io::BufReader::with_capacity(1 << 17, file), sha: Sha256::new() };
-    let trees = {
+    let layer = {
         let decoded: Box<dyn Read + '_> = match desc.media_type() {
             // Several gzip members (parallel compressors write them) are one stream.
             MediaType::ImageLayerGzip => Box::new(flate2::read::MultiGzDecoder::new(&mut hashing)),
@@ -261,17 +266,23 @@ fn read_layer(dir: &Path, desc: &Descriptor) -> Result<LayerPaths, RecoverError>
             MediaType::ImageLayer => Box::new(&mut hashing),
             other => Err(blob_err(format!("media type {other} is not a layer this reads (tar, tar+gzip, tar+zstd)")))?,
         };
-        let mut trees = Trees::default();
-        read_entries(decoded, &digest, &mut trees)?;
-        trees
+        read_layer_tar(decoded, &digest)?
     };
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| blob_err(e.to_string()))?;
     let found = format!("sha256:{:x}", hashing.sha.finalize());
     if found != digest {
         return Err(blob_err(format!("its bytes hash to {found}: the blob is damaged or not the one the manifest names")));
     }
+    Ok(layer)
+}
+
+/// The store paths an uncompressed layer tar writes, each with its NAR size and hash and the
+/// hash-part windows of its contents; `digest` names the blob in errors.
+pub fn read_layer_tar(tar: impl Read, digest: &str) -> Result<LayerPaths, RecoverError> {
+    let mut trees = Trees::default();
+    read_entries(tar, digest, &mut trees)?;
     let paths = trees.roots.into_par_iter().map(|(base, node)| (base, recovered(&node))).collect();
-    Ok(LayerPaths { digest, paths })
+    Ok(LayerPaths { digest: digest.to_string(), paths })
 }
 
 /// The store paths' trees of one layer, as its entries come.
@@ -352,7 +363,8 @@ fn read_entries(r: impl Read, digest: &str, trees: &mut Trees) -> Result<(), Rec
             tar::EntryType::Directory => Node::Directory(BTreeMap::new()),
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let executable = e.header().mode().map_err(|err| entry_err(&name, err.to_string()))? & 0o111 != 0;
-                let mut contents = Vec::with_capacity(e.size() as usize);
+                // The header's size is only a claim until the bytes are read.
+                let mut contents = Vec::with_capacity(e.size().min(1 << 20) as usize);
                 e.read_to_end(&mut contents).map_err(|err| entry_err(&name, format!("truncated: {err}")))?;
                 Node::File { executable, contents }
             }
@@ -360,7 +372,10 @@ fn read_entries(r: impl Read, digest: &str, trees: &mut Trees) -> Result<(), Rec
             tar::EntryType::Link => {
                 let target = e.link_name_bytes().ok_or_else(|| entry_err(&name, "a hard link without a target".into()))?.into_owned();
                 let (tb, tc) = store_entry(&target).ok_or_else(|| entry_err(&name, "a hard link to a file outside the store".into()))?;
-                trees.get(&tb, &tc).cloned().ok_or_else(|| entry_err(&name, "a hard link to a file not earlier in this layer".into()))?
+                match trees.get(&tb, &tc) {
+                    Some(file @ Node::File { .. }) => file.clone(),
+                    _ => return Err(entry_err(&name, "a hard link to something not a file earlier in this layer".into())),
+                }
             }
             other => return Err(entry_err(&name, format!("a {other:?} entry: a store holds only files, directories and symlinks"))),
         };
@@ -377,4 +392,60 @@ fn recovered(node: &Node) -> Recovered {
     let mut windows = HashSet::new();
     node.for_each_scanned(&mut |bytes| refs::windows(bytes, &mut windows));
     Recovered { nar_size, nar_hash: format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(sha)), windows }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0c8vhkd0xjaz0ib9cb7r8i6fb3dn0c1q-libfoo-1.0";
+    const B: &str = "1q7sd4wskl3f8vlrafmgyyf7rmbyhs5q-app-2.1";
+
+    /// The fuzz target's seed, as `fuzz/make-tar-seeds.py` writes it.
+    #[test]
+    fn a_layer_tar_gives_its_paths_and_the_hashes_inside_them() {
+        let layer = read_layer_tar(&include_bytes!("../../../fuzz/corpus/layer_tar/two-paths.tar")[..], "sha256:seed").unwrap();
+        assert_eq!(layer.paths.keys().collect::<Vec<_>>(), [A, B]);
+        let windows = &layer.paths[B].windows;
+        assert!(windows.contains(&A.as_bytes()[..32]), "app's script names libfoo");
+        assert!(!layer.paths[A].windows.contains(&B.as_bytes()[..32]));
+        // The hard link is a second copy of the script: app's NAR holds it twice.
+        let script = "#!/bin/sh\nexec /nix/store/0c8vhkd0xjaz0ib9cb7r8i6fb3dn0c1q-libfoo-1.0/lib/libfoo.so\n".len() as u64;
+        assert!(layer.paths[B].nar_size > 2 * script);
+    }
+
+    fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_size(0);
+            h.set_mode(0o555);
+            match *link {
+                "" => b.append_data(&mut h, name, &[][..]).unwrap(),
+                link => b.append_link(&mut h, name, link).unwrap(),
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_hard_link_to_a_directory_is_refused() {
+        let dir = format!("nix/store/{A}/share");
+        let tar = tar_of(&[(&dir, tar::EntryType::Directory, ""), (&format!("nix/store/{A}/again"), tar::EntryType::Link, &dir)]);
+        let e = read_layer_tar(&tar[..], "sha256:x").err().unwrap();
+        assert!(e.to_string().contains("not a file"), "{e}");
+    }
+
+    #[test]
+    fn a_size_the_bytes_do_not_back_is_an_error_not_an_allocation() {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(format!("nix/store/{A}")).unwrap();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(1 << 40);
+        h.set_mode(0o444);
+        h.set_cksum();
+        let e = read_layer_tar(&h.as_bytes()[..], "sha256:x").err().unwrap();
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
 }

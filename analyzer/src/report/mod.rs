@@ -19,7 +19,7 @@
 //! # Algorithm
 //! 1. Replay the range under every strategy at the budget ([`Replayed::all`]).
 //! 2. The trade-off curve: replay size-first and hints at each budget of [`BUDGETS`] (and the
-//!    chosen one).
+//!    chosen one), in the same pass as step 1, so each snapshot's closure is built once.
 //! 3. The layer map: each image's `hints` layers at revision `D`, with the change rate of each.
 //! 4. The churn timeline: per update, the bytes each strategy pulled and the changed names.
 //! 5. With a previous file: [`crate::diff`]'s changes and costs.
@@ -32,15 +32,15 @@ pub mod page;
 use std::collections::{BTreeMap, HashSet};
 
 use hints_format::{HintFile, MatchError, Matcher, NameKey};
-use layering_core::{layer, Budget, LayerError, Strategy};
+use layering_core::{hinted, Budget, LayerError};
 use rayon::prelude::*;
 
 use crate::diff::{self, Changes, Costs};
 use crate::history::History;
-use crate::replay::{replay, Metrics, Replayed};
+use crate::replay::{replay_many, Job, Metrics, Replayed};
 
 /// Budgets (max layers) the trade-off curve is replayed at, besides the report's own.
-pub const BUDGETS: [usize; 7] = [10, 20, 30, 50, 75, 100, 125];
+pub const BUDGETS: [usize; 6] = [10, 20, 30, 50, 100, 125];
 
 /// Changed names listed per update, largest first.
 pub const CHANGED_SHOWN: usize = 12;
@@ -143,37 +143,41 @@ pub fn build(history: &History, (first, last): (usize, usize), req: &Request<'_>
     if last <= first {
         return Err(ReportError::NoUpdate(history.revisions[first].label.clone(), history.revisions[last].label.clone()));
     }
-    let strategies: Vec<Metrics> = Replayed::all(req.hints).par_iter().map(|&s| replay(history, first, last, req.budget, s)).collect::<Result<_, _>>()?;
+    let budgets = tradeoff_budgets(req.budget)?;
+    // One pass lays every snapshot out for the strategies and for the trade-off's other budgets.
+    let mut jobs: Vec<Job<'_>> = Replayed::all(req.hints).map(|s| (req.budget, s)).to_vec();
+    jobs.extend(budgets.iter().flat_map(|&b| [(b, Replayed::SizeFirst), (b, Replayed::Hints(req.hints))]));
+    let mut strategies = replay_many(history, first, last, &jobs)?;
+    let others = strategies.split_off(Replayed::all(req.hints).len());
+    let point = |b: Budget, m: &[Metrics]| TradeoffPoint { max_layers: b.max_layers, size_first: m[0].update_bytes, hints: m[1].update_bytes };
+    let named = |name: &str| strategies.iter().find(|m| m.strategy == name).expect("every strategy is replayed").clone();
+    let mut tradeoff: Vec<TradeoffPoint> = budgets.iter().zip(others.chunks(2)).map(|(&b, m)| point(b, m)).collect();
+    tradeoff.push(point(req.budget, &[named("size-first"), named("hints")]));
+    tradeoff.sort_by_key(|p| p.max_layers);
     let previous = match &req.previous {
         Some((name, old)) => Some(Regeneration { previous_name: name.clone(), changes: diff::changes(old, req.hints), costs: diff::costs(history, old, req.hints, req.budget)? }),
         None => None,
     };
+    let labels = labels(history);
+    let matcher = Matcher::new(req.hints);
     Ok(Report {
         source: req.source.clone(),
         hints_name: req.hints_name.clone(),
         range: (history.revisions[first].label.clone(), history.revisions[last].label.clone()),
         budget: req.budget,
         images: history.images.clone(),
-        tradeoff: tradeoff(history, (first, last), req)?,
-        layer_maps: layer_maps(history, (first, last), req)?,
-        churn: churn(history, (first, last), req.hints, &strategies)?,
+        tradeoff,
+        layer_maps: layer_maps(history, (first, last), req, &labels, &matcher)?,
+        churn: churn(history, (first, last), req.hints, &strategies, &labels, &matcher)?,
         strategies,
         previous,
     })
 }
 
-fn tradeoff(history: &History, (first, last): (usize, usize), req: &Request<'_>) -> Result<Vec<TradeoffPoint>, ReportError> {
-    let mut budgets: Vec<usize> = BUDGETS.iter().copied().chain([req.budget.max_layers]).filter(|&b| b > req.budget.reserve + 1).collect();
-    budgets.sort_unstable();
-    budgets.dedup();
-    budgets
-        .par_iter()
-        .map(|&max_layers| {
-            let budget = Budget::new(max_layers, req.budget.reserve)?;
-            let bytes = |s| replay(history, first, last, budget, s).map(|m| m.update_bytes);
-            Ok(TradeoffPoint { max_layers, size_first: bytes(Replayed::SizeFirst)?, hints: bytes(Replayed::Hints(req.hints))? })
-        })
-        .collect()
+/// The trade-off curve's other budgets: those of [`BUDGETS`] that differ from the report's own
+/// and leave room for a store layer beside the reserve.
+fn tradeoff_budgets(chosen: Budget) -> Result<Vec<Budget>, LayerError> {
+    BUDGETS.iter().filter(|&&b| b != chosen.max_layers && b > chosen.reserve + 1).map(|&m| Budget::new(m, chosen.reserve)).collect()
 }
 
 /// The hint-file label of each path, by dense index.
@@ -188,15 +192,14 @@ fn gained<'l>(history: &History, labels: &'l [String], i: usize, r: usize) -> Ve
     now.iter().filter(|p| !held.contains(p)).map(|&p| (labels[p as usize].as_str(), p)).collect()
 }
 
-fn layer_maps(history: &History, (first, last): (usize, usize), req: &Request<'_>) -> Result<Vec<LayerMap>, ReportError> {
-    let labels = labels(history);
+fn layer_maps(history: &History, (first, last): (usize, usize), req: &Request<'_>, labels: &[String], matcher: &Matcher) -> Result<Vec<LayerMap>, ReportError> {
     let updates = (last - first) as f64;
     (0..history.images.len())
         .into_par_iter()
         .filter_map(|i| Some((i, history.closure(i, last)?)))
         .map(|(i, closure)| {
-            let touched: Vec<HashSet<&str>> = (first + 1..=last).map(|r| gained(history, &labels, i, r).into_iter().map(|(l, _)| l).collect()).collect();
-            let layers = layer(&closure, req.budget, Strategy::Hints(req.hints))?
+            let touched: Vec<HashSet<&str>> = (first + 1..=last).map(|r| gained(history, labels, i, r).into_iter().map(|(l, _)| l).collect()).collect();
+            let layers = hinted::layers_matched(&closure, req.budget.store_layers(), req.hints, matcher)?
                 .into_iter()
                 .map(|l| {
                     let mut names: Vec<String> = l.paths.iter().map(|p| NameKey::identity(p.name()).label()).collect();
@@ -211,15 +214,13 @@ fn layer_maps(history: &History, (first, last): (usize, usize), req: &Request<'_
         .collect()
 }
 
-fn churn(history: &History, (first, last): (usize, usize), hints: &HintFile, strategies: &[Metrics]) -> Result<Vec<Update>, ReportError> {
-    let labels = labels(history);
-    let matcher = Matcher::new(hints);
+fn churn(history: &History, (first, last): (usize, usize), hints: &HintFile, strategies: &[Metrics], labels: &[String], matcher: &Matcher) -> Result<Vec<Update>, ReportError> {
     (first + 1..=last)
         .map(|r| {
             // label → (bytes, paths counted)
             let mut bytes: BTreeMap<&str, (u64, Vec<u32>)> = BTreeMap::new();
             for i in 0..history.images.len() {
-                for (label, p) in gained(history, &labels, i, r) {
+                for (label, p) in gained(history, labels, i, r) {
                     let (b, paths) = bytes.entry(label).or_default();
                     if !paths.contains(&p) {
                         paths.push(p);
