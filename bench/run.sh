@@ -9,8 +9,12 @@ H=target/release/hints
 echo "== $(date -u +%FT%TZ) on $(nproc) cores"
 $B match
 $B layer ${NIXPKGS_PY:+--python "$NIXPKGS_PY"}
+$B shapes
 $B scan
 $B emit
+echo "bench: hints report on the 10,000-snapshot history (whole command, last 10 updates)"
+/usr/bin/time -f "seconds: %e, peak memory: %M KB" $H -q report --db /tmp/hints-bench.db --hints /tmp/hints-bench.yaml --out /tmp/hints-bench-report.html
+echo "report bytes: $(stat -c %s /tmp/hints-bench-report.html)"
 if [ -d ../shared/data/dev-history ]; then
   $B dataset ../shared/data/dev-history --db /tmp/hints-bench-dev.db
   rm -f /tmp/hints-bench-dev.yaml

@@ -4,7 +4,7 @@
 //! revision is named on the command line by its label, a commit-id prefix (4+ characters), or
 //! its position in history order (`0` is the oldest); `A..B` is the inclusive range.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use hints_format::StorePath;
 use layering_core::{Closure, PathInfo};
@@ -55,7 +55,12 @@ impl History {
         }
         let rev_pos: HashMap<i64, usize> = revs.iter().enumerate().map(|(k, (id, _))| (*id, k)).collect();
         let img_pos: HashMap<i64, usize> = images.iter().enumerate().map(|(k, (id, _))| (*id, k)).collect();
-        let records = store.all_paths()?;
+        let wanted: Option<Vec<i64>> = range.map(|(first, last)| revs[first..=last].iter().map(|(id, _)| *id).collect());
+        let stored: Vec<((usize, usize), StoredSnapshot)> =
+            store.memberships(wanted.as_deref())?.into_iter().filter_map(|((img, rev), s)| Some(((*img_pos.get(&img)?, *rev_pos.get(&rev)?), s))).collect();
+        // A range needs only its snapshots' paths (closed under references, as checked below).
+        let needed: Option<HashSet<i64>> = range.map(|_| stored.iter().flat_map(|(_, s)| s.members.iter().copied()).collect());
+        let records = store.all_paths(needed.as_ref())?;
         // Dense indices follow the paths' text, so nothing downstream depends on scan order.
         let mut ids: Vec<i64> = records.keys().copied().collect();
         ids.sort_unstable_by(|a, b| records[a].path.cmp(&records[b].path));
@@ -75,9 +80,6 @@ impl History {
                 Ok(refs)
             })
             .collect::<Result<_, _>>()?;
-        let wanted: Option<Vec<i64>> = range.map(|(first, last)| revs[first..=last].iter().map(|(id, _)| *id).collect());
-        let stored: Vec<((usize, usize), StoredSnapshot)> =
-            store.memberships(wanted.as_deref())?.into_iter().filter_map(|((img, rev), s)| Some(((*img_pos.get(&img)?, *rev_pos.get(&rev)?), s))).collect();
         let dense_paths = Dense { paths: &paths, sizes: &sizes, refs: &refs };
         // Each thread marks a snapshot's members in its own array, stamped with the snapshot's
         // position, so checking that references stay inside is one lookup each.

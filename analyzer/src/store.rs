@@ -22,7 +22,7 @@
 //! consecutive revisions share most paths. Entries are facts about immutable rows and enter the
 //! cache only after their transaction commits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -490,8 +490,9 @@ impl Store {
             .collect()
     }
 
-    /// Every path record: id → (path, size, reference ids, references digest).
-    pub fn all_paths(&self) -> Result<HashMap<i64, PathRecord>> {
+    /// Every path record, or those with the ids `only`: id → (path, size, reference ids,
+    /// references digest).
+    pub fn all_paths(&self, only: Option<&HashSet<i64>>) -> Result<HashMap<i64, PathRecord>> {
         let mut s = self
             .conn
             .prepare(
@@ -505,6 +506,7 @@ impl Store {
             .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
             .map_err(self.sq())?;
         rows.into_iter()
+            .filter(|row| only.is_none_or(|ids| ids.contains(&row.0)))
             .map(|(id, dir, hash, name, nar_size, refs, refs_digest)| {
                 let bad = |what: &str| self.damaged(format!("path id {id}: {what}"));
                 let hash: [u8; 20] = hash.try_into().map_err(|_| bad("hash is not 20 bytes"))?;

@@ -70,10 +70,13 @@ enum Cmd {
         #[arg(long, value_delimiter = ',', default_value = "1000,3000,10000,30000,100000,200000")]
         sizes: Vec<usize>,
     },
-    /// Emit from a database (e.g. the one `scan` wrote), over all its revisions.
+    /// Emit from a database (e.g. the one `scan` wrote), over all its revisions; writes the hint
+    /// file to --out (for `hints report` on the same history).
     Emit {
         #[arg(long, default_value = "/tmp/hints-bench.db")]
         db: PathBuf,
+        #[arg(long, default_value = "/tmp/hints-bench.yaml")]
+        out: PathBuf,
     },
     /// Replay revisions of a database under every strategy.
     Eval {
@@ -342,7 +345,7 @@ fn time_cmd(cmd: &mut Command) -> Result<f64> {
     Ok(t.elapsed().as_secs_f64() * 1000.0)
 }
 
-fn bench_emit(db: &Path) -> Result<()> {
+fn bench_emit(db: &Path, out: &Path) -> Result<()> {
     let t0 = Instant::now();
     let store = Store::open(db)?;
     let history = History::load(&store, None)?;
@@ -357,6 +360,7 @@ fn bench_emit(db: &Path) -> Result<()> {
     println!("load seconds: {load:.1}, mine seconds: {mine_secs:.1}, total: {:.1}", load + mine_secs);
     println!("groups: {}", emitted.file.groups.len());
     println!("peak memory: {:.0} MB", peak_rss_mb());
+    std::fs::write(out, emitted.file.to_canonical_string()).with_context(|| format!("writing {}", out.display()))?;
     Ok(())
 }
 
@@ -381,7 +385,7 @@ fn main() -> Result<()> {
         Cmd::Match { paths, members } => bench_match(paths, members),
         Cmd::Layer { sizes, python, python_max, hints } => bench_layer(&sizes, python.as_deref(), python_max, &hints),
         Cmd::Shapes { sizes } => bench_shapes(&sizes),
-        Cmd::Emit { db } => bench_emit(&db),
+        Cmd::Emit { db, out } => bench_emit(&db, &out),
         Cmd::Eval { db, hints, range } => bench_eval(&db, &hints, &range),
     }
 }
