@@ -6,9 +6,10 @@
 #
 # usage: scripts/hints-update.sh [--hints layer-hints.yaml] [--db .hints/hints.db]
 #          [--branch hints/update] [--push REMOTE] [--max-layers 100] [--range A..B]
-#          [NAME=INSTALLABLE ...]
-# Run it at the top of the repository's work tree; each NAME=INSTALLABLE is scanned with
-# `hints scan --nix` at the current commit. HINTS names the hints binary (default: hints).
+#          [--flake FLAKE | NAME=INSTALLABLE ...]
+# Run it at the top of the repository's work tree. `--flake .` scans the flake's image outputs
+# (`hints scan --flake`); each NAME=INSTALLABLE is scanned with `hints scan --nix`; both at the
+# current commit. HINTS names the hints binary (default: hints).
 set -euo pipefail
 hints=${HINTS:-hints}
 file=layer-hints.yaml
@@ -17,6 +18,7 @@ branch=hints/update
 push=""
 max_layers=100
 range=""
+flake=""
 images=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,12 +28,16 @@ while [ $# -gt 0 ]; do
     --push) push=$2; shift 2 ;;
     --max-layers) max_layers=$2; shift 2 ;;
     --range) range=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --flake) flake=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *=*) images+=("$1"); shift ;;
     *) echo "hints-update: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
+if [ -n "$flake" ]; then
+  "$hints" -q scan --db "$db" --flake "$flake"
+fi
 if [ ${#images[@]} -gt 0 ]; then
   args=()
   for i in "${images[@]}"; do args+=(--nix "$i"); done

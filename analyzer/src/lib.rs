@@ -1,6 +1,7 @@
 //! The `hints` analyzer: everything between closure files and the hint file.
 //!
 //! - [`formats`]: closure input formats (exportReferencesGraph, `nix path-info`, nix2container).
+//! - [`flake`]: a flake's image outputs, for `hints scan --flake`.
 //! - [`scan`]: sources (files, `nix`, git work tree and history, dataset directories).
 //! - [`ingest`]: the one pipeline that stores snapshot jobs (scan, benchmark, service).
 //! - [`store`]: the SQLite history database.
@@ -20,6 +21,7 @@
 
 pub mod diff;
 pub mod explain;
+pub mod flake;
 pub mod formats;
 pub mod history;
 pub mod image;

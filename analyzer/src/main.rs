@@ -143,6 +143,11 @@ struct ScanArgs {
     /// NAME=INSTALLABLE: run `nix path-info --json --recursive INSTALLABLE` for image NAME.
     #[arg(long, value_name = "NAME=INSTALLABLE")]
     nix: Vec<String>,
+    /// A flake (`.`, a path or a flake URL): build and scan its image outputs, the attributes of
+    /// `packages.<system>` named `image` or `*-image` (or those `hints.toml` lists under `[scan]
+    /// images`), each under its attribute name.
+    #[arg(long, value_name = "FLAKE", conflicts_with = "image")]
+    flake: Option<String>,
     /// Walk git history, ingesting files matching this pathspec at every commit.
     #[arg(long, value_name = "PATHSPEC")]
     git_history: Option<String>,
@@ -640,9 +645,12 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
 const SNAPSHOT_LINES: usize = 20;
 
 fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
-    let modes = [!a.files.is_empty(), !a.nix.is_empty(), a.git_history.is_some(), a.dataset.is_some(), a.oci.is_some(), a.registry.is_some(), a.docker_archive.is_some()];
+    let modes = [!a.files.is_empty(), !a.nix.is_empty(), a.flake.is_some(), a.git_history.is_some(), a.dataset.is_some(), a.oci.is_some(), a.registry.is_some(), a.docker_archive.is_some()];
     if modes.iter().filter(|m| **m).count() != 1 {
-        bail!(BadInput("give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --git-history PATHSPEC, --dataset DIR, --oci oci:DIR[:TAG], --registry docker://HOST/REPO, --docker-archive FILE".into()));
+        bail!(BadInput(
+            "give exactly one of: FILE…, --nix NAME=INSTALLABLE…, --flake FLAKE, --git-history PATHSPEC, --dataset DIR, --oci oci:DIR[:TAG], --registry docker://HOST/REPO, --docker-archive FILE"
+                .into()
+        ));
     }
     let db = a.db.path()?;
     let mut store = Store::open(&db)?;
@@ -693,14 +701,24 @@ fn scan_jobs(a: &ScanArgs) -> Result<Vec<Job>> {
     Ok(if !a.files.is_empty() {
         let image = a.image.clone().ok_or_else(|| BadInput("--image NAME is required when scanning files".into()))?;
         let sources = a.files.iter().map(|f| Ok((f.clone(), scan::read_text(f)?))).collect::<Result<Vec<_>>>()?;
-        vec![Job { image, revision: explicit_revision(a)?, sources: Sources::Read(sources) }]
+        vec![Job { image, revision: explicit_revision(a, Path::new("."))?, sources: Sources::Read(sources) }]
     } else if !a.nix.is_empty() {
-        let revision = explicit_revision(a)?;
+        let revision = explicit_revision(a, Path::new("."))?;
         a.nix
             .iter()
             .map(|spec| {
                 let (name, installable) = spec.split_once('=').ok_or_else(|| BadInput(format!("--nix {spec:?}: expected NAME=INSTALLABLE")))?;
                 Ok(Job { image: name.to_string(), revision: revision.clone(), sources: Sources::Read(vec![(format!("nix path-info {installable}"), scan::nix_path_info(installable)?)]) })
+            })
+            .collect::<Result<_>>()?
+    } else if let Some(flake) = &a.flake {
+        let revision = explicit_revision(a, hints_analyzer::flake::local_dir(flake).unwrap_or(Path::new(".")))?;
+        let images = hints_analyzer::flake::images(flake)?;
+        images
+            .into_iter()
+            .map(|i| {
+                hints_analyzer::flake::build(&i.installable)?;
+                Ok(Job { image: i.name, revision: revision.clone(), sources: Sources::Read(vec![(i.installable.clone(), scan::nix_path_info(&i.installable)?)]) })
             })
             .collect::<Result<_>>()?
     } else if let Some(image) = &a.oci {
@@ -762,9 +780,10 @@ fn archive_job(a: &ScanArgs, archive: &Path, db: &Path) -> Result<Job> {
     oci_job(a, &format!("oci:{}:{}", dir.display(), recover::ARCHIVE_TAG))
 }
 
-/// The revision of files or `nix` scans: git's HEAD, or `--rev` and `--time`.
-fn explicit_revision(a: &ScanArgs) -> Result<Revision> {
-    let git = scan::git_revision(Path::new("."))?;
+/// The revision of files, `nix` and flake scans: the HEAD of the git work tree at `dir`, or
+/// `--rev` and `--time`.
+fn explicit_revision(a: &ScanArgs, dir: &Path) -> Result<Revision> {
+    let git = scan::git_revision(dir)?;
     let time = a.time.as_deref().map(scan::parse_time).transpose()?;
     Ok(match (git, &a.rev) {
         (Some(g), None) => Revision { time: time.unwrap_or(g.time.clone()), ..g },

@@ -2,7 +2,8 @@
 //! directory; and which revision they belong to.
 //!
 //! - Files: any format of [`crate::formats`]; several files for one image are one closure.
-//! - `nix path-info --json --recursive INSTALLABLE`, run with the real `nix`.
+//! - `nix path-info --json --recursive INSTALLABLE`, run with the real `nix`; a flake's image
+//!   outputs are found by [`crate::flake`].
 //! - The revision of the current git work tree (HEAD commit, commit time, branch, dirty), read
 //!   with git2; `--rev`/`--time` override it and are required outside a repository.
 //! - `--git-history PATHSPEC`: every commit in a range, oldest first, and every file matching
@@ -32,8 +33,8 @@ pub enum ScanError {
     NotText { file: String },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
-    #[error("`nix path-info --json --recursive {installable}` failed: {message}")]
-    Nix { installable: String, message: String },
+    #[error("`nix {command}` failed: {message}")]
+    Nix { command: String, message: String },
     #[error("{0}")]
     Usage(String),
     #[error("{file}: {size} bytes is more than this machine can parse ({limit} bytes, a quarter of the memory available; set HINTS_MAX_INPUT_BYTES to change it)")]
@@ -110,9 +111,15 @@ pub fn read_text(path: &str) -> Result<String, ScanError> {
 
 /// Runs the real `nix path-info --json --recursive` on an installable.
 pub fn nix_path_info(installable: &str) -> Result<String, ScanError> {
-    let err = |message: String| ScanError::Nix { installable: installable.to_string(), message };
-    let out =
-        Command::new("nix").args(["--extra-experimental-features", "nix-command", "path-info", "--json", "--recursive", installable]).output().map_err(|e| err(format!("cannot run nix: {e}")))?;
+    run_nix(&["path-info", "--json", "--recursive", installable])
+}
+
+/// Runs the real `nix` (with the `nix-command` and `flakes` features) and returns what it
+/// printed.
+pub fn run_nix(args: &[&str]) -> Result<String, ScanError> {
+    let err = |message: String| ScanError::Nix { command: args.join(" "), message };
+    let features = ["--extra-experimental-features", "nix-command", "--extra-experimental-features", "flakes"];
+    let out = Command::new("nix").args(features).args(args).output().map_err(|e| err(format!("cannot run nix: {e}")))?;
     if !out.status.success() {
         return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
     }
