@@ -114,7 +114,7 @@ pub struct Stored<'a> {
 }
 
 /// Counts over a batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Tally {
     /// Snapshots added.
     pub added: usize,

@@ -181,6 +181,9 @@ struct ScanArgs {
     /// the image embeds one.
     #[arg(long)]
     from_layers: bool,
+    /// Print what was stored as JSON: each snapshot's outcome and the batch's counts.
+    #[arg(long)]
+    json: bool,
     /// Closure files (`-` for standard input); several files are one closure.
     files: Vec<String>,
 }
@@ -660,10 +663,14 @@ fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
         (None, Some(archive)) => vec![archive_job(&a, archive, &db)?],
         (None, None) => scan_jobs(&a)?,
     };
-    let per_snapshot = !quiet && (verbose || jobs.len() <= SNAPSHOT_LINES);
+    let per_snapshot = !quiet && !a.json && (verbose || jobs.len() <= SNAPSHOT_LINES);
     let bar = progress(jobs.len() as u64, quiet);
     let mut out = std::io::stdout().lock();
+    let mut stored = vec![];
     let tally = ingest::ingest(&mut store, &jobs, a.format, |s| {
+        if a.json {
+            stored.push(serde_json::json!({"image": s.job.image, "revision": s.job.revision.label, "paths": s.paths, "result": s.outcome}));
+        }
         for w in &s.warnings {
             tracing::warn!("{w}");
         }
@@ -678,7 +685,9 @@ fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
         Ok(())
     })?;
     bar.finish_and_clear();
-    if jobs.len() > 1 {
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({"snapshots": stored, "tally": tally}))?)?;
+    } else if jobs.len() > 1 {
         let Tally { added, unchanged, replaced, new_paths } = tally;
         writeln!(out, "{} snapshots: {added} added, {replaced} replaced, {unchanged} unchanged; {new_paths} new store paths", jobs.len())?;
     }

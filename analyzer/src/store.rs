@@ -121,7 +121,8 @@ pub struct Revision {
 }
 
 /// What an ingest did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum Outcome {
     Added { new_paths: usize },
     Unchanged,

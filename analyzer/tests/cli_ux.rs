@@ -54,6 +54,11 @@ fn a_dataset_scan_is_one_line_keeps_its_labels_and_ignores_the_database() {
     assert_eq!(quiet.trim(), "78 snapshots: 0 added, 0 replaced, 78 unchanged; 0 new store paths");
     let verbose = ok(run(&["-v", "scan", "--dataset", repo().join("fixtures/example").to_str().unwrap()], t));
     assert_eq!(verbose.lines().count(), 79);
+    // --json: every snapshot's outcome and the batch's counts.
+    let v: serde_json::Value = serde_json::from_str(&ok(run(&["scan", "--json", "--dataset", repo().join("fixtures/example").to_str().unwrap()], t))).unwrap();
+    assert_eq!(v["snapshots"].as_array().unwrap().len(), 78);
+    assert!(v["snapshots"].as_array().unwrap().iter().all(|s| s["result"]["outcome"] == "unchanged"), "{v}");
+    assert_eq!(v["tally"]["unchanged"], 78);
 }
 
 #[test]
