@@ -14,7 +14,7 @@ use crate::history::History;
 use crate::mine::{MineError, NameStats};
 
 /// Co-changing names listed at most.
-const TOGETHER_SHOWN: usize = 20;
+pub const TOGETHER_SHOWN: usize = 20;
 
 /// What the history and the hint file say about one name.
 #[derive(Debug, Clone, Serialize)]
