@@ -4,6 +4,8 @@
 //! Strategies keep one colour each across charts; a layer's colour runs from green (never
 //! changed in the range) to red (changed at every update).
 
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -46,6 +48,25 @@ fn draw(chart: &'static str, size: (u32, u32), paint: impl FnOnce(&Area<'_>) -> 
     Ok(svg)
 }
 
+type Categorical<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<SegmentedCoord<RangedCoordusize>, RangedCoordf64>>;
+
+/// The axes of a chart with one column per label.
+fn categorical_mesh(chart: &mut Categorical<'_, '_>, labels: &[&str], y_desc: &str) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 13))
+        .disable_x_mesh()
+        .y_desc(y_desc)
+        .x_labels(labels.len())
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(k) => labels.get(*k).map_or(String::new(), |l| l.to_string()),
+            _ => String::new(),
+        })
+        .draw()
+}
+
 /// One bar per strategy: `values` are (strategy, bytes).
 pub fn strategy_bars(title: &'static str, values: &[(String, u64)]) -> Result<String, ChartError> {
     let (per, unit_name) = unit(values.iter().map(|v| v.1).max().unwrap_or(0));
@@ -57,18 +78,7 @@ pub fn strategy_bars(title: &'static str, values: &[(String, u64)]) -> Result<St
             .x_label_area_size(28)
             .y_label_area_size(56)
             .build_cartesian_2d((0..values.len().saturating_sub(1)).into_segmented(), 0.0..top)?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 13))
-            .disable_x_mesh()
-            .y_desc(unit_name)
-            .x_label_formatter(&|x| match x {
-                SegmentValue::CenterOf(k) => values.get(*k).map_or(String::new(), |v| v.0.clone()),
-                _ => String::new(),
-            })
-            .draw()?;
+        categorical_mesh(&mut chart, &values.iter().map(|v| v.0.as_str()).collect::<Vec<_>>(), unit_name)?;
         for (k, (name, bytes)) in values.iter().enumerate() {
             let bar = Rectangle::new([(SegmentValue::Exact(k), 0.0), (SegmentValue::Exact(k + 1), *bytes as f64 / per)], strategy_colour(name).filled());
             chart.draw_series(std::iter::once(bar))?;
@@ -109,19 +119,7 @@ pub fn layer_map(maps: &[LayerMap]) -> Result<String, ChartError> {
     let width = (120 + 70 * maps.len() as u32).clamp(SIZE.0, 2400);
     draw("layer map", (width, 420), |root| {
         let mut chart = ChartBuilder::on(root).margin(10).x_label_area_size(40).y_label_area_size(60).build_cartesian_2d((0..maps.len().saturating_sub(1)).into_segmented(), 0.0..top)?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 13))
-            .disable_x_mesh()
-            .y_desc(unit_name)
-            .x_labels(maps.len())
-            .x_label_formatter(&|x| match x {
-                SegmentValue::CenterOf(k) => maps.get(*k).map_or(String::new(), |m| m.image.clone()),
-                _ => String::new(),
-            })
-            .draw()?;
+        categorical_mesh(&mut chart, &maps.iter().map(|m| m.image.as_str()).collect::<Vec<_>>(), unit_name)?;
         for (k, map) in maps.iter().enumerate() {
             let mut base = 0.0;
             let bars = map.layers.iter().map(|l| {
