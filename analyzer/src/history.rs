@@ -42,6 +42,9 @@ impl History {
     pub fn load_range(store: &Store, only_images: Option<&[String]>, pick: impl FnOnce(&[Revision]) -> Result<(usize, usize), StoreError>) -> Result<(Self, (usize, usize)), StoreError> {
         store.read(|store| {
             let revs = store.revisions()?;
+            if revs.is_empty() {
+                return Err(StoreError::NoRevisions(store.file().to_string()));
+            }
             let listed: Vec<Revision> = revs.iter().map(|(_, r)| r.clone()).collect();
             let range = pick(&listed)?;
             Ok((Self::load_checked(store, revs, only_images, Some(range))?, range))

@@ -584,6 +584,7 @@ fn is_bad_input(c: &(dyn std::error::Error + 'static)) -> bool {
                     | StoreError::AmbiguousRevision { .. }
                     | StoreError::BadRange { .. }
                     | StoreError::Missing(_)
+                    | StoreError::NoRevisions(_)
                     | StoreError::NotHints { .. }
             )
         )

@@ -101,6 +101,8 @@ pub enum StoreError {
     BadRange { spec: String, why: String },
     #[error("database {file} is damaged: {what}")]
     Damaged { file: String, what: String },
+    #[error("database {0} holds no revision yet (run `hints scan` first)")]
+    NoRevisions(String),
     #[error("no database at {0} (run `hints scan` first, or give --db)")]
     Missing(String),
     #[error("{file} is not a hints database ({why})")]

@@ -101,6 +101,21 @@ fn headless_chromium_loads_it_cleanly_and_takes_a_screenshot() {
 }
 
 #[test]
+fn a_database_without_revisions_is_bad_input_not_a_panic() {
+    let t = tempfile::tempdir().unwrap();
+    let (db, empty) = (t.path().join("e.db"), t.path().join("empty.json"));
+    std::fs::write(&empty, "[]").unwrap();
+    // A scan that fails leaves the database created and empty.
+    let scan = Command::new(env!("CARGO_BIN_EXE_hints")).arg("scan").arg("--db").arg(&db).args(["--image", "x", "--rev", "r", "--time", "2025-01-01T00:00:00Z"]).arg(&empty).output().unwrap();
+    assert_eq!(scan.status.code(), Some(2));
+    let hints = t.path().join("h.yaml");
+    std::fs::write(&hints, "version: 2\nbudget: {max_layers: 100, reserve: 1}\n").unwrap();
+    let out = report(&db, &hints, &[], &t.path().join("r.html"));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no revision yet"));
+}
+
+#[test]
 fn a_range_without_an_update_is_bad_input() {
     let t = tempfile::tempdir().unwrap();
     let (db, new, _) = example(t.path());
