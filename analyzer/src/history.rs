@@ -43,7 +43,7 @@ impl History {
         store.read(|store| {
             let revs = store.revisions()?;
             if revs.is_empty() {
-                return Err(StoreError::NoRevisions(store.file().to_string()));
+                return Err(StoreError::NoRevisions(store.location().to_string()));
             }
             let listed: Vec<Revision> = revs.iter().map(|(_, r)| r.clone()).collect();
             let range = pick(&listed)?;
@@ -68,7 +68,7 @@ impl History {
         let mut ids: Vec<i64> = records.keys().copied().collect();
         ids.sort_unstable_by(|a, b| records[a].path.cmp(&records[b].path));
         let dense: HashMap<i64, u32> = ids.iter().enumerate().map(|(k, id)| (*id, k as u32)).collect();
-        let file = store.file();
+        let file = store.location();
         let damaged = |what: String| StoreError::Damaged { file: file.to_string(), what };
         let paths: Vec<StorePath> = ids.iter().map(|id| records[id].path.clone()).collect();
         let sizes: Vec<u64> = ids.iter().map(|id| records[id].nar_size).collect();

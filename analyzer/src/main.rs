@@ -19,7 +19,8 @@ use hints_analyzer::recover::{self, Image, RecoverError};
 use hints_analyzer::replay::{self, Metrics, Overlap, Replayed};
 use hints_analyzer::report;
 use hints_analyzer::scan::{self, Dataset, ScanError};
-use hints_analyzer::store::{Outcome, Revision, Store, StoreError};
+use hints_analyzer::store::copy::Copied;
+use hints_analyzer::store::{Location, Outcome, Revision, Store, StoreError};
 use hints_format::{FormatError, HintFile};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use layering_core::{Budget, Strategy as CoreStrategy};
@@ -44,21 +45,50 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct DbArg {
-    /// The history database [default: .hints/hints.db at the top of the git work tree, or here].
-    #[arg(long)]
-    db: Option<PathBuf>,
+    /// The history: an SQLite file, or a PostgreSQL database as a postgres:// URL [default:
+    /// .hints/hints.db at the top of the git work tree, or here].
+    #[arg(long, env = "HINTS_DB")]
+    db: Option<String>,
 }
 
 impl DbArg {
-    fn path(&self) -> Result<PathBuf> {
-        if let Some(url) = self.db.as_deref().and_then(Path::to_str).filter(|d| d.contains("://")) {
-            bail!(BadInput(format!("--db {url}: only SQLite files are supported; a database URL is not a file name")));
+    fn location(&self) -> Result<Location> {
+        match &self.db {
+            Some(db) => Ok(Location::parse(db).map_err(|e| BadInput(format!("--db {e}")))?),
+            None => Ok(Location::File(default_hints_dir().join("hints.db"))),
         }
-        Ok(self.db.clone().unwrap_or_else(|| {
-            let top = git2::Repository::discover(".").ok().and_then(|r| r.workdir().map(Path::to_path_buf));
-            top.unwrap_or_else(|| PathBuf::from(".")).join(".hints/hints.db")
-        }))
     }
+}
+
+/// `.hints/` at the top of the git work tree, or here: where the default database and the
+/// image cache live.
+fn default_hints_dir() -> PathBuf {
+    let top = git2::Repository::discover(".").ok().and_then(|r| r.workdir().map(Path::to_path_buf));
+    top.unwrap_or_else(|| PathBuf::from(".")).join(".hints")
+}
+
+/// Where fetched and converted images are kept: beside an SQLite database, or in the default
+/// `.hints/` directory.
+fn oci_cache(db: &Location) -> PathBuf {
+    match db {
+        Location::File(path) => path.parent().unwrap_or(Path::new(".")).join("oci-cache"),
+        Location::Postgres(_) => default_hints_dir().join("oci-cache"),
+    }
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Copy a whole history into an empty database, losslessly and checked (SQLite files and
+    /// postgres:// URLs, either way).
+    Copy {
+        /// The history to copy: an SQLite file or a postgres:// URL.
+        from: String,
+        /// The database to copy into: it must hold no history (its schema is created).
+        to: String,
+        /// Print what was copied as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -79,6 +109,9 @@ enum Command {
     Image(Box<ImageCmd>),
     /// Print a stored snapshot as `nix path-info --json --recursive` would.
     Export(ExportArgs),
+    /// Manage history databases.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// What changes between two hint files: groups split, merged, added or removed, names that
     /// moved, and (with the history) the saving per update and the one-time cost (Markdown).
     Diff(DiffArgs),
@@ -586,6 +619,7 @@ fn is_bad_input(c: &(dyn std::error::Error + 'static)) -> bool {
                     | StoreError::Missing(_)
                     | StoreError::NoRevisions(_)
                     | StoreError::NotHints { .. }
+                    | StoreError::CopyTargetNotEmpty { .. }
             )
         )
         || match c.downcast_ref::<IngestError>() {
@@ -610,6 +644,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Image(a) => cmd_image(*a),
         Command::Emit(a) => cmd_emit(a, quiet),
         Command::Export(a) => cmd_export(a),
+        Command::Db(DbCommand::Copy { from, to, json }) => cmd_db_copy(&from, &to, json),
         Command::Diff(a) => cmd_diff(a),
         Command::Eval(a) => cmd_eval(a),
         Command::Report(a) => cmd_report(a),
@@ -656,9 +691,11 @@ fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
                 .into()
         ));
     }
-    let db = a.db.path()?;
+    let db = a.db.location()?;
     let mut store = Store::open(&db)?;
-    ignore_database_dir(&db)?;
+    if let Location::File(path) = &db {
+        ignore_database_dir(path)?;
+    }
     let jobs = match (&a.registry, &a.docker_archive) {
         (Some(reference), _) => registry_jobs(&a, reference, &db)?,
         (None, Some(archive)) => vec![archive_job(&a, archive, &db)?],
@@ -762,9 +799,9 @@ fn oci_job(a: &ScanArgs, source: &str) -> Result<Job> {
 
 /// Every tag of a registry repository matching `--tags`, as snapshots of `--image`, in the
 /// order the images were created.
-fn registry_jobs(a: &ScanArgs, reference: &str, db: &Path) -> Result<Vec<Job>> {
+fn registry_jobs(a: &ScanArgs, reference: &str, db: &Location) -> Result<Vec<Job>> {
     let repo = Repository::new(reference, a.tls_verify)?;
-    let cache = db.parent().unwrap_or(Path::new(".")).join("oci-cache").join(reference.trim_start_matches("docker://").replace(['/', ':'], "_"));
+    let cache = oci_cache(db).join(reference.trim_start_matches("docker://").replace(['/', ':'], "_"));
     let tags = repo.tags(&a.tags)?;
     if tags.is_empty() {
         bail!(BadInput(format!("--registry {reference}: no tag matches `{}`", a.tags)));
@@ -783,9 +820,9 @@ fn registry_jobs(a: &ScanArgs, reference: &str, db: &Path) -> Result<Vec<Job>> {
 }
 
 /// A docker archive, converted into the OCI cache beside the database, as one snapshot.
-fn archive_job(a: &ScanArgs, archive: &Path, db: &Path) -> Result<Job> {
+fn archive_job(a: &ScanArgs, archive: &Path, db: &Location) -> Result<Job> {
     let name = archive.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "archive".into());
-    let cache = db.parent().unwrap_or(Path::new(".")).join("oci-cache").join(format!("archive-{name}"));
+    let cache = oci_cache(db).join(format!("archive-{name}"));
     let dir = recover::from_docker_archive(archive, &cache)?;
     oci_job(a, &format!("oci:{}:{}", dir.display(), recover::ARCHIVE_TAG))
 }
@@ -833,7 +870,7 @@ fn warn_revised(before: &Revision, now: &Revision) {
 }
 
 fn cmd_ls(db: &DbArg, json: bool) -> Result<ExitCode> {
-    let store = Store::open_existing(&db.path()?)?;
+    let store = Store::open_existing(&db.location()?)?;
     let rows = store.snapshot_rows()?;
     let position: std::collections::HashMap<String, usize> = store.revisions()?.into_iter().enumerate().map(|(k, (_, r))| (r.label, k)).collect();
     if json {
@@ -1144,7 +1181,7 @@ fn check_images(store: &Store, images: Option<&[String]>) -> Result<()> {
     if let Some(images) = images {
         let known: Vec<String> = store.images()?.into_iter().map(|(_, n)| n).collect();
         if let Some(unknown) = images.iter().find(|i| !known.contains(i)) {
-            bail!(BadInput(format!("--images: no image `{unknown}` in {} (it has: {})", store.file(), known.join(", "))));
+            bail!(BadInput(format!("--images: no image `{unknown}` in {} (it has: {})", store.location(), known.join(", "))));
         }
     }
     Ok(())
@@ -1153,7 +1190,7 @@ fn check_images(store: &Store, images: Option<&[String]>) -> Result<()> {
 fn cmd_diff(a: DiffArgs) -> Result<ExitCode> {
     let (old, new) = (load_hints(&a.old)?, load_hints(&a.new)?);
     let changes = diff::changes(&old, &new);
-    let costs = history_costs(&a.db.path()?, &old, &new)?;
+    let costs = history_costs(&a.db.location()?, &old, &new)?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"changes": changes, "costs": costs}))?)?;
     } else {
@@ -1163,17 +1200,31 @@ fn cmd_diff(a: DiffArgs) -> Result<ExitCode> {
 }
 
 /// The costs of switching from `old` to `new` on the database at `db`, where there is one.
-fn history_costs(db: &Path, old: &HintFile, new: &HintFile) -> Result<Option<diff::Costs>> {
-    if !db.is_file() {
-        return Ok(None);
-    }
-    let history = History::load(&Store::open_existing(db)?, None)?;
+fn history_costs(db: &Location, old: &HintFile, new: &HintFile) -> Result<Option<diff::Costs>> {
+    let store = match Store::open_existing(db) {
+        Err(StoreError::Missing(_)) => return Ok(None),
+        opened => opened?,
+    };
+    let history = History::load(&store, None)?;
     let budget = Budget::new(new.budget.max_layers as usize, new.budget.reserve as usize).map_err(|e| BadInput(e.to_string()))?;
     Ok(Some(diff::costs(&history, old, new, budget)?))
 }
 
+fn cmd_db_copy(from: &str, to: &str, json: bool) -> Result<ExitCode> {
+    let source = Store::open_existing(&Location::parse(from).map_err(BadInput)?)?;
+    let target = Store::open(&Location::parse(to).map_err(BadInput)?)?;
+    let copied = hints_analyzer::store::copy::copy(&source, &target)?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&copied)?)?;
+    } else {
+        let Copied { snapshots, paths, images, revisions, summary } = copied;
+        outln!("copied {snapshots} snapshots ({images} images, {revisions} revisions, {paths} store paths) from {} to {}; both hold {summary}", source.location(), target.location())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
-    let store = Store::open_existing(&a.db.path()?)?;
+    let store = Store::open_existing(&a.db.location()?)?;
     let history = load_history(&store, Some(std::slice::from_ref(&a.image)))?;
     let revision = history.revision(&a.rev)?;
     let closure = history.closure(0, revision).ok_or_else(|| BadInput(format!("{} has no snapshot at revision {}", a.image, history.revisions[revision].label)))?;
@@ -1197,11 +1248,11 @@ fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
 }
 
 fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
-    let db = a.db.path()?;
+    let db = a.db.location()?;
     let store = Store::open_existing(&db)?;
     let history = load_history(&store, a.images.as_deref())?;
     if history.snapshots.is_empty() {
-        bail!(BadInput(format!("{}: no snapshots to learn from (run `hints scan` first)", db.display())));
+        bail!(BadInput(format!("{}: no snapshots to learn from (run `hints scan` first)", store.location())));
     }
     let (first, last) = history.range(a.range.as_deref())?;
     let previous_path = if a.no_previous { None } else { a.previous.clone().or_else(|| a.out.exists().then(|| a.out.clone())) };
@@ -1243,7 +1294,7 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
-    let store = Store::open_existing(&a.db.path()?)?;
+    let store = Store::open_existing(&a.db.location()?)?;
     let (history, (first, last)) = load_history_range(&store, a.images.as_deref(), |revs| range_positions(revs, Some(&a.range)))?;
     let hints = load_hints(&a.hints)?;
     match replay::training_overlap(&history, &hints, first, last) {
@@ -1313,7 +1364,7 @@ fn eval_table(history: &History, first: usize, last: usize, max_layers: usize, r
 }
 
 fn cmd_report(a: ReportArgs) -> Result<ExitCode> {
-    let db = a.db.path()?;
+    let db = a.db.location()?;
     let store = Store::open_existing(&db)?;
     let (history, (first, last)) = load_history_range(&store, a.images.as_deref(), |revs| match &a.range {
         Some(r) => range_positions(revs, Some(r)),
@@ -1328,7 +1379,7 @@ fn cmd_report(a: ReportArgs) -> Result<ExitCode> {
     }
     let previous = a.previous.as_deref().map(|p| Ok::<_, anyhow::Error>((p.display().to_string(), load_hints(p)?))).transpose()?;
     let request = report::Request {
-        source: db.display().to_string(),
+        source: store.location().to_string(),
         hints_name: a.hints.display().to_string(),
         hints: &hints,
         budget: a.budget.budget(Some(&hints))?,
@@ -1347,7 +1398,7 @@ fn cmd_report(a: ReportArgs) -> Result<ExitCode> {
 const REPORT_UPDATES: usize = 10;
 
 fn cmd_explain(a: ExplainArgs) -> Result<ExitCode> {
-    let store = Store::open_existing(&a.db.path()?)?;
+    let store = Store::open_existing(&a.db.location()?)?;
     let history = History::load(&store, None)?;
     if !a.hints.exists() {
         bail!(BadInput(format!("no hint file at {}: give --hints FILE (the file `hints emit` wrote)", a.hints.display())));
@@ -1363,7 +1414,7 @@ fn cmd_explain(a: ExplainArgs) -> Result<ExitCode> {
     let explained = hints_analyzer::explain::explain(&history, range, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?;
     let landings = match &a.image {
         Some(image) => {
-            let i = history.images.iter().position(|x| x == image).ok_or_else(|| BadInput(format!("--image: no image `{image}` in {}", store.file())))?;
+            let i = history.images.iter().position(|x| x == image).ok_or_else(|| BadInput(format!("--image: no image `{image}` in {}", store.location())))?;
             let r = match &a.rev {
                 Some(r) => history.revision(r)?,
                 None => history.revisions.len() - 1,

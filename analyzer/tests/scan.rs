@@ -9,6 +9,9 @@ use hints_analyzer::formats::{self, Format};
 use hints_analyzer::store::Store;
 use hints_analyzer::synth::{Shape, Synth};
 
+mod backends;
+use backends::databases;
+
 fn hints() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hints"))
 }
@@ -25,8 +28,8 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-fn ls_json(db: &Path) -> serde_json::Value {
-    let o = run(&["ls", "--json", "--db", db.to_str().unwrap()], Path::new("/"));
+fn ls_json(db: &str) -> serde_json::Value {
+    let o = run(&["ls", "--json", "--db", db], Path::new("/"));
     assert!(o.status.success(), "{:?}", text(&o));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -72,9 +75,13 @@ fn every_real_format_reads_the_same_closure() {
 
 #[test]
 fn rescan_is_a_noop_and_a_different_closure_replaces() {
+    for test_db in databases() {
+        rescan_on(&test_db.arg);
+    }
+}
+
+fn rescan_on(db: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("h.db");
-    let db = db.to_str().unwrap();
     let f = repo().join("fixtures/real/toolbox.path-info.json");
     let f = f.to_str().unwrap();
     let scan = |file: &str| run(&[&["scan", "--db", db, "--image", "toolbox"][..], &REV, &[file]].concat(), tmp.path());
@@ -89,7 +96,7 @@ fn rescan_is_a_noop_and_a_different_closure_replaces() {
     let other = repo().join("fixtures/anchors/graphs/nginx-12.json");
     let (out, _) = text(&scan(other.to_str().unwrap()));
     assert!(out.contains("replaced the earlier closure: 13 paths, 13 new"), "{out}");
-    let v = ls_json(Path::new(db));
+    let v = ls_json(db);
     assert_eq!(v["snapshots"].as_array().unwrap().len(), 1);
     assert_eq!(v["snapshots"][0]["paths"], 13);
 }
@@ -99,13 +106,17 @@ const B: &str = "/nix/store/0c5b8vw40dy178xlpddw65q9gf1h2186-b-2";
 
 #[test]
 fn bad_input_is_rejected_and_nothing_is_stored() {
+    for test_db in databases() {
+        bad_input_on(&test_db.arg);
+    }
+}
+
+fn bad_input_on(dbs: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("h.db");
-    let dbs = db.to_str().unwrap();
     // Something valid first, to check it survives.
     let good = repo().join("fixtures/real/toolbox.path-info.json");
     assert!(run(&[&["scan", "--db", dbs, "--image", "toolbox"][..], &REV, &[good.to_str().unwrap()]].concat(), tmp.path()).status.success());
-    let before = ls_json(&db);
+    let before = ls_json(dbs);
     let rec = |p: &str, size: &str, refs: &str| format!(r#"{{"path":"{p}","narSize":{size},"references":[{refs}]}}"#);
     let cases: Vec<(&str, String, &str, &str)> = vec![
         ("truncated.json", format!("[{}", &rec(A, "1", "")[..30]), "line 1, column", "invalid JSON"),
@@ -135,19 +146,21 @@ fn bad_input_is_rejected_and_nothing_is_stored() {
     let o = run(&[&["scan", "--db", dbs, "--image", "other"][..], &REV, &[f.to_str().unwrap()]].concat(), tmp.path());
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("immutable"), "{:?}", text(&o));
-    assert_eq!(ls_json(&db), before, "the database is untouched");
+    assert_eq!(ls_json(dbs), before, "the database is untouched");
 }
 
 #[test]
 fn newer_schema_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("h.db");
-    drop(Store::open(&db).unwrap());
-    rusqlite::Connection::open(&db).unwrap().pragma_update(None, "user_version", 99).unwrap();
-    let o = run(&["ls", "--db", db.to_str().unwrap()], tmp.path());
-    assert_eq!(o.status.code(), Some(1));
-    let want = format!("schema version 99, newer than this hints understands ({})", hints_analyzer::store::SCHEMA_VERSION);
-    assert!(text(&o).1.contains(&want), "{:?}", text(&o));
+    for db in databases() {
+        drop(db.open());
+        db.execute(if db.backend == "sqlite" { "PRAGMA user_version = 99" } else { "UPDATE hints_schema SET version = 99" });
+        let want = format!("schema version 99, newer than this hints understands ({})", hints_analyzer::store::SCHEMA_VERSION);
+        for command in ["ls", "scan"] {
+            let o = run(&[command, "--db", &db.arg, "--image", "x", &repo().join("fixtures/real/toolbox.path-info.json").to_string_lossy()][..if command == "ls" { 3 } else { 6 }], Path::new("/"));
+            assert_eq!(o.status.code(), Some(1), "{}: {command}", db.backend);
+            assert!(text(&o).1.contains(&want), "{}: {:?}", db.backend, text(&o));
+        }
+    }
 }
 
 fn small_shape(seed: u64) -> Shape {
@@ -155,36 +168,68 @@ fn small_shape(seed: u64) -> Shape {
 }
 
 #[test]
-fn four_concurrent_scanners_all_succeed() {
+fn sixteen_concurrent_scanners_lose_nothing_and_duplicate_nothing() {
+    const WRITERS: u64 = 16;
+    const SNAPSHOTS: usize = 100;
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("h.db");
-    let dirs: Vec<PathBuf> = (0..4)
+    // Every writer scans its own image at the same 100 revisions; all share their base paths.
+    let dirs: Vec<PathBuf> = (0..WRITERS)
         .map(|k| {
             let d = tmp.path().join(format!("ds{k}"));
-            Synth::new(small_shape(k)).write_dataset(&d, 50, &format!("p{k}-")).unwrap();
+            Synth::new(small_shape(k)).write_dataset(&d, SNAPSHOTS, &format!("p{k}-")).unwrap();
             d
         })
         .collect();
-    let children: Vec<_> = dirs.iter().map(|d| hints().args(["-q", "scan", "--db", db.to_str().unwrap(), "--dataset", d.to_str().unwrap()]).spawn().unwrap()).collect();
-    for c in children {
-        let o = c.wait_with_output().unwrap();
-        assert!(o.status.success());
+    let distinct_paths: BTreeSet<String> = dirs.iter().flat_map(|d| dataset_paths(d)).collect();
+    let mut files = vec![];
+    for db in databases() {
+        let children: Vec<_> =
+            dirs.iter().map(|d| hints().args(["-q", "scan", "--db", &db.arg, "--dataset", d.to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()).collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}: {}", db.backend, String::from_utf8_lossy(&o.stderr));
+        }
+        let v = ls_json(&db.arg);
+        assert_eq!(v["snapshots"].as_array().unwrap().len(), WRITERS as usize * SNAPSHOTS, "{}", db.backend);
+        let store = db.open();
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        let history = hints_analyzer::history::History::load(&store, None).unwrap();
+        assert_eq!(history.paths.iter().map(|p| p.to_string()).collect::<BTreeSet<_>>(), distinct_paths, "{}: every path once", db.backend);
+        let out = tmp.path().join(format!("{}.yaml", db.backend));
+        let o = run(&["-q", "emit", "--db", &db.arg, "--no-previous", "--max-layers", "20", "--out", out.to_str().unwrap()], tmp.path());
+        assert!(o.status.success(), "{:?}", text(&o));
+        files.push(std::fs::read_to_string(out).unwrap());
     }
-    let v = ls_json(&db);
-    assert_eq!(v["snapshots"].as_array().unwrap().len(), 200);
-    assert_eq!(v["images"].as_array().unwrap().len(), 4);
-    assert_eq!(Store::open(&db).unwrap().integrity_check().unwrap(), "ok");
+    assert!(files.windows(2).all(|w| w[0] == w[1]), "the same history gives the same hint file in every backend");
+}
+
+/// Every store path of a dataset's graphs.
+fn dataset_paths(dir: &Path) -> Vec<String> {
+    let graphs = dir.join("graphs");
+    let files = std::fs::read_dir(&graphs).unwrap().flat_map(|image| std::fs::read_dir(image.unwrap().path()).unwrap());
+    let mut out = vec![];
+    for f in files {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.unwrap().path()).unwrap()).unwrap();
+        out.extend(v.as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap().to_string()));
+    }
+    out
 }
 
 #[test]
 fn kill_during_a_large_scan_loses_nothing_committed() {
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("h.db");
     let ds = tmp.path().join("ds");
     let shape = Shape { packages: 4000, base: 300, images: 2, share: 0.5, bump: 0.01, seed: 3 };
     Synth::new(shape).write_dataset(&ds, 120, "").unwrap();
+    for db in databases() {
+        kill_during_scan_on(&db, &ds);
+    }
+}
+
+fn kill_during_scan_on(db: &backends::TestDb, ds: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
     // -v: a line per snapshot, printed once it is committed.
-    let mut child = hints().args(["-v", "scan", "--db", db.to_str().unwrap(), "--dataset", ds.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = hints().args(["-v", "scan", "--db", &db.arg, "--dataset", ds.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut committed = vec![];
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
@@ -197,17 +242,18 @@ fn kill_during_a_large_scan_loses_nothing_committed() {
         }
     }
     child.wait().unwrap();
-    let store = Store::open(&db).unwrap();
+    let store = db.open();
     assert_eq!(store.integrity_check().unwrap(), "ok");
+    hints_analyzer::history::History::load(&store, None).expect("every snapshot whole");
     let rows: BTreeSet<(String, String)> = store.snapshot_rows().unwrap().into_iter().map(|r| (r.image, r.revision)).collect();
     assert!(rows.len() < 240, "killed before the end ({} snapshots)", rows.len());
     for c in &committed {
         assert!(rows.contains(c), "{c:?} was reported committed");
     }
     drop(store);
-    let o = run(&["-q", "scan", "--db", db.to_str().unwrap(), "--dataset", ds.to_str().unwrap()], tmp.path());
+    let o = run(&["-q", "scan", "--db", &db.arg, "--dataset", ds.to_str().unwrap()], tmp.path());
     assert!(o.status.success(), "{:?}", text(&o));
-    assert_eq!(ls_json(&db)["snapshots"].as_array().unwrap().len(), 240);
+    assert_eq!(ls_json(&db.arg)["snapshots"].as_array().unwrap().len(), 240);
 }
 
 fn git(dir: &Path, args: &[&str]) {
@@ -236,7 +282,7 @@ fn git_history_and_work_tree_revisions() {
     let db = tmp.path().join("h.db");
     let o = run(&["scan", "--db", db.to_str().unwrap(), "--git-history", "closures/*.json"], &wt);
     assert!(o.status.success(), "{:?}", text(&o));
-    let v = ls_json(&db);
+    let v = ls_json(db.to_str().unwrap());
     assert_eq!(v["snapshots"].as_array().unwrap().len(), 6);
     assert_eq!(v["revisions"].as_array().unwrap().len(), 3);
     let images: Vec<&str> = v["images"].as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
@@ -253,7 +299,7 @@ fn git_history_and_work_tree_revisions() {
     let f = wt.join("closures/api.json");
     let o = run(&["scan", "--db", db2.to_str().unwrap(), "--image", "api", f.to_str().unwrap()], &wt);
     assert!(o.status.success(), "{:?}", text(&o));
-    let v = ls_json(&db2);
+    let v = ls_json(db2.to_str().unwrap());
     let rev = &v["revisions"][0];
     assert_eq!(rev["branch"], "main");
     assert_eq!(rev["dirty"], true);
@@ -324,7 +370,7 @@ fn a_bad_snapshot_in_a_batch_says_what_was_stored_and_a_rerun_resumes() {
     let o = run(&["scan", "-q", "--db", dbs, "--dataset", dss], tmp.path());
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    let total = ls_json(&db)["snapshots"].as_array().unwrap().len();
+    let total = ls_json(dbs)["snapshots"].as_array().unwrap().len();
     assert!(err.contains("redis-server/5.json") && err.contains("invalid JSON"), "{err}");
     assert!(err.contains(&format!("{total} of the 78 snapshots of this scan were stored before it")), "{err}");
     assert!(err.contains(&format!("it and the {} after it were not", 78 - total - 1)), "{err}");

@@ -14,7 +14,7 @@ use hints_analyzer::ingest;
 use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::replay::{replay, Replayed};
 use hints_analyzer::scan::{self, Dataset};
-use hints_analyzer::store::Store;
+use hints_analyzer::store::{Location, Store};
 use hints_analyzer::synth::{GraphShape, Shape, Synth};
 use hints_format::{BudgetHeader, Group, HintFile, Matcher, MemberPattern, StorePath};
 use layering_core::{layer, Budget, Closure, Strategy};
@@ -28,14 +28,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Ingest a large synthetic history into a fresh database.
+    /// Ingest a large synthetic history into a fresh database (an SQLite file, replaced, or
+    /// an empty PostgreSQL database given by URL).
     Scan {
         #[arg(long, default_value_t = 20)]
         images: usize,
         #[arg(long, default_value_t = 500)]
         revisions: usize,
         #[arg(long, default_value = "/tmp/hints-bench.db")]
-        db: PathBuf,
+        db: String,
     },
     /// Ingest a dataset directory (e.g. ../shared/data/dev-history) into a fresh database.
     Dataset {
@@ -74,7 +75,7 @@ enum Cmd {
     /// file to --out (for `hints report` on the same history).
     Emit {
         #[arg(long, default_value = "/tmp/hints-bench.db")]
-        db: PathBuf,
+        db: String,
         #[arg(long, default_value = "/tmp/hints-bench.yaml")]
         out: PathBuf,
     },
@@ -106,11 +107,18 @@ fn db_bytes(db: &Path) -> u64 {
     ["", "-wal", "-shm"].iter().filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok()).map(|m| m.len()).sum()
 }
 
-fn fresh_db(db: &Path) -> Result<Store> {
-    for s in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{s}", db.display()));
+/// A database to fill: an SQLite file, removed first, or an empty PostgreSQL database.
+fn fresh_db(db: &Location) -> Result<Store> {
+    if let Location::File(path) = db {
+        for s in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{s}", path.display()));
+        }
     }
-    Ok(Store::open(db)?)
+    let store = Store::open(db)?;
+    if !store.snapshot_rows()?.is_empty() {
+        bail!("{} already holds snapshots: give an empty database", store.location());
+    }
+    Ok(store)
 }
 
 /// The large history: `images` images sharing a base, ~3,000 paths each, ~90% of paths
@@ -119,7 +127,7 @@ fn large_shape(images: usize) -> Shape {
     Shape { packages: 9000, base: 600, images, share: 0.19, bump: 0.0035, seed: 7 }
 }
 
-fn bench_scan(images: usize, revisions: usize, db: &Path) -> Result<()> {
+fn bench_scan(images: usize, revisions: usize, db: &Location) -> Result<()> {
     let mut store = fresh_db(db)?;
     let mut synth = Synth::new(large_shape(images));
     // Only the ingest is timed: the JSON texts stand for the files a user's scan reads.
@@ -170,14 +178,16 @@ fn bench_scan(images: usize, revisions: usize, db: &Path) -> Result<()> {
     println!("unchanged between consecutive revisions: {:.1}%", 100.0 * unchanged_paths as f64 / compared_paths.max(1) as f64);
     println!("seconds: {secs:.1}");
     println!("paths per second: {:.0}", paths as f64 / secs);
-    println!("database bytes: {} ({:.1} MB)", db_bytes(db), db_bytes(db) as f64 / 1e6);
+    if let Location::File(path) = db {
+        println!("database bytes: {} ({:.1} MB)", db_bytes(path), db_bytes(path) as f64 / 1e6);
+    }
     println!("re-scan of an unchanged {}-path snapshot (parse + digest + lookup): {rescan_ms:.2} ms", synth.closure(0).len());
     println!("peak memory: {:.0} MB", peak_rss_mb());
     Ok(())
 }
 
 fn bench_dataset(dir: &Path, db: &Path) -> Result<()> {
-    let mut store = fresh_db(db)?;
+    let mut store = fresh_db(&db.into())?;
     let ds = Dataset::open(dir)?;
     let t0 = Instant::now();
     let mut paths = 0;
@@ -345,9 +355,9 @@ fn time_cmd(cmd: &mut Command) -> Result<f64> {
     Ok(t.elapsed().as_secs_f64() * 1000.0)
 }
 
-fn bench_emit(db: &Path, out: &Path) -> Result<()> {
+fn bench_emit(db: &Location, out: &Path) -> Result<()> {
     let t0 = Instant::now();
-    let store = Store::open(db)?;
+    let store = Store::open_existing(db)?;
     let history = History::load(&store, None)?;
     let load = t0.elapsed().as_secs_f64();
     let last = history.revisions.len() - 1;
@@ -380,12 +390,12 @@ fn bench_eval(db: &Path, hints: &Path, range: &str) -> Result<()> {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Scan { images, revisions, db } => bench_scan(images, revisions, &db),
+        Cmd::Scan { images, revisions, db } => bench_scan(images, revisions, &Location::parse(&db).map_err(anyhow::Error::msg)?),
         Cmd::Dataset { dir, db } => bench_dataset(&dir, &db),
         Cmd::Match { paths, members } => bench_match(paths, members),
         Cmd::Layer { sizes, python, python_max, hints } => bench_layer(&sizes, python.as_deref(), python_max, &hints),
         Cmd::Shapes { sizes } => bench_shapes(&sizes),
-        Cmd::Emit { db, out } => bench_emit(&db, &out),
+        Cmd::Emit { db, out } => bench_emit(&Location::parse(&db).map_err(anyhow::Error::msg)?, &out),
         Cmd::Eval { db, hints, range } => bench_eval(&db, &hints, &range),
     }
 }
