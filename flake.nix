@@ -16,5 +16,7 @@
       # layersFromHints (pure, builtins.derivation only) and the builder adapters.
       lib = import ./nix/lib.nix // import ./nix/adapters.nix;
       overlays.default = final: prev: { hints = final.callPackage ./nix/package.nix { }; };
+      # `hints serve` as a systemd service (services.hints).
+      nixosModules.default = import ./nix/module.nix;
     };
 }

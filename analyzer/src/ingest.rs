@@ -54,7 +54,8 @@ pub enum Sources {
 }
 
 impl Sources {
-    fn load(&self) -> Result<Cow<'_, [(String, String)]>, ScanError> {
+    /// The texts, read now if they are files.
+    pub fn load(&self) -> Result<Cow<'_, [(String, String)]>, ScanError> {
         Ok(match self {
             Sources::Read(v) => Cow::Borrowed(v),
             Sources::Files(files) => Cow::Owned(files.iter().map(|f| Ok((f.clone(), scan::read_text(f)?))).collect::<Result<_, ScanError>>()?),
@@ -127,7 +128,8 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn count(&mut self, outcome: Outcome) {
+    /// Counts one stored snapshot.
+    pub fn count(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Added { new_paths } => (self.added, self.new_paths) = (self.added + 1, self.new_paths + new_paths),
             Outcome::Replaced { new_paths } => (self.replaced, self.new_paths) = (self.replaced + 1, self.new_paths + new_paths),
@@ -168,6 +170,18 @@ pub enum IngestError {
         #[source]
         source: Box<IngestError>,
     },
+}
+
+impl IngestError {
+    /// Whether the error is in a job's input (exit 2; HTTP 400 from `hints serve`).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            IngestError::Scan(e) => e.is_bad_input(),
+            IngestError::Store(e) => e.is_bad_input(),
+            IngestError::Batch { source, .. } => source.is_bad_input(),
+            IngestError::Report(_) => false,
+        }
+    }
 }
 
 /// Stores `jobs` in order (see the module doc), calling `report` after each.

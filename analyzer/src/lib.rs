@@ -31,6 +31,7 @@ pub mod recover;
 pub mod replay;
 pub mod report;
 pub mod scan;
+pub mod serve;
 pub mod store;
 pub mod synth;
 

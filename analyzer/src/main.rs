@@ -19,6 +19,8 @@ use hints_analyzer::recover::{self, Image, RecoverError};
 use hints_analyzer::replay::{self, Metrics, Overlap, Replayed};
 use hints_analyzer::report;
 use hints_analyzer::scan::{self, Dataset, ScanError};
+use hints_analyzer::serve;
+use hints_analyzer::serve::client::{Client, ClientError, HintRequest};
 use hints_analyzer::store::copy::Copied;
 use hints_analyzer::store::{Location, Outcome, Revision, Store, StoreError};
 use hints_format::{FormatError, HintFile};
@@ -76,6 +78,37 @@ fn oci_cache(db: &Location) -> PathBuf {
     }
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// The address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// The largest request body, and the largest closure once decompressed, in MiB.
+    #[arg(long, default_value_t = 256)]
+    max_body_mib: usize,
+    /// The longest a request may take, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token for one project and print it (once: the database keeps only its hash).
+    Create {
+        #[command(flatten)]
+        db: DbArg,
+        /// The project (1 to 64 of a-z 0-9 . _ -).
+        #[arg(long)]
+        project: String,
+        /// What it allows: read (list, hint files, eval), push (read and push snapshots), admin
+        /// (push and /metrics).
+        #[arg(long, value_parser = ["read", "push", "admin"])]
+        scope: String,
+    },
+}
+
 #[derive(Subcommand)]
 enum DbCommand {
     /// Copy a whole history into an empty database, losslessly and checked (SQLite files and
@@ -112,6 +145,12 @@ enum Command {
     /// Manage history databases.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Run the analyzer as an HTTP service: CI pushes snapshots, jobs fetch hint files (see the
+    /// README's API section). Stops on SIGTERM or Ctrl-C after the requests in flight.
+    Serve(ServeArgs),
+    /// Manage the service's access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// What changes between two hint files: groups split, merged, added or removed, names that
     /// moved, and (with the history) the saving per update and the one-time cost (Markdown).
     Diff(DiffArgs),
@@ -217,8 +256,30 @@ struct ScanArgs {
     /// Print what was stored as JSON: each snapshot's outcome and the batch's counts.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    remote: ServerArg,
     /// Closure files (`-` for standard input); several files are one closure.
     files: Vec<String>,
+}
+
+#[derive(Args, Clone)]
+struct ServerArg {
+    /// A `hints serve` URL: push the snapshots there (scan), or learn there (emit), instead of
+    /// using a local database. The token comes from HINTS_TOKEN.
+    #[arg(long, value_name = "URL", requires = "project")]
+    server: Option<String>,
+    /// The server's project.
+    #[arg(long, requires = "server")]
+    project: Option<String>,
+}
+
+impl ServerArg {
+    fn client(&self) -> Result<Option<Client>> {
+        match (&self.server, &self.project) {
+            (Some(server), Some(project)) => Ok(Some(Client::new(server, project)?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -472,16 +533,18 @@ struct EmitArgs {
     #[arg(long, value_name = "FILE.md")]
     summary: Option<PathBuf>,
     /// Regroup only when the expected saving exceeds this fraction of the current expected cost.
-    #[arg(long, default_value_t = 0.02, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = mine::DEFAULT_MIN_GAIN, allow_negative_numbers = true)]
     min_gain: f64,
     /// What one more distinct layer (a registry copy, one more pull for a node running every
     /// image) weighs against one image's update bytes. Lower keeps small images' layers finer
     /// (fewer update bytes per image); higher shares more layers between images.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = mine::DEFAULT_REGISTRY_WEIGHT, allow_negative_numbers = true)]
     registry_weight: f64,
     /// Print the summary (groups, backtest per image, hysteresis) as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    remote: ServerArg,
 }
 
 #[derive(Args)]
@@ -608,26 +671,10 @@ fn is_bad_input(c: &(dyn std::error::Error + 'static)) -> bool {
             Some(RecoverError::Blob { .. } | RecoverError::Entry { .. } | RecoverError::NotNix(_) | RecoverError::Disagree { .. } | RecoverError::Image { .. } | RecoverError::Registry { .. })
         )
         || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_) | ImageError::Mismatch { .. }))
-        || matches!(c.downcast_ref::<ScanError>(), Some(ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. } | ScanError::NotText { .. }))
-        || matches!(
-            c.downcast_ref::<StoreError>(),
-            Some(
-                StoreError::Conflict { .. }
-                    | StoreError::UnknownRevision(_)
-                    | StoreError::AmbiguousRevision { .. }
-                    | StoreError::BadRange { .. }
-                    | StoreError::Missing(_)
-                    | StoreError::NoRevisions(_)
-                    | StoreError::NotHints { .. }
-                    | StoreError::CopyTargetNotEmpty { .. }
-            )
-        )
-        || match c.downcast_ref::<IngestError>() {
-            Some(IngestError::Scan(e)) => is_bad_input(e),
-            Some(IngestError::Store(e)) => is_bad_input(e),
-            Some(IngestError::Batch { source, .. }) => is_bad_input(source.as_ref()),
-            _ => false,
-        }
+        || c.downcast_ref::<ScanError>().is_some_and(ScanError::is_bad_input)
+        || c.downcast_ref::<StoreError>().is_some_and(StoreError::is_bad_input)
+        || c.downcast_ref::<IngestError>().is_some_and(IngestError::is_bad_input)
+        || c.downcast_ref::<ClientError>().is_some_and(ClientError::is_bad_input)
 }
 
 /// A usage or input problem found at the CLI edge.
@@ -645,6 +692,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Emit(a) => cmd_emit(a, quiet),
         Command::Export(a) => cmd_export(a),
         Command::Db(DbCommand::Copy { from, to, json }) => cmd_db_copy(&from, &to, json),
+        Command::Serve(a) => cmd_serve(a),
+        Command::Token(TokenCommand::Create { db, project, scope }) => cmd_token_create(&db, &project, &scope),
         Command::Diff(a) => cmd_diff(a),
         Command::Eval(a) => cmd_eval(a),
         Command::Report(a) => cmd_report(a),
@@ -692,8 +741,9 @@ fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
         ));
     }
     let db = a.db.location()?;
-    let mut store = Store::open(&db)?;
-    if let Location::File(path) = &db {
+    let client = a.remote.client()?;
+    let mut store = if client.is_none() { Some(Store::open(&db)?) } else { None };
+    if let (Location::File(path), Some(_)) = (&db, &store) {
         ignore_database_dir(path)?;
     }
     let jobs = match (&a.registry, &a.docker_archive) {
@@ -701,11 +751,14 @@ fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
         (None, Some(archive)) => vec![archive_job(&a, archive, &db)?],
         (None, None) => scan_jobs(&a)?,
     };
+    let Some(store) = store.as_mut() else {
+        return push_jobs(&a, client.as_ref().expect("a client when there is no store"), &jobs, quiet);
+    };
     let per_snapshot = !quiet && !a.json && (verbose || jobs.len() <= SNAPSHOT_LINES);
     let bar = progress(jobs.len() as u64, quiet);
     let mut out = std::io::stdout().lock();
     let mut stored = vec![];
-    let tally = ingest::ingest(&mut store, &jobs, a.format, |s| {
+    let tally = ingest::ingest(store, &jobs, a.format, |s| {
         if a.json {
             stored.push(serde_json::json!({"image": s.job.image, "revision": s.job.revision.label, "paths": s.paths, "result": s.outcome}));
         }
@@ -728,6 +781,30 @@ fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
     } else if jobs.len() > 1 {
         let Tally { added, unchanged, replaced, new_paths } = tally;
         writeln!(out, "{} snapshots: {added} added, {replaced} replaced, {unchanged} unchanged; {new_paths} new store paths", jobs.len())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hints scan --server`: pushes every snapshot, in order, reporting each as a local scan does.
+fn push_jobs(a: &ScanArgs, client: &Client, jobs: &[Job], quiet: bool) -> Result<ExitCode> {
+    let mut tally = ingest::Tally::default();
+    let mut answers = vec![];
+    for (k, job) in jobs.iter().enumerate() {
+        let pushed = || format!("{} @ {}: {k} of the {} snapshots of this scan were pushed before it (kept; a re-run skips them)", job.image, job.revision.label, jobs.len());
+        let answer = client.push(job, a.format).with_context(pushed)?;
+        let outcome: Outcome = serde_json::from_value(answer["result"].clone()).with_context(pushed)?;
+        let paths = answer["paths"].as_u64().unwrap_or_default() as usize;
+        tally.count(outcome);
+        if !quiet && !a.json && jobs.len() <= SNAPSHOT_LINES {
+            outln!("{} @ {}: {}", job.image, job.revision.label, outcome_text(outcome, paths))?;
+        }
+        answers.push(answer);
+    }
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"snapshots": answers, "tally": tally}))?)?;
+    } else if jobs.len() > 1 {
+        let ingest::Tally { added, unchanged, replaced, new_paths } = tally;
+        outln!("{} snapshots pushed: {added} added, {replaced} replaced, {unchanged} unchanged; {new_paths} new store paths", jobs.len())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1210,6 +1287,26 @@ fn history_costs(db: &Location, old: &HintFile, new: &HintFile) -> Result<Option
     Ok(Some(diff::costs(&history, old, new, budget)?))
 }
 
+fn cmd_serve(a: ServeArgs) -> Result<ExitCode> {
+    let options = serve::Options { db: a.db.location()?, listen: a.listen, max_body: a.max_body_mib << 20, timeout: std::time::Duration::from_secs(a.timeout) };
+    serve::serve(options, |address| {
+        // The first line of standard output, for whoever started the server on port 0.
+        println!("listening on {address}");
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_token_create(db: &DbArg, project: &str, scope: &str) -> Result<ExitCode> {
+    if !serve::auth::valid_project(project) {
+        bail!(BadInput(format!("--project {project}: expected 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit")));
+    }
+    let scope = serve::auth::Scope::parse(scope).expect("clap checks the scope");
+    let store = Store::open(&db.location()?)?;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    outln!("{}", serve::auth::create(&store, project, scope, &now)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn cmd_db_copy(from: &str, to: &str, json: bool) -> Result<ExitCode> {
     let source = Store::open_existing(&Location::parse(from).map_err(BadInput)?)?;
     let target = Store::open(&Location::parse(to).map_err(BadInput)?)?;
@@ -1247,7 +1344,36 @@ fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The current hint file, for hysteresis: --previous, else --out where it exists, unless
+/// --no-previous.
+fn previous_hints(a: &EmitArgs) -> Option<PathBuf> {
+    if a.no_previous {
+        return None;
+    }
+    a.previous.clone().or_else(|| a.out.exists().then(|| a.out.clone()))
+}
+
+/// `hints emit --server`: the same file, learned on the server (with the previous file's text
+/// sent for hysteresis, and its pins kept here as a local emit keeps them).
+fn emit_remote(a: &EmitArgs, client: &Client, quiet: bool) -> Result<ExitCode> {
+    if a.summary.is_some() || a.json {
+        bail!(BadInput("--summary and --json need the history here; with --server, run `hints diff` on the file it writes".into()));
+    }
+    let previous_path = previous_hints(a);
+    let previous = previous_path.as_deref().map(|p| scan::read_text(&p.display().to_string())).transpose()?;
+    let request = HintRequest { max_layers: a.max_layers, reserve: a.reserve, range: a.range.as_deref(), images: a.images.as_deref(), min_gain: a.min_gain, registry_weight: a.registry_weight };
+    let text = client.hint_file(&request, previous.as_deref())?;
+    write_atomic(&a.out, &previous.map_or(text.clone(), |old| HintFile::keep_pins_text(&text, &old)))?;
+    if !quiet {
+        outln!("wrote {} (learned on {})", a.out.display(), a.remote.server.as_deref().unwrap_or_default())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
+    if let Some(client) = a.remote.client()? {
+        return emit_remote(&a, &client, quiet);
+    }
     let db = a.db.location()?;
     let store = Store::open_existing(&db)?;
     let history = load_history(&store, a.images.as_deref())?;
@@ -1255,7 +1381,7 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
         bail!(BadInput(format!("{}: no snapshots to learn from (run `hints scan` first)", store.location())));
     }
     let (first, last) = history.range(a.range.as_deref())?;
-    let previous_path = if a.no_previous { None } else { a.previous.clone().or_else(|| a.out.exists().then(|| a.out.clone())) };
+    let previous_path = previous_hints(&a);
     let previous = previous_path.as_deref().map(load_hints).transpose()?;
     let opts = EmitOptions { max_layers: a.max_layers, reserve: a.reserve, first, last, min_gain: a.min_gain, registry_weight: a.registry_weight, db_summary: history.summary.clone() };
     let emitted = mine::emit(&history, &opts, previous.as_ref()).map_err(|e| BadInput(e.to_string()))?;

@@ -41,6 +41,14 @@ pub enum ScanError {
     TooLarge { file: String, size: u64, limit: u64 },
 }
 
+impl ScanError {
+    /// Whether the error is in what the user gave (exit 2; HTTP 400 from `hints serve`), not
+    /// in the machine or a tool.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. } | ScanError::NotText { .. })
+    }
+}
+
 /// The largest input file read: `HINTS_MAX_INPUT_BYTES`, else a quarter of the memory available
 /// (parsing takes about three times the file), else 4 GiB where the system does not say.
 pub fn max_input_bytes() -> u64 {

@@ -110,7 +110,7 @@ fn every_nix_file_parses() {
         assert!(std::env::var_os("CI").is_none(), "CI must have nix (see .ci/run)");
         return;
     }
-    for f in ["flake.nix", "nix/lib.nix", "nix/adapters.nix", "nix/package.nix", "nix/tests/toy.nix"] {
+    for f in ["flake.nix", "nix/lib.nix", "nix/adapters.nix", "nix/package.nix", "nix/module.nix", "nix/tests/toy.nix"] {
         ok(Command::new("nix-instantiate").arg("--parse").arg(repo().join(f)));
     }
 }

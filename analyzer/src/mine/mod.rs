@@ -133,6 +133,11 @@ pub enum MineError {
     Layer(#[from] layering_core::LayerError),
 }
 
+/// `--min-gain` unless given: regroup only when that saves more than 2% of the expected cost.
+pub const DEFAULT_MIN_GAIN: f64 = 0.02;
+/// `--registry-weight` unless given: one more distinct layer counts once.
+pub const DEFAULT_REGISTRY_WEIGHT: f64 = 1.0;
+
 pub struct EmitOptions {
     pub max_layers: u32,
     pub reserve: u32,

@@ -8,7 +8,7 @@
 //! # Algorithm
 //! - The target must hold no history (its schema is created if it has none).
 //! - The tables are copied in the order their references need (store dirs, names, paths,
-//!   images, revisions, snapshots), every row with its id, in chunks of 20,000 rows by id:
+//!   images, revisions, snapshots, the service's tokens), every row with its id, in chunks of 20,000 rows by id:
 //!   one read transaction on the source, one write transaction on the target. Keeping the ids
 //!   keeps every reference list, member list and row check valid as it is. A failure rolls the
 //!   whole target back.
@@ -47,6 +47,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
     ("images", &[("id", Int), ("name", Text), ("row_check", OptBlob)]),
     ("revisions", &[("id", Int), ("label", Text), ("commit_id", OptText), ("time", Text), ("branch", OptText), ("dirty", Int), ("row_check", OptBlob)]),
     ("snapshots", &[("id", Int), ("image_id", Int), ("revision_id", Int), ("digest", Blob), ("path_count", Int), ("total_size", Int), ("complete", Int), ("members", Blob), ("row_check", OptBlob)]),
+    ("tokens", &[("id", Int), ("project", Text), ("scope", Text), ("hash", Blob), ("created", Text)]),
 ];
 
 /// What a copy moved.

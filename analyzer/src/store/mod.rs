@@ -18,6 +18,8 @@
 //!   over the row (its id included), checked whenever the row is read. With the snapshots'
 //!   paths digests and totals and the paths' references digests, no single damaged field
 //!   turns into a different history: reading fails, naming the row.
+//! - Version 3 adds `tokens` (`hints serve`): a project, a scope and the SHA-256 of each
+//!   access token; the token itself is never stored.
 //!
 //! Safety: one write transaction per snapshot, which excludes every other writer while it
 //! runs. A crash at any moment leaves every committed snapshot intact and no half snapshot; an
@@ -44,7 +46,7 @@ pub use backend::Location;
 use backend::{Access, Backend, CellError, DbError, Row, Value};
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The schema version that added `row_check` to images, revisions and snapshots.
 const ROW_CHECKS: i64 = 2;
@@ -79,6 +81,24 @@ pub enum StoreError {
     CopyMismatch { from: String, to: String, what: String },
 }
 
+impl StoreError {
+    /// Whether the error is in what the user gave or named (exit 2; HTTP 400 from `hints
+    /// serve`), not in the database or the machine.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Conflict { .. }
+                | StoreError::UnknownRevision(_)
+                | StoreError::AmbiguousRevision { .. }
+                | StoreError::BadRange { .. }
+                | StoreError::Missing(_)
+                | StoreError::NoRevisions(_)
+                | StoreError::NotHints { .. }
+                | StoreError::CopyTargetNotEmpty { .. }
+        )
+    }
+}
+
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// A revision: a commit or a labelled point in time.
@@ -93,7 +113,7 @@ pub struct Revision {
 }
 
 /// What an ingest did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum Outcome {
     Added { new_paths: usize },
@@ -651,6 +671,19 @@ impl Store {
             h.update(digest);
         }
         Ok(format!("sha256:{}", hex(&h.finalize())))
+    }
+
+    /// Records an access token of `project` with `scope`, by its SHA-256 only.
+    pub fn add_token(&self, project: &str, scope: &str, hash: &[u8; 32], created: &str) -> Result<()> {
+        self.transaction(Access::Write, |store| {
+            store.exec("INSERT INTO tokens (project, scope, hash, created) VALUES (?1, ?2, ?3, ?4)", &[Value::Text(project), Value::Text(scope), Value::Blob(hash), Value::Text(created)])?;
+            Ok(())
+        })
+    }
+
+    /// Every token as (project, scope, SHA-256).
+    pub fn tokens(&self) -> Result<Vec<(String, String, Vec<u8>)>> {
+        self.rows("SELECT project, scope, hash FROM tokens ORDER BY id", &[], |r| Ok((r.text(0)?, r.text(1)?, r.blob(2)?)))
     }
 
     /// The database's own consistency check: `ok` for a sound database, else the first

@@ -55,6 +55,15 @@ ALTER TABLE images ADD COLUMN row_check BLOB;
 ALTER TABLE revisions ADD COLUMN row_check BLOB;
 ALTER TABLE snapshots ADD COLUMN row_check BLOB;
 "#,
+    r#"
+CREATE TABLE tokens (
+    id INTEGER PRIMARY KEY,
+    project TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    hash BLOB NOT NULL UNIQUE,
+    created TEXT NOT NULL
+);
+"#,
 ];
 
 /// The first wait before retrying SQLITE_BUSY; it doubles up to [`RETRY_MAX_WAIT`].
