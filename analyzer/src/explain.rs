@@ -65,6 +65,13 @@ pub enum Placement {
     Fallback,
 }
 
+/// The revisions `hints explain` looks at by default: those the file was learned from (as far
+/// as the history has them), else the whole history.
+pub fn learned_range(history: &History, hints: &HintFile) -> (usize, usize) {
+    let learned = &hints.learned_from.revisions;
+    (history.revision(&learned.first).unwrap_or(0), history.revision(&learned.last).unwrap_or(history.revisions.len().saturating_sub(1)))
+}
+
 /// `hints explain`: a path's or name's group and the evidence, over revisions `first..=last`.
 pub fn explain(h: &History, (first, last): (usize, usize), hints: &HintFile, query: &str) -> Result<Explanation, MineError> {
     let stats = NameStats::build(h, first, last)?;

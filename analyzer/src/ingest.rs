@@ -212,6 +212,24 @@ pub fn ingest(store: &mut Store, jobs: &[Job], format: Option<Format>, mut repor
     Ok(tally)
 }
 
+/// One job's closure, parsed and prepared: the part of an ingest that needs no database, so a
+/// server parses many pushes at once and stores them one at a time.
+pub struct Parsed {
+    read: ReadClosure,
+    prep: Prepared,
+}
+
+/// Reads and parses `job` (see [`Parsed`]).
+pub fn parse_job(job: &Job, format: Option<Format>) -> Result<Parsed, IngestError> {
+    let (read, prep) = parse(&job.sources.load()?, format)?;
+    Ok(Parsed { read, prep })
+}
+
+/// Stores a job parsed by [`parse_job`].
+pub fn store_parsed<'a>(store: &mut Store, job: &'a Job, parsed: Parsed) -> Result<Stored<'a>, IngestError> {
+    store_one(store, job, parsed.read, &parsed.prep)
+}
+
 fn parse(text: &[(String, String)], format: Option<Format>) -> Result<(ReadClosure, Prepared), IngestError> {
     let read = scan::read_closure(text, format)?;
     let prep = Prepared::new(&read.closure)?;

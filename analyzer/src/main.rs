@@ -751,10 +751,10 @@ fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
         (None, Some(archive)) => vec![archive_job(&a, archive, &db)?],
         (None, None) => scan_jobs(&a)?,
     };
-    let Some(store) = store.as_mut() else {
-        return push_jobs(&a, client.as_ref().expect("a client when there is no store"), &jobs, quiet);
-    };
     let per_snapshot = !quiet && !a.json && (verbose || jobs.len() <= SNAPSHOT_LINES);
+    let Some(store) = store.as_mut() else {
+        return push_jobs(&a, client.as_ref().expect("a client when there is no store"), &jobs, per_snapshot);
+    };
     let bar = progress(jobs.len() as u64, quiet);
     let mut out = std::io::stdout().lock();
     let mut stored = vec![];
@@ -785,20 +785,24 @@ fn cmd_scan(a: ScanArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `hints scan --server`: pushes every snapshot, in order, reporting each as a local scan does.
-fn push_jobs(a: &ScanArgs, client: &Client, jobs: &[Job], quiet: bool) -> Result<ExitCode> {
+/// `hints scan --server`: pushes every snapshot, reporting each as a local scan does.
+fn push_jobs(a: &ScanArgs, client: &Client, jobs: &[Job], per_snapshot: bool) -> Result<ExitCode> {
     let mut tally = ingest::Tally::default();
     let mut answers = vec![];
-    for (k, job) in jobs.iter().enumerate() {
-        let pushed = || format!("{} @ {}: {k} of the {} snapshots of this scan were pushed before it (kept; a re-run skips them)", job.image, job.revision.label, jobs.len());
-        let answer = client.push(job, a.format).with_context(pushed)?;
-        let outcome: Outcome = serde_json::from_value(answer["result"].clone()).with_context(pushed)?;
-        let paths = answer["paths"].as_u64().unwrap_or_default() as usize;
+    let pushed = client.push_all(jobs, a.format, |job, answer| {
+        let outcome: Outcome = serde_json::from_value(answer["result"].clone()).map_err(|e| ClientError::Usage(format!("the server's answer: {e}")))?;
         tally.count(outcome);
-        if !quiet && !a.json && jobs.len() <= SNAPSHOT_LINES {
-            outln!("{} @ {}: {}", job.image, job.revision.label, outcome_text(outcome, paths))?;
+        if per_snapshot {
+            let paths = answer["paths"].as_u64().unwrap_or_default() as usize;
+            outln!("{} @ {}: {}", job.image, job.revision.label, outcome_text(outcome, paths)).map_err(ClientError::Report)?;
         }
         answers.push(answer);
+        Ok(())
+    });
+    if let Err(failed) = pushed {
+        let job = &jobs[failed.index];
+        let context = format!("{} @ {}: {} of the {} snapshots of this scan were pushed (kept; a re-run skips them)", job.image, job.revision.label, failed.pushed, jobs.len());
+        return Err(anyhow::Error::new(failed.error).context(context));
     }
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"snapshots": answers, "tally": tally}))?)?;
@@ -1532,10 +1536,7 @@ fn cmd_explain(a: ExplainArgs) -> Result<ExitCode> {
     let hints = load_hints(&a.hints)?;
     let range = match &a.range {
         Some(r) => history.range(Some(r))?,
-        None => {
-            let lf = &hints.learned_from.revisions;
-            (history.revision(&lf.first).unwrap_or(0), history.revision(&lf.last).unwrap_or(history.revisions.len().saturating_sub(1)))
-        }
+        None => hints_analyzer::explain::learned_range(&history, &hints),
     };
     let explained = hints_analyzer::explain::explain(&history, range, &hints, &a.path_or_name).map_err(|e| BadInput(e.to_string()))?;
     let landings = match &a.image {

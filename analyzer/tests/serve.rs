@@ -131,6 +131,10 @@ fn push_list_hint_file_and_eval_round_trips_on_every_backend() {
         let strategies: Vec<&str> = table["results"].as_array().unwrap().iter().map(|r| r["strategy"].as_str().unwrap()).collect();
         assert!(strategies.contains(&"hints") && strategies.contains(&"size-first"), "{strategies:?}");
         assert_eq!(table["images"], serde_json::json!(["git", "python3"]));
+        let (status, why) = server.send("POST", "/v1/projects/web/explain/git?image=git", Some(&reader), &[], Some(yaml.as_bytes()));
+        assert_eq!(status, 200, "{why}");
+        let why: serde_json::Value = serde_json::from_str(&why).unwrap();
+        assert!(why["explanation"].is_object() && why["in_image"].is_array(), "{why}");
         let (status, metrics) = server.send("GET", "/metrics", Some(&admin), &[], None);
         assert_eq!(status, 200);
         assert!(metrics.contains("hints_snapshots_ingested_total 16"), "{metrics}");
@@ -221,4 +225,44 @@ fn scan_and_emit_through_the_server_give_the_file_a_local_database_gives() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("after 4 attempts"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_server_killed_mid_load_and_restarted_loses_no_acknowledged_snapshot() {
+    let db = databases().remove(0);
+    let token = hints(&["token", "create", "--db", &db.arg, "--project", "fleet", "--scope", "push"]).trim().to_string();
+    let server = Server::start(&db, &[]);
+    let address = server.base.trim_start_matches("http://").to_string();
+    let fleet = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/fleet");
+    // -v: a line per acknowledged snapshot.
+    let mut client = Command::new(env!("CARGO_BIN_EXE_hints"))
+        .args(["-v", "scan", "--dataset", fleet.to_str().unwrap(), "--server", &server.base, "--project", "fleet"])
+        .env("HINTS_TOKEN", &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let mut acknowledged = vec![];
+    while acknowledged.len() < 10 {
+        acknowledged.push(lines.next().unwrap().unwrap());
+    }
+    let mut killed = server.child;
+    killed.kill().unwrap(); // SIGKILL
+    killed.wait().unwrap();
+    // Restarted on the same address while the client retries.
+    let restarted = Command::new(env!("CARGO_BIN_EXE_hints")).args(["serve", "--db", &db.arg, "--listen", &address]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    acknowledged.extend(lines.map(Result::unwrap));
+    let o = client.wait_with_output().unwrap();
+    assert!(o.status.success(), "the client's retries complete the scan: {}", String::from_utf8_lossy(&o.stderr));
+    let store = db.open();
+    let history = hints_analyzer::history::History::load(&store, None).expect("no snapshot is half-written");
+    assert_eq!(history.snapshots.len(), 91);
+    let stored: std::collections::BTreeSet<(String, String)> = store.snapshot_rows().unwrap().into_iter().map(|r| (r.image, r.revision)).collect();
+    for line in acknowledged.iter().filter(|l| l.contains(" @ ")) {
+        let (image, rest) = line.split_once(" @ ").unwrap();
+        let revision = rest.split_once(": ").unwrap().0;
+        assert!(stored.contains(&(format!("fleet/{image}"), revision.to_string())), "{line}");
+    }
+    Server { child: restarted, base: format!("http://{address}"), agent: ureq::Agent::new_with_defaults() }.stop();
 }

@@ -14,6 +14,7 @@ use hints_analyzer::ingest;
 use hints_analyzer::mine::{self, EmitOptions};
 use hints_analyzer::replay::{replay, Replayed};
 use hints_analyzer::scan::{self, Dataset};
+use hints_analyzer::serve::client::Client;
 use hints_analyzer::store::{Location, Store};
 use hints_analyzer::synth::{GraphShape, Shape, Synth};
 use hints_format::{BudgetHeader, Group, HintFile, Matcher, MemberPattern, StorePath};
@@ -78,6 +79,26 @@ enum Cmd {
         db: String,
         #[arg(long, default_value = "/tmp/hints-bench.yaml")]
         out: PathBuf,
+    },
+    /// `hints serve` under load (concurrent clients pushing small snapshots: latency), then its
+    /// throughput against a local scan of the same synthetic history, in the same run (pushed
+    /// as `hints scan --server` pushes, several in flight).
+    Serve {
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        #[arg(long, default_value_t = 50)]
+        per_client: usize,
+        #[arg(long, default_value_t = 20)]
+        images: usize,
+        #[arg(long, default_value_t = 500)]
+        revisions: usize,
+        /// The `hints` binary that serves.
+        #[arg(long, default_value = "target/release/hints")]
+        hints: PathBuf,
+        /// Measure the throughput on this dataset directory (e.g. ../shared/data/dev-history)
+        /// instead of the synthetic history.
+        #[arg(long)]
+        dataset: Option<PathBuf>,
     },
     /// Replay revisions of a database under every strategy.
     Eval {
@@ -183,6 +204,112 @@ fn bench_scan(images: usize, revisions: usize, db: &Location) -> Result<()> {
     }
     println!("re-scan of an unchanged {}-path snapshot (parse + digest + lookup): {rescan_ms:.2} ms", synth.closure(0).len());
     println!("peak memory: {:.0} MB", peak_rss_mb());
+    Ok(())
+}
+
+/// A `hints serve` on a fresh SQLite database in `dir`, with a push token for project
+/// `bench`; stopped (SIGTERM) by the caller.
+fn start_server(bin: &Path, dir: &Path) -> Result<(std::process::Child, String, String)> {
+    let db = dir.join("served.db");
+    let out = Command::new(bin).args(["token", "create", "--db"]).arg(&db).args(["--project", "bench", "--scope", "push"]).output()?;
+    let token = String::from_utf8(out.stdout)?.trim().to_string();
+    let mut child = Command::new(bin).args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(&db).stdout(std::process::Stdio::piped()).spawn()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().context("stdout")?), &mut line)?;
+    let address = line.trim().strip_prefix("listening on ").with_context(|| format!("the server said `{line}`"))?.to_string();
+    Ok((child, format!("http://{address}"), token))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// What `hints-bench serve` pushes for its throughput figure.
+enum ServedHistory<'a> {
+    Synthetic { images: usize, revisions: usize },
+    Dataset(&'a Path),
+}
+
+fn bench_serve(clients: usize, per_client: usize, history: ServedHistory<'_>, bin: &Path) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("hints-bench-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (mut server, base, token) = start_server(bin, &dir)?;
+    // Load: every client its own image, pushing its revisions one after another.
+    let t0 = Instant::now();
+    let mut latencies: Vec<f64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|k| {
+                let (base, token) = (base.clone(), token.clone());
+                s.spawn(move || -> Result<Vec<f64>> {
+                    let client = Client::with_token(&base, "bench", token);
+                    let mut synth = Synth::new(Shape { packages: 300, base: 40, images: 1, share: 0.5, bump: 0.05, seed: k as u64 });
+                    let mut out = vec![];
+                    for r in 0..per_client {
+                        if r > 0 {
+                            synth.advance();
+                        }
+                        let job = ingest::Job { image: format!("client{k}"), revision: synthetic_revision(r), sources: ingest::Sources::Read(vec![("bench".into(), synth.closure_json(0))]) };
+                        let t = Instant::now();
+                        client.push(&job, None)?;
+                        out.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a client thread")).collect::<Result<Vec<_>>>().map(|v| v.concat())
+    })?;
+    let load_secs = t0.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let stored = Store::open_existing(&dir.join("served.db"))?.snapshot_rows()?.len();
+    println!("bench: serve");
+    println!("load: {clients} clients x {per_client} snapshots: {} acknowledged, {stored} stored, {load_secs:.1} s", latencies.len());
+    println!("push latency ms: p50 {:.1}, p99 {:.1}, max {:.1}", percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies[latencies.len() - 1]);
+    // Throughput: one client pushing the history, then a local ingest of the same, batch by batch.
+    let client = Client::with_token(&base, "bench", token);
+    let mut store = fresh_db(&Location::File(dir.join("local.db")))?;
+    let (mut http, mut local, mut snapshots) = (std::time::Duration::ZERO, std::time::Duration::ZERO, 0);
+    let mut measure = |jobs: &[ingest::Job]| -> Result<()> {
+        let t = Instant::now();
+        client.push_all(jobs, None, |_, _| Ok(())).map_err(|f| f.error)?;
+        http += t.elapsed();
+        let t = Instant::now();
+        ingest::ingest(&mut store, jobs, None, |_| Ok(()))?;
+        local += t.elapsed();
+        snapshots += jobs.len();
+        Ok(())
+    };
+    let what = match history {
+        ServedHistory::Dataset(dir) => {
+            measure(&ingest::dataset_jobs(&Dataset::open(dir)?).0)?;
+            dir.display().to_string()
+        }
+        ServedHistory::Synthetic { images, revisions } => {
+            let mut synth = Synth::new(large_shape(images));
+            for r in 0..revisions {
+                if r > 0 {
+                    synth.advance();
+                }
+                let jobs: Vec<ingest::Job> = (0..images)
+                    .into_par_iter()
+                    .map(|i| ingest::Job { image: synth.image_name(i), revision: synthetic_revision(r), sources: ingest::Sources::Read(vec![(format!("image {i}"), synth.closure_json(i))]) })
+                    .collect();
+                measure(&jobs)?;
+            }
+            format!("synthetic, {images} images x {revisions} revisions")
+        }
+    };
+    let (n, http, local) = (snapshots as f64, http.as_secs_f64(), local.as_secs_f64());
+    println!(
+        "throughput ({what}, {snapshots} snapshots): over HTTP {:.1} snapshots/s ({http:.1} s), local {:.1} snapshots/s ({local:.1} s): {:.0}% of local (target >= 50%)",
+        n / http,
+        n / local,
+        100.0 * local / http
+    );
+    Command::new("kill").args(["-TERM", &server.id().to_string()]).status()?;
+    let status = server.wait()?;
+    println!("server stopped by SIGTERM: {status}");
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 
@@ -395,6 +522,13 @@ fn main() -> Result<()> {
         Cmd::Match { paths, members } => bench_match(paths, members),
         Cmd::Layer { sizes, python, python_max, hints } => bench_layer(&sizes, python.as_deref(), python_max, &hints),
         Cmd::Shapes { sizes } => bench_shapes(&sizes),
+        Cmd::Serve { clients, per_client, images, revisions, hints, dataset } => {
+            let history = match &dataset {
+                Some(dir) => ServedHistory::Dataset(dir),
+                None => ServedHistory::Synthetic { images, revisions },
+            };
+            bench_serve(clients, per_client, history, &hints)
+        }
         Cmd::Emit { db, out } => bench_emit(&Location::parse(&db).map_err(anyhow::Error::msg)?, &out),
         Cmd::Eval { db, hints, range } => bench_eval(&db, &hints, &range),
     }

@@ -70,22 +70,25 @@ fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Checks that `token` (the `Authorization` header's bearer token, if any) may act with
-/// `needed` in `project` (any project when `None`).
-pub fn authorize(store: &Store, token: Option<&str>, project: Option<&str>, needed: Scope) -> Result<(), AuthError> {
+/// The tokens a server knows: (project, scope, SHA-256), as [`Store::tokens`] lists them.
+pub type Tokens = Vec<(String, String, Vec<u8>)>;
+
+/// Checks that `token` (the `Authorization` header's bearer token, if any) is one of `tokens`
+/// and may act with `needed` in `project` (any project when `None`).
+pub fn authorize(tokens: &Tokens, token: Option<&str>, project: Option<&str>, needed: Scope) -> Result<(), AuthError> {
     let token = token.ok_or(AuthError::Missing)?;
     let wanted = hash(token);
     let mut found = None;
-    for (owner, scope, stored) in store.tokens()? {
+    for (owner, scope, stored) in tokens {
         if bool::from(stored.ct_eq(&wanted)) {
             found = Some((owner, scope));
         }
     }
     let (owner, scope) = found.ok_or(AuthError::Unknown)?;
     if project.is_some_and(|p| p != owner) {
-        return Err(AuthError::OtherProject(owner));
+        return Err(AuthError::OtherProject(owner.clone()));
     }
-    let has = Scope::parse(&scope).ok_or_else(|| StoreError::Damaged { file: store.location().to_string(), what: format!("a token with the unknown scope `{scope}`") })?;
+    let has = Scope::parse(scope).ok_or_else(|| StoreError::Damaged { file: "the tokens table".into(), what: format!("a token with the unknown scope `{scope}`") })?;
     if has < needed {
         return Err(AuthError::Scope { has: has.name(), needs: needed.name() });
     }

@@ -1,18 +1,23 @@
 //! The client side of `hints serve`: `hints scan --server` pushes snapshots, `hints emit
 //! --server` fetches the hint file. The token comes from `HINTS_TOKEN`.
 //!
+//! A batch is pushed [`IN_FLIGHT`] snapshots at a time, so the server parses them in parallel.
 //! A push is idempotent (the same snapshot again is `unchanged`), so a push that meets a lost
 //! connection, a timeout, 429 or a 5xx is sent again, up to [`ATTEMPTS`] times with doubling
 //! waits, and then reported. The server stores a snapshot in one transaction: a failed push
 //! leaves nothing behind.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::formats::Format;
 use crate::ingest::Job;
 use crate::scan::{self, ScanError};
 
+/// Pushes in flight at once.
+pub const IN_FLIGHT: usize = 8;
 /// Tries per request.
 pub const ATTEMPTS: u32 = 4;
 const FIRST_WAIT: Duration = Duration::from_millis(500);
@@ -30,6 +35,9 @@ pub enum ClientError {
     Scan(#[from] ScanError),
     #[error("{0}")]
     Usage(String),
+    /// Reporting an answer (e.g. writing to a closed pipe).
+    #[error("reporting a pushed snapshot: {0}")]
+    Report(std::io::Error),
 }
 
 impl ClientError {
@@ -39,9 +47,17 @@ impl ClientError {
             ClientError::Refused { status, .. } => matches!(status, 400 | 404 | 413 | 415),
             ClientError::Scan(e) => e.is_bad_input(),
             ClientError::Usage(_) => true,
-            ClientError::Unreachable { .. } => false,
+            ClientError::Unreachable { .. } | ClientError::Report(_) => false,
         }
     }
+}
+
+/// A push of a batch that failed: which job, and how many of the batch were pushed.
+#[derive(Debug)]
+pub struct PushFailed {
+    pub index: usize,
+    pub pushed: usize,
+    pub error: ClientError,
 }
 
 /// A server, one of its projects, and the token to use there.
@@ -64,12 +80,18 @@ pub struct HintRequest<'a> {
 }
 
 impl Client {
-    /// A client of project `project` at `base` (`http://host:port` or `https://…`).
+    /// A client of project `project` at `base` (`http://host:port` or `https://…`), with the
+    /// token in `HINTS_TOKEN`.
     pub fn new(base: &str, project: &str) -> Result<Self, ClientError> {
         let token = std::env::var("HINTS_TOKEN").map_err(|_| ClientError::Usage("--server needs a token in HINTS_TOKEN (hints token create prints one)".into()))?;
+        Ok(Self::with_token(base, project, token))
+    }
+
+    /// A client with the token given.
+    pub fn with_token(base: &str, project: &str, token: String) -> Self {
         let tls = ureq::tls::TlsConfig::builder().provider(ureq::tls::TlsProvider::NativeTls).build();
         let agent = ureq::Agent::config_builder().http_status_as_error(false).tls_config(tls).timeout_global(Some(Duration::from_secs(900))).build().into();
-        Ok(Client { base: base.trim_end_matches('/').to_string(), project: project.to_string(), token, agent })
+        Client { base: base.trim_end_matches('/').to_string(), project: project.to_string(), token, agent }
     }
 
     /// Pushes one snapshot; returns the server's answer (image, revision, paths, result).
@@ -89,6 +111,55 @@ impl Client {
         query.extend(format_name.as_deref().map(|f| ("format", f)));
         let answer = self.send("snapshots", &query, Some(("gzip", &body)))?;
         serde_json::from_str(&answer).map_err(|e| ClientError::Unreachable { url: self.url("snapshots"), message: format!("an answer that is not JSON: {e}") })
+    }
+
+    /// Pushes `jobs` with up to [`IN_FLIGHT`] requests in flight (the server parses them in
+    /// parallel), calling `report` with each answer in the jobs' order. After a failure no new
+    /// push starts; the failure comes with the failed job's index and how many jobs were
+    /// pushed (those before it, and any after it that were in flight and succeeded).
+    pub fn push_all(&self, jobs: &[Job], format: Option<Format>, mut report: impl FnMut(&Job, serde_json::Value) -> Result<(), ClientError>) -> Result<(), PushFailed> {
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let (sender, answers) = mpsc::channel::<(usize, Result<serde_json::Value, ClientError>)>();
+        std::thread::scope(|s| {
+            for _ in 0..IN_FLIGHT.min(jobs.len()) {
+                let sender = sender.clone();
+                let (next, stop) = (&next, &stop);
+                s.spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        let k = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(job) = jobs.get(k) else { break };
+                        let answer = self.push(job, format);
+                        stop.fetch_or(answer.is_err(), Ordering::SeqCst);
+                        if sender.send((k, answer)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            // Answers arrive in any order; they are reported in the jobs' order.
+            let mut waiting = std::collections::BTreeMap::new();
+            let (mut reported, mut pushed, mut failed) = (0, 0, None);
+            for (k, answer) in answers {
+                pushed += usize::from(answer.is_ok());
+                waiting.insert(k, answer);
+                while failed.is_none() {
+                    let Some(answer) = waiting.remove(&reported) else { break };
+                    match answer.and_then(|a| report(&jobs[reported], a)) {
+                        Ok(()) => reported += 1,
+                        Err(error) => {
+                            stop.store(true, Ordering::SeqCst);
+                            failed = Some((reported, error));
+                        }
+                    }
+                }
+            }
+            match failed.or_else(|| waiting.into_iter().find_map(|(k, a)| a.err().map(|e| (k, e)))) {
+                Some((index, error)) => Err(PushFailed { index, pushed, error }),
+                None => Ok(()),
+            }
+        })
     }
 
     /// The hint file learned on the server, with hysteresis against `previous` (its text) when

@@ -25,16 +25,19 @@
 //!   parameters and the body; `If-None-Match` answers 304.
 //! - `POST /v1/projects/P/eval?range=A..B[&max_layers=N&reserve=N]`: the body is a hint file;
 //!   answers the replay of every strategy, as `hints eval --json` prints it (read).
+//! - `POST /v1/projects/P/explain/NAME[?range=A..B&image=I&rev=R]`: the body is a hint file;
+//!   answers why NAME (a name or a store path) is where it is, as `hints explain --json` (read).
 //! - `GET /healthz`; `GET /metrics` (Prometheus text; an `admin` token of any project).
 //!
 //! Errors are JSON `{"error": "..."}` with the codes people expect: 400 with the CLI's located
 //! message, 401 without a known token, 403 for another project or a narrower scope, 404, 408
-//! past the request time, 413 past the body size (before or after decompression), 500.
+//! past the request time, 413 past the body size (before or after decompression), 429 while
+//! [`MAX_EMITS`] hint files are being computed (with `Retry-After`), 500.
 //!
 //! # Algorithm
 //! - Database work runs on tokio's blocking pool, so an emit never holds up other requests.
-//!   Pushes share one writer connection, one at a time (the store makes writers take turns in
-//!   any case). Every other request opens its own connection and reads in one transaction.
+//!   Pushes are parsed in parallel, then share one writer connection, one at a time (the store
+//!   makes writers take turns in any case). Every other request opens its own connection and reads in one transaction.
 //! - A hint file is cached under its ETag: a push changes the database's summary, and so the
 //!   key; an unchanged history is emitted once per set of parameters.
 //! - SIGTERM or Ctrl-C stops accepting connections and lets the requests in flight finish.
@@ -67,9 +70,12 @@ use crate::history::{range_positions, History};
 use crate::ingest::{self, IngestError, Job, Sources};
 use crate::mine::{self, EmitOptions};
 use crate::replay::{self, Replayed};
-use crate::store::{Location, Revision, Store, StoreError};
+use crate::store::{Location, Outcome, Revision, Store, StoreError};
 use auth::{AuthError, Scope};
 use hints_format::HintFile;
+
+/// Hint files computed at once; a request for another uncached one is answered 429.
+pub const MAX_EMITS: usize = 2;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -113,7 +119,27 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!("{}", self.message);
         }
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        let retry = (self.status == StatusCode::TOO_MANY_REQUESTS).then_some([(header::RETRY_AFTER, "5")]);
+        (self.status, retry, Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// One of the [`MAX_EMITS`] places to compute a hint file, given back when dropped.
+struct EmitSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> EmitSlot<'a> {
+    fn take(emitting: &'a std::sync::atomic::AtomicUsize) -> ApiResult<Self> {
+        use std::sync::atomic::Ordering::SeqCst;
+        emitting
+            .fetch_update(SeqCst, SeqCst, |n| (n < MAX_EMITS).then_some(n + 1))
+            .map_err(|_| ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("{MAX_EMITS} hint files are being computed; retry shortly")))?;
+        Ok(EmitSlot(emitting))
+    }
+}
+
+impl Drop for EmitSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -182,6 +208,11 @@ struct AppState {
     writer: Mutex<Store>,
     /// Emitted hint files by ETag.
     hint_files: Mutex<HashMap<String, Arc<String>>>,
+    /// Hint files being computed.
+    emitting: std::sync::atomic::AtomicUsize,
+    /// The tokens, as last read: read again when a request brings one not among them (a token
+    /// created since).
+    tokens: std::sync::RwLock<auth::Tokens>,
     metrics: Metrics,
 }
 
@@ -191,7 +222,16 @@ type Shared = Arc<AppState>;
 /// `listen` asked for port 0) before the first request is accepted.
 pub fn serve(options: Options, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
     let writer = Store::open(&options.db)?;
-    let state = Arc::new(AppState { db: options.db.clone(), max_body: options.max_body, writer: Mutex::new(writer), hint_files: Mutex::default(), metrics: Metrics::new() });
+    let tokens = std::sync::RwLock::new(writer.tokens()?);
+    let state = Arc::new(AppState {
+        db: options.db.clone(),
+        max_body: options.max_body,
+        writer: Mutex::new(writer),
+        hint_files: Mutex::default(),
+        emitting: Default::default(),
+        tokens,
+        metrics: Metrics::new(),
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(options.listen).await?;
@@ -213,6 +253,7 @@ fn router(state: Shared, options: &Options) -> Router {
         .route("/v1/projects/{project}/snapshots", post(push).get(list))
         .route("/v1/projects/{project}/hints", get(hint_file).post(hint_file))
         .route("/v1/projects/{project}/eval", post(eval))
+        .route("/v1/projects/{project}/explain/{name}", post(explain))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint (see the README's API section)") })
         // A body declared larger than the limit is refused before it is read; one that runs
         // past it while streaming, as it passes.
@@ -248,14 +289,28 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }
 
-/// Opens a reading connection and checks the request's token for `project`.
-fn reader(state: &AppState, headers: &HeaderMap, project: &str, needed: Scope) -> ApiResult<Store> {
-    if !auth::valid_project(project) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("`{project}` is not a project name (1 to 64 of a-z 0-9 . _ -)")));
+/// Checks the request's token for `project` (any project when `None`).
+fn check(state: &AppState, headers: &HeaderMap, project: Option<&str>, needed: Scope) -> ApiResult<()> {
+    if let Some(p) = project.filter(|p| !auth::valid_project(p)) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("`{p}` is not a project name (1 to 64 of a-z 0-9 . _ -)")));
     }
-    let store = Store::open_existing(&state.db)?;
-    auth::authorize(&store, bearer(headers).as_deref(), Some(project), needed)?;
-    Ok(store)
+    let token = bearer(headers);
+    let known = auth::authorize(&state.tokens.read().unwrap_or_else(|p| p.into_inner()), token.as_deref(), project, needed);
+    match known {
+        Err(AuthError::Unknown) => {
+            let tokens = Store::open_existing(&state.db)?.tokens()?;
+            let again = auth::authorize(&tokens, token.as_deref(), project, needed);
+            *state.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
+            Ok(again?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Checks the request's token for `project`, then opens a reading connection.
+fn reader(state: &AppState, headers: &HeaderMap, project: &str, needed: Scope) -> ApiResult<Store> {
+    check(state, headers, Some(project), needed)?;
+    Ok(Store::open_existing(&state.db)?)
 }
 
 #[derive(Deserialize)]
@@ -271,24 +326,21 @@ struct PushQuery {
 async fn push(State(state): State<Shared>, Path(project): Path<String>, Query(q): Query<PushQuery>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
     let s = state.clone();
     blocking(&state, "push", move || {
-        drop(reader(&s, &headers, &project, Scope::Push)?);
+        check(&s, &headers, Some(&project), Scope::Push)?;
         let text = decode(&headers, &body, s.max_body)?;
         let format = q.format.as_deref().map(str::parse).transpose().map_err(|e: String| ApiError::bad(format!("format: {e}")))?;
         let time = crate::scan::parse_time(&q.time).map_err(|e| ApiError::bad(format!("time: {e}")))?;
         let revision = Revision { label: q.revision.clone(), commit: q.commit, time, branch: q.branch, dirty: false };
         let source = format!("{}@{}", q.image, q.revision);
         let job = Job { image: format!("{project}/{}", q.image), revision, sources: Sources::Read(vec![(source, text)]) };
-        let mut answer = serde_json::Value::Null;
-        let mut writer = s.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        ingest::ingest(&mut writer, std::slice::from_ref(&job), format, |stored| {
-            answer = serde_json::json!({"image": q.image, "revision": q.revision, "paths": stored.paths, "result": stored.outcome});
-            Ok(())
-        })?;
+        // Parsed before taking the writer: pushes parse in parallel and store one at a time.
+        let parsed = ingest::parse_job(&job, format)?;
+        let stored = ingest::store_parsed(&mut s.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()), &job, parsed)?;
         s.metrics.bytes.inc_by(body.len() as u64);
-        if answer["result"]["outcome"] != "unchanged" {
+        if stored.outcome != Outcome::Unchanged {
             s.metrics.snapshots.inc();
         }
-        Ok(Json(answer))
+        Ok(Json(serde_json::json!({"image": q.image, "revision": q.revision, "paths": stored.paths, "result": stored.outcome})))
     })
     .await
 }
@@ -382,6 +434,7 @@ async fn hint_file(State(state): State<Shared>, Path(project): Path<String>, Que
         let text = match cached {
             Some(text) => text,
             None => {
+                let _slot = EmitSlot::take(&s.emitting)?;
                 let started = Instant::now();
                 let (history, (first, last)) = project_history(&store, &project, q.images.as_deref(), q.range.as_deref(), false)?;
                 let opts = EmitOptions { max_layers, reserve, first, last, min_gain, registry_weight, db_summary: history.summary.clone() };
@@ -421,14 +474,62 @@ async fn eval(State(state): State<Shared>, Path(project): Path<String>, Query(q)
     .await
 }
 
+#[derive(Deserialize)]
+struct ExplainQuery {
+    range: Option<String>,
+    image: Option<String>,
+    rev: Option<String>,
+}
+
+async fn explain(State(state): State<Shared>, Path((project, name)): Path<(String, String)>, Query(q): Query<ExplainQuery>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
+    let s = state.clone();
+    blocking(&state, "explain", move || {
+        let store = reader(&s, &headers, &project, Scope::Read)?;
+        let hints = std::str::from_utf8(&body).ok().and_then(|t| HintFile::parse(t).ok()).ok_or_else(|| ApiError::bad("the body is not a hint file"))?;
+        let (history, _) = project_history(&store, &project, None, None, false)?;
+        let range = match &q.range {
+            Some(r) => history.range(Some(r))?,
+            None => crate::explain::learned_range(&history, &hints),
+        };
+        let explained = crate::explain::explain(&history, range, &hints, &name).map_err(|e| ApiError::bad(e.to_string()))?;
+        let landings = match &q.image {
+            Some(image) => {
+                let i = history.images.iter().position(|x| x == image).ok_or_else(|| ApiError::bad(format!("image: no image `{image}` in project `{project}`")))?;
+                let r = match &q.rev {
+                    Some(r) => history.revision(r)?,
+                    None => history.revisions.len() - 1,
+                };
+                Some(crate::explain::in_image(&history, i, r, &hints, &name).map_err(|e| ApiError::bad(e.to_string()))?)
+            }
+            None => None,
+        };
+        Ok(Json(serde_json::json!({"explanation": explained, "in_image": landings})))
+    })
+    .await
+}
+
 async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> ApiResult<Response> {
     let s = state.clone();
     blocking(&state, "metrics", move || {
-        let store = Store::open_existing(&s.db)?;
-        auth::authorize(&store, bearer(&headers).as_deref(), None, Scope::Admin)?;
+        check(&s, &headers, None, Scope::Admin)?;
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &s.metrics.registry).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_max_emits_hint_files_are_computed_at_once() {
+        let emitting = std::sync::atomic::AtomicUsize::new(0);
+        let held: Vec<EmitSlot<'_>> = (0..MAX_EMITS).map(|_| EmitSlot::take(&emitting).unwrap()).collect();
+        let refused = EmitSlot::take(&emitting).err().expect("one too many");
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        drop(held);
+        assert!(EmitSlot::take(&emitting).is_ok(), "a finished emit gives its place back");
+    }
 }
