@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints every benchmark figure the README quotes. Optional: NIXPKGS_PY=DIR holding nixpkgs'
+# Prints every benchmark figure the README quotes (the service's and PostgreSQL's too). Optional: NIXPKGS_PY=DIR holding nixpkgs'
 # closure-graph.py and auto-layer.py (taking a bare graph array) for the ratio to the originals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +21,9 @@ if [ -d ../shared/data/dev-history ]; then
   $H -q emit --db /tmp/hints-bench-dev.db --range 0..6 --out /tmp/hints-bench-dev.yaml
   $B eval /tmp/hints-bench-dev.db /tmp/hints-bench-dev.yaml --range 6..12
 fi
+$B serve
+if [ -d ../shared/data/dev-history ]; then
+  $B serve --clients 4 --per-client 5 --dataset ../shared/data/dev-history
+fi
+# The store backends (a throwaway PostgreSQL cluster; as root).
+bash bench/postgres.sh
