@@ -41,6 +41,7 @@
 //! - A hint file is cached under its ETag: a push changes the database's summary, and so the
 //!   key; an unchanged history is emitted once per set of parameters.
 //! - SIGTERM or Ctrl-C stops accepting connections and lets the requests in flight finish.
+//! - Every request is logged through `tracing` with its method, path, status and time.
 
 pub mod auth;
 pub mod client;
@@ -260,7 +261,18 @@ fn router(state: Shared, options: &Options) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(options.max_body))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, options.timeout))
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// One `info` event per request, with its method, path, status and time as fields (`-v` or
+/// `RUST_LOG=info` shows them).
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(%method, path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    response
 }
 
 async fn shutdown() {
