@@ -39,14 +39,14 @@
 //!   Pushes are parsed in parallel, then share one writer connection, one at a time (the store
 //!   makes writers take turns in any case). Every other request opens its own connection and reads in one transaction.
 //! - A hint file is cached under its ETag: a push changes the database's summary, and so the
-//!   key; an unchanged history is emitted once per set of parameters.
+//!   key; an unchanged history is emitted once per set of parameters. The newest
+//!   [`CACHED_HINT_FILES`] are kept.
 //! - SIGTERM or Ctrl-C stops accepting connections and lets the requests in flight finish.
 //! - Every request is logged through `tracing` with its method, path, status and time.
 
 pub mod auth;
 pub mod client;
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -122,6 +122,29 @@ impl IntoResponse for ApiError {
         }
         let retry = (self.status == StatusCode::TOO_MANY_REQUESTS).then_some([(header::RETRY_AFTER, "5")]);
         (self.status, retry, Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// Hint files kept for their ETags.
+pub const CACHED_HINT_FILES: usize = 32;
+
+/// The last [`CACHED_HINT_FILES`] hint files emitted, by ETag. Every push makes a new key, so
+/// older entries are dropped rather than kept for ever.
+#[derive(Default)]
+struct HintCache(std::collections::VecDeque<(String, Arc<String>)>);
+
+impl HintCache {
+    fn get(&self, etag: &str) -> Option<Arc<String>> {
+        self.0.iter().find(|(k, _)| k == etag).map(|(_, v)| v.clone())
+    }
+
+    fn insert(&mut self, etag: String, file: Arc<String>) {
+        if self.get(&etag).is_none() {
+            self.0.push_back((etag, file));
+        }
+        while self.0.len() > CACHED_HINT_FILES {
+            self.0.pop_front();
+        }
     }
 }
 
@@ -208,7 +231,7 @@ struct AppState {
     max_body: usize,
     writer: Mutex<Store>,
     /// Emitted hint files by ETag.
-    hint_files: Mutex<HashMap<String, Arc<String>>>,
+    hint_files: Mutex<HintCache>,
     /// Hint files being computed.
     emitting: std::sync::atomic::AtomicUsize,
     /// The tokens, as last read: read again when a request brings one not among them (a token
@@ -442,7 +465,7 @@ async fn hint_file(State(state): State<Shared>, Path(project): Path<String>, Que
         if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
             return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
         }
-        let cached = s.hint_files.lock().unwrap_or_else(|p| p.into_inner()).get(&etag).cloned();
+        let cached = s.hint_files.lock().unwrap_or_else(|p| p.into_inner()).get(&etag);
         let text = match cached {
             Some(text) => text,
             None => {
@@ -534,6 +557,17 @@ async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> ApiResult<R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hint_file_cache_keeps_the_newest_files() {
+        let mut cache = HintCache::default();
+        for k in 0..CACHED_HINT_FILES + 5 {
+            cache.insert(format!("e{k}"), Arc::new(format!("file {k}")));
+        }
+        assert_eq!(cache.0.len(), CACHED_HINT_FILES);
+        assert!(cache.get("e0").is_none() && cache.get("e4").is_none());
+        assert_eq!(cache.get(&format!("e{}", CACHED_HINT_FILES + 4)).as_deref().map(String::as_str), Some(format!("file {}", CACHED_HINT_FILES + 4)).as_deref());
+    }
 
     #[test]
     fn at_most_max_emits_hint_files_are_computed_at_once() {
