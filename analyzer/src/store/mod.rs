@@ -898,7 +898,7 @@ mod tests {
         let conn = Connection::open(&db).unwrap();
         conn.execute_batch(
             "ALTER TABLE images DROP COLUMN row_check; ALTER TABLE revisions DROP COLUMN row_check;
-             ALTER TABLE snapshots DROP COLUMN row_check; PRAGMA user_version = 1;",
+             ALTER TABLE snapshots DROP COLUMN row_check; DROP TABLE tokens; PRAGMA user_version = 1;",
         )
         .unwrap();
         drop(conn);
