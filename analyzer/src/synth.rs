@@ -174,18 +174,7 @@ impl Synth {
 
     /// The closure as exportReferencesGraph JSON.
     pub fn closure_json(&self, image: usize) -> String {
-        let records: Vec<serde_json::Value> = self
-            .closure(image)
-            .into_iter()
-            .map(|p| {
-                serde_json::json!({
-                    "path": p.path.as_str(),
-                    "narSize": p.nar_size,
-                    "references": p.references.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        serde_json::to_string(&records).expect("serialises")
+        graph_json(&self.closure(image))
     }
 
     /// Writes a dataset directory (`manifest.json` + `graphs/<image>/<rev>.json`) of
@@ -208,6 +197,39 @@ impl Synth {
         let images: Vec<serde_json::Value> = (0..self.shape.images).map(|i| serde_json::json!({"name": format!("{prefix}{}", self.image_name(i))})).collect();
         std::fs::write(dir.join("manifest.json"), serde_json::to_string_pretty(&serde_json::json!({"revisions": revs, "images": images}))?)
     }
+}
+
+/// A closure as exportReferencesGraph JSON.
+pub fn graph_json(closure: &[PathInfo]) -> String {
+    let records: Vec<serde_json::Value> = closure
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "path": p.path.as_str(),
+                "narSize": p.nar_size,
+                "references": p.references.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::to_string(&records).expect("serialises")
+}
+
+/// One wide image at `revision`: a root over `n` leaves, each a name of its own with a
+/// heavy-tailed size; every 97th leaf (and so the root) is rebuilt at every revision.
+pub fn wide_image(n: usize, revision: usize) -> Vec<PathInfo> {
+    let mut rng = Rng::new(11);
+    let mut leaves: Vec<PathInfo> = (0..n)
+        .map(|i| {
+            let build = if i % 97 == 0 { revision } else { 0 };
+            let path = store_path(&Sha256::digest(format!("wide/{i}/{build}").as_bytes()), &format!("leaf{i}-1.{build}"));
+            let nar_size = (4096.0 * (1.0 - rng.unit()).powf(-1.6)).min(4e9) as u64;
+            PathInfo { path, nar_size, nar_hash: None, closure_size: None, references: vec![] }
+        })
+        .collect();
+    let root = store_path(&Sha256::digest(format!("wide/root/{revision}").as_bytes()), "root");
+    let references = leaves.iter().map(|p| p.path.clone()).collect();
+    leaves.push(PathInfo { path: root, nar_size: 4096, nar_hash: None, closure_size: None, references });
+    leaves
 }
 
 /// A store path in `/nix/store` named `name` whose hash is the first 20 bytes of `digest`

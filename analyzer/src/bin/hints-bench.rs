@@ -16,7 +16,7 @@ use hints_analyzer::replay::{replay, Replayed};
 use hints_analyzer::scan::{self, Dataset};
 use hints_analyzer::serve::client::Client;
 use hints_analyzer::store::{Location, Store};
-use hints_analyzer::synth::{GraphShape, Shape, Synth};
+use hints_analyzer::synth::{self, GraphShape, Shape, Synth};
 use hints_format::{BudgetHeader, Group, HintFile, Matcher, MemberPattern, StorePath};
 use layering_core::{layer, Budget, Closure, Strategy};
 use rayon::prelude::*;
@@ -99,6 +99,15 @@ enum Cmd {
         /// instead of the synthetic history.
         #[arg(long)]
         dataset: Option<PathBuf>,
+    },
+    /// `hints emit` (the whole command) on one wide image: a root over N leaves of their own
+    /// names, 3 revisions, for the growth of its time and memory.
+    Wide {
+        #[arg(long, value_delimiter = ',', default_value = "10000,20000,50000,100000,200000")]
+        sizes: Vec<usize>,
+        /// The `hints` binary.
+        #[arg(long, default_value = "target/release/hints")]
+        hints: PathBuf,
     },
     /// Replay revisions of a database under every strategy.
     Eval {
@@ -501,6 +510,37 @@ fn bench_emit(db: &Location, out: &Path) -> Result<()> {
     Ok(())
 }
 
+fn bench_wide(sizes: &[usize], bin: &Path) -> Result<()> {
+    println!("bench: hints emit on one wide image (a root over N leaves, 3 revisions; whole command, 1 run)");
+    println!("{:>8} {:>10} {:>10}", "paths", "seconds", "peak MB");
+    let dir = std::env::temp_dir().join("hints-bench-wide");
+    std::fs::create_dir_all(&dir)?;
+    let mut points = vec![];
+    for &n in sizes {
+        let db = dir.join(format!("wide{n}.db"));
+        let _ = std::fs::remove_file(dir.join(format!("wide{n}.yaml")));
+        let mut store = fresh_db(&Location::File(db.clone()))?;
+        let jobs: Vec<ingest::Job> = (0..3)
+            .map(|r| ingest::Job { image: "wide".into(), revision: synthetic_revision(r), sources: ingest::Sources::Read(vec![("wide".into(), synth::graph_json(&synth::wide_image(n, r)))]) })
+            .collect();
+        ingest::ingest(&mut store, &jobs, None, |_| Ok(()))?;
+        drop(store);
+        let t = Instant::now();
+        let out = Command::new(bin).args(["-v", "emit", "--db"]).arg(&db).arg("--out").arg(dir.join(format!("wide{n}.yaml"))).output().with_context(|| format!("running {}", bin.display()))?;
+        let secs = t.elapsed().as_secs_f64();
+        if !out.status.success() {
+            bail!("hints emit failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let peak: f64 = stderr.lines().find_map(|l| l.split("peak memory: ").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(f64::NAN);
+        println!("{n:>8} {secs:>10.2} {peak:>10.1}");
+        points.push((n as f64, secs, peak));
+    }
+    let fit = |k: usize| growth_exponent(&points.iter().map(|p| (p.0, if k == 0 { p.1 } else { p.2 })).collect::<Vec<_>>());
+    println!("growth exponent: time {:.2}, memory {:.2}", fit(0), fit(1));
+    Ok(())
+}
+
 fn bench_eval(db: &Path, hints: &Path, range: &str) -> Result<()> {
     let t0 = Instant::now();
     let store = Store::open(db)?;
@@ -530,6 +570,7 @@ fn main() -> Result<()> {
             bench_serve(clients, per_client, history, &hints)
         }
         Cmd::Emit { db, out } => bench_emit(&Location::parse(&db).map_err(anyhow::Error::msg)?, &out),
+        Cmd::Wide { sizes, hints } => bench_wide(&sizes, &hints),
         Cmd::Eval { db, hints, range } => bench_eval(&db, &hints, &range),
     }
 }

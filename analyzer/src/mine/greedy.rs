@@ -44,6 +44,9 @@ const EXACT: usize = 400;
 /// Beyond that, each group is paired with this many neighbours nearest in change probability.
 const NEIGHBOURS: usize = 12;
 
+/// Scoring fewer candidate-images than this runs on one thread.
+const PARALLEL_SCORING: usize = 64;
+
 /// How a merge applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -98,6 +101,15 @@ impl<'m, 'a> Greedy<'m, 'a> {
                 self.holder[i].insert(u, s);
             }
         }
+    }
+
+    /// Marks state `g` merged away, freeing what only a live state needs: a greedy that grows
+    /// groups one name at a time would otherwise keep every intermediate group's members and
+    /// sources, quadratic in the names of an image.
+    fn retire(&mut self, g: usize) {
+        let s = &mut self.states[g];
+        s.alive = false;
+        (s.members, s.parts, s.units) = Default::default();
     }
 
     fn cost(&self) -> f64 {
@@ -203,7 +215,11 @@ impl<'m, 'a> Greedy<'m, 'a> {
                     }
                     near
                 };
-                let fresh: Vec<Candidate> = others.par_iter().filter_map(|&g| cand(states, g, new, &over_budget)).collect();
+                // Scoring costs about one step per candidate and image held; a few steps cost
+                // less than waking the thread pool.
+                let score = |&g: &usize| cand(states, g, new, &over_budget);
+                let fresh: Vec<Candidate> =
+                    if others.len() * states[new].images.count() < PARALLEL_SCORING { others.iter().filter_map(score).collect() } else { others.par_iter().filter_map(score).collect() };
                 heap.extend(fresh);
             }
         }
@@ -217,8 +233,8 @@ impl<'m, 'a> Greedy<'m, 'a> {
         }
         let u = self.units.len();
         for g in [a, b] {
-            self.states[g].alive = false;
             self.units[self.states[g].unit.expect("global merges join pristine groups")] = None;
+            self.retire(g);
         }
         m.unit = Some(u);
         m.units = vec![u];
@@ -248,8 +264,8 @@ impl<'m, 'a> Greedy<'m, 'a> {
         for i in n.ones() {
             self.count[i] -= 1;
         }
-        self.states[a].alive = false;
-        self.states[b].alive = false;
+        self.retire(a);
+        self.retire(b);
         let first = self.states.len();
         self.states.push(joined);
         self.states.extend(rest);
@@ -349,6 +365,7 @@ mod tests {
     use super::{score_merge, Mode};
     use crate::mine::bits::Bits;
     use crate::mine::model::{GroupState, Model};
+    use crate::mine::sources::SourceSet;
     use crate::mine::stats::NameStats;
 
     /// Names of the given sizes and image sets, each its own bump source with hazard `w`.
@@ -367,7 +384,13 @@ mod tests {
             images: names.iter().map(|(_, i)| bits(i, images)).collect(),
             changed: vec![],
             bumped: vec![],
-            closure: (0..n).map(|k| bits(&[k], n)).collect(),
+            closure: (0..n)
+                .map(|k| {
+                    let mut own = SourceSet::empty(n);
+                    own.insert(k);
+                    own
+                })
+                .collect(),
             source: (0..n as u32).collect(),
             source_rate: vec![0.1; n],
             transitions: 0,

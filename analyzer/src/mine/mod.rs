@@ -92,7 +92,7 @@
 //! placed by a pin are left out of the groups.
 //!
 //! # Modules
-//! `stats` (what the history says about each name), `model` (change probabilities, costs,
+//! `stats` (what the history says about each name), `sources` (sets of bump sources), `model` (change probabilities, costs,
 //! calibration), `greedy` (the merges), `output` (the file's groups), [`backtest`],
 //! [`hysteresis`]; `explain` lives in [`crate::explain`].
 
@@ -102,6 +102,7 @@ mod greedy;
 pub mod hysteresis;
 mod model;
 mod output;
+mod sources;
 pub(crate) mod stats;
 
 use std::fmt::Write as _;

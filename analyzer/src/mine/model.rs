@@ -1,9 +1,10 @@
 //! The cost model: change probabilities of groups of names, the expected bytes a group costs
 //! per transition in the images that hold it and in the registry, and the hazard calibration.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::bits::Bits;
+use super::sources::SourceSet;
 use super::stats::NameStats;
 
 /// Cost model state shared by all groups.
@@ -25,7 +26,7 @@ pub(super) struct Model<'a> {
 pub(super) struct ClassPart {
     pub(super) class: u32,
     pub(super) size: u64,
-    pub(super) deps: Bits,
+    pub(super) deps: SourceSet,
 }
 
 #[derive(Clone)]
@@ -45,27 +46,24 @@ pub(super) struct GroupState {
 
 impl Model<'_> {
     /// P(change) of a set of bump sources: the mean of the fitted and the busy regime.
-    pub(super) fn prob(&self, deps: &Bits) -> f64 {
-        let (l, b) = deps.ones().fold((0.0, 0.0), |(l, b), d| (l + self.weight[d], b + self.busy[d]));
+    pub(super) fn prob(&self, deps: &SourceSet) -> f64 {
+        let (mut l, mut b) = (0.0, 0.0);
+        deps.for_each(|d| {
+            l += self.weight[d];
+            b += self.busy[d];
+        });
         1.0 - 0.5 * ((-l).exp() + (-b).exp())
     }
 
     /// Σ over images of the part it holds + Σ over distinct parts (registry copies, weighted),
     /// each S·P.
     pub(super) fn cost(&self, parts: &[ClassPart], images: &Bits) -> f64 {
-        let mut by_sig: HashMap<Vec<bool>, (u64, f64, usize)> = HashMap::new();
+        let mut by_sig: BTreeMap<Vec<bool>, (u64, f64, usize)> = BTreeMap::new();
         for i in images.ones() {
             let sig: Vec<bool> = parts.iter().map(|p| self.class_images[p.class as usize].get(i)).collect();
             let entry = by_sig.entry(sig).or_insert_with_key(|sig| {
-                let mut deps = Bits::new(self.weight.len());
-                let mut size = 0;
-                for (p, &on) in parts.iter().zip(sig) {
-                    if on {
-                        deps.or(&p.deps);
-                        size += p.size;
-                    }
-                }
-                (size, self.prob(&deps), 0)
+                let held = || parts.iter().zip(sig).filter(|(_, &on)| on).map(|(p, _)| p);
+                (held().map(|p| p.size).sum(), self.union_prob(held()), 0)
             });
             entry.2 += 1;
         }
@@ -80,12 +78,12 @@ impl Model<'_> {
             let k = match parts.iter().position(|p| p.class == class) {
                 Some(k) => k,
                 None => {
-                    parts.push(ClassPart { class, size: 0, deps: Bits::new(self.weight.len()) });
+                    parts.push(ClassPart { class, size: 0, deps: SourceSet::empty(self.weight.len()) });
                     parts.len() - 1
                 }
             };
             parts[k].size += self.stats.size[m as usize];
-            parts[k].deps.or(&self.stats.closure[m as usize]);
+            parts[k].deps.union_with(&self.stats.closure[m as usize]);
         }
         parts.sort_by_key(|p| p.class);
         let mut images = Bits::new(self.stats.image_names.len());
@@ -108,7 +106,7 @@ impl Model<'_> {
                 (Some(p), Some(q)) if p.class == q.class => {
                     let mut joined = (*p).clone();
                     joined.size += q.size;
-                    joined.deps.or(&q.deps);
+                    joined.deps.union_with(&q.deps);
                     x.next();
                     y.next();
                     joined
@@ -139,9 +137,16 @@ impl Model<'_> {
 
     /// P(change) of a group made of `parts`: any source in any part's closure bumps.
     pub(super) fn parts_prob(&self, parts: &[ClassPart]) -> f64 {
-        let mut all = Bits::new(self.weight.len());
-        for p in parts {
-            all.or(&p.deps);
+        self.union_prob(parts.iter())
+    }
+
+    /// P(change) of the union of some parts' sources.
+    fn union_prob<'p>(&self, mut parts: impl Iterator<Item = &'p ClassPart>) -> f64 {
+        let Some(first) = parts.next() else { return self.prob(&SourceSet::empty(self.weight.len())) };
+        let Some(second) = parts.next() else { return self.prob(&first.deps) };
+        let mut all = first.deps.clone();
+        for p in std::iter::once(second).chain(parts) {
+            all.union_with(&p.deps);
         }
         self.prob(&all)
     }
@@ -192,7 +197,8 @@ fn calibration(stats: &NameStats, names: &[u32], raw: &[f64]) -> f64 {
             let sizes = &stats.size_over_time[n];
             let exposed = (0..stats.transitions).filter(|&t| sizes[t] > 0 && sizes[t + 1] > 0).count();
             let changed = (0..stats.transitions).filter(|&t| sizes[t] > 0 && sizes[t + 1] > 0 && stats.changed[t].get(n)).count();
-            let hazard: f64 = stats.closure[n].ones().map(|s| raw[s]).sum();
+            let mut hazard = 0.0;
+            stats.closure[n].for_each(|s| hazard += raw[s]);
             (hazard, changed as f64, (exposed - changed) as f64)
         })
         .filter(|&(hazard, ..)| hazard > 0.0)

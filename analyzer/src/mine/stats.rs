@@ -8,6 +8,7 @@ use hints_format::{MemberPattern, NameKey};
 use rayon::prelude::*;
 
 use super::bits::Bits;
+use super::sources::SourceSet;
 use super::MineError;
 use crate::history::History;
 
@@ -28,7 +29,7 @@ pub(crate) struct NameStats {
     /// Intrinsic bumps per transition.
     pub(crate) bumped: Vec<Bits>,
     /// Transitive dependency closure as a set of bump *sources*, the name's own included.
-    pub(crate) closure: Vec<Bits>,
+    pub(crate) closure: Vec<SourceSet>,
     /// Bump source of each name: names that bumped at exactly the same transitions and carry the
     /// same version at the last revision (binary packages of one source package, outputs of one
     /// derivation) share one source, which bumps once for all of them.
@@ -169,14 +170,16 @@ impl NameStats {
             }
         }
         let ns = source_rate.len();
-        let mut closure = vec![Bits::new(ns); n];
-        for scc in petgraph::algo::kosaraju_scc(&g) {
-            let mut c = Bits::new(ns);
+        let mut closure = vec![SourceSet::empty(ns); n];
+        let mut component = vec![usize::MAX; n];
+        for (k, scc) in petgraph::algo::kosaraju_scc(&g).into_iter().enumerate() {
+            scc.iter().for_each(|v| component[v.index()] = k);
+            let mut c = SourceSet::empty(ns);
             for v in &scc {
-                c.set(source[v.index()] as usize);
-                for d in &dep_edges[v.index()] {
-                    if !scc.iter().any(|s| s.index() == *d as usize) {
-                        c.or(&closure[*d as usize]);
+                c.insert(source[v.index()] as usize);
+                for &d in &dep_edges[v.index()] {
+                    if component[d as usize] != k {
+                        c.union_with(&closure[d as usize]);
                     }
                 }
             }
@@ -189,5 +192,47 @@ impl NameStats {
 
     pub(crate) fn present(&self, name: usize) -> bool {
         self.images[name].count() > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::NameStats;
+    use crate::history::History;
+    use crate::store::Revision;
+
+    /// One image at two revisions: a root over `n` leaves of their own names.
+    fn wide(n: usize) -> History {
+        let path = |i: usize| hints_format::StorePath::parse(&format!("/nix/store/{:0>32}-leaf{i}-1.0", i % 10)).expect("a store path");
+        let mut paths: Vec<_> = (0..n).map(path).collect();
+        paths.push(hints_format::StorePath::parse(&format!("/nix/store/{:z>32}-root-1.0", "")).expect("a store path"));
+        let mut refs = vec![vec![]; n];
+        refs.push((0..n as u32).collect());
+        let members: Vec<u32> = (0..=n as u32).collect();
+        let revision = |r: usize| Revision { label: format!("r{r}"), commit: None, time: format!("2026-01-0{}T00:00:00Z", r + 1), branch: None, dirty: false };
+        History {
+            images: vec!["wide".into()],
+            revisions: vec![revision(0), revision(1)],
+            sizes: vec![4096; n + 1],
+            refs,
+            paths,
+            snapshots: HashMap::from([((0, 0), members.clone()), ((0, 1), members)]),
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn closures_in_a_wide_image_cost_memory_per_source_held_not_per_name_squared() {
+        let n = 4000;
+        let stats = NameStats::build(&wide(n), 0, 1).expect("stats");
+        let bytes: usize = stats.closure.iter().map(|c| c.heap_bytes()).sum();
+        // Each leaf's closure is its own source; the root's holds all of them. Bit sets over
+        // every source would take (n + 1)² / 8 bytes, 2 MB here.
+        assert!(bytes < 64 * n, "{bytes} bytes for {n} one-source closures");
+        let mut root = vec![];
+        stats.closure[n].for_each(|s| root.push(s));
+        assert_eq!(root.len(), n + 1, "the root's closure is every source");
     }
 }

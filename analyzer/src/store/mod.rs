@@ -421,11 +421,11 @@ impl Store {
         let (table, column) = if is_dir { ("store_dirs", "dir") } else { ("names", "name") };
         let cache = if is_dir { &self.dir_ids } else { &self.name_ids };
         let mut ids: HashMap<&str, i64> = HashMap::new();
-        let mut missing: Vec<&str> = vec![];
+        let (mut missing, mut asked): (Vec<&str>, HashSet<&str>) = Default::default();
         for value in values {
             match cache.get(value) {
                 Some(&id) => drop(ids.insert(value, id)),
-                None if !ids.contains_key(value) && !missing.contains(&value) => missing.push(value),
+                None if asked.insert(value) => missing.push(value),
                 None => {}
             }
         }
@@ -434,7 +434,7 @@ impl Store {
             self.exec(&format!("INSERT INTO {table} ({column}) VALUES {} ON CONFLICT ({column}) DO NOTHING", placeholders(batch.len(), 1)), &params)?;
             let found = self.rows(&format!("SELECT {column}, id FROM {table} WHERE {column} IN ({})", list(batch.len())), &params, |r| Ok((r.text(0)?, r.int(1)?)))?;
             for (value, id) in found {
-                let value = missing[batch.clone()].iter().find(|v| **v == value).copied().ok_or_else(|| self.damaged(format!("{table}: an id for `{value}`, which was not asked for")))?;
+                let value = asked.get(value.as_str()).copied().ok_or_else(|| self.damaged(format!("{table}: an id for `{value}`, which was not asked for")))?;
                 ids.insert(value, id);
                 new_names.push((is_dir, value.to_string(), id));
             }

@@ -1,0 +1,168 @@
+//! Sets of bump sources: a name's dependency closure, a group's, sparse while small.
+//!
+//! # Objective
+//! Every name carries its closure as a set of bump sources, and every group the union of its
+//! members'. In a wide image a closure holds a handful of sources out of hundreds of thousands;
+//! in a deep one it holds most of them. A bit set over all `U` sources costs `U/8` bytes per
+//! set, whatever it holds, which makes emit quadratic in memory on one wide image (200,000
+//! names: 5 GB for the closures alone) and every union `U/64` steps.
+//!
+//! # Representation
+//! A [`SourceSet`] is a sorted list of source ids (4 bytes a member) while it holds at most
+//! `U/32` members, and a bit set (`U/8` bytes) beyond that, so it never costs more than either.
+//! Its members are always listed in increasing order, so a sum over them is the same
+//! floating-point sum whichever form the set has.
+
+use super::bits::Bits;
+
+/// A set of bump sources out of `universe`.
+#[derive(Clone, Debug)]
+pub(crate) struct SourceSet {
+    universe: usize,
+    repr: Repr,
+}
+
+#[derive(Clone, Debug)]
+enum Repr {
+    /// Sorted, without duplicates.
+    Sparse(Vec<u32>),
+    Dense(Bits),
+}
+
+impl SourceSet {
+    /// The empty set of sources out of `universe`.
+    pub(crate) fn empty(universe: usize) -> Self {
+        SourceSet { universe, repr: Repr::Sparse(vec![]) }
+    }
+
+    /// The most members the sorted list holds before the bit set is smaller.
+    fn sparse_limit(&self) -> usize {
+        self.universe / 32
+    }
+
+    /// Adds source `s`.
+    pub(crate) fn insert(&mut self, s: usize) {
+        match &mut self.repr {
+            Repr::Dense(bits) => bits.set(s),
+            Repr::Sparse(list) => {
+                if let Err(at) = list.binary_search(&(s as u32)) {
+                    list.insert(at, s as u32);
+                }
+                self.densify_if_large();
+            }
+        }
+    }
+
+    /// Adds every member of `other` (a set over the same universe).
+    pub(crate) fn union_with(&mut self, other: &SourceSet) {
+        debug_assert_eq!(self.universe, other.universe);
+        match (&mut self.repr, &other.repr) {
+            (Repr::Dense(bits), Repr::Dense(o)) => bits.or(o),
+            (Repr::Dense(bits), Repr::Sparse(o)) => o.iter().for_each(|&s| bits.set(s as usize)),
+            (Repr::Sparse(list), Repr::Sparse(o)) => {
+                *list = merged(list, o);
+                self.densify_if_large();
+            }
+            (Repr::Sparse(list), Repr::Dense(o)) => {
+                let mut bits = o.clone();
+                list.iter().for_each(|&s| bits.set(s as usize));
+                self.repr = Repr::Dense(bits);
+            }
+        }
+    }
+
+    fn densify_if_large(&mut self) {
+        if let Repr::Sparse(list) = &self.repr {
+            if list.len() > self.sparse_limit() {
+                let mut bits = Bits::new(self.universe);
+                list.iter().for_each(|&s| bits.set(s as usize));
+                self.repr = Repr::Dense(bits);
+            }
+        }
+    }
+
+    /// Calls `f` with every member, in increasing order.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(usize)) {
+        match &self.repr {
+            Repr::Sparse(list) => list.iter().for_each(|&s| f(s as usize)),
+            Repr::Dense(bits) => bits.ones().for_each(f),
+        }
+    }
+}
+
+#[cfg(test)]
+impl SourceSet {
+    /// Bytes on the heap.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match &self.repr {
+            Repr::Sparse(list) => list.capacity() * 4,
+            Repr::Dense(bits) => bits.0.capacity() * 8,
+        }
+    }
+}
+
+/// The sorted union of two sorted lists without duplicates.
+fn merged(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        out.push(x.min(y));
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Repr, SourceSet};
+
+    fn members(s: &SourceSet) -> Vec<usize> {
+        let mut v = vec![];
+        s.for_each(|x| v.push(x));
+        v
+    }
+
+    fn of(universe: usize, ones: &[usize]) -> SourceSet {
+        let mut s = SourceSet::empty(universe);
+        ones.iter().for_each(|&x| s.insert(x));
+        s
+    }
+
+    #[test]
+    fn members_are_listed_in_order_without_duplicates_in_either_form() {
+        let sparse = of(6400, &[130, 5, 64, 5, 6399]);
+        assert!(matches!(sparse.repr, Repr::Sparse(_)));
+        assert_eq!(members(&sparse), [5, 64, 130, 6399]);
+        let dense = of(64, &[63, 1, 1, 40]);
+        assert!(matches!(dense.repr, Repr::Dense(_)), "3 members out of 64 is more than 64/32");
+        assert_eq!(members(&dense), [1, 40, 63]);
+    }
+
+    #[test]
+    fn a_union_is_the_same_set_whichever_forms_meet() {
+        let universe = 320; // lists of up to 10 members
+        let small = [3usize, 17, 200];
+        let large: Vec<usize> = (0..universe).step_by(20).collect(); // 16 members: dense
+        for (a, b) in [(&small[..], &large[..]), (&large[..], &small[..]), (&small[..], &[4, 17, 319][..]), (&large[..], &large[1..4])] {
+            let mut union = of(universe, a);
+            union.union_with(&of(universe, b));
+            let mut expected: Vec<usize> = a.iter().chain(b).copied().collect();
+            expected.sort_unstable();
+            expected.dedup();
+            assert_eq!(members(&union), expected, "{a:?} | {b:?}");
+        }
+    }
+
+    #[test]
+    fn a_list_becomes_a_bit_set_once_that_is_smaller() {
+        let mut s = of(3200, &(0..100).collect::<Vec<_>>());
+        assert!(matches!(s.repr, Repr::Sparse(_)), "100 members: 400 bytes, the bit set's size");
+        s.union_with(&of(3200, &[3000]));
+        assert!(matches!(s.repr, Repr::Dense(_)));
+        assert_eq!(members(&s).len(), 101);
+    }
+}
