@@ -171,7 +171,7 @@ pub fn layers_matched(closure: &Closure, n: usize, file: &HintFile, matcher: &Ma
     Ok(merge_to_fit(ordered, n)
         .into_iter()
         .map(|mut u| {
-            u.nodes.sort_by(|&a, &b| size_first::path_key(closure.path(a).as_str()).cmp(&size_first::path_key(closure.path(b).as_str())));
+            u.nodes.sort_by_cached_key(|&i| size_first::path_key(closure.path(i).as_str()));
             Layer::new(closure, u.nodes, u.reason)
         })
         .collect())

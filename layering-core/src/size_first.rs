@@ -61,18 +61,23 @@ pub(crate) enum Order {
 
 /// The primaries' pop order: an iterator over candidates, best first. With `Order::Size` this is
 /// auto-layer.py's `sorted(...).pop()`; with `Order::Stability` a lazy max-heap keyed by an upper
-/// bound (narSize at first) that walks a candidate's closure only when it reaches the top, and
-/// only as far as its weight could still beat the next bound (at least twice as far as its last
-/// walk), so a deep graph does not cost a whole closure walk per candidate.
+/// bound that walks a candidate's closure only when it reaches the top, and only as far as its
+/// weight could still beat the next bound (at least twice as far as its last walk), so a deep
+/// graph does not cost a whole closure walk per candidate. The first bound counts the paths a
+/// closure must hold at least (its longest chain of references, or its direct references), so
+/// a path deep in a chain is walked only if it can win. Equal weights go by rank, highest first
+/// (as `Order::Size` pops equal sizes); a bound equal to the best exact weight is resolved first.
 struct Candidates<'c> {
     closure: &'c Closure,
     /// Paths sorted by narSize, stable over the path-sorted input (their rank breaks ties).
     by_size: Vec<usize>,
     order: Order,
-    /// (weight as bits, exact, rank): non-negative floats order as their bits; an upper bound
-    /// (narSize) until the path's closure has been walked.
+    /// (weight as bits, pending, rank): non-negative floats order as their bits; `pending`
+    /// while the weight is an upper bound, before the path's closure has been walked whole.
     heap: std::collections::BinaryHeap<(u64, bool, usize)>,
     mark: Vec<bool>,
+    /// Per path, how many paths its closure holds at least ([`paths_below_at_least`]).
+    below: Vec<usize>,
     /// Paths found by the last cut-short walk of each candidate (by rank): the next walk goes
     /// at least twice as far, so a candidate's walks add up to about its closure once.
     walked: Vec<usize>,
@@ -80,12 +85,15 @@ struct Candidates<'c> {
 
 impl<'c> Candidates<'c> {
     fn new(closure: &'c Closure, by_size: Vec<usize>, order: Order) -> Self {
-        let heap = match order {
+        let (heap, below) = match order {
             Order::Size => Default::default(),
-            Order::Stability { .. } => by_size.iter().enumerate().map(|(rank, &i)| ((closure.nar_size(i) as f64).to_bits(), false, rank)).collect(),
+            Order::Stability { hazard } => {
+                let below = paths_below_at_least(closure);
+                (by_size.iter().enumerate().map(|(rank, &i)| (weight(closure.nar_size(i), hazard, below[i]).to_bits(), true, rank)).collect(), below)
+            }
         };
         let walked = vec![0; by_size.len()];
-        Candidates { closure, by_size, order, heap, mark: vec![false; closure.len()], walked }
+        Candidates { closure, by_size, order, heap, mark: vec![false; closure.len()], below, walked }
     }
 }
 
@@ -94,8 +102,8 @@ impl Iterator for Candidates<'_> {
     fn next(&mut self) -> Option<usize> {
         let Order::Stability { hazard } = self.order else { return self.by_size.pop() };
         loop {
-            let (_, exact, rank) = self.heap.pop()?;
-            if exact {
+            let (_, pending, rank) = self.heap.pop()?;
+            if !pending {
                 return Some(self.by_size[rank]);
             }
             let i = self.by_size[rank];
@@ -104,15 +112,33 @@ impl Iterator for Candidates<'_> {
             // `ln(size / next) / hazard` paths its weight is below that bound anyway.
             let next = self.heap.peek().map_or(0.0, |&(b, _, _)| f64::from_bits(b));
             let limit = if next > 0.0 && hazard > 0.0 { ((size / next).ln() / hazard).max(0.0) as usize + 1 } else { usize::MAX };
-            let limit = limit.max(2 * self.walked[rank]);
+            let limit = limit.max(2 * self.walked[rank]).max(self.below[i] + 1);
             let (deps, complete) = self.closure.reach_at_most(i, Direction::References, &mut self.mark, limit);
             self.walked[rank] = deps.len();
             clear(&mut self.mark, &deps);
             // Complete: the exact weight. Cut short: at least `limit` paths below, so at most
             // the weight of that many, and strictly more than the exact weight.
-            self.heap.push(((size * (-hazard * deps.len() as f64).exp()).to_bits(), complete, rank));
+            self.heap.push((weight(self.closure.nar_size(i), hazard, deps.len()).to_bits(), !complete, rank));
         }
     }
+}
+
+/// A primary's weight: the bytes expected to stay unchanged, `narSize · e^(−hazard · below)` for
+/// `below` paths in its closure.
+fn weight(nar_size: u64, hazard: f64, below: usize) -> f64 {
+    nar_size as f64 * (-hazard * below as f64).exp()
+}
+
+/// For every path, a number of paths its closure holds at least (itself excluded): its direct
+/// references, or one more than a reference's count, whichever is more. One pass, references
+/// first.
+fn paths_below_at_least(closure: &Closure) -> Vec<usize> {
+    let mut below = vec![0; closure.len()];
+    for i in closure.topo_order() {
+        let refs = closure.refs(i);
+        below[i] = refs.iter().map(|&r| below[r as usize] + 1).max().unwrap_or(0).max(refs.len());
+    }
+    below
 }
 
 /// The layer of every path, as a set id, after running the algorithm with `limit` layers, on
@@ -128,7 +154,9 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
     let mut split = vec![0u32; n];
     let mut primaries: Vec<usize> = vec![];
     let mut is_dep = vec![false; n];
-    let mut is_user = vec![false; n];
+    // Bit q % 64 of `reached_by[q / 64][d]`: the closure of primary q holds d. So whether an
+    // earlier primary uses the new one is one lookup, not a walk over the new one's users.
+    let mut reached_by: Vec<Vec<u64>> = vec![];
     let mut stamp: Vec<u32> = Vec::new();
     let mut round = 0u32;
     for p in Candidates::new(closure, by_size, order) {
@@ -137,12 +165,12 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
         next[p] = sets.intern(vec![rank]);
         let all_deps = closure.reach(p, Direction::References, &mut is_dep);
         let deps: Vec<usize> = all_deps.iter().copied().filter(|&d| inside(d)).collect();
-        let users = closure.reach(p, Direction::Users, &mut is_user);
+        let uses_p = |q: u32| reached_by[q as usize / 64][p] >> (q % 64) & 1 == 1;
         // A dependency's new set depends only on its old one, so each old set is mapped once.
         let mut moved: HashMap<u32, u32> = HashMap::new();
         for &d in &deps {
             next[d] = *moved.entry(next[d]).or_insert_with_key(|&old| {
-                let mut s: Vec<u32> = sets.sets[old as usize].iter().copied().filter(|&q| !is_user[primaries[q as usize]]).collect();
+                let mut s: Vec<u32> = sets.sets[old as usize].iter().copied().filter(|&q| !uses_p(q)).collect();
                 if !s.iter().any(|&q| is_dep[primaries[q as usize]]) {
                     s.push(rank); // ranks grow, so the vector stays sorted
                 }
@@ -150,7 +178,6 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
             });
         }
         clear(&mut is_dep, &all_deps);
-        clear(&mut is_user, &users);
         // Count distinct sets among members.
         stamp.resize(sets.sets.len(), u32::MAX);
         round += 1;
@@ -166,6 +193,11 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
             break;
         }
         primaries.push(p);
+        if rank % 64 == 0 {
+            reached_by.push(vec![0; n]);
+        }
+        let block = &mut reached_by[rank as usize / 64];
+        all_deps.iter().for_each(|&d| block[d] |= 1 << (rank % 64));
         split = next;
     }
     // Sets interned in a rejected last step mention its primary; the final split uses none.
@@ -194,26 +226,17 @@ pub(crate) fn group(closure: &Closure, split: &[u32], members: Option<&[bool]>) 
     for i in (0..closure.len()).filter(|&i| members.is_none_or(|m| m[i])) {
         by_set.entry(split[i]).or_default().push(i);
     }
-    let mut mark = vec![false; closure.len()];
+    let by_set: Vec<(u32, Vec<usize>)> = by_set.into_iter().collect();
+    let mut group_of = vec![NO_GROUP; closure.len()];
+    for (k, (_, paths)) in by_set.iter().enumerate() {
+        paths.iter().for_each(|&p| group_of[p] = k as u32);
+    }
+    let sizes = closure_sizes(closure, &group_of, by_set.len());
     let mut groups: Vec<(u64, u32, Vec<usize>)> = by_set
         .into_iter()
-        .map(|(set, mut paths)| {
-            paths.sort_by(|&a, &b| path_key(closure.path(a).as_str()).cmp(&path_key(closure.path(b).as_str())));
-            let mut closure_size = 0;
-            let mut seen = vec![];
-            for &p in &paths {
-                if !mark[p] {
-                    mark[p] = true;
-                    seen.push(p);
-                }
-                for d in closure.reach(p, Direction::References, &mut mark) {
-                    seen.push(d);
-                }
-            }
-            for &s in &seen {
-                closure_size += closure.nar_size(s);
-                mark[s] = false;
-            }
+        .zip(sizes)
+        .map(|((set, mut paths), closure_size)| {
+            paths.sort_by_cached_key(|&i| path_key(closure.path(i).as_str()));
             (closure_size, set, paths)
         })
         .collect();
@@ -221,6 +244,38 @@ pub(crate) fn group(closure: &Closure, split: &[u32], members: Option<&[bool]>) 
     // defined order there; here they fall back to the first path's key.
     groups.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| path_key(closure.path(a.2[0]).as_str()).cmp(&path_key(closure.path(b.2[0]).as_str()))));
     groups.into_iter().map(|(_, set, paths)| (set, paths)).collect()
+}
+
+/// `group_of` for a path in no group.
+const NO_GROUP: u32 = u32::MAX;
+
+/// The narSize of each group's closure (its members and every path they reach), all groups in
+/// one pass from users to references: each path carries the set of groups that reach it, the
+/// union of its users' sets and its own group.
+fn closure_sizes(closure: &Closure, group_of: &[u32], groups: usize) -> Vec<u64> {
+    let words = groups.div_ceil(64).max(1);
+    let mut reached = vec![0u64; closure.len() * words];
+    let mut sizes = vec![0u64; groups];
+    for v in closure.topo_order().into_iter().rev() {
+        let row = v * words;
+        if group_of[v] != NO_GROUP {
+            let g = group_of[v] as usize;
+            reached[row + g / 64] |= 1 << (g % 64);
+        }
+        for &u in closure.users(v) {
+            for w in 0..words {
+                reached[row + w] |= reached[u as usize * words + w];
+            }
+        }
+        for w in 0..words {
+            let mut bits = reached[row + w];
+            while bits != 0 {
+                sizes[w * 64 + bits.trailing_zeros() as usize] += closure.nar_size(v);
+                bits &= bits - 1;
+            }
+        }
+    }
+    sizes
 }
 
 /// auto-layer.py with `layer_limit = store_layers`.
