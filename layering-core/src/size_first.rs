@@ -193,7 +193,7 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
             break;
         }
         primaries.push(p);
-        if rank % 64 == 0 {
+        if rank.is_multiple_of(64) {
             reached_by.push(vec![0; n]);
         }
         let block = &mut reached_by[rank as usize / 64];
