@@ -12,6 +12,7 @@
 //!
 //! Every error names the file and the JSON location (`[3].narSize`) or the line.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use hints_format::locate::without_serde_position;
@@ -142,20 +143,23 @@ pub fn quick_paths(text: &str) -> Option<Vec<&str>> {
     Some(records.into_iter().map(|r| r.path).collect())
 }
 
-/// One exportReferencesGraph / path-info record, for the typed fast path.
+/// One exportReferencesGraph / path-info record, for the typed fast path. Paths are borrowed
+/// from the text where they need no unescaping, so each becomes one [`StorePath`] allocation.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawRecord {
-    path: String,
+struct RawRecord<'a> {
+    #[serde(borrow)]
+    path: Cow<'a, str>,
     nar_size: u64,
     #[serde(default)]
     nar_hash: Option<String>,
     #[serde(default)]
     closure_size: Option<u64>,
-    references: Vec<String>,
+    #[serde(borrow)]
+    references: Vec<Cow<'a, str>>,
 }
 
-impl RawRecord {
+impl RawRecord<'_> {
     fn into_info(self) -> Result<PathInfo, hints_format::StorePathError> {
         Ok(PathInfo {
             path: StorePath::parse(&self.path)?,

@@ -27,6 +27,11 @@ use hints_format::{FormatError, HintFile};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use layering_core::{Budget, Strategy as CoreStrategy};
 
+/// mimalloc: the CLI allocates and frees millions of small strings and vectors per closure
+/// and history, where it is markedly faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hints",

@@ -96,7 +96,7 @@ fn layer_sets(history: &History, i: usize, r: usize, jobs: &[Job<'_>], matchers:
     let laid_out = |budget: Budget, strategy: Strategy<'_>, matcher: Option<&Matcher>| -> Result<Vec<Vec<u32>>, LayerError> {
         let closure = closure.get_or_init(|| history.closure(i, r).expect("snapshot exists"));
         // Closure indices are path-sorted, as are the dense indices of `members`.
-        let member = |p: &hints_format::StorePath| members[closure.index_of(p.as_str()).expect("a layer holds closure paths")];
+        let member = |p: &hints_format::StorePath| members[closure.index_of(p).expect("a layer holds closure paths")];
         let layers = match (strategy, matcher) {
             (Strategy::Hints(file), Some(m)) => hinted::layers_matched(closure, budget.store_layers(), file, m)?,
             _ => layer(closure, budget, strategy)?,

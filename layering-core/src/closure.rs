@@ -114,11 +114,25 @@ impl Adjacency {
     }
 }
 
+/// A path's hash part, the key of [`Closure`]'s index.
+fn hash_key(path: &StorePath) -> [u8; hints_format::store_path::HASH_LEN] {
+    path.hash().as_bytes().try_into().expect("a store path's hash part is 32 characters")
+}
+
+/// References as a set, for comparing two records of one path.
+fn canonical(references: &[StorePath]) -> Vec<&StorePath> {
+    let mut v: Vec<&StorePath> = references.iter().collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// A validated closure graph.
 #[derive(Debug, Clone)]
 pub struct Closure {
     infos: Vec<PathInfo>,
-    index: HashMap<String, u32>,
+    /// Index of each path by its hash part, unique within a closure.
+    index: HashMap<[u8; hints_format::store_path::HASH_LEN], u32>,
     /// Sorted, deduplicated references other than the path itself.
     refs: Adjacency,
     users: Adjacency,
@@ -133,10 +147,6 @@ impl Closure {
             return Err(ClosureError::Empty);
         }
         infos.sort_by(|a, b| a.path.cmp(&b.path));
-        for i in &mut infos {
-            i.references.sort();
-            i.references.dedup();
-        }
         // Identical duplicates merge; differing ones are an error.
         let mut deduped: Vec<PathInfo> = Vec::with_capacity(infos.len());
         for info in infos {
@@ -150,7 +160,7 @@ impl Closure {
             }
             match deduped.last() {
                 Some(prev) if prev.path == info.path => {
-                    if prev.nar_size != info.nar_size || prev.references != info.references {
+                    if prev.nar_size != info.nar_size || canonical(&prev.references) != canonical(&info.references) {
                         return Err(ClosureError::ConflictingDuplicate { path: info.path.to_string(), first: prev.nar_size, second: info.nar_size });
                     }
                 }
@@ -161,18 +171,23 @@ impl Closure {
         if deduped.iter().try_fold(0u64, |t, i| t.checked_add(i.nar_size)).is_none_or(|t| t > i64::MAX as u64) {
             return Err(ClosureError::TooLarge);
         }
-        let index: HashMap<String, u32> = deduped.iter().enumerate().map(|(i, n)| (n.path.as_str().to_string(), i as u32)).collect();
+        let index: HashMap<_, u32> = deduped.iter().enumerate().map(|(i, n)| (hash_key(&n.path), i as u32)).collect();
         let mut refs = Adjacency { offsets: Vec::with_capacity(deduped.len() + 1), targets: vec![] };
         refs.offsets.push(0);
-        for (i, info) in deduped.iter().enumerate() {
-            for r in &info.references {
-                match index.get(r.as_str()) {
-                    Some(&j) if j as usize == i => {}
-                    Some(&j) => refs.targets.push(j),
-                    None => return Err(ClosureError::DanglingReference { from: info.path.to_string(), to: r.to_string() }),
+        for i in 0..deduped.len() {
+            // Indices follow path order, so references sorted by index are sorted by path.
+            let mut resolved: Vec<(u32, StorePath)> = Vec::with_capacity(deduped[i].references.len());
+            for r in std::mem::take(&mut deduped[i].references) {
+                match index.get(&hash_key(&r)).filter(|&&j| deduped[j as usize].path == r) {
+                    Some(&j) => resolved.push((j, r)),
+                    None => return Err(ClosureError::DanglingReference { from: deduped[i].path.to_string(), to: r.to_string() }),
                 }
             }
+            resolved.sort_unstable_by_key(|&(j, _)| j);
+            resolved.dedup_by_key(|&mut (j, _)| j);
+            refs.targets.extend(resolved.iter().map(|&(j, _)| j).filter(|&j| j as usize != i));
             refs.offsets.push(refs.targets.len());
+            deduped[i].references = resolved.into_iter().map(|(_, r)| r).collect();
         }
         let users = refs.reversed();
         let closure = Closure { infos: deduped, index, refs, users };
@@ -244,9 +259,9 @@ impl Closure {
         self.users.of(i)
     }
 
-    /// The index of a full store path, if it is in the closure.
-    pub fn index_of(&self, path: &str) -> Option<usize> {
-        self.index.get(path).map(|&i| i as usize)
+    /// The index of a store path, if it is in the closure.
+    pub fn index_of(&self, path: &StorePath) -> Option<usize> {
+        self.index.get(&hash_key(path)).map(|&i| i as usize).filter(|&i| self.infos[i].path == *path)
     }
 
     /// The sum of every path's narSize (fits: [`Closure::new`] checks).
@@ -385,7 +400,7 @@ pub(crate) mod tests {
         let c = Closure::new(vec![info("a-1", 1, &["a-1", "b-1"]), info("b-1", 2, &["b-1"]), info("a-1", 1, &["b-1", "a-1"])]).unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(c.total_size(), 3);
-        let a = c.index_of(sp("a-1").as_str()).unwrap();
+        let a = c.index_of(&sp("a-1")).unwrap();
         assert_eq!(c.refs(a).len(), 1);
         assert_eq!(c.roots().collect::<Vec<_>>(), vec![a]);
     }

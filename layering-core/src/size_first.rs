@@ -151,58 +151,96 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
     by_size.sort_by_key(|&i| closure.nar_size(i));
 
     let mut sets = Sets::new();
-    let mut split = vec![0u32; n];
+    let mut split = Assignment::new(n, by_size.len());
     let mut primaries: Vec<usize> = vec![];
     let mut is_dep = vec![false; n];
     // Bit q % 64 of `reached_by[q / 64][d]`: the closure of primary q holds d. So whether an
     // earlier primary uses the new one is one lookup, not a walk over the new one's users.
     let mut reached_by: Vec<Vec<u64>> = vec![];
-    let mut stamp: Vec<u32> = Vec::new();
-    let mut round = 0u32;
+    // Per old set, (the step that last mapped it, its new set): a dependency's new set depends
+    // only on its old one, so each old set is mapped once per step.
+    let mut mapped: Vec<(u32, u32)> = vec![];
     for p in Candidates::new(closure, by_size, order) {
         let rank = primaries.len() as u32;
-        let mut next = split.clone();
-        next[p] = sets.intern(vec![rank]);
+        split.assign(p, sets.intern(vec![rank]));
         let all_deps = closure.reach(p, Direction::References, &mut is_dep);
-        let deps: Vec<usize> = all_deps.iter().copied().filter(|&d| inside(d)).collect();
         let uses_p = |q: u32| reached_by[q as usize / 64][p] >> (q % 64) & 1 == 1;
-        // A dependency's new set depends only on its old one, so each old set is mapped once.
-        let mut moved: HashMap<u32, u32> = HashMap::new();
-        for &d in &deps {
-            next[d] = *moved.entry(next[d]).or_insert_with_key(|&old| {
-                let mut s: Vec<u32> = sets.sets[old as usize].iter().copied().filter(|&q| !uses_p(q)).collect();
+        mapped.resize(sets.sets.len(), (u32::MAX, 0));
+        for d in all_deps.iter().copied().filter(|&d| inside(d)) {
+            let old = split.set_of[d] as usize;
+            if mapped[old].0 != rank {
+                let mut s: Vec<u32> = sets.sets[old].iter().copied().filter(|&q| !uses_p(q)).collect();
                 if !s.iter().any(|&q| is_dep[primaries[q as usize]]) {
                     s.push(rank); // ranks grow, so the vector stays sorted
                 }
-                sets.intern(s)
-            });
-        }
-        clear(&mut is_dep, &all_deps);
-        // Count distinct sets among members.
-        stamp.resize(sets.sets.len(), u32::MAX);
-        round += 1;
-        let mut count = 0;
-        for i in (0..n).filter(|&i| inside(i)) {
-            let s = next[i] as usize;
-            if stamp[s] != round {
-                stamp[s] = round;
-                count += 1;
+                mapped[old] = (rank, sets.intern(s));
             }
+            split.assign(d, mapped[old].1);
         }
-        if count > limit {
+        if split.distinct > limit {
+            split.undo();
             break;
         }
+        split.commit();
         primaries.push(p);
         if rank.is_multiple_of(64) {
             reached_by.push(vec![0; n]);
         }
         let block = &mut reached_by[rank as usize / 64];
-        all_deps.iter().for_each(|&d| block[d] |= 1 << (rank % 64));
-        split = next;
+        for &d in &all_deps {
+            is_dep[d] = false;
+            block[d] |= 1 << (rank % 64);
+        }
     }
     // Sets interned in a rejected last step mention its primary; the final split uses none.
     let named = sets.sets.iter().map(|s| s.iter().filter_map(|&q| primaries.get(q as usize).copied()).collect()).collect();
-    (split, named)
+    (split.set_of, named)
+}
+
+/// Each path's set, with the number of members in each set, so that a step counts the distinct
+/// sets from the paths it moved rather than by a pass over every member; a rejected step is
+/// undone from its log.
+struct Assignment {
+    set_of: Vec<u32>,
+    holders: Vec<usize>,
+    /// Sets holding at least one member.
+    distinct: usize,
+    /// This step's moves: (path, its set before).
+    moves: Vec<(usize, u32)>,
+}
+
+impl Assignment {
+    /// Every path in set 0, `members` of them counted.
+    fn new(paths: usize, members: usize) -> Self {
+        Assignment { set_of: vec![0; paths], holders: vec![members], distinct: usize::from(members > 0), moves: vec![] }
+    }
+
+    /// Moves member `i` to `set`.
+    fn assign(&mut self, i: usize, set: u32) {
+        self.moves.push((i, self.set_of[i]));
+        self.relocate(i, set);
+    }
+
+    fn relocate(&mut self, i: usize, set: u32) {
+        let old = std::mem::replace(&mut self.set_of[i], set) as usize;
+        self.holders[old] -= 1;
+        self.distinct -= usize::from(self.holders[old] == 0);
+        if self.holders.len() <= set as usize {
+            self.holders.resize(set as usize + 1, 0);
+        }
+        self.holders[set as usize] += 1;
+        self.distinct += usize::from(self.holders[set as usize] == 1);
+    }
+
+    fn commit(&mut self) {
+        self.moves.clear();
+    }
+
+    fn undo(&mut self) {
+        while let Some((i, old)) = self.moves.pop() {
+            self.relocate(i, old);
+        }
+    }
 }
 
 fn clear(mark: &mut [bool], all: &[usize]) {

@@ -20,7 +20,7 @@ fn closure_size(c: &Closure, layer: &[String]) -> u64 {
     let mut mark = vec![false; c.len()];
     let mut total = 0;
     for p in layer {
-        let i = c.index_of(p).unwrap();
+        let i = c.index_of(&hints_format::StorePath::parse(p).unwrap()).unwrap();
         let mut todo = vec![i];
         while let Some(x) = todo.pop() {
             if !mark[x] {

@@ -71,6 +71,13 @@ enum Cmd {
     Shapes {
         #[arg(long, value_delimiter = ',', default_value = "1000,3000,10000,30000,100000,200000")]
         sizes: Vec<usize>,
+        /// Then time the whole `hints layer` command on closures of this many paths, each shape
+        /// and strategy (median of 7 runs), beside `serde_json` parsing the same file.
+        #[arg(long, default_value_t = 20_000)]
+        whole: usize,
+        /// The `hints` binary, for whole-command timings.
+        #[arg(long, default_value = "target/release/hints")]
+        hints: PathBuf,
     },
     /// Emit from a database (e.g. the one `scan` wrote), over all its revisions; writes the hint
     /// file to --out (for `hints report` on the same history).
@@ -393,7 +400,7 @@ fn best_ms(runs: usize, f: impl Fn()) -> f64 {
 }
 
 fn bench_layer(sizes: &[usize], python: Option<&Path>, python_max: usize, hints_bin: &Path) -> Result<()> {
-    println!("bench: layer (best of 3, in-process; `hints layer` = whole command incl. JSON parse)");
+    println!("bench: layer (best of 3, in-process; `hints layer` = whole command incl. JSON parse, median of 5)");
     println!("{:>7} {:>12} {:>12} {:>12} {:>14} {:>10} {:>12} {:>12}", "paths", "popularity", "size-first", "hints", "hints layer", "peak MB", "py pop", "py auto");
     let dir = std::env::temp_dir().join("hints-bench-layer");
     std::fs::create_dir_all(&dir)?;
@@ -408,7 +415,7 @@ fn bench_layer(sizes: &[usize], python: Option<&Path>, python_max: usize, hints_
         let synth = Synth::new(Shape { packages: n, base: n / 20, images: 1, share: 1.0, bump: 0.0, seed: 11 });
         std::fs::write(&graph, synth.closure_json(0))?;
         std::fs::write(&hints_file, file.to_canonical_string())?;
-        let (cmd_ms, peak) = run_hints_layer(hints_bin, &graph, &["--hints", hints_file.to_str().expect("utf-8 path")])?;
+        let (cmd_ms, peak) = run_hints_layer(hints_bin, &graph, &["--hints", hints_file.to_str().expect("utf-8 path")], 5)?;
         let (py_pop, py_auto) = match python.filter(|_| n <= python_max) {
             Some(py) => (
                 time_cmd(Command::new("python3").arg(py.join("closure-graph.py")).arg(&graph))?,
@@ -418,8 +425,8 @@ fn bench_layer(sizes: &[usize], python: Option<&Path>, python_max: usize, hints_
         };
         println!("{n:>7} {pop:>10.1}ms {sf:>10.1}ms {hi:>10.1}ms {cmd_ms:>12.1}ms {peak:>10.0} {py_pop:>10.0}ms {py_auto:>10.0}ms");
         if python.is_some() && n <= python_max {
-            let (cmd_pop, _) = run_hints_layer(hints_bin, &graph, &["--strategy", "popularity"])?;
-            let (cmd_sf, _) = run_hints_layer(hints_bin, &graph, &["--strategy", "size-first"])?;
+            let (cmd_pop, _) = run_hints_layer(hints_bin, &graph, &["--strategy", "popularity"], 5)?;
+            let (cmd_sf, _) = run_hints_layer(hints_bin, &graph, &["--strategy", "size-first"], 5)?;
             println!(
                 "        python / hints: popularity {:.0}x in-process, {:.0}x whole command ({cmd_pop:.1} ms); size-first {:.0}x in-process, {:.1}x whole command ({cmd_sf:.1} ms)",
                 py_pop / pop,
@@ -454,6 +461,44 @@ fn bench_shapes(sizes: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// Whole `hints layer` commands on one closure of each shape, every strategy, beside the floor:
+/// `serde_json` reading and parsing the same file, in this process.
+fn bench_shapes_whole(n: usize, bin: &Path) -> Result<()> {
+    const RUNS: usize = 7;
+    println!("bench: whole `hints layer` command on {n} paths (median of {RUNS} runs; peak: the most any strategy took)");
+    println!("{:>13} {:>14} {:>12} {:>12} {:>12} {:>8}", "shape", "serde_json MB/s", "parse ms", "popularity", "size-first", "hints");
+    let dir = std::env::temp_dir().join("hints-bench-shapes");
+    std::fs::create_dir_all(&dir)?;
+    for shape in GraphShape::ALL {
+        let closure_infos = shape.closure(n, 5);
+        let graph = dir.join(format!("{}-{n}.json", shape.name()));
+        std::fs::write(&graph, synth::graph_json(&closure_infos))?;
+        let hints_file = dir.join(format!("{}-{n}.yaml", shape.name()));
+        std::fs::write(&hints_file, hints_over(&Closure::new(closure_infos).context("a generated closure")?, 1500.min(n / 2)).to_canonical_string())?;
+        let mut parse_ms: Vec<f64> = (0..RUNS)
+            .map(|_| {
+                let t = Instant::now();
+                let text = std::fs::read_to_string(&graph)?;
+                let _: serde_json::Value = serde_json::from_str(&text)?;
+                Ok(t.elapsed().as_secs_f64() * 1000.0)
+            })
+            .collect::<Result<_>>()?;
+        parse_ms.sort_by(f64::total_cmp);
+        let parse = parse_ms[RUNS / 2];
+        let mb_s = std::fs::metadata(&graph)?.len() as f64 / 1e6 / (parse / 1000.0);
+        let hints_arg = hints_file.to_str().context("a UTF-8 temporary path")?;
+        let mut peak: f64 = 0.0;
+        let mut ms = vec![];
+        for extra in [&["--strategy", "popularity"][..], &["--strategy", "size-first"], &["--hints", hints_arg]] {
+            let (t, p) = run_hints_layer(bin, &graph, extra, RUNS)?;
+            peak = peak.max(p);
+            ms.push(t);
+        }
+        println!("{:>13} {mb_s:>14.0} {parse:>10.1}ms {:>10.1}ms {:>10.1}ms {:>6.1}ms  peak {peak:.0} MB", shape.name(), ms[0], ms[1], ms[2]);
+    }
+    Ok(())
+}
+
 /// The slope of log(time) against log(size), by least squares: 1 is linear, 2 quadratic.
 fn growth_exponent(points: &[(f64, f64)]) -> f64 {
     let logs: Vec<(f64, f64)> = points.iter().map(|&(n, t)| (n.ln(), t.max(1e-3).ln())).collect();
@@ -464,22 +509,26 @@ fn growth_exponent(points: &[(f64, f64)]) -> f64 {
     cov / var
 }
 
-fn run_hints_layer(bin: &Path, graph: &Path, extra: &[&str]) -> Result<(f64, f64)> {
-    let mut best = (f64::INFINITY, 0.0);
-    for _ in 0..3 {
+/// The median time of `runs` whole `hints layer` commands, and the largest peak memory.
+fn run_hints_layer(bin: &Path, graph: &Path, extra: &[&str], runs: usize) -> Result<(f64, f64)> {
+    let (mut times, mut peak) = (vec![], 0.0f64);
+    for _ in 0..runs {
         let t = Instant::now();
         let out = Command::new(bin).args(["-v", "layer", "--graph"]).arg(graph).args(extra).output().with_context(|| format!("running {}", bin.display()))?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         if !out.status.success() {
             bail!("hints layer failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let peak = stderr.lines().find_map(|l| l.split("peak memory: ").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(f64::NAN);
-        if ms < best.0 {
-            best = (ms, peak);
-        }
+        times.push(ms);
+        peak = peak.max(logged_peak_mb(&out.stderr));
     }
-    Ok(best)
+    times.sort_by(f64::total_cmp);
+    Ok((times[runs / 2], peak))
+}
+
+/// The peak memory a `hints -v` command logged, in MB.
+fn logged_peak_mb(stderr: &[u8]) -> f64 {
+    String::from_utf8_lossy(stderr).lines().find_map(|l| l.split("peak memory: ").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(f64::NAN)
 }
 
 fn time_cmd(cmd: &mut Command) -> Result<f64> {
@@ -531,8 +580,7 @@ fn bench_wide(sizes: &[usize], bin: &Path) -> Result<()> {
         if !out.status.success() {
             bail!("hints emit failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let peak: f64 = stderr.lines().find_map(|l| l.split("peak memory: ").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(f64::NAN);
+        let peak = logged_peak_mb(&out.stderr);
         println!("{n:>8} {secs:>10.2} {peak:>10.1}");
         points.push((n as f64, secs, peak));
     }
@@ -561,7 +609,10 @@ fn main() -> Result<()> {
         Cmd::Dataset { dir, db } => bench_dataset(&dir, &db),
         Cmd::Match { paths, members } => bench_match(paths, members),
         Cmd::Layer { sizes, python, python_max, hints } => bench_layer(&sizes, python.as_deref(), python_max, &hints),
-        Cmd::Shapes { sizes } => bench_shapes(&sizes),
+        Cmd::Shapes { sizes, whole, hints } => {
+            bench_shapes(&sizes)?;
+            bench_shapes_whole(whole, &hints)
+        }
         Cmd::Serve { clients, per_client, images, revisions, hints, dataset } => {
             let history = match &dataset {
                 Some(dir) => ServedHistory::Dataset(dir),

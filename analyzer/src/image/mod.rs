@@ -165,7 +165,7 @@ impl LayerPlan {
             }
             let mut paths: Vec<&StorePath> = vec![];
             for p in list {
-                let n = closure.index_of(p).ok_or_else(|| bad(format!("layer {}: {p} is not in the closure", k + 1)))?;
+                let n = StorePath::parse(p).ok().and_then(|p| closure.index_of(&p)).ok_or_else(|| bad(format!("layer {}: {p} is not in the closure", k + 1)))?;
                 if std::mem::replace(&mut seen[n], true) {
                     return Err(bad(format!("layer {}: {p} is in an earlier layer too", k + 1)));
                 }
