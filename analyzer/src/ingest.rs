@@ -18,8 +18,12 @@
 //! For each chunk of [`CHUNK`] jobs, in order:
 //! 1. load the texts in parallel;
 //! 2. compute the quick digests in parallel and look each up;
-//! 3. parse and prepare (validate, hash, sort) the unknown ones in parallel;
+//! 3. parse and prepare (validate, hash, sort) the unknown ones in parallel, on other threads
+//!    while this one stores the previous chunk;
 //! 4. store them one by one in job order, each in its own transaction, and report each outcome.
+//!
+//! A job that repeats one of the previous chunk is looked up before that chunk is stored, so it
+//! is parsed, and then stored as unchanged.
 //!
 //! The first failure stops the batch: what was stored before it stays stored (a re-run skips
 //! it), and the error says how many were.
@@ -184,9 +188,18 @@ impl IngestError {
     }
 }
 
+/// A chunk of jobs, looked up and parsed: per job, its path count when the store holds it
+/// already, or its parsed closure.
+struct ReadyChunk<'a> {
+    jobs: &'a [Job],
+    known: Vec<Option<usize>>,
+    parsed: Vec<Option<Result<(ReadClosure, Prepared), IngestError>>>,
+}
+
 /// Stores `jobs` in order (see the module doc), calling `report` after each.
 pub fn ingest(store: &mut Store, jobs: &[Job], format: Option<Format>, mut report: impl FnMut(&Stored<'_>) -> std::io::Result<()>) -> Result<Tally, IngestError> {
     let mut tally = Tally::default();
+    let mut ready: Option<ReadyChunk<'_>> = None;
     for chunk in jobs.chunks(CHUNK) {
         let texts: Vec<_> = chunk.par_iter().map(|j| j.sources.load()).collect::<Result<_, _>>()?;
         let quick: Vec<Option<(usize, [u8; 32])>> = texts.par_iter().map(|t| scan::quick_digest(t)).collect();
@@ -197,19 +210,33 @@ pub fn ingest(store: &mut Store, jobs: &[Job], format: Option<Format>, mut repor
                 _ => None,
             });
         }
-        let parsed: Vec<Option<Result<(ReadClosure, Prepared), IngestError>>> = texts.par_iter().zip(&known).map(|(text, known)| known.is_none().then(|| parse(text, format))).collect();
-        for ((job, known), parsed) in chunk.iter().zip(known).zip(parsed) {
-            let stored = match (known, parsed) {
-                (Some(paths), _) => Ok(Stored { job, outcome: Outcome::Unchanged, paths, warnings: vec![], revised: None }),
-                (None, Some(parsed)) => parsed.and_then(|(read, prep)| store_one(store, job, read, &prep)),
-                (None, None) => unreachable!("parsed when not known"),
-            };
-            let stored = stored.map_err(|e| in_batch(e, job, tally.done(), jobs.len()))?;
-            tally.count(stored.outcome);
-            report(&stored)?;
-        }
+        let (parsed, stored) = std::thread::scope(|s| {
+            let parsing = s.spawn(|| texts.par_iter().zip(&known).map(|(text, known)| known.is_none().then(|| parse(text, format))).collect::<Vec<_>>());
+            let stored = ready.take().map_or(Ok(()), |r| store_chunk(store, r, &mut tally, jobs.len(), &mut report));
+            (parsing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), stored)
+        });
+        stored?;
+        ready = Some(ReadyChunk { jobs: chunk, known, parsed });
+    }
+    if let Some(r) = ready {
+        store_chunk(store, r, &mut tally, jobs.len(), &mut report)?;
     }
     Ok(tally)
+}
+
+/// Stores a chunk's jobs one by one, counting and reporting each.
+fn store_chunk(store: &mut Store, chunk: ReadyChunk<'_>, tally: &mut Tally, total: usize, report: &mut impl FnMut(&Stored<'_>) -> std::io::Result<()>) -> Result<(), IngestError> {
+    for ((job, known), parsed) in chunk.jobs.iter().zip(chunk.known).zip(chunk.parsed) {
+        let stored = match (known, parsed) {
+            (Some(paths), _) => Ok(Stored { job, outcome: Outcome::Unchanged, paths, warnings: vec![], revised: None }),
+            (None, Some(parsed)) => parsed.and_then(|(read, prep)| store_one(store, job, read, &prep)),
+            (None, None) => unreachable!("parsed when not known"),
+        };
+        let stored = stored.map_err(|e| in_batch(e, job, tally.done(), total))?;
+        tally.count(stored.outcome);
+        report(&stored)?;
+    }
+    Ok(())
 }
 
 /// One job's closure, parsed and prepared: the part of an ingest that needs no database, so a

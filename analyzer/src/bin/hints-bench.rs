@@ -21,6 +21,10 @@ use hints_format::{BudgetHeader, Group, HintFile, Matcher, MemberPattern, StoreP
 use layering_core::{layer, Budget, Closure, Strategy};
 use rayon::prelude::*;
 
+/// The allocator `hints` itself uses, so in-process timings match the command's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]

@@ -2,7 +2,7 @@
 //! changes and intrinsic bumps per transition, bump sources and their rates, and each name's
 //! dependency closure as a set of sources.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use hints_format::{MemberPattern, NameKey};
 use rayon::prelude::*;
@@ -11,6 +11,19 @@ use super::bits::Bits;
 use super::sources::SourceSet;
 use super::MineError;
 use crate::history::History;
+
+/// The names two (name, path)-sorted snapshots share, each with its run of entries in both.
+fn common_names<'v>(a: &'v [(u32, u32)], b: &'v [(u32, u32)]) -> impl Iterator<Item = (u32, &'v [(u32, u32)], &'v [(u32, u32)])> + 'v {
+    let (mut runs_a, mut runs_b) = (a.chunk_by(|x, y| x.0 == y.0).peekable(), b.chunk_by(|x, y| x.0 == y.0).peekable());
+    std::iter::from_fn(move || loop {
+        let (ra, rb) = (runs_a.peek()?, runs_b.peek()?);
+        match ra[0].0.cmp(&rb[0].0) {
+            std::cmp::Ordering::Less => drop(runs_a.next()),
+            std::cmp::Ordering::Greater => drop(runs_b.next()),
+            std::cmp::Ordering::Equal => return Some((ra[0].0, runs_a.next()?, runs_b.next()?)),
+        }
+    })
+}
 
 /// What the history says about every name at the training revisions.
 pub(crate) struct NameStats {
@@ -106,37 +119,32 @@ impl NameStats {
                 let (r0, r1) = (first + t, first + t + 1);
                 let mut changed = Bits::new(n);
                 let mut version_changed = Bits::new(n);
-                let mut deps_at: HashMap<u32, Vec<u32>> = HashMap::new();
-                for i in 0..ni {
-                    let (Some(a), Some(b)) = (named(i, r0), named(i, r1)) else { continue };
-                    let group = |v: &[(u32, u32)]| -> BTreeMap<u32, Vec<u32>> {
-                        let mut m: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-                        for &(name, p) in v {
-                            m.entry(name).or_default().push(p);
-                        }
-                        m
-                    };
-                    let (ga, gb) = (group(&a), group(&b));
-                    for (name, pb) in &gb {
-                        deps_at.entry(*name).or_default().extend(pb.iter().flat_map(|&p| h.refs[p as usize].iter().map(|&d| path_name[d as usize])));
-                        if let Some(pa) = ga.get(name) {
-                            if pa != pb {
-                                changed.set(*name as usize);
-                                let va: HashSet<&str> = pa.iter().map(|&p| versions[p as usize].as_str()).collect();
-                                let vb: HashSet<&str> = pb.iter().map(|&p| versions[p as usize].as_str()).collect();
-                                if va != vb {
-                                    version_changed.set(*name as usize);
-                                }
+                let pairs: Vec<(Vec<(u32, u32)>, Vec<(u32, u32)>)> = (0..ni).filter_map(|i| Some((named(i, r0)?, named(i, r1)?))).collect();
+                for (a, b) in &pairs {
+                    for (name, pa, pb) in common_names(a, b) {
+                        if pa.iter().map(|x| x.1).ne(pb.iter().map(|x| x.1)) {
+                            changed.set(name as usize);
+                            let va: HashSet<&str> = pa.iter().map(|&(_, p)| versions[p as usize].as_str()).collect();
+                            let vb: HashSet<&str> = pb.iter().map(|&(_, p)| versions[p as usize].as_str()).collect();
+                            if va != vb {
+                                version_changed.set(name as usize);
                             }
                         }
                     }
                 }
-                let mut bumped = version_changed;
-                for name in changed.ones() {
-                    let explained = deps_at.get(&(name as u32)).is_some_and(|ds| ds.iter().any(|&d| d as usize != name && changed.get(d as usize)));
-                    if !explained {
-                        bumped.set(name);
+                // A change is explained when a dependency of the name (in some image at r1)
+                // changed too; otherwise it is the name's own bump.
+                let mut explained = Bits::new(n);
+                for (_, b) in &pairs {
+                    for &(name, p) in b.iter().filter(|&&(name, _)| changed.get(name as usize)) {
+                        if h.refs[p as usize].iter().map(|&d| path_name[d as usize]).any(|d| d != name && changed.get(d as usize)) {
+                            explained.set(name as usize);
+                        }
                     }
+                }
+                let mut bumped = version_changed;
+                for name in changed.ones().filter(|&name| !explained.get(name)) {
+                    bumped.set(name);
                 }
                 (changed, bumped)
             })
