@@ -12,8 +12,13 @@ use super::sources::SourceSet;
 use super::MineError;
 use crate::history::History;
 
-/// The names two (name, path)-sorted snapshots share, each with its run of entries in both.
-fn common_names<'v>(a: &'v [(u32, u32)], b: &'v [(u32, u32)]) -> impl Iterator<Item = (u32, &'v [(u32, u32)], &'v [(u32, u32)])> + 'v {
+/// A snapshot as (name, path) pairs, sorted.
+type Named = Vec<(u32, u32)>;
+/// The entries of one name in a [`Named`] snapshot.
+type Run<'v> = &'v [(u32, u32)];
+
+/// The names two sorted snapshots share, each with its run of entries in both.
+fn common_names<'v>(a: Run<'v>, b: Run<'v>) -> impl Iterator<Item = (u32, Run<'v>, Run<'v>)> + 'v {
     let (mut runs_a, mut runs_b) = (a.chunk_by(|x, y| x.0 == y.0).peekable(), b.chunk_by(|x, y| x.0 == y.0).peekable());
     std::iter::from_fn(move || loop {
         let (ra, rb) = (runs_a.peek()?, runs_b.peek()?);
@@ -85,7 +90,7 @@ impl NameStats {
         let ni = h.images.len();
 
         // Per snapshot: (name, path) sorted by name.
-        let named = |i: usize, r: usize| -> Option<Vec<(u32, u32)>> {
+        let named = |i: usize, r: usize| -> Option<Named> {
             let m = h.snapshots.get(&(i, r))?;
             let mut v: Vec<(u32, u32)> = m.iter().map(|&p| (path_name[p as usize], p)).collect();
             v.sort_unstable();
@@ -119,7 +124,7 @@ impl NameStats {
                 let (r0, r1) = (first + t, first + t + 1);
                 let mut changed = Bits::new(n);
                 let mut version_changed = Bits::new(n);
-                let pairs: Vec<(Vec<(u32, u32)>, Vec<(u32, u32)>)> = (0..ni).filter_map(|i| Some((named(i, r0)?, named(i, r1)?))).collect();
+                let pairs: Vec<(Named, Named)> = (0..ni).filter_map(|i| Some((named(i, r0)?, named(i, r1)?))).collect();
                 for (a, b) in &pairs {
                     for (name, pa, pb) in common_names(a, b) {
                         if pa.iter().map(|x| x.1).ne(pb.iter().map(|x| x.1)) {
