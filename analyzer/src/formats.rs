@@ -13,6 +13,7 @@
 //! Every error names the file and the JSON location (`[3].narSize`) or the line.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 use hints_format::locate::without_serde_position;
@@ -98,7 +99,7 @@ pub fn parse(file: &str, text: &str, forced: Option<Format>) -> Result<Parsed, I
     // typed structs. Anything else (or any error) takes the general path, which locates errors.
     if forced.is_none_or(|f| f == Format::GraphJson) && trimmed.starts_with('[') {
         if let Ok(records) = serde_json::from_str::<Vec<RawRecord>>(text) {
-            if let Ok(infos) = records.into_iter().map(RawRecord::into_info).collect::<Result<Vec<_>, _>>() {
+            if let Ok(infos) = RawRecord::into_infos(records) {
                 return Ok(Parsed { format: Format::GraphJson, infos, warnings: vec![] });
             }
         }
@@ -160,14 +161,19 @@ struct RawRecord<'a> {
 }
 
 impl RawRecord<'_> {
-    fn into_info(self) -> Result<PathInfo, hints_format::StorePathError> {
-        Ok(PathInfo {
-            path: StorePath::parse(&self.path)?,
-            nar_size: self.nar_size,
-            nar_hash: self.nar_hash,
-            closure_size: self.closure_size,
-            references: self.references.iter().map(|r| StorePath::parse(r)).collect::<Result<_, _>>()?,
-        })
+    /// The records as path infos. A reference that is one of the records' paths, as nearly all
+    /// are, is that path's copy rather than another parse.
+    fn into_infos(records: Vec<RawRecord<'_>>) -> Result<Vec<PathInfo>, hints_format::StorePathError> {
+        let paths: Vec<StorePath> = records.iter().map(|r| StorePath::parse(&r.path)).collect::<Result<_, _>>()?;
+        let by_text: HashMap<&str, usize> = records.iter().enumerate().map(|(i, r)| (r.path.as_ref(), i)).collect();
+        let references: Vec<Vec<StorePath>> =
+            records.iter().map(|r| r.references.iter().map(|text| by_text.get(text.as_ref()).map_or_else(|| StorePath::parse(text), |&i| Ok(paths[i].clone()))).collect()).collect::<Result<_, _>>()?;
+        Ok(records
+            .into_iter()
+            .zip(paths)
+            .zip(references)
+            .map(|((r, path), references)| PathInfo { path, nar_size: r.nar_size, nar_hash: r.nar_hash, closure_size: r.closure_size, references })
+            .collect())
     }
 }
 
