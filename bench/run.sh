@@ -12,6 +12,7 @@ $B layer ${NIXPKGS_PY:+--python "$NIXPKGS_PY"}
 $B shapes
 $B scan
 $B emit
+$B wide
 echo "bench: hints report on the 10,000-snapshot history (whole command, last 10 updates)"
 /usr/bin/time -f "seconds: %e, peak memory: %M KB" $H -q report --db /tmp/hints-bench.db --hints /tmp/hints-bench.yaml --out /tmp/hints-bench-report.html
 echo "report bytes: $(stat -c %s /tmp/hints-bench-report.html)"

@@ -327,3 +327,64 @@ pub fn layers(closure: &Closure, store_layers: usize) -> Vec<Layer> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::closure::tests::info;
+
+    /// A closure from generated edge lists: path i references only paths after it, so the graph
+    /// is acyclic; sizes come from `sizes`, which repeats values so that equal sizes and equal
+    /// weights occur.
+    fn closure(edges: &[Vec<usize>], sizes: &[u64]) -> Closure {
+        let names: Vec<String> = (0..edges.len()).map(|i| format!("p{i:02}")).collect();
+        let infos = edges.iter().enumerate().map(|(i, to)| {
+            let refs: Vec<&str> = to.iter().filter(|_| i + 1 < edges.len()).map(|&t| names[i + 1 + t % (edges.len() - i - 1)].as_str()).collect();
+            info(&names[i], sizes[i % sizes.len()], &refs)
+        });
+        Closure::new(infos.collect()).unwrap()
+    }
+
+    fn edges() -> impl proptest::strategy::Strategy<Value = Vec<Vec<usize>>> {
+        proptest::collection::vec(proptest::collection::vec(0usize..1000, 0..4), 1..40)
+    }
+
+    proptest::proptest! {
+        /// One pass over the graph gives each group the size of its closure that a walk from
+        /// each of its members gives.
+        #[test]
+        fn closure_sizes_equal_a_walk_per_group(edges in edges(), groups in proptest::collection::vec(0u32..5, 40)) {
+            let c = closure(&edges, &[7, 1000, 3, 1 << 20]);
+            // Group 4 stands for "in no group".
+            let group_of: Vec<u32> = (0..c.len()).map(|i| if groups[i] == 4 { NO_GROUP } else { groups[i] }).collect();
+            let sizes = closure_sizes(&c, &group_of, 4);
+            for (g, &size) in sizes.iter().enumerate() {
+                let mut mark = vec![false; c.len()];
+                let mut walked = 0;
+                for p in (0..c.len()).filter(|&p| group_of[p] == g as u32) {
+                    for q in std::iter::once(p).chain(c.reach(p, Direction::References, &mut vec![false; c.len()])) {
+                        if !std::mem::replace(&mut mark[q], true) {
+                            walked += c.nar_size(q);
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(size, walked, "group {}", g);
+            }
+        }
+
+        /// The lazy stability order pops primaries by exact weight, highest first, and equal
+        /// weights by rank, highest first, however its bounds are refined.
+        #[test]
+        fn stability_candidates_come_in_the_order_of_their_exact_weights(edges in edges(), hazard in 0.0f64..0.5) {
+            let c = closure(&edges, &[5000, 40, 5000, 900]);
+            let mut by_size: Vec<usize> = (0..c.len()).collect();
+            by_size.sort_by_key(|&i| c.nar_size(i));
+            let exact = |i: usize| weight(c.nar_size(i), hazard, c.reach(i, Direction::References, &mut vec![false; c.len()]).len());
+            let mut expected: Vec<usize> = (0..by_size.len()).collect();
+            expected.sort_by(|&a, &b| exact(by_size[b]).total_cmp(&exact(by_size[a])).then(b.cmp(&a)));
+            let expected: Vec<usize> = expected.into_iter().map(|rank| by_size[rank]).collect();
+            let popped: Vec<usize> = Candidates::new(&c, by_size, Order::Stability { hazard }).collect();
+            proptest::prop_assert_eq!(popped, expected);
+        }
+    }
+}
