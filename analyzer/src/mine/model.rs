@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::bits::Bits;
-use super::sources::SourceSet;
+use super::sources::{for_each_in_union, SourceSet};
 use super::stats::NameStats;
 
 /// Cost model state shared by all groups.
@@ -44,17 +44,26 @@ pub(super) struct GroupState {
     pub(super) units: Vec<usize>,
 }
 
-impl Model<'_> {
-    /// P(change) of a set of bump sources: the mean of the fitted and the busy regime.
-    pub(super) fn prob(&self, deps: &SourceSet) -> f64 {
-        let (mut l, mut b) = (0.0, 0.0);
-        deps.for_each(|d| {
-            l += self.weight[d];
-            b += self.busy[d];
-        });
-        1.0 - 0.5 * ((-l).exp() + (-b).exp())
+/// Hazards summed over a set of sources, in both regimes.
+#[derive(Default)]
+struct Hazard {
+    fitted: f64,
+    busy: f64,
+}
+
+impl Hazard {
+    fn add(&mut self, model: &Model<'_>, source: usize) {
+        self.fitted += model.weight[source];
+        self.busy += model.busy[source];
     }
 
+    /// The mean of the two regimes' P(change).
+    fn prob(&self) -> f64 {
+        1.0 - 0.5 * ((-self.fitted).exp() + (-self.busy).exp())
+    }
+}
+
+impl Model<'_> {
     /// Σ over images of the part it holds + Σ over distinct parts (registry copies, weighted),
     /// each S·P.
     pub(super) fn cost(&self, parts: &[ClassPart], images: &Bits) -> f64 {
@@ -140,15 +149,12 @@ impl Model<'_> {
         self.union_prob(parts.iter())
     }
 
-    /// P(change) of the union of some parts' sources.
-    fn union_prob<'p>(&self, mut parts: impl Iterator<Item = &'p ClassPart>) -> f64 {
-        let Some(first) = parts.next() else { return self.prob(&SourceSet::empty(self.weight.len())) };
-        let Some(second) = parts.next() else { return self.prob(&first.deps) };
-        let mut all = first.deps.clone();
-        for p in std::iter::once(second).chain(parts) {
-            all.union_with(&p.deps);
-        }
-        self.prob(&all)
+    /// P(change) of the union of some parts' sources (the mean of the fitted and the busy
+    /// regime), summed in increasing source order without building the union.
+    fn union_prob<'p>(&self, parts: impl Iterator<Item = &'p ClassPart>) -> f64 {
+        let mut hazard = Hazard::default();
+        for_each_in_union(parts.map(|p| &p.deps), |d| hazard.add(self, d));
+        hazard.prob()
     }
 
     /// The same group, held by `images` only.

@@ -101,6 +101,46 @@ impl SourceSet {
     }
 }
 
+thread_local! {
+    /// A bit set over every source and its non-zero words, clear between uses.
+    static SCRATCH: std::cell::RefCell<(Vec<u64>, Vec<u32>)> = Default::default();
+}
+
+/// Calls `f` with every member of the union of `sets`, in increasing order, without building
+/// the union: the sets are marked in a per-thread bit set, whose marked words are then read in
+/// order and cleared.
+pub(crate) fn for_each_in_union<'s>(sets: impl Iterator<Item = &'s SourceSet>, mut f: impl FnMut(usize)) {
+    let mut sets = sets.peekable();
+    let Some(first) = sets.next() else { return };
+    if sets.peek().is_none() {
+        return first.for_each(f);
+    }
+    SCRATCH.with_borrow_mut(|(words, touched)| {
+        for set in std::iter::once(first).chain(sets) {
+            words.resize(words.len().max(set.universe.div_ceil(64)), 0);
+            let mut mark = |w: usize, bits: u64| {
+                if words[w] == 0 {
+                    touched.push(w as u32);
+                }
+                words[w] |= bits;
+            };
+            match &set.repr {
+                Repr::Sparse(list) => list.iter().for_each(|&s| mark(s as usize / 64, 1 << (s % 64))),
+                Repr::Dense(bits) => bits.0.iter().enumerate().filter(|(_, &x)| x != 0).for_each(|(w, &x)| mark(w, x)),
+            }
+        }
+        touched.sort_unstable();
+        for &w in touched.iter() {
+            let mut x = std::mem::take(&mut words[w as usize]);
+            while x != 0 {
+                f(w as usize * 64 + x.trailing_zeros() as usize);
+                x &= x - 1;
+            }
+        }
+        touched.clear();
+    });
+}
+
 /// The sorted union of two sorted lists without duplicates.
 fn merged(a: &[u32], b: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len() + b.len());
@@ -155,6 +195,21 @@ mod tests {
             expected.dedup();
             assert_eq!(members(&union), expected, "{a:?} | {b:?}");
         }
+    }
+
+    #[test]
+    fn the_union_of_many_sets_is_visited_in_order_and_leaves_the_scratch_clear() {
+        let sets = [of(320, &[3, 200]), of(320, &(0..320).step_by(20).collect::<Vec<_>>()), of(320, &[319, 3, 64])];
+        let mut expected = SourceSet::empty(320);
+        sets.iter().for_each(|s| expected.union_with(s));
+        for _ in 0..2 {
+            let mut visited = vec![];
+            super::for_each_in_union(sets.iter(), |s| visited.push(s));
+            assert_eq!(visited, members(&expected));
+        }
+        let mut none = vec![];
+        super::for_each_in_union(std::iter::empty(), |s| none.push(s));
+        assert!(none.is_empty());
     }
 
     #[test]
