@@ -129,13 +129,20 @@ pub(crate) fn for_each_in_union<'s>(sets: impl Iterator<Item = &'s SourceSet>, m
                 Repr::Dense(bits) => bits.0.iter().enumerate().filter(|(_, &x)| x != 0).for_each(|(w, &x)| mark(w, x)),
             }
         }
-        touched.sort_unstable();
-        for &w in touched.iter() {
-            let mut x = std::mem::take(&mut words[w as usize]);
+        // Read the marked words in order: sorted, or all of them when that is cheaper.
+        let (len, all) = (words.len(), touched.len() * 16 > words.len());
+        let mut read = |w: usize| {
+            let mut x = std::mem::take(&mut words[w]);
             while x != 0 {
-                f(w as usize * 64 + x.trailing_zeros() as usize);
+                f(w * 64 + x.trailing_zeros() as usize);
                 x &= x - 1;
             }
+        };
+        if all {
+            (0..len).for_each(&mut read);
+        } else {
+            touched.sort_unstable();
+            touched.iter().for_each(|&w| read(w as usize));
         }
         touched.clear();
     });
