@@ -48,6 +48,9 @@ pub enum AuthError {
     Scope { has: &'static str, needs: &'static str },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The system's randomness failed while making a token.
+    #[error("the system's randomness failed: {0}")]
+    Randomness(getrandom::Error),
 }
 
 /// A project name: 1 to 64 of `a-z 0-9 . _ -`, starting with a letter or digit.
@@ -60,7 +63,7 @@ pub fn valid_project(name: &str) -> bool {
 /// it is seen).
 pub fn create(store: &Store, project: &str, scope: Scope, now: &str) -> Result<String, AuthError> {
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| StoreError::Damaged { file: "the system's randomness".into(), what: e.to_string() })?;
+    getrandom::fill(&mut secret).map_err(AuthError::Randomness)?;
     let token = format!("hints_{}", crate::store::hex(&secret));
     store.add_token(project, scope.name(), &hash(&token), now)?;
     Ok(token)

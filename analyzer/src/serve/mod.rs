@@ -187,6 +187,7 @@ impl From<AuthError> for ApiError {
             AuthError::Missing | AuthError::Unknown => StatusCode::UNAUTHORIZED,
             AuthError::OtherProject(_) | AuthError::Scope { .. } => StatusCode::FORBIDDEN,
             AuthError::Store(inner) => return ApiError::from(StoreError::Damaged { file: "tokens".into(), what: inner.to_string() }),
+            AuthError::Randomness(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
     }
