@@ -673,7 +673,7 @@ fn is_bad_input(c: &(dyn std::error::Error + 'static)) -> bool {
         || c.is::<BadInput>()
         || matches!(
             c.downcast_ref::<RecoverError>(),
-            Some(RecoverError::Blob { .. } | RecoverError::Entry { .. } | RecoverError::NotNix(_) | RecoverError::Disagree { .. } | RecoverError::Image { .. } | RecoverError::Registry { .. })
+            Some(RecoverError::Blob { .. } | RecoverError::Entry { .. } | RecoverError::NotNix(_) | RecoverError::Disagree { .. } | RecoverError::Contradicted { .. } | RecoverError::Image { .. } | RecoverError::Registry { .. })
         )
         || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_) | ImageError::Mismatch { .. }))
         || c.downcast_ref::<ScanError>().is_some_and(ScanError::is_bad_input)
@@ -873,7 +873,7 @@ fn oci_job(a: &ScanArgs, source: &str) -> Result<Job> {
     let image_name = a.image.clone().ok_or_else(|| BadInput("--image NAME is required with --oci".into()))?;
     let (dir, tag) = oci_source(source)?;
     let image = Image::open(Path::new(dir), tag)?;
-    let records = image.closure(a.from_layers, false)?;
+    let records = image.closure(a.from_layers, false)?.records;
     let label = a.rev.clone().or(tag.map(str::to_string)).ok_or_else(|| BadInput(format!("--oci {source}: give --rev LABEL, or name the image by its tag (oci:DIR:TAG)")))?;
     let time = match a.time.as_deref().or(image.created()) {
         Some(t) => scan::parse_time(t)?,
@@ -898,7 +898,7 @@ fn registry_jobs(a: &ScanArgs, reference: &str, db: &Location) -> Result<Vec<Job
         let image = repo.fetch(&tag, &cache)?;
         let created = image.created().ok_or_else(|| BadInput(format!("{reference}:{tag}: the image has no creation time")))?;
         let revision = Revision { label: tag.clone(), commit: None, time: scan::parse_time(created)?, branch: None, dirty: false };
-        let records = image.closure(a.from_layers, false)?;
+        let records = image.closure(a.from_layers, false)?.records;
         jobs.push(Job { image: image_name.clone(), revision, sources: Sources::Read(vec![(format!("{reference}:{tag}"), serde_json::to_string(&records)?)]) });
     }
     jobs.sort_by(|x, y| x.revision.time.cmp(&y.revision.time).then_with(|| x.revision.label.cmp(&y.revision.label)));
@@ -1060,8 +1060,11 @@ fn cmd_image(cmd: ImageCmd) -> Result<ExitCode> {
         }
         Some(ImageSub::Closure { image, from_layers, verify }) => {
             let (dir, tag) = oci_source(&image)?;
-            let records = Image::open(Path::new(dir), tag)?.closure(from_layers, verify)?;
-            outln!("{}", serde_json::to_string(&records)?)?;
+            let closure = Image::open(Path::new(dir), tag)?.closure(from_layers, verify)?;
+            if let Some(checked) = closure.checked {
+                eprintln!("recovered from the layers; {checked}");
+            }
+            outln!("{}", serde_json::to_string(&closure.records)?)?;
             return Ok(ExitCode::SUCCESS);
         }
         None => {}

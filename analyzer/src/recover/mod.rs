@@ -24,10 +24,14 @@
 //!    a store path of the image are its references, as Nix's own scanner finds them.
 //! 4. With the embedded graph and without `from_layers`, that graph is the answer; `verify`
 //!    recovers from the layers as well and requires the same paths, sizes and references.
+//! 5. A closure recovered from the layers is checked against the records its builder left in
+//!    the image, where there are any: dockerTools' `store paths:` history comments and a Nix
+//!    database ([`crosscheck`]).
 //!
 //! Memory: every layer being read holds its store paths' trees until they are hashed; a path
 //! lives in one layer, so the bound is the layers read at once, not the image.
 
+pub mod crosscheck;
 pub mod nar;
 pub mod refs;
 pub mod registry;
@@ -44,7 +48,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::image::CLOSURE_LABEL;
+use crosscheck::{cross_check, CrossChecks, NIX_DB};
 use nar::Node;
+
+/// The store directory every image path lives under.
+pub(crate) const STORE: &str = "/nix/store/";
 
 /// Why an image's closure could not be recovered.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +75,10 @@ pub enum RecoverError {
     /// The embedded graph and the layers disagree.
     #[error("{dir}: the embedded closure graph and the layers disagree: {what}")]
     Disagree { dir: String, what: String },
+    /// A record the image's builder left (a history comment, a Nix database) and the layers
+    /// disagree.
+    #[error("{dir}: {record} disagrees with the layers: {what}")]
+    Contradicted { dir: String, record: String, what: String },
 }
 
 /// One store path as `nix path-info --json` (Nix 2.8's array form) prints it.
@@ -82,6 +94,16 @@ pub struct PathRecord {
     pub nar_size: u64,
     /// Store paths it references (itself included when it holds its own hash), sorted.
     pub references: Vec<String>,
+}
+
+/// An image's closure, and what it was checked against.
+#[derive(Debug)]
+pub struct ImageClosure {
+    /// Its store paths, sorted.
+    pub records: Vec<PathRecord>,
+    /// The builder's records the layers were checked against; `None` when the embedded graph
+    /// was taken without reading the layers.
+    pub checked: Option<CrossChecks>,
 }
 
 /// An OCI image opened for reading.
@@ -116,18 +138,18 @@ impl Image {
 
     /// The closure: the embedded graph unless `from_layers`; with `verify`, checked against the
     /// layers.
-    pub fn closure(&self, from_layers: bool, verify: bool) -> Result<Vec<PathRecord>, RecoverError> {
+    pub fn closure(&self, from_layers: bool, verify: bool) -> Result<ImageClosure, RecoverError> {
         let embedded = if from_layers { None } else { self.embedded()? };
         match embedded {
             Some(graph) if verify => {
                 let layers = self.from_layers()?;
                 let strip = |v: &[PathRecord]| v.iter().map(|p| PathRecord { nar_hash: None, ..p.clone() }).collect::<Vec<_>>();
-                if strip(&layers) != graph {
-                    return Err(RecoverError::Disagree { dir: self.dir.display().to_string(), what: first_difference(&graph, &strip(&layers)) });
+                if strip(&layers.records) != graph {
+                    return Err(RecoverError::Disagree { dir: self.dir.display().to_string(), what: first_difference(&graph, &strip(&layers.records)) });
                 }
                 Ok(layers)
             }
-            Some(graph) => Ok(graph),
+            Some(records) => Ok(ImageClosure { records, checked: None }),
             None => self.from_layers(),
         }
     }
@@ -148,8 +170,9 @@ impl Image {
             .map(Some)
     }
 
-    /// Recovers the closure from the layers' files (see the module doc).
-    pub fn from_layers(&self) -> Result<Vec<PathRecord>, RecoverError> {
+    /// Recovers the closure from the layers' files and checks it against the builder's records
+    /// (see the module doc).
+    pub fn from_layers(&self) -> Result<ImageClosure, RecoverError> {
         let layers: Vec<LayerPaths> = self.manifest.layers().par_iter().map(|d| read_layer(&self.dir, d)).collect::<Result<_, _>>()?;
         let mut owner: HashMap<&str, &str> = HashMap::new();
         for layer in &layers {
@@ -167,13 +190,15 @@ impl Image {
         let hash_of = |b: &str| b.split_once('-').map_or(b, |(h, _)| h).to_string();
         let by_hash: HashMap<String, &str> = bases.iter().map(|b| (hash_of(b), *b)).collect();
         let records = layers.iter().flat_map(|l| l.paths.iter()).map(|(base, p)| {
-            let mut references: Vec<String> = p.windows.iter().filter_map(|w| by_hash.get(std::str::from_utf8(w).ok()?)).map(|b| format!("/nix/store/{b}")).collect();
+            let mut references: Vec<String> = p.windows.iter().filter_map(|w| by_hash.get(std::str::from_utf8(w).ok()?)).map(|b| format!("{STORE}{b}")).collect();
             references.sort_unstable();
-            PathRecord { path: format!("/nix/store/{base}"), nar_hash: Some(p.nar_hash.clone()), nar_size: p.nar_size, references }
+            PathRecord { path: format!("{STORE}{base}"), nar_hash: Some(p.nar_hash.clone()), nar_size: p.nar_size, references }
         });
         let mut records: Vec<PathRecord> = records.collect();
         records.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(records)
+        let history = self.config.history().as_deref().unwrap_or_default();
+        let checked = cross_check(&layers, history, &records).map_err(|c| RecoverError::Contradicted { dir: self.dir.display().to_string(), record: c.record, what: c.what })?;
+        Ok(ImageClosure { records, checked: Some(checked) })
     }
 }
 
@@ -237,6 +262,8 @@ pub struct LayerPaths {
     pub digest: String,
     /// Store path base name (`HASH-name`) → what its files give.
     pub paths: BTreeMap<String, Recovered>,
+    /// The Nix database file ([`NIX_DB`]), if this layer writes one.
+    pub nix_db: Option<Vec<u8>>,
 }
 
 /// A reader that hashes what it reads.
@@ -280,9 +307,9 @@ fn read_layer(dir: &Path, desc: &Descriptor) -> Result<LayerPaths, RecoverError>
 /// hash-part windows of its contents; `digest` names the blob in errors.
 pub fn read_layer_tar(tar: impl Read, digest: &str) -> Result<LayerPaths, RecoverError> {
     let mut trees = Trees::default();
-    read_entries(tar, digest, &mut trees)?;
+    let nix_db = read_entries(tar, digest, &mut trees)?;
     let paths = trees.roots.into_par_iter().map(|(base, node)| (base, recovered(&node))).collect();
-    Ok(LayerPaths { digest: digest.to_string(), paths })
+    Ok(LayerPaths { digest: digest.to_string(), paths, nix_db })
 }
 
 /// The store paths' trees of one layer, as its entries come.
@@ -334,25 +361,35 @@ impl Trees {
     }
 }
 
+/// An entry's path relative to the image root (a leading `./` or `/` dropped).
+fn from_root(path: &[u8]) -> &[u8] {
+    path.strip_prefix(b"./").or_else(|| path.strip_prefix(b"/")).unwrap_or(path)
+}
+
 /// `nix/store/BASE/REST…` as (BASE, REST components); `None` for entries outside the store and
 /// for `nix/` and `nix/store/` themselves.
 fn store_entry(path: &[u8]) -> Option<(String, Vec<&[u8]>)> {
-    let path = path.strip_prefix(b"./").or_else(|| path.strip_prefix(b"/")).unwrap_or(path);
-    let rest = path.strip_prefix(b"nix/store/")?;
+    let rest = from_root(path).strip_prefix(b"nix/store/")?;
     let mut parts = rest.split(|&b| b == b'/').filter(|c| !c.is_empty());
     let base = String::from_utf8(parts.next()?.to_vec()).ok()?;
     Some((base, parts.collect()))
 }
 
-fn read_entries(r: impl Read, digest: &str, trees: &mut Trees) -> Result<(), RecoverError> {
+/// Reads a layer's store entries into `trees`; returns the Nix database file it writes, if any.
+fn read_entries(r: impl Read, digest: &str, trees: &mut Trees) -> Result<Option<Vec<u8>>, RecoverError> {
     let entry_err = |entry: &[u8], what: String| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(entry).into_owned(), what };
     let mut archive = tar::Archive::new(r);
     let entries = archive.entries().map_err(|e| RecoverError::Blob { digest: digest.to_string(), what: format!("not a tar: {e}") })?;
+    let mut nix_db = None;
     for e in entries {
         let mut e = e.map_err(|e| RecoverError::Blob { digest: digest.to_string(), what: format!("truncated or malformed tar: {e}") })?;
         let name = e.path_bytes().into_owned();
         if name.rsplit(|&b| b == b'/').next().is_some_and(|last| last.starts_with(b".wh.")) {
             return Err(entry_err(&name, "a whiteout: this layer deletes a path, which a Nix image never does".into()));
+        }
+        if from_root(&name) == NIX_DB.as_bytes() && e.header().entry_type().is_file() {
+            nix_db = Some(read_contents(&mut e, &name, digest)?);
+            continue;
         }
         let Some((base, components)) = store_entry(&name) else { continue };
         if StorePath::parse(&format!("/nix/store/{base}")).is_err() {
@@ -363,10 +400,7 @@ fn read_entries(r: impl Read, digest: &str, trees: &mut Trees) -> Result<(), Rec
             tar::EntryType::Directory => Node::Directory(BTreeMap::new()),
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let executable = e.header().mode().map_err(|err| entry_err(&name, err.to_string()))? & 0o111 != 0;
-                // The header's size is only a claim until the bytes are read.
-                let mut contents = Vec::with_capacity(e.size().min(1 << 20) as usize);
-                e.read_to_end(&mut contents).map_err(|err| entry_err(&name, format!("truncated: {err}")))?;
-                Node::File { executable, contents }
+                Node::File { executable, contents: read_contents(&mut e, &name, digest)? }
             }
             tar::EntryType::Symlink => Node::Symlink { target: e.link_name_bytes().ok_or_else(|| entry_err(&name, "a symlink without a target".into()))?.into_owned() },
             tar::EntryType::Link => {
@@ -384,7 +418,15 @@ fn read_entries(r: impl Read, digest: &str, trees: &mut Trees) -> Result<(), Rec
         }
         trees.insert(&base, &components, node).map_err(|what| entry_err(&name, what))?;
     }
-    Ok(())
+    Ok(nix_db)
+}
+
+/// A regular file entry's bytes.
+fn read_contents<R: Read>(e: &mut tar::Entry<'_, R>, name: &[u8], digest: &str) -> Result<Vec<u8>, RecoverError> {
+    // The header's size is only a claim until the bytes are read.
+    let mut contents = Vec::with_capacity(e.size().min(1 << 20) as usize);
+    e.read_to_end(&mut contents).map_err(|err| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(name).into_owned(), what: format!("truncated: {err}") })?;
+    Ok(contents)
 }
 
 fn recovered(node: &Node) -> Recovered {
