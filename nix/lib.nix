@@ -1,16 +1,17 @@
 # The Nix side of hints: pure build-time functions that need only builtins.derivation.
 #
-#   layersFromHints { name, roots, hints, maxLayers ? 100, reserve ? 1, hintsTool }
+#   layersFromHints { name, roots, hints, maxLayers ? 100, reserve ? 1, image ? name, hintsTool }
 #
 # is a derivation whose output is the `store_layers` JSON (a list of lists of store paths,
 # bottom layer first) for the closure of `roots`, computed by `hints layer` from the checked-in
 # hint file. It uses `__structuredAttrs` and `exportReferencesGraph`, so the closure graph
 # comes from Nix itself: no import-from-derivation, no network, the same bytes everywhere.
 # The `hints` binary is the builder; it reads the graph and its output path from
-# `$NIX_ATTRS_JSON_FILE`.
+# `$NIX_ATTRS_JSON_FILE`. `image` is the image's name in the history (`hints scan --image`):
+# an image the hint file lists in `size_first_images` is laid out as size-first.
 #
 #   imageFromHints { name, roots, hints, config ? { }, maxLayers ? 100, reserve ? 1,
-#                    topLayer ? null, compression ? "gzip", hintsTool }
+#                    image ? name, topLayer ? null, compression ? "gzip", hintsTool }
 #
 # is a derivation whose output is the image's description (JSON): every layer's store paths,
 # digest, size and diff_id, and the full OCI config (`config` takes Docker's names: Cmd,
@@ -31,8 +32,8 @@ let
       args = args;
     } // extra);
 
-  layoutArgs = { hints, strategy, maxLayers, reserve }:
-    [ "--nix-build" "--hints" "${hints}" "--strategy" strategy
+  layoutArgs = { hints, strategy, maxLayers, reserve, image }:
+    [ "--nix-build" "--hints" "${hints}" "--strategy" strategy "--image" image
       "--max-layers" (toString maxLayers) "--reserve" (toString reserve) ];
 in
 {
@@ -42,13 +43,14 @@ in
     , hints
     , maxLayers ? 100
     , reserve ? 1
+    , image ? name
     , hintsTool
     , strategy ? "hints"
     , system ? builtins.currentSystem
     }:
     hintsBuild {
       inherit name roots hintsTool system;
-      args = [ "layer" ] ++ layoutArgs { inherit hints strategy maxLayers reserve; };
+      args = [ "layer" ] ++ layoutArgs { inherit hints strategy maxLayers reserve image; };
     };
 
   imageFromHints =
@@ -58,6 +60,7 @@ in
     , config ? { }
     , maxLayers ? 100
     , reserve ? 1
+    , image ? name
     , topLayer ? null
     , compression ? "gzip"
     , hintsTool
@@ -66,7 +69,7 @@ in
     }:
     hintsBuild {
       inherit name roots hintsTool system;
-      args = [ "image" ] ++ layoutArgs { inherit hints strategy maxLayers reserve; }
+      args = [ "image" ] ++ layoutArgs { inherit hints strategy maxLayers reserve image; }
         ++ [ "--compression" compression ]
         ++ (if topLayer == null then [ ] else [ "--top-layer" "${topLayer}" ]);
       extra.imageConfig = config;

@@ -314,6 +314,10 @@ struct LayerArgs {
     /// Hint file; makes `hints` the default strategy.
     #[arg(long)]
     hints: Option<PathBuf>,
+    /// The image's name in the history (as `hints scan --image` stored it): an image the hint
+    /// file lists in `size_first_images` is laid out as size-first.
+    #[arg(long, value_name = "NAME")]
+    image: Option<String>,
     #[command(flatten)]
     budget: BudgetArgs,
     /// Default: hints with --hints, else size-first.
@@ -397,6 +401,10 @@ struct ImageArgs {
     /// Hint file; makes `hints` the default strategy.
     #[arg(long)]
     hints: Option<PathBuf>,
+    /// The image's name in the history (as `hints scan --image` stored it): an image the hint
+    /// file lists in `size_first_images` is laid out as size-first.
+    #[arg(long, value_name = "NAME")]
+    image: Option<String>,
     /// Default: hints with --hints, else size-first.
     #[arg(long, value_enum)]
     strategy: Option<StrategyArg>,
@@ -673,7 +681,15 @@ fn is_bad_input(c: &(dyn std::error::Error + 'static)) -> bool {
         || c.is::<BadInput>()
         || matches!(
             c.downcast_ref::<RecoverError>(),
-            Some(RecoverError::Blob { .. } | RecoverError::Entry { .. } | RecoverError::NotNix(_) | RecoverError::Disagree { .. } | RecoverError::Contradicted { .. } | RecoverError::Image { .. } | RecoverError::Registry { .. })
+            Some(
+                RecoverError::Blob { .. }
+                    | RecoverError::Entry { .. }
+                    | RecoverError::NotNix(_)
+                    | RecoverError::Disagree { .. }
+                    | RecoverError::Contradicted { .. }
+                    | RecoverError::Image { .. }
+                    | RecoverError::Registry { .. }
+            )
         )
         || matches!(c.downcast_ref::<ImageError>(), Some(ImageError::Config(_) | ImageError::Layers { .. } | ImageError::SpecialFile(_) | ImageError::Mismatch { .. }))
         || c.downcast_ref::<ScanError>().is_some_and(ScanError::is_bad_input)
@@ -996,7 +1012,7 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
     }
     let hints = a.hints.as_deref().map(load_hints).transpose()?;
     let budget = a.budget.budget(hints.as_ref())?;
-    let layers = layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref())?)?;
+    let layers = layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref(), a.image.as_deref())?)?;
     let mut text = String::new();
     if a.explain {
         let total = read.closure.total_size();
@@ -1039,12 +1055,13 @@ fn cmd_man(command: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--strategy`, defaulting to hints when a hint file is given and size-first otherwise.
-fn chosen_strategy(strategy: Option<StrategyArg>, hints: Option<&HintFile>) -> Result<CoreStrategy<'_>> {
+/// `--strategy`, defaulting to hints when a hint file is given and size-first otherwise; the
+/// hint file's choice for `--image`.
+fn chosen_strategy<'a>(strategy: Option<StrategyArg>, hints: Option<&'a HintFile>, image: Option<&str>) -> Result<CoreStrategy<'a>> {
     Ok(match (strategy, hints) {
         (Some(StrategyArg::Popularity), _) => CoreStrategy::Popularity,
         (Some(StrategyArg::SizeFirst), _) | (None, None) => CoreStrategy::SizeFirst,
-        (Some(StrategyArg::Hints) | None, Some(h)) => CoreStrategy::Hints(h),
+        (Some(StrategyArg::Hints) | None, Some(h)) => CoreStrategy::hints_for(h, image),
         (Some(StrategyArg::Hints), None) => bail!(BadInput("--strategy hints needs --hints FILE".into())),
     })
 }
@@ -1090,7 +1107,7 @@ fn cmd_image(cmd: ImageCmd) -> Result<ExitCode> {
         None => {
             let hints = a.hints.as_deref().map(load_hints).transpose()?;
             let budget = a.budget.budget(hints.as_ref())?;
-            let layers = layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref())?)?;
+            let layers = layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref(), a.image.as_deref())?)?;
             LayerPlan::from_layers(&layers, a.top_layer.as_deref())
         }
     };

@@ -122,7 +122,7 @@ fn layer_sets(history: &History, i: usize, r: usize, jobs: &[Job<'_>], matchers:
                 Replayed::Floor => members.iter().map(|&p| vec![p]).collect(),
                 Replayed::Popularity => laid_out(budget, Strategy::Popularity, None)?,
                 Replayed::SizeFirst => laid_out(budget, Strategy::SizeFirst, None)?,
-                Replayed::Hints(f) => laid_out(budget, Strategy::Hints(f), matcher.as_ref())?,
+                Replayed::Hints(f) => laid_out(budget, Strategy::hints_for(f, Some(&history.images[i])), matcher.as_ref())?,
             };
             Ok(sets.into_iter().map(with_size).collect())
         })

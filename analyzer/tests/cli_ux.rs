@@ -31,6 +31,27 @@ fn bad_input(o: &Output, says: &str) {
 }
 
 /// The bundled example scanned into `dir/.hints/hints.db` (the default location).
+#[test]
+fn an_image_the_file_lays_out_by_size_first_gets_size_firsts_layers_when_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    example(t);
+    ok(run(&["emit", "--range", "0..6", "--max-layers", "12", "--out", "h.yaml"], t));
+    let mut file = hints_format::HintFile::parse(&std::fs::read_to_string(t.join("h.yaml")).unwrap()).unwrap();
+    file.size_first_images = vec![];
+    std::fs::write(t.join("none.yaml"), file.to_canonical_string()).unwrap();
+    file.size_first_images = vec!["python3".into()];
+    std::fs::write(t.join("listed.yaml"), file.to_canonical_string()).unwrap();
+    let graph = repo().join("fixtures/example/graphs/python3/12.json");
+    let layers = |extra: &[&str]| ok(run(&[&["layer", "--graph", graph.to_str().unwrap(), "--max-layers", "12"], extra].concat(), t));
+    let size_first = layers(&["--strategy", "size-first"]);
+    let grouped = layers(&["--hints", "none.yaml"]);
+    assert_ne!(grouped, size_first, "the groups lay python3 out");
+    assert_eq!(layers(&["--hints", "listed.yaml"]), grouped, "unnamed, the groups apply");
+    assert_eq!(layers(&["--hints", "listed.yaml", "--image", "curl"]), grouped, "another image keeps the groups");
+    assert_eq!(layers(&["--hints", "listed.yaml", "--image", "python3"]), size_first);
+}
+
 fn example(dir: &Path) -> String {
     ok(run(&["scan", "--dataset", repo().join("fixtures/example").to_str().unwrap()], dir))
 }

@@ -22,10 +22,12 @@ struct Pkg {
     bumps: &'static [usize],
     /// Packages with the same source share version strings (they are built together).
     source: Option<&'static str>,
+    /// Images that hold the package only from a revision on.
+    since: &'static [(&'static str, usize)],
 }
 
 fn pkg(name: &'static str, size: u64, images: &'static [&'static str], bumps: &'static [usize]) -> Pkg {
-    Pkg { name, size, deps: &[], images, bumps, source: None }
+    Pkg { name, size, deps: &[], images, bumps, source: None, since: &[] }
 }
 
 /// Writes `revisions` revisions of the world into a fresh database, images in the given order.
@@ -48,7 +50,7 @@ fn world(pkgs: &[Pkg], revisions: usize, image_order: &[&str]) -> (tempfile::Tem
         for image in image_order {
             let infos: Vec<PathInfo> = pkgs
                 .iter()
-                .filter(|p| p.images.contains(image))
+                .filter(|p| p.images.contains(image) && p.since.iter().all(|&(i, from)| i != *image || r >= from))
                 .map(|p| PathInfo { path: paths[p.name].clone(), nar_size: p.size, nar_hash: None, closure_size: None, references: p.deps.iter().map(|d| paths[d].clone()).collect() })
                 .collect();
             store.ingest(image, &rev, &Closure::new(infos).unwrap(), true).unwrap();
@@ -90,6 +92,8 @@ fn checked_emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) ->
             assert_eq!(seen, all, "{} at {r}: each path in exactly one layer", h.images[i]);
         }
     }
+    let untrusted: Vec<&str> = e.backtest.images.iter().filter(|b| !b.trusted).map(|b| b.image.as_str()).collect();
+    assert_eq!(f.size_first_images, untrusted, "the file lays out the untrusted images as size-first");
     let matcher = Matcher::new(f);
     let updates = e.backtest.updates;
     for (i, b) in e.backtest.images.iter().enumerate() {
@@ -382,6 +386,54 @@ fn a_quiet_window_shows_nothing_safe_so_a_busy_future_is_laid_out_as_size_first(
     let busy = checked_emit(&h, &EmitOptions { first: 4, last: 8, ..options(&h, 12) }, None);
     assert!(busy.backtest.images.iter().any(|b| b.trusted), "{}", busy.report);
     assert!(!busy.file.groups.is_empty(), "{}", busy.report);
+}
+
+#[test]
+fn an_untrusted_image_stays_size_first_after_it_gains_a_name_another_image_groups() {
+    // `app` changes at every step and is grouped; `side` shows no change while learning (0..4),
+    // so nothing shows its layout safe, and from revision 5 on it also holds libgcc and
+    // libstdcxx, which `app`'s groups hold.
+    let late: &'static [(&'static str, usize)] = &[("side", 5)];
+    let mut pkgs = vec![
+        pkg("base", 100_000_000, ONE, &[]),
+        Pkg { source: Some("gcc"), since: late, ..pkg("libgcc", 1_000_000, &["app", "side"], &[1, 2, 3, 4, 5, 6, 7]) },
+        Pkg { source: Some("gcc"), since: late, ..pkg("libstdcxx", 1_500_000, &["app", "side"], &[1, 2, 3, 4, 5, 6, 7]) },
+        pkg("openssl", 1_200_000, ONE, &[2, 4, 6]),
+    ];
+    for (k, name) in ["s1", "s2", "s3", "s4"].into_iter().enumerate() {
+        pkgs.push(pkg(name, 3_000_000 + 1_000_000 * k as u64, &["side"], &[]));
+    }
+    let (_t, h) = world(&pkgs, 9, &["app", "side"]);
+    let e = checked_emit(&h, &EmitOptions { last: 4, ..options(&h, 4) }, None);
+    assert_eq!(e.file.size_first_images, ["side"], "{}", e.report);
+    let grouped = Matcher::new(&e.file);
+    let side = h.closure(1, 8).unwrap();
+    let libgcc = side.paths().find(|p| p.name().starts_with("libgcc")).unwrap();
+    assert!(grouped.place(libgcc.name()).unwrap().group.is_some(), "a group holds libgcc: {}", e.file.to_canonical_string());
+    let budget = Budget::new(4, 1).unwrap();
+    let by_groups = layering_core::store_layers(&layer(&side, budget, Strategy::Hints(&e.file)).unwrap());
+    let size_first = layering_core::store_layers(&layer(&side, budget, Strategy::SizeFirst).unwrap());
+    assert_ne!(by_groups, size_first, "without its name, the groups would lay `side` out");
+    assert_eq!(layering_core::store_layers(&layer(&side, budget, Strategy::hints_for(&e.file, Some("side"))).unwrap()), size_first);
+    let replays = replayed(&h, &e.file, 4, 8);
+    assert_eq!(replays[1].1, replays[1].2, "side pulls exactly what size-first pulls: {replays:?}");
+    assert!(replays[1].2 > 0, "and it does pull something");
+}
+
+#[test]
+fn dropping_an_untrusted_images_group_does_not_hand_its_name_to_a_broader_pattern() {
+    // `gcc-14-base-…` parses as `gcc` at version `14-base-…`: the file names it by a pattern
+    // more specific than `gcc`'s. `side` is untrusted, so the group holding gcc-14-base goes;
+    // `gcc`'s group, whose plain pattern would then place gcc-14-base, must go too.
+    let mut pkgs = Vec::from(toolchain());
+    pkgs.push(Pkg { source: Some("gcc"), ..pkg("gcc", 2_000_000, ONE, &[1, 3, 5]) });
+    pkgs.push(pkg("gcc-14-base", 100_000, &["side"], &[]));
+    pkgs.push(pkg("sidecar", 4_000_000, &["side"], &[]));
+    let (_t, h) = world(&pkgs, 7, &["app", "side"]);
+    // checked_emit asserts that the matcher places no path of `side` in a group.
+    let e = checked_emit(&h, &options(&h, 4), None);
+    assert_eq!(e.file.size_first_images, ["side"], "{}", e.report);
+    assert!(e.file.groups.iter().all(|g| !g.members.iter().any(|m| m == "gcc")), "{}", e.file.to_canonical_string());
 }
 
 #[test]

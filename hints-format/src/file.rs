@@ -16,6 +16,7 @@
 //!     members: [openssl, "openssl:bin"]
 //! merges:                     # optional coarsening plan, applied in order only as far as
 //!   - [glibc, openssl]        # an image's budget requires
+//! size_first_images: [batch]  # optional: images laid out as size-first, whatever the groups
 //! pins:                       # hand-written, kept verbatim by `hints emit`
 //!   - id: python-own
 //!     rule: own-layer
@@ -67,6 +68,11 @@ pub struct HintFile {
     /// layer, is skipped.
     #[serde(default)]
     pub merges: Vec<[String; 2]>,
+    /// Images the layerer lays out exactly as size-first, ignoring the groups, when it is told
+    /// which image it lays out (`hints layer --image`): those whose backtest showed no evidence
+    /// that the groups help them. A group may still hold their names for the other images.
+    #[serde(default)]
+    pub size_first_images: Vec<String>,
     /// Hand-written rules; regeneration keeps them verbatim.
     #[serde(default)]
     pub pins: Vec<Pin>,
@@ -239,7 +245,7 @@ pub enum ErrorKind {
 impl HintFile {
     /// An empty file for a budget.
     pub fn new(budget: BudgetHeader) -> Self {
-        HintFile { version: CURRENT_VERSION, budget, learned_from: LearnedFrom::default(), groups: vec![], merges: vec![], pins: vec![] }
+        HintFile { version: CURRENT_VERSION, budget, learned_from: LearnedFrom::default(), groups: vec![], merges: vec![], size_first_images: vec![], pins: vec![] }
     }
 
     /// Parses and validates YAML text (a leading byte-order mark is ignored).
@@ -351,6 +357,11 @@ impl HintFile {
         Ok(())
     }
 
+    /// Whether `image` is laid out as size-first, whatever the groups.
+    pub fn lays_out_by_size_first(&self, image: &str) -> bool {
+        self.size_first_images.iter().any(|i| i == image)
+    }
+
     /// The canonical text. Members are written sorted; groups keep their (layer) order.
     pub fn to_canonical_string(&self) -> String {
         let mut o = String::new();
@@ -382,6 +393,10 @@ impl HintFile {
             for [a, b] in &self.merges {
                 let _ = writeln!(o, "  - [{}, {}]", scalar(a), scalar(b));
             }
+        }
+        if !self.size_first_images.is_empty() {
+            o.push_str("# Generated: images laid out as size-first (`hints layer --image NAME`); the backtest could not trust the groups for them.\n");
+            write_list(&mut o, "", "size_first_images", &self.size_first_images, true);
         }
         o.push_str("# Hand-edited: pins survive `hints emit` verbatim.\n");
         if self.pins.is_empty() {
@@ -566,6 +581,7 @@ mod tests {
                 Group { id: "7zip".into(), members: vec!["7zip".into(), "yes".into(), "p*".into()], stats: GroupStats::default() },
             ],
             merges: vec![["7zip".into(), "glibc".into()]],
+            size_first_images: vec![],
             pins: vec![Pin { id: "base".into(), rule: PinRule::Bottom, members: vec!["glibc".into()] }],
         }
     }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::file::{HintFile, PinRule};
+use crate::file::{Group, HintFile, Pin, PinRule};
 use crate::pattern::MemberPattern;
 use crate::store_path::NameKey;
 
@@ -67,15 +67,15 @@ impl Matcher {
     /// Compiles a validated hint file. Invalid patterns were rejected by validation; any that
     /// remain (a file built in code and never validated) are skipped.
     pub fn new(file: &HintFile) -> Self {
-        let mut m = Matcher {
-            by_pname: HashMap::new(),
-            by_head: HashMap::new(),
-            globs: vec![],
-            ids: file.groups.iter().map(|g| g.id.clone()).collect(),
-            pin_ids: file.pins.iter().map(|p| p.id.clone()).collect(),
-        };
-        let groups = file.groups.iter().enumerate().map(|(i, g)| (&g.members, Target::Group(i)));
-        let pins = file.pins.iter().enumerate().map(|(i, p)| (&p.members, Target::Pin(i, p.rule)));
+        Matcher::of(&file.groups, &file.pins)
+    }
+
+    /// Compiles groups and pins as [`Matcher::new`] compiles a file's.
+    pub fn of(groups: &[Group], pins: &[Pin]) -> Self {
+        let mut m =
+            Matcher { by_pname: HashMap::new(), by_head: HashMap::new(), globs: vec![], ids: groups.iter().map(|g| g.id.clone()).collect(), pin_ids: pins.iter().map(|p| p.id.clone()).collect() };
+        let groups = groups.iter().enumerate().map(|(i, g)| (&g.members, Target::Group(i)));
+        let pins = pins.iter().enumerate().map(|(i, p)| (&p.members, Target::Pin(i, p.rule)));
         for (members, target) in groups.chain(pins) {
             for pattern in members.iter().filter_map(|s| MemberPattern::parse(s).ok()) {
                 let entry = Entry { pattern, target };

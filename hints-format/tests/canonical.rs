@@ -54,6 +54,9 @@ fn hint_file() -> impl Strategy<Value = HintFile> {
         let pins = vec![Pin { id: "pinned".into(), rule: PinRule::Bottom, members: vec![members[0].clone()] }];
         // A plan joining every third group with its successor (file order is meaningful).
         let merges = groups.chunks(3).filter(|c| c.len() > 1).map(|c| [c[1].id.clone(), c[0].id.clone()]).collect();
+        let mut size_first_images: Vec<String> = images.iter().take(2).cloned().collect();
+        size_first_images.sort();
+        size_first_images.dedup();
         HintFile {
             version: 2,
             budget: BudgetHeader { max_layers: max + 1, reserve: max.min(1) },
@@ -65,6 +68,7 @@ fn hint_file() -> impl Strategy<Value = HintFile> {
             },
             groups,
             merges,
+            size_first_images,
             pins,
         }
     })

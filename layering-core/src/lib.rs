@@ -70,6 +70,17 @@ pub enum Strategy<'a> {
     Hints(&'a HintFile),
 }
 
+impl<'a> Strategy<'a> {
+    /// What a hint file does for `image`: size-first where the file lists the image in
+    /// `size_first_images`, its groups otherwise (and when the image is not named).
+    pub fn hints_for(file: &'a HintFile, image: Option<&str>) -> Strategy<'a> {
+        match image {
+            Some(image) if file.lays_out_by_size_first(image) => Strategy::SizeFirst,
+            _ => Strategy::Hints(file),
+        }
+    }
+}
+
 /// Why a closure could not be layered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayerError {

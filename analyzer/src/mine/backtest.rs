@@ -28,9 +28,11 @@
 //!    every group that holds a name of an untrusted image, and replay again: an image that kept
 //!    its groups may now lay out the dropped names differently. Repeat until no image joins
 //!    (at most one round per image, since the set only grows).
-//! 4. `emit` drops from the file it writes every group holding a name of an untrusted image. An
-//!    image with no groups left is laid out by the layerer exactly as size-first would lay it
-//!    out, so the file's backtest is never worse than size-first's for any image.
+//! 4. `emit` drops from the file it writes every group holding a name of an untrusted image, and
+//!    lists the untrusted images in `size_first_images`: told the image (`hints layer --image`,
+//!    `nix/lib.nix`, every replay), the layerer lays such an image out exactly as size-first,
+//!    also once it holds names the window never showed it with, which other images' groups hold.
+//!    So the file's backtest is never worse than size-first's for any image.
 
 use hints_format::{Group, HintFile};
 use rayon::prelude::*;
@@ -149,7 +151,8 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         let mut learned = vec![0u64; ni];
         for f in &folds {
             let kept: Vec<Group> = without_images(&f.stats, f.groups.clone(), &untrusted);
-            let file: HintFile = hint_file(h, opts, (f.from, f.mid), kept, vec![], pins.to_vec(), f.path_hazard);
+            let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), kept, vec![], pins.to_vec(), f.path_hazard);
+            file.size_first_images = image_names(h, &untrusted);
             add(&mut learned, &replay(h, f.mid, opts.last, budget, Replayed::Hints(&file))?.per_image_update_bytes);
         }
         let images: Vec<ImageBacktest> =
@@ -168,6 +171,13 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
             return Ok(Backtest { window, folds, updates, images, rounds, untrusted });
         }
     }
+}
+
+/// The names of the images in `set`, sorted: a file's `size_first_images`.
+pub(super) fn image_names(h: &History, set: &Bits) -> Vec<String> {
+    let mut names: Vec<String> = set.ones().map(|i| h.images[i].clone()).collect();
+    names.sort();
+    names
 }
 
 /// Adds one replay's update bytes per image (in image order) to `total`.

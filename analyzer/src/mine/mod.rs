@@ -78,8 +78,9 @@
 //! Before writing, `emit` learns the same way from the early half of its window and replays the
 //! later half with that file and with size-first. An image whose replay shows no change (no
 //! evidence) or more bytes than size-first's (beyond 2%, or 1 MiB per update) is *untrusted*;
-//! every group that holds one of its names is left out of the file, so the layerer lays such an
-//! image out exactly as size-first does. A window of fewer than 2 transitions cannot be
+//! every group that holds one of its names is left out of the file, and the file lists it in
+//! `size_first_images`, so the layerer, told which image it lays out, lays it out exactly as
+//! size-first does, even after it gains names that the kept groups hold. A window of fewer than 2 transitions cannot be
 //! backtested, and its file holds no groups. The summary (and `--json`) prints the replay per
 //! image and the verdict.
 //!
@@ -227,6 +228,7 @@ fn hint_file(h: &History, opts: &EmitOptions, window: (usize, usize), groups: Ve
         },
         groups,
         merges,
+        size_first_images: vec![],
         pins,
     }
 }
@@ -274,7 +276,8 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     let ids: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     let merges = merges.into_iter().filter(|[a, b]| ids.contains(a.as_str()) && ids.contains(b.as_str())).collect();
     report_backtest(&mut report, h, &backtest, learned - groups.len());
-    let file = hint_file(h, opts, (opts.first, opts.last), groups, merges, pins, mined.path_hazard);
+    let mut file = hint_file(h, opts, (opts.first, opts.last), groups, merges, pins, mined.path_hazard);
+    file.size_first_images = backtest::image_names(h, &backtest.untrusted);
     debug_assert!(file.validate().is_ok());
     Ok(Emitted { file, report, backtest, hysteresis })
 }

@@ -1,8 +1,8 @@
 //! The file's groups from the greedy's states: ids, members as patterns, and statistics.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use hints_format::{Group, GroupStats};
+use hints_format::{Group, GroupStats, Matcher};
 
 use super::bits::Bits;
 use super::model::{GroupState, Model};
@@ -63,14 +63,24 @@ pub(super) fn file_groups(stats: &NameStats, groups: &[GroupState]) -> Vec<Group
     order.into_iter().map(|(_, _, id, k)| to_group(stats, &id, &groups[k])).collect()
 }
 
-/// `groups` less every group holding a name that one of the `images` contains (at the last
-/// revision of `stats`).
+/// `groups` less every group that would place a name one of the `images` contains (at the last
+/// revision of `stats`), as the layerer's matcher places it. Dropping a group can hand its
+/// names to another group whose pattern is less specific (`gcc` once `gcc@14-base-[0-9]*` is
+/// gone), so groups are dropped until none places such a name.
 pub(super) fn without_images(stats: &NameStats, groups: Vec<Group>, images: &Bits) -> Vec<Group> {
     if images.count() == 0 {
         return groups;
     }
-    let index: HashMap<&str, usize> = stats.patterns.iter().enumerate().map(|(k, l)| (l.as_str(), k)).collect();
-    groups.into_iter().filter(|g| !g.members.iter().filter_map(|m| index.get(m.as_str())).any(|&n| stats.images[n].ones().any(|i| images.get(i)))).collect()
+    let held: Vec<&str> = (0..stats.labels.len()).filter(|&n| stats.images[n].ones().any(|i| images.get(i))).map(|n| stats.samples[n].as_str()).collect();
+    let mut groups = groups;
+    loop {
+        let matcher = Matcher::of(&groups, &[]);
+        let placing: HashSet<usize> = held.iter().filter_map(|name| matcher.place(name).ok()?.group).collect();
+        if placing.is_empty() {
+            return groups;
+        }
+        groups = groups.into_iter().enumerate().filter(|(k, _)| !placing.contains(k)).map(|(_, g)| g).collect();
+    }
 }
 
 /// The bytes of `members` (each at its largest over the images), saturating.
