@@ -30,13 +30,10 @@ fn bad_input(o: &Output, says: &str) {
     assert!(err(o).contains(says), "expected `{says}` in: {}", err(o));
 }
 
-/// The bundled example scanned into `dir/.hints/hints.db` (the default location).
 #[test]
 fn an_image_the_file_lays_out_by_size_first_gets_size_firsts_layers_when_named() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = learned_at_12();
     let t = tmp.path();
-    example(t);
-    ok(run(&["emit", "--range", "0..6", "--max-layers", "12", "--out", "h.yaml"], t));
     let mut file = hints_format::HintFile::parse(&std::fs::read_to_string(t.join("h.yaml")).unwrap()).unwrap();
     file.size_first_images = vec![];
     std::fs::write(t.join("none.yaml"), file.to_canonical_string()).unwrap();
@@ -52,6 +49,16 @@ fn an_image_the_file_lays_out_by_size_first_gets_size_firsts_layers_when_named()
     assert_eq!(layers(&["--hints", "listed.yaml", "--image", "python3"]), size_first);
 }
 
+/// A directory holding the bundled example's history and `h.yaml`, learned from revisions 0..6
+/// at 12 layers.
+fn learned_at_12() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    example(tmp.path());
+    ok(run(&["emit", "--range", "0..6", "--max-layers", "12", "--out", "h.yaml"], tmp.path()));
+    tmp
+}
+
+/// The bundled example scanned into `dir/.hints/hints.db` (the default location).
 fn example(dir: &Path) -> String {
     ok(run(&["scan", "--dataset", repo().join("fixtures/example").to_str().unwrap()], dir))
 }
@@ -103,10 +110,8 @@ fn revision_and_range_errors_say_what_is_wrong() {
 
 #[test]
 fn layer_takes_the_hint_files_budget_and_says_when_told_otherwise() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = learned_at_12();
     let t = tmp.path();
-    example(t);
-    ok(run(&["emit", "--range", "0..6", "--max-layers", "12", "--out", "h.yaml"], t));
     let graph = repo().join("fixtures/example/graphs/python3/12.json");
     let layers = |extra: &[&str]| {
         let mut args = vec!["layer", "--graph", graph.to_str().unwrap(), "--hints", "h.yaml"];
