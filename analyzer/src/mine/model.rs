@@ -27,6 +27,9 @@ pub(super) struct ClassPart {
     pub(super) class: u32,
     pub(super) size: u64,
     pub(super) deps: SourceSet,
+    /// The hazards of `deps`, summed in increasing source order: what the union of this part
+    /// alone sums to, kept so that costs over image subsets need not walk the sources again.
+    hazard: Hazard,
 }
 
 #[derive(Clone)]
@@ -45,7 +48,7 @@ pub(super) struct GroupState {
 }
 
 /// Hazards summed over a set of sources, in both regimes.
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct Hazard {
     fitted: f64,
     busy: f64,
@@ -87,13 +90,14 @@ impl Model<'_> {
             let k = match parts.iter().position(|p| p.class == class) {
                 Some(k) => k,
                 None => {
-                    parts.push(ClassPart { class, size: 0, deps: SourceSet::empty(self.weight.len()) });
+                    parts.push(ClassPart { class, size: 0, deps: SourceSet::empty(self.weight.len()), hazard: Hazard::default() });
                     parts.len() - 1
                 }
             };
             parts[k].size += self.stats.size[m as usize];
             parts[k].deps.union_with(&self.stats.closure[m as usize]);
         }
+        parts.iter_mut().for_each(|p| p.hazard = self.hazard_of(&p.deps));
         parts.sort_by_key(|p| p.class);
         let mut images = Bits::new(self.stats.image_names.len());
         for p in &parts {
@@ -116,6 +120,7 @@ impl Model<'_> {
                     let mut joined = (*p).clone();
                     joined.size += q.size;
                     joined.deps.union_with(&q.deps);
+                    joined.hazard = self.hazard_of(&joined.deps);
                     x.next();
                     y.next();
                     joined
@@ -152,9 +157,21 @@ impl Model<'_> {
     /// P(change) of the union of some parts' sources (the mean of the fitted and the busy
     /// regime), summed in increasing source order without building the union.
     fn union_prob<'p>(&self, parts: impl Iterator<Item = &'p ClassPart>) -> f64 {
+        let mut parts = parts.peekable();
+        let Some(first) = parts.next() else { return Hazard::default().prob() };
+        if parts.peek().is_none() {
+            return first.hazard.prob();
+        }
         let mut hazard = Hazard::default();
-        for_each_in_union(parts.map(|p| &p.deps), |d| hazard.add(self, d));
+        for_each_in_union(std::iter::once(first).chain(parts).map(|p| &p.deps), |d| hazard.add(self, d));
         hazard.prob()
+    }
+
+    /// The hazards of one set of sources, summed in increasing order.
+    fn hazard_of(&self, deps: &SourceSet) -> Hazard {
+        let mut hazard = Hazard::default();
+        deps.for_each(|d| hazard.add(self, d));
+        hazard
     }
 
     /// The same group, held by `images` only.
