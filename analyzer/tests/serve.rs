@@ -138,6 +138,13 @@ fn push_list_hint_file_and_eval_round_trips_on_every_backend() {
         let (status, metrics) = server.send("GET", "/metrics", Some(&admin), &[], None);
         assert_eq!(status, 200);
         assert!(metrics.contains("hints_snapshots_ingested_total 16"), "{metrics}");
+        let counted = |status: u16| {
+            metrics
+                .lines()
+                .find(|l| l.starts_with("hints_requests_total") && l.contains("endpoint=\"hints\"") && l.contains(&format!("status=\"{status}\"")))
+                .map(|l| l.rsplit(' ').next().unwrap().to_string())
+        };
+        assert_eq!((counted(200).as_deref(), counted(304).as_deref()), (Some("2"), Some("1")), "the 304 is counted as sent: {metrics}");
         let status = server.stop();
         assert!(status.success(), "SIGTERM stops the server cleanly: {status:?}");
     }

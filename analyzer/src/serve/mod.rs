@@ -313,10 +313,27 @@ async fn shutdown() {
     tracing::info!("shutting down: finishing the requests in flight");
 }
 
-/// Runs `work` on the blocking pool, counting the answer under `endpoint`.
-async fn blocking<T: Send + 'static>(state: &Shared, endpoint: &'static str, work: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+/// The status an answer goes out with, for the request counter.
+trait Answer {
+    fn status(&self) -> StatusCode;
+}
+
+impl Answer for Response {
+    fn status(&self) -> StatusCode {
+        Response::status(self)
+    }
+}
+
+impl<T> Answer for Json<T> {
+    fn status(&self) -> StatusCode {
+        StatusCode::OK
+    }
+}
+
+/// Runs `work` on the blocking pool, counting the answer's status under `endpoint`.
+async fn blocking<T: Answer + Send + 'static>(state: &Shared, endpoint: &'static str, work: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
     let out = tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the request's task failed: {e}"))));
-    state.metrics.count(endpoint, out.as_ref().map_or_else(|e| e.status, |_| StatusCode::OK));
+    state.metrics.count(endpoint, out.as_ref().map_or_else(|e| e.status, Answer::status));
     out
 }
 
