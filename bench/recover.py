@@ -8,9 +8,12 @@ a text file naming a few other paths, so references are real) is written as an i
 plain-tar layer per path (`hints image --compression none`), its blobs read once to warm the
 page cache, then each timing is the best of --repeat runs.
 
+It also prints the peak memory of any run against the largest layer: `--paths 1 --mib 1024`
+gives one layer of one 1 GiB file.
+
 usage: bench/recover.py [--work /tmp/hints-recover-bench] [--paths 5000] [--mib 2048] [--repeat 3]
 """
-import argparse, json, os, random, shutil, subprocess, sys, time
+import argparse, json, os, random, resource, shutil, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
@@ -78,6 +81,9 @@ def main():
         print(f"{name:<56} {s:>8.3f} {total / s / 1e6:>8.0f}")
     one, many = rows[1][1], rows[2][1]
     print(f"1 thread: {rows[0][1] / one:.0%} of the read bound; {os.cpu_count()} threads: {one / many:.2f}x one thread")
+    largest = max(os.path.getsize(os.path.join(blobs, f)) for f in os.listdir(blobs))
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak memory of any run: {peak:.0f} MB (the largest layer: {largest / 2**20:.0f} MiB)")
 
 
 if __name__ == "__main__":

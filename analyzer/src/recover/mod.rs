@@ -13,30 +13,34 @@
 //! # Algorithm
 //! 1. Open the image: the OCI directory's manifest for the tag (the only one when no tag is
 //!    given), and its config.
-//! 2. Each layer is read once, in parallel with the others: its blob streamed through SHA-256
+//! 2. Each layer is read in parallel with the others: its blob streamed through SHA-256
 //!    (checked against the manifest's digest at the end) and the decompressor its media type
-//!    names, its tar entries assembled into one file tree per store path (hard links as copies
-//!    of the file they name). A whiteout, or a store path that a second layer also writes, is
-//!    an error naming the layer and the path.
-//! 3. For each store path, its NAR is serialised into SHA-256 ([`nar`]) for `narSize` and
-//!    `narHash`, and its file contents and symlink targets are scanned for 32-character Nix
-//!    base32 windows ([`refs`]); once every layer is read, the windows that are the hash part of
-//!    a store path of the image are its references, as Nix's own scanner finds them.
+//!    names. A whiteout, or a store path that a second layer also writes, is an error naming
+//!    the layer and the path.
+//! 3. Each store path's NAR is written into SHA-256 as its entries come ([`stream`]), for
+//!    `narSize` and `narHash`, and its file contents and symlink targets are scanned for
+//!    32-character Nix base32 windows ([`refs`]). A path whose entries are not in NAR order
+//!    (directory order, as plain `tar` writes), or that holds a hard link, is read again from
+//!    the verified blob, as one file tree ([`nar`]; a hard link is a copy of the file it names).
+//!    Once every layer is read, the windows that are the hash part of a store path of the image
+//!    are its references, as Nix's own scanner finds them.
 //! 4. With the embedded graph and without `from_layers`, that graph is the answer; `verify`
 //!    recovers from the layers as well and requires the same paths, sizes and references.
 //! 5. A closure recovered from the layers is checked against the records its builder left in
 //!    the image, where there are any: dockerTools' `store paths:` history comments and a Nix
 //!    database ([`crosscheck`]).
 //!
-//! Memory: every layer being read holds its store paths' trees until they are hashed; a path
-//! lives in one layer, so the bound is the layers read at once, not the image.
+//! Memory: a layer in NAR order (what `hints image`, dockerTools and `tar --sort=name` write)
+//! is read with a 128 KiB buffer per layer being read, whatever its files' sizes; only the
+//! paths of a layer that are read again whole are held, with the files their hard links name.
 
 pub mod crosscheck;
 pub mod nar;
 pub mod refs;
 pub mod registry;
+pub mod stream;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -50,6 +54,7 @@ use sha2::{Digest, Sha256};
 use crate::image::CLOSURE_LABEL;
 use crosscheck::{cross_check, CrossChecks, NIX_DB};
 use nar::Node;
+use stream::{OutOfOrder, PathStream};
 
 /// The store directory every image path lives under.
 pub(crate) const STORE: &str = "/nix/store/";
@@ -283,33 +288,155 @@ impl<R: Read> Read for Hashing<R> {
 fn read_layer(dir: &Path, desc: &Descriptor) -> Result<LayerPaths, RecoverError> {
     let digest = desc.digest().to_string();
     let blob_err = |what: String| RecoverError::Blob { digest: digest.clone(), what };
-    let file = std::fs::File::open(blob_path(dir, &digest)?).map_err(|e| blob_err(e.to_string()))?;
-    let mut hashing = Hashing { inner: io::BufReader::with_capacity(1 << 17, file), sha: Sha256::new() };
-    let layer = {
-        let decoded: Box<dyn Read + '_> = match desc.media_type() {
-            // Several gzip members (parallel compressors write them) are one stream.
-            MediaType::ImageLayerGzip => Box::new(flate2::read::MultiGzDecoder::new(&mut hashing)),
-            MediaType::ImageLayerZstd => Box::new(zstd::Decoder::new(&mut hashing).map_err(|e| blob_err(e.to_string()))?),
-            MediaType::ImageLayer => Box::new(&mut hashing),
-            other => Err(blob_err(format!("media type {other} is not a layer this reads (tar, tar+gzip, tar+zstd)")))?,
-        };
-        read_layer_tar(decoded, &digest)?
+    let open = || -> Result<io::BufReader<std::fs::File>, RecoverError> {
+        let file = std::fs::File::open(blob_path(dir, &digest)?).map_err(|e| blob_err(e.to_string()))?;
+        Ok(io::BufReader::with_capacity(1 << 17, file))
     };
+    let mut hashing = Hashing { inner: open()?, sha: Sha256::new() };
+    let streamed = stream_entries(decoder(desc.media_type(), &mut hashing, &digest)?, &digest)?;
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| blob_err(e.to_string()))?;
     let found = format!("sha256:{:x}", hashing.sha.finalize());
     if found != digest {
         return Err(blob_err(format!("its bytes hash to {found}: the blob is damaged or not the one the manifest names")));
     }
-    Ok(layer)
+    let mut again = None;
+    streamed.complete(&digest, || {
+        let reader = again.insert(open()?);
+        decoder(desc.media_type(), reader, &digest)
+    })
+}
+
+/// The decompressor a layer's media type names, over its blob's bytes.
+fn decoder<'r>(media_type: &MediaType, blob: &'r mut dyn Read, digest: &str) -> Result<Box<dyn Read + 'r>, RecoverError> {
+    let blob_err = |what: String| RecoverError::Blob { digest: digest.to_string(), what };
+    Ok(match media_type {
+        // Several gzip members (parallel compressors write them) are one stream.
+        MediaType::ImageLayerGzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
+        MediaType::ImageLayerZstd => Box::new(zstd::Decoder::new(blob).map_err(|e| blob_err(e.to_string()))?),
+        MediaType::ImageLayer => Box::new(blob),
+        other => return Err(blob_err(format!("media type {other} is not a layer this reads (tar, tar+gzip, tar+zstd)"))),
+    })
 }
 
 /// The store paths an uncompressed layer tar writes, each with its NAR size and hash and the
 /// hash-part windows of its contents; `digest` names the blob in errors.
-pub fn read_layer_tar(tar: impl Read, digest: &str) -> Result<LayerPaths, RecoverError> {
-    let mut trees = Trees::default();
-    let nix_db = read_entries(tar, digest, &mut trees)?;
-    let paths = trees.roots.into_par_iter().map(|(base, node)| (base, recovered(&node))).collect();
-    Ok(LayerPaths { digest: digest.to_string(), paths, nix_db })
+pub fn read_layer_tar(tar: &[u8], digest: &str) -> Result<LayerPaths, RecoverError> {
+    stream_entries(tar, digest)?.complete(digest, || Ok(Box::new(tar)))
+}
+
+/// A layer's first read: every store path whose entries came in NAR order, hashed as they
+/// came ([`stream`]), and those that must be read again, whole.
+struct Streamed {
+    paths: BTreeMap<String, Recovered>,
+    /// Paths out of NAR order, or holding a hard link.
+    whole: BTreeSet<String>,
+    /// The files hard links of those paths name (paths from the image root).
+    link_targets: HashSet<Vec<u8>>,
+    nix_db: Option<Vec<u8>>,
+}
+
+impl Streamed {
+    /// The layer's paths, reading the tar `again` for the paths that did not stream.
+    fn complete<'r>(mut self, digest: &str, again: impl FnOnce() -> Result<Box<dyn Read + 'r>, RecoverError>) -> Result<LayerPaths, RecoverError> {
+        if !self.whole.is_empty() {
+            let mut trees = Trees::default();
+            buffer_entries(again()?, digest, &self.whole, &self.link_targets, &mut trees)?;
+            self.paths.extend(trees.roots.into_par_iter().map(|(base, node)| (base, recovered(&node))).collect::<Vec<_>>());
+        }
+        Ok(LayerPaths { digest: digest.to_string(), paths: self.paths, nix_db: self.nix_db })
+    }
+}
+
+thread_local! {
+    /// The buffer file contents stream through, one per thread (layers are read in parallel).
+    static CHUNK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 1 << 17]);
+}
+
+/// Reads a layer once, streaming each store path's NAR (see [`stream`]).
+fn stream_entries(r: impl Read, digest: &str) -> Result<Streamed, RecoverError> {
+    let mut streams: BTreeMap<String, PathStream> = BTreeMap::new();
+    let mut whole: BTreeSet<String> = BTreeSet::new();
+    let mut link_targets = HashSet::new();
+    let nix_db = for_each_store_entry(r, digest, |e, name, base, at| {
+        if whole.contains(&base) {
+            return Ok(());
+        }
+        let stream = streams.entry(base.clone()).or_default();
+        let kind = e.header().entry_type();
+        let in_order = match kind {
+            tar::EntryType::Directory => stream.directory(&at).map(Ok),
+            tar::EntryType::Symlink => stream.symlink(&at, &link_target(e, name, digest)?).map(Ok),
+            // The target's bytes were not kept: the path is read again, whole.
+            tar::EntryType::Link => {
+                link_targets.insert(from_root(&link_target(e, name, digest)?).to_vec());
+                Err(OutOfOrder)
+            }
+            _ => {
+                let size = e.size();
+                stream.file(&at, executable(e, name, digest)?, size).map(|()| -> Result<(), RecoverError> {
+                    // The header's size is only a claim until the bytes are read.
+                    CHUNK.with_borrow_mut(|chunk| {
+                        let mut read = 0u64;
+                        while read < size {
+                            let n = e.read(chunk).map_err(|err| truncated(name, digest, err))?;
+                            if n == 0 {
+                                return Err(truncated(name, digest, io::ErrorKind::UnexpectedEof.into()));
+                            }
+                            stream.contents(&chunk[..n]);
+                            read += n as u64;
+                        }
+                        Ok(())
+                    })?;
+                    stream.end_file(&at, size);
+                    Ok(())
+                })
+            }
+        };
+        match in_order {
+            Ok(read) => read,
+            Err(OutOfOrder) => {
+                streams.remove(&base);
+                whole.insert(base);
+                Ok(())
+            }
+        }
+    })?;
+    let paths = streams.into_iter().map(|(base, s)| (base, s.finish())).collect();
+    Ok(Streamed { paths, whole, link_targets, nix_db })
+}
+
+/// Reads the trees of the store paths `wanted` whole, and the files `link_targets` name.
+fn buffer_entries(r: impl Read, digest: &str, wanted: &BTreeSet<String>, link_targets: &HashSet<Vec<u8>>, trees: &mut Trees) -> Result<(), RecoverError> {
+    let mut targets: HashMap<Vec<u8>, Node> = HashMap::new();
+    for_each_store_entry(r, digest, |e, name, base, at| {
+        let kind = e.header().entry_type();
+        let target_of_link = kind.is_file() && link_targets.contains(from_root(name));
+        if !wanted.contains(&base) && !target_of_link {
+            return Ok(());
+        }
+        let entry_err = |what: String| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(name).into_owned(), what };
+        let node = match kind {
+            tar::EntryType::Directory => Node::Directory(BTreeMap::new()),
+            tar::EntryType::Symlink => Node::Symlink { target: link_target(e, name, digest)? },
+            tar::EntryType::Link => {
+                let target = link_target(e, name, digest)?;
+                let (tb, tc) = store_entry(&target).ok_or_else(|| entry_err("a hard link to a file outside the store".into()))?;
+                match trees.get(&tb, &tc).or_else(|| targets.get(from_root(&target))) {
+                    Some(file @ Node::File { .. }) => file.clone(),
+                    _ => return Err(entry_err("a hard link to something not a file earlier in this layer".into())),
+                }
+            }
+            _ => Node::File { executable: executable(e, name, digest)?, contents: read_contents(e, name, digest)? },
+        };
+        if target_of_link {
+            targets.insert(from_root(name).to_vec(), node.clone());
+        }
+        if wanted.contains(&base) {
+            trees.insert(&base, &at, node).map_err(entry_err)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// The store paths' trees of one layer, as its entries come.
@@ -375,8 +502,11 @@ fn store_entry(path: &[u8]) -> Option<(String, Vec<&[u8]>)> {
     Some((base, parts.collect()))
 }
 
-/// Reads a layer's store entries into `trees`; returns the Nix database file it writes, if any.
-fn read_entries(r: impl Read, digest: &str, trees: &mut Trees) -> Result<Option<Vec<u8>>, RecoverError> {
+/// Calls `each` for every entry of a layer tar under `nix/store/` with its store path base name
+/// and components below it, after the checks every read makes: a whiteout, a name that is not a
+/// store path, an entry kind a store cannot hold. Returns the Nix database file the layer
+/// writes, if any.
+fn for_each_store_entry<R: Read>(r: R, digest: &str, mut each: impl FnMut(&mut tar::Entry<'_, R>, &[u8], String, Vec<&[u8]>) -> Result<(), RecoverError>) -> Result<Option<Vec<u8>>, RecoverError> {
     let entry_err = |entry: &[u8], what: String| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(entry).into_owned(), what };
     let mut archive = tar::Archive::new(r);
     let entries = archive.entries().map_err(|e| RecoverError::Blob { digest: digest.to_string(), what: format!("not a tar: {e}") })?;
@@ -392,31 +522,14 @@ fn read_entries(r: impl Read, digest: &str, trees: &mut Trees) -> Result<Option<
             continue;
         }
         let Some((base, components)) = store_entry(&name) else { continue };
-        if StorePath::parse(&format!("/nix/store/{base}")).is_err() {
+        if StorePath::parse(&format!("{STORE}{base}")).is_err() {
             return Err(entry_err(&name, format!("`{base}` is not a store path name")));
         }
-        let kind = e.header().entry_type();
-        let node = match kind {
-            tar::EntryType::Directory => Node::Directory(BTreeMap::new()),
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let executable = e.header().mode().map_err(|err| entry_err(&name, err.to_string()))? & 0o111 != 0;
-                Node::File { executable, contents: read_contents(&mut e, &name, digest)? }
-            }
-            tar::EntryType::Symlink => Node::Symlink { target: e.link_name_bytes().ok_or_else(|| entry_err(&name, "a symlink without a target".into()))?.into_owned() },
-            tar::EntryType::Link => {
-                let target = e.link_name_bytes().ok_or_else(|| entry_err(&name, "a hard link without a target".into()))?.into_owned();
-                let (tb, tc) = store_entry(&target).ok_or_else(|| entry_err(&name, "a hard link to a file outside the store".into()))?;
-                match trees.get(&tb, &tc) {
-                    Some(file @ Node::File { .. }) => file.clone(),
-                    _ => return Err(entry_err(&name, "a hard link to something not a file earlier in this layer".into())),
-                }
-            }
+        match e.header().entry_type() {
+            tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Symlink | tar::EntryType::Link => {}
             other => return Err(entry_err(&name, format!("a {other:?} entry: a store holds only files, directories and symlinks"))),
-        };
-        if components.is_empty() && base.is_empty() {
-            continue;
         }
-        trees.insert(&base, &components, node).map_err(|what| entry_err(&name, what))?;
+        each(&mut e, &name, base, components)?;
     }
     Ok(nix_db)
 }
@@ -425,15 +538,37 @@ fn read_entries(r: impl Read, digest: &str, trees: &mut Trees) -> Result<Option<
 fn read_contents<R: Read>(e: &mut tar::Entry<'_, R>, name: &[u8], digest: &str) -> Result<Vec<u8>, RecoverError> {
     // The header's size is only a claim until the bytes are read.
     let mut contents = Vec::with_capacity(e.size().min(1 << 20) as usize);
-    e.read_to_end(&mut contents).map_err(|err| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(name).into_owned(), what: format!("truncated: {err}") })?;
+    e.read_to_end(&mut contents).map_err(|err| truncated(name, digest, err))?;
     Ok(contents)
+}
+
+fn truncated(name: &[u8], digest: &str, err: io::Error) -> RecoverError {
+    RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(name).into_owned(), what: format!("truncated: {err}") }
+}
+
+/// Whether a file entry has any execute bit.
+fn executable<R: Read>(e: &tar::Entry<'_, R>, name: &[u8], digest: &str) -> Result<bool, RecoverError> {
+    let mode = e.header().mode().map_err(|err| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(name).into_owned(), what: err.to_string() })?;
+    Ok(mode & 0o111 != 0)
+}
+
+/// A symlink's or hard link's target.
+fn link_target<R: Read>(e: &tar::Entry<'_, R>, name: &[u8], digest: &str) -> Result<Vec<u8>, RecoverError> {
+    let kind = if e.header().entry_type() == tar::EntryType::Symlink { "a symlink" } else { "a hard link" };
+    let target = e.link_name_bytes().ok_or_else(|| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(name).into_owned(), what: format!("{kind} without a target") })?;
+    Ok(target.into_owned())
 }
 
 fn recovered(node: &Node) -> Recovered {
     let (nar_size, sha) = nar::nar_size_and_hash(node);
     let mut windows = HashSet::new();
     node.for_each_scanned(&mut |bytes| refs::windows(bytes, &mut windows));
-    Recovered { nar_size, nar_hash: format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(sha)), windows }
+    Recovered { nar_size, nar_hash: sri(sha), windows }
+}
+
+/// `sha256-<base64>`, as Nix writes narHash.
+pub(crate) fn sri(sha: [u8; 32]) -> String {
+    format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(sha))
 }
 
 #[cfg(test)]
@@ -469,6 +604,30 @@ mod tests {
             }
         }
         b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_path_whose_entries_are_not_in_nar_order_is_read_again_whole_to_the_same_hash() {
+        let file = |name: &str, contents: &str| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(contents.len() as u64);
+            h.set_mode(0o444);
+            (format!("nix/store/{A}/{name}"), h, contents.to_string())
+        };
+        let tar_of = |entries: &[(String, tar::Header, String)]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for (name, h, contents) in entries {
+                b.append_data(&mut h.clone(), name, contents.as_bytes()).unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        let (a, z) = (file("a", B), file("share/z", "zzz"));
+        let sorted = read_layer_tar(&tar_of(&[a.clone(), z.clone()]), "sha256:s").unwrap();
+        let unsorted = read_layer_tar(&tar_of(&[z, a]), "sha256:u").unwrap();
+        let (x, y) = (&sorted.paths[A], &unsorted.paths[A]);
+        assert_eq!((x.nar_size, &x.nar_hash, &x.windows), (y.nar_size, &y.nar_hash, &y.windows));
+        assert!(x.windows.contains(&B.as_bytes()[..32]));
     }
 
     #[test]

@@ -34,22 +34,37 @@ pub enum Node {
 }
 
 /// Where a NAR goes: hashed and counted.
-struct Nar {
+pub(super) struct Nar {
     sha: Sha256,
     size: u64,
 }
 
 impl Nar {
-    fn bytes(&mut self, b: &[u8]) {
+    pub(super) fn new() -> Self {
+        Nar { sha: Sha256::new(), size: 0 }
+    }
+
+    pub(super) fn bytes(&mut self, b: &[u8]) {
         self.sha.update(b);
         self.size += b.len() as u64;
     }
 
-    fn str(&mut self, s: &[u8]) {
+    /// A string: its length, its bytes, zeros to a multiple of 8.
+    pub(super) fn str(&mut self, s: &[u8]) {
         self.bytes(&(s.len() as u64).to_le_bytes());
         self.bytes(s);
-        let pad = (8 - s.len() % 8) % 8;
+        self.pad(s.len() as u64);
+    }
+
+    /// The zeros after a string of `len` bytes.
+    pub(super) fn pad(&mut self, len: u64) {
+        let pad = ((8 - len % 8) % 8) as usize;
         self.bytes(&[0u8; 8][..pad]);
+    }
+
+    /// The size and SHA-256 of what was written.
+    pub(super) fn finish(self) -> (u64, [u8; 32]) {
+        (self.size, self.sha.finalize().into())
     }
 
     fn node(&mut self, n: &Node) {
@@ -89,10 +104,10 @@ impl Nar {
 
 /// The NAR's size and SHA-256.
 pub fn nar_size_and_hash(root: &Node) -> (u64, [u8; 32]) {
-    let mut nar = Nar { sha: Sha256::new(), size: 0 };
+    let mut nar = Nar::new();
     nar.str(b"nix-archive-1");
     nar.node(root);
-    (nar.size, nar.sha.finalize().into())
+    nar.finish()
 }
 
 impl Node {
