@@ -13,9 +13,9 @@
 //! # Algorithm
 //! 1. Open the image: the OCI directory's manifest for the tag (the only one when no tag is
 //!    given), and its config.
-//! 2. Each layer is read in parallel with the others: its blob streamed through SHA-256
-//!    (checked against the manifest's digest at the end) and the decompressor its media type
-//!    names. A whiteout, or a store path that a second layer also writes, is an error naming
+//! 2. Each layer is read in parallel with the others, twice side by side: once through SHA-256
+//!    (checked against the manifest's digest once both reads end) and once through the
+//!    decompressor its media type names. A whiteout, or a store path that a second layer also writes, is an error naming
 //!    the layer and the path.
 //! 3. Each store path's NAR is written into SHA-256 as its entries come ([`stream`]), for
 //!    `narSize` and `narHash`, and its file contents and symlink targets are scanned for
@@ -271,20 +271,6 @@ pub struct LayerPaths {
     pub nix_db: Option<Vec<u8>>,
 }
 
-/// A reader that hashes what it reads.
-struct Hashing<R> {
-    inner: R,
-    sha: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sha.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 fn read_layer(dir: &Path, desc: &Descriptor) -> Result<LayerPaths, RecoverError> {
     let digest = desc.digest().to_string();
     let blob_err = |what: String| RecoverError::Blob { digest: digest.clone(), what };
@@ -292,15 +278,22 @@ fn read_layer(dir: &Path, desc: &Descriptor) -> Result<LayerPaths, RecoverError>
         let file = std::fs::File::open(blob_path(dir, &digest)?).map_err(|e| blob_err(e.to_string()))?;
         Ok(io::BufReader::with_capacity(1 << 17, file))
     };
-    let mut hashing = Hashing { inner: open()?, sha: Sha256::new() };
-    let streamed = stream_entries(decoder(desc.media_type(), &mut hashing, &digest)?, &digest)?;
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| blob_err(e.to_string()))?;
-    let found = format!("sha256:{:x}", hashing.sha.finalize());
+    // The blob's digest and its entries are two reads of the same bytes, side by side: a layer
+    // takes the time of the slower one, not of both.
+    let (found, streamed) = rayon::join(
+        || -> Result<String, RecoverError> {
+            let mut sha = Sha256::new();
+            io::copy(&mut open()?, &mut sha).map_err(|e| blob_err(e.to_string()))?;
+            Ok(format!("sha256:{:x}", sha.finalize()))
+        },
+        || stream_entries(decoder(desc.media_type(), &mut open()?, &digest)?, &digest),
+    );
+    let found = found?;
     if found != digest {
         return Err(blob_err(format!("its bytes hash to {found}: the blob is damaged or not the one the manifest names")));
     }
     let mut again = None;
-    streamed.complete(&digest, || {
+    streamed?.complete(&digest, || {
         let reader = again.insert(open()?);
         decoder(desc.media_type(), reader, &digest)
     })
