@@ -136,6 +136,9 @@ pub struct Closure {
     /// Sorted, deduplicated references other than the path itself.
     refs: Adjacency,
     users: Adjacency,
+    /// Kahn's order, references first: computed once, for the cycle check and every
+    /// strategy that walks the graph bottom-up.
+    topo: Vec<usize>,
 }
 
 impl Closure {
@@ -190,7 +193,8 @@ impl Closure {
             deduped[i].references = resolved.into_iter().map(|(_, r)| r).collect();
         }
         let users = refs.reversed();
-        let closure = Closure { infos: deduped, index, refs, users };
+        let mut closure = Closure { infos: deduped, index, refs, users, topo: vec![] };
+        closure.topo = closure.kahn_order();
         closure.check_acyclic()?;
         Ok(closure)
     }
@@ -198,7 +202,7 @@ impl Closure {
     fn check_acyclic(&self) -> Result<(), ClosureError> {
         // Kahn's order reaches every node exactly when there is no cycle; only then is the
         // graph built again to name one.
-        if self.topo_order().len() == self.len() {
+        if self.topo.len() == self.len() {
             return Ok(());
         }
         let mut g = DiGraph::<(), ()>::with_capacity(self.len(), 0);
@@ -279,9 +283,13 @@ impl Closure {
         (0..self.len()).filter(|&i| self.users(i).is_empty())
     }
 
-    /// Node indices so that every node comes after all of its references. Nodes on a cycle, or
-    /// above one, are left out; a constructed closure has none.
-    pub fn topo_order(&self) -> Vec<usize> {
+    /// Node indices so that every node comes after all of its references.
+    pub fn topo_order(&self) -> &[usize] {
+        &self.topo
+    }
+
+    /// Kahn's order: nodes on a cycle, or above one, are left out.
+    fn kahn_order(&self) -> Vec<usize> {
         let mut pending: Vec<usize> = (0..self.len()).map(|i| self.refs(i).len()).collect();
         let mut order: Vec<usize> = (0..self.len()).filter(|&i| pending[i] == 0).collect();
         let mut k = 0;

@@ -45,7 +45,7 @@ pub fn order(closure: &Closure) -> Result<Vec<usize>, LayerError> {
 
 /// closure-graph.py's popularity of every path.
 fn popularity(closure: &Closure) -> Result<Vec<u128>, LayerError> {
-    let mut top_down = closure.topo_order();
+    let mut top_down = closure.topo_order().to_vec();
     top_down.reverse();
     let routes = routes(closure, &top_down)?;
     let dominators = Dominators::new(closure, &top_down);
@@ -207,7 +207,7 @@ mod tests {
                 *acc.entry(s).or_default() += v + 1;
             }
         };
-        for p in c.topo_order() {
+        for &p in c.topo_order() {
             let mut acc = BTreeMap::new();
             for &child in c.refs(p) {
                 add_child(&mut acc, child as usize, &maps[child as usize]);

@@ -134,7 +134,7 @@ fn weight(nar_size: u64, hazard: f64, below: usize) -> f64 {
 /// first.
 fn paths_below_at_least(closure: &Closure) -> Vec<usize> {
     let mut below = vec![0; closure.len()];
-    for i in closure.topo_order() {
+    for &i in closure.topo_order() {
         let refs = closure.refs(i);
         below[i] = refs.iter().map(|&r| below[r as usize] + 1).max().unwrap_or(0).max(refs.len());
     }
@@ -294,7 +294,7 @@ fn closure_sizes(closure: &Closure, group_of: &[u32], groups: usize) -> Vec<u64>
     let words = groups.div_ceil(64).max(1);
     let mut reached = vec![0u64; closure.len() * words];
     let mut sizes = vec![0u64; groups];
-    for v in closure.topo_order().into_iter().rev() {
+    for &v in closure.topo_order().iter().rev() {
         let row = v * words;
         if group_of[v] != NO_GROUP {
             let g = group_of[v] as usize;

@@ -157,7 +157,7 @@ impl Prepared {
         let hashes: Vec<[u8; 20]> = closure.paths().map(hash_bytes).collect::<Result<_>>()?;
         let refs_digests = (0..closure.len()).map(|i| refs_digest(closure, i, &hashes)).collect();
         let path_digests = closure.paths().map(|p| fnv64(p.as_str().as_bytes())).collect();
-        Ok(Prepared { digest: snapshot_digest(closure), hashes, refs_digests, path_digests, topo: closure.topo_order() })
+        Ok(Prepared { digest: snapshot_digest(closure), hashes, refs_digests, path_digests, topo: closure.topo_order().to_vec() })
     }
 }
 
