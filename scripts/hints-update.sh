@@ -56,7 +56,7 @@ emit=("$hints" -q emit --db "$db" --max-layers "$max_layers" --out "$file" --sum
 "${emit[@]}"
 
 if $had_file && "$hints" diff --db "$db" "$work/previous.yaml" "$file" --json \
-    | python3 -c 'import json,sys; c=json.load(sys.stdin)["changes"]; sys.exit(0 if not (c["split"] or c["merged"] or c["added"] or c["removed"] or c["moved"]) else 1)'; then
+    | python3 -c 'import json,sys; sys.exit(1 if json.load(sys.stdin)["changes"]["changed"] else 0)'; then
   cp "$work/previous.yaml" "$file"
   echo "no change"
   exit 0

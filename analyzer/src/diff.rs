@@ -13,6 +13,9 @@
 //!   *merged* when its members came from two or more old groups. A group with no member in the
 //!   other file was *added* or *removed*. A name *moved* when it left the bulk of its old group:
 //!   the new group holding it is not the one that took most of the old group's members.
+//! - An image *goes to size-first* when the new file lists it in `size_first_images` and the
+//!   old one did not (the backtest stopped trusting the groups for it), and *leaves size-first*
+//!   the other way round. Either changes that image's layers, so it is a change to review.
 //! - With a history: the *saving per update* is the update bytes of the old file less those of
 //!   the new one, replayed over the last [`REPLAYED`] updates the history holds, per update (per image,
 //!   summed). The *one-time cost* is what clients of every image pull once at the switch: at the
@@ -45,6 +48,12 @@ pub struct Changes {
     pub removed: Vec<String>,
     /// Member → (old group, new group), for names that moved.
     pub moved: BTreeMap<String, (String, String)>,
+    /// Images the new file lays out as size-first and the old one did not.
+    pub to_size_first: Vec<String>,
+    /// Images the old file laid out as size-first and the new one does not.
+    pub from_size_first: Vec<String>,
+    /// Whether anything above changed: a file worth proposing.
+    pub changed: bool,
 }
 
 /// The costs on a history.
@@ -79,6 +88,10 @@ pub fn changes(old: &HintFile, new: &HintFile) -> Changes {
             }
         }
     }
+    let listed = |f: &HintFile| -> BTreeSet<String> { f.size_first_images.iter().cloned().collect() };
+    let (was, now) = (listed(old), listed(new));
+    c.to_size_first = now.difference(&was).cloned().collect();
+    c.from_size_first = was.difference(&now).cloned().collect();
     for g in &old.groups {
         if let Some(main) = main_destination(g, &new_of) {
             for m in &g.members {
@@ -96,6 +109,7 @@ pub fn changes(old: &HintFile, new: &HintFile) -> Changes {
             }
         }
     }
+    c.changed = !(c.split.is_empty() && c.merged.is_empty() && c.added.is_empty() && c.removed.is_empty() && c.moved.is_empty() && c.to_size_first.is_empty() && c.from_size_first.is_empty());
     c
 }
 
@@ -138,7 +152,7 @@ pub fn costs(history: &History, old: &HintFile, new: &HintFile, budget: Budget) 
 /// The changes (and costs) as Markdown, for a pull request.
 pub fn markdown(old_name: &str, new_name: &str, c: &Changes, costs: Option<&Costs>) -> String {
     let mut s = format!("### Hint file changes: `{old_name}` → `{new_name}`\n\n");
-    if c.split.is_empty() && c.merged.is_empty() && c.added.is_empty() && c.removed.is_empty() && c.moved.is_empty() {
+    if !c.changed {
         s += &format!("No group changed ({} groups).\n", c.unchanged);
     } else {
         s += &format!("{} groups unchanged, {} split, {} merged, {} added, {} removed; {} names moved.\n\n", c.unchanged, c.split.len(), c.merged.len(), c.added.len(), c.removed.len(), c.moved.len());
@@ -154,6 +168,12 @@ pub fn markdown(old_name: &str, new_name: &str, c: &Changes, costs: Option<&Cost
         }
         for g in &c.removed {
             s += &format!("- removed: `{g}`\n");
+        }
+        if !c.to_size_first.is_empty() {
+            s += &format!("- laid out as size-first now (the backtest no longer trusts the groups for them): {}\n", list(&c.to_size_first));
+        }
+        if !c.from_size_first.is_empty() {
+            s += &format!("- no longer laid out as size-first: {}\n", list(&c.from_size_first));
         }
         if !c.moved.is_empty() {
             s += "\n| name | from | to |\n|---|---|---|\n";
@@ -198,6 +218,7 @@ mod tests {
         let a = file(&[("x", &["a", "b"]), ("y", &["c"])]);
         let b = file(&[("renamed", &["b", "a"]), ("y", &["c"])]);
         assert_eq!(changes(&a, &b), Changes { unchanged: 2, ..Default::default() });
+        assert!(!changes(&a, &b).changed);
         assert!(markdown("a", "b", &changes(&a, &b), None).contains("No group changed (2 groups)"));
     }
 
@@ -209,7 +230,7 @@ mod tests {
         assert_eq!(c.split, BTreeMap::from([("x".to_string(), vec!["c".to_string(), "x".to_string()])]));
         assert_eq!(c.merged, BTreeMap::from([("yz".to_string(), vec!["y".to_string(), "z".to_string()])]));
         assert_eq!(c.unchanged, 0);
-        assert!(c.added.is_empty() && c.removed.is_empty());
+        assert!(c.added.is_empty() && c.removed.is_empty() && c.changed);
         let md = markdown("old", "new", &c, None);
         assert!(md.contains("- split: `x` → `c`, `x`") && md.contains("- merged: `y`, `z` → `yz`"), "{md}");
     }
@@ -222,5 +243,18 @@ mod tests {
         assert_eq!(c.moved, BTreeMap::from([("d".to_string(), ("y".to_string(), "x".to_string()))]));
         assert_eq!((c.added.clone(), c.removed.clone()), (vec!["fresh".to_string()], vec!["gone".to_string()]));
         assert!(markdown("o", "n", &c, None).contains("| `d` | `y` | `x` |"));
+    }
+
+    #[test]
+    fn an_image_going_to_size_first_is_a_change_even_with_the_same_groups() {
+        let old = file(&[("x", &["a"])]);
+        let mut new = old.clone();
+        new.size_first_images = vec!["api".into()];
+        let c = changes(&old, &new);
+        assert!(c.changed && c.to_size_first == ["api"] && c.from_size_first.is_empty(), "{c:?}");
+        assert!(markdown("o", "n", &c, None).contains("laid out as size-first now (the backtest no longer trusts the groups for them): `api`"));
+        let back = changes(&new, &old);
+        assert!(back.changed && back.from_size_first == ["api"], "{back:?}");
+        assert!(!changes(&new, &new).changed);
     }
 }

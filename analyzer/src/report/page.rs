@@ -235,6 +235,12 @@ fn regeneration_section(p: &Regeneration) -> Markup {
                 }
             }
             p.note { "Measured over the history's last " (p.costs.updates) " updates." }
+            @if !c.to_size_first.is_empty() {
+                p { "Laid out as size-first now (the backtest no longer trusts the groups for them): " (c.to_size_first.join(", ")) "." }
+            }
+            @if !c.from_size_first.is_empty() {
+                p { "No longer laid out as size-first: " (c.from_size_first.join(", ")) "." }
+            }
             @if !c.split.is_empty() || !c.merged.is_empty() {
                 table.sortable {
                     thead { tr { th { "change" } th { "group" } th { "with" } } }
