@@ -110,6 +110,17 @@ fn layer_sets(history: &History, i: usize, r: usize, jobs: &[Job<'_>], matchers:
             })
             .collect())
     };
+    // Size-first's sets per budget, laid out once for the size-first job and for every hint file
+    // that lays this image out as size-first.
+    let size_first: std::cell::RefCell<Vec<(Budget, Vec<Vec<u32>>)>> = Default::default();
+    let size_first_sets = |budget: Budget| -> Result<Vec<Vec<u32>>, LayerError> {
+        if let Some((_, sets)) = size_first.borrow().iter().find(|(b, _)| *b == budget) {
+            return Ok(sets.clone());
+        }
+        let sets = laid_out(budget, Strategy::SizeFirst, None)?;
+        size_first.borrow_mut().push((budget, sets.clone()));
+        Ok(sets)
+    };
     let with_size = |m: Vec<u32>| {
         let b = m.iter().map(|&p| history.sizes[p as usize]).sum();
         (m, b)
@@ -121,8 +132,11 @@ fn layer_sets(history: &History, i: usize, r: usize, jobs: &[Job<'_>], matchers:
                 Replayed::Single => vec![members.clone()],
                 Replayed::Floor => members.iter().map(|&p| vec![p]).collect(),
                 Replayed::Popularity => laid_out(budget, Strategy::Popularity, None)?,
-                Replayed::SizeFirst => laid_out(budget, Strategy::SizeFirst, None)?,
-                Replayed::Hints(f) => laid_out(budget, Strategy::hints_for(f, Some(&history.images[i])), matcher.as_ref())?,
+                Replayed::SizeFirst => size_first_sets(budget)?,
+                Replayed::Hints(f) => match Strategy::hints_for(f, Some(&history.images[i])) {
+                    Strategy::SizeFirst => size_first_sets(budget)?,
+                    hinted => laid_out(budget, hinted, matcher.as_ref())?,
+                },
             };
             Ok(sets.into_iter().map(with_size).collect())
         })

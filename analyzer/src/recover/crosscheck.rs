@@ -31,7 +31,7 @@ use base64::Engine;
 use ocidir::oci_spec::image::History;
 use rusqlite::{Connection, MAIN_DB};
 
-use super::{LayerPaths, PathRecord, STORE};
+use super::{sri, LayerPaths, PathRecord, STORE};
 
 /// Where the Nix database sits in an image, relative to its root.
 pub const NIX_DB: &str = "nix/var/nix/db/db.sqlite";
@@ -168,7 +168,7 @@ fn read_database(db: &[u8]) -> Result<BTreeMap<String, Registered>, String> {
     let rows = rows.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<i64>>(3)?))).map_err(query)?;
     for row in rows {
         let (id, path, hash, size) = row.map_err(query)?;
-        let nar_hash = sri(&hash).ok_or_else(|| format!("{path}: hash `{}` is not a SHA-256 Nix prints", excerpt(&hash)))?;
+        let nar_hash = as_sri(&hash).ok_or_else(|| format!("{path}: hash `{}` is not a SHA-256 Nix prints", excerpt(&hash)))?;
         let nar_size = size.map(|s| u64::try_from(s).map_err(|_| format!("{path}: narSize {s} is negative"))).transpose()?;
         by_id.insert(id, path.clone());
         registered.insert(path, Registered { nar_hash, nar_size, references: vec![] });
@@ -203,13 +203,13 @@ fn open_in_memory(db: &[u8]) -> rusqlite::Result<Connection> {
 }
 
 /// `sha256:<hex>`, `sha256:<nix base32>` or SRI `sha256-<base64>` as SRI.
-fn sri(hash: &str) -> Option<String> {
+fn as_sri(hash: &str) -> Option<String> {
     let digest = match hash.split_once(':') {
         Some(("sha256", h)) if h.len() == 64 => hex::decode(h).ok()?,
         Some(("sha256", h)) if h.len() == 52 => hints_format::nixbase32::decode(h).ok()?,
         _ => base64::engine::general_purpose::STANDARD.decode(hash.strip_prefix("sha256-")?).ok()?,
     };
-    (digest.len() == 32).then(|| format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(digest)))
+    Some(sri(digest.try_into().ok()?))
 }
 
 #[cfg(test)]
@@ -253,10 +253,10 @@ mod tests {
     fn hashes_in_every_form_nix_prints_are_the_same_sri() {
         let sri_form = "sha256-HQSV/PgXO9v7Qj5uQt71RduDHcAQxi0aEJPTEw2BpFQ=";
         let hex = "sha256:1d0495fcf8173bdbfb423e6e42def545db831dc010c62d1a1093d3130d81a454";
-        assert_eq!(sri(hex).unwrap(), sri_form);
-        assert_eq!(sri(sri_form).unwrap(), sri_form);
+        assert_eq!(as_sri(hex).unwrap(), sri_form);
+        assert_eq!(as_sri(sri_form).unwrap(), sri_form);
         let base32 = format!("sha256:{}", hints_format::nixbase32::encode(&hex::decode(&hex[7..]).unwrap()));
-        assert_eq!(sri(&base32).unwrap(), sri_form);
-        assert_eq!(sri("md5:abc"), None);
+        assert_eq!(as_sri(&base32).unwrap(), sri_form);
+        assert_eq!(as_sri("md5:abc"), None);
     }
 }

@@ -407,7 +407,7 @@ fn buffer_entries(r: impl Read, digest: &str, wanted: &BTreeSet<String>, link_ta
         if !wanted.contains(&base) && !target_of_link {
             return Ok(());
         }
-        let entry_err = |what: String| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(name).into_owned(), what };
+        let entry_err = |what: String| entry_error(digest, name, what);
         let node = match kind {
             tar::EntryType::Directory => Node::Directory(BTreeMap::new()),
             tar::EntryType::Symlink => Node::Symlink { target: link_target(e, name, digest)? },
@@ -500,7 +500,7 @@ fn store_entry(path: &[u8]) -> Option<(String, Vec<&[u8]>)> {
 /// store path, an entry kind a store cannot hold. Returns the Nix database file the layer
 /// writes, if any.
 fn for_each_store_entry<R: Read>(r: R, digest: &str, mut each: impl FnMut(&mut tar::Entry<'_, R>, &[u8], String, Vec<&[u8]>) -> Result<(), RecoverError>) -> Result<Option<Vec<u8>>, RecoverError> {
-    let entry_err = |entry: &[u8], what: String| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(entry).into_owned(), what };
+    let entry_err = |entry: &[u8], what: String| entry_error(digest, entry, what);
     let mut archive = tar::Archive::new(r);
     let entries = archive.entries().map_err(|e| RecoverError::Blob { digest: digest.to_string(), what: format!("not a tar: {e}") })?;
     let mut nix_db = None;
@@ -535,20 +535,25 @@ fn read_contents<R: Read>(e: &mut tar::Entry<'_, R>, name: &[u8], digest: &str) 
     Ok(contents)
 }
 
+/// An error about the entry `entry` of the layer `digest`.
+fn entry_error(digest: &str, entry: &[u8], what: String) -> RecoverError {
+    RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(entry).into_owned(), what }
+}
+
 fn truncated(name: &[u8], digest: &str, err: io::Error) -> RecoverError {
-    RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(name).into_owned(), what: format!("truncated: {err}") }
+    entry_error(digest, name, format!("truncated: {err}"))
 }
 
 /// Whether a file entry has any execute bit.
 fn executable<R: Read>(e: &tar::Entry<'_, R>, name: &[u8], digest: &str) -> Result<bool, RecoverError> {
-    let mode = e.header().mode().map_err(|err| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(name).into_owned(), what: err.to_string() })?;
+    let mode = e.header().mode().map_err(|err| entry_error(digest, name, err.to_string()))?;
     Ok(mode & 0o111 != 0)
 }
 
 /// A symlink's or hard link's target.
 fn link_target<R: Read>(e: &tar::Entry<'_, R>, name: &[u8], digest: &str) -> Result<Vec<u8>, RecoverError> {
     let kind = if e.header().entry_type() == tar::EntryType::Symlink { "a symlink" } else { "a hard link" };
-    let target = e.link_name_bytes().ok_or_else(|| RecoverError::Entry { digest: digest.to_string(), entry: String::from_utf8_lossy(name).into_owned(), what: format!("{kind} without a target") })?;
+    let target = e.link_name_bytes().ok_or_else(|| entry_error(digest, name, format!("{kind} without a target")))?;
     Ok(target.into_owned())
 }
 
