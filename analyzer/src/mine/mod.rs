@@ -240,12 +240,13 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     if !(opts.registry_weight.is_finite() && opts.registry_weight >= 0.0) {
         return Err(MineError::RegistryWeight(opts.registry_weight));
     }
+    let pins = previous.map(|p| p.pins.clone()).unwrap_or_default();
     let t0 = std::time::Instant::now();
     let stats = NameStats::build(h, opts.first, opts.last)?;
     tracing::info!("name statistics: {} names, {:.1} s", stats.labels.len(), t0.elapsed().as_secs_f64());
-    let pins = previous.map(|p| p.pins.clone()).unwrap_or_default();
-    let backtest = backtest::run(h, opts, &pins)?;
-    let mined = mine(&stats, &pins, opts)?;
+    // The backtest's folds and the whole window's grouping are independent: run side by side.
+    let (backtest, mined) = rayon::join(|| backtest::run(h, opts, &pins), || mine(&stats, &pins, opts));
+    let (backtest, mined) = (backtest?, mined?);
     let new_groups = mined.file_groups();
     tracing::info!("expected cost per transition: {:.0}", mined.cost);
 

@@ -116,8 +116,11 @@ pub(crate) fn for_each_in_union<'s>(sets: impl Iterator<Item = &'s SourceSet>, m
         return first.for_each(f);
     }
     SCRATCH.with_borrow_mut(|(words, touched)| {
+        // Every set is over the same universe.
+        words.resize(words.len().max(first.universe.div_ceil(64)), 0);
+        let words = words.as_mut_slice();
         for set in std::iter::once(first).chain(sets) {
-            words.resize(words.len().max(set.universe.div_ceil(64)), 0);
+            debug_assert_eq!(set.universe, first.universe);
             let mut mark = |w: usize, bits: u64| {
                 if words[w] == 0 {
                     touched.push(w as u32);

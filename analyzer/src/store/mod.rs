@@ -35,6 +35,7 @@ use std::collections::{HashMap, HashSet};
 use hints_format::nixbase32;
 use hints_format::StorePath;
 use layering_core::{Closure, PathInfo};
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 pub mod backend;
@@ -252,7 +253,7 @@ impl Store {
 
     /// The error for a database whose rows contradict each other.
     fn damaged(&self, what: impl Into<String>) -> StoreError {
-        StoreError::Damaged { file: self.location.clone(), what: what.into() }
+        damaged(&self.location, what.into())
     }
 
     fn exec(&self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
@@ -623,9 +624,10 @@ impl Store {
                 rows
             }
         };
-        rows.into_iter()
+        let file = self.location.as_str();
+        rows.into_par_iter()
             .map(|(key, members, digest, total_size, check)| {
-                let bad = |what: &str| self.damaged(format!("snapshot (image id {}, revision id {}): {what}", key.0, key.1));
+                let bad = |what: &str| damaged(file, format!("snapshot (image id {}, revision id {}): {what}", key.0, key.1));
                 let members = decode_ids(&members).ok_or_else(|| bad("malformed member list"))?;
                 let digest: [u8; 32] = digest.try_into().map_err(|_| bad("digest is not 32 bytes"))?;
                 let total_size = total_size as u64;
@@ -643,10 +645,11 @@ impl Store {
         let sql = "SELECT p.id, d.dir, p.hash, n.name, p.nar_size, p.refs, p.refs_digest FROM paths p
                  JOIN names n ON n.id = p.name_id JOIN store_dirs d ON d.id = p.dir_id";
         let rows = self.rows(sql, &[], |r| Ok((r.int(0)?, r.text(1)?, r.blob(2)?, r.text(3)?, r.int(4)?, r.blob(5)?, r.blob(6)?)))?;
-        rows.into_iter()
+        let file = self.location.as_str();
+        rows.into_par_iter()
             .filter(|row| only.is_none_or(|ids| ids.contains(&row.0)))
             .map(|(id, dir, hash, name, nar_size, refs, refs_digest)| {
-                let bad = |what: &str| self.damaged(format!("path id {id}: {what}"));
+                let bad = |what: &str| damaged(file, format!("path id {id}: {what}"));
                 let hash: [u8; 20] = hash.try_into().map_err(|_| bad("hash is not 20 bytes"))?;
                 let base = format!("{}-{name}", nixbase32::encode(&hash));
                 let path = StorePath::from_base(&dir, &base).map_err(|e| bad(&format!("not a store path: {e}")))?;
@@ -813,11 +816,20 @@ pub fn snapshot_digest(closure: &Closure) -> [u8; 32] {
     paths_digest(closure.paths().map(StorePath::as_str))
 }
 
-/// [`snapshot_digest`] of a list of paths, before any validation: sorted and deduplicated here.
+/// The database at `file` holds something no correct write leaves.
+fn damaged(file: &str, what: String) -> StoreError {
+    StoreError::Damaged { file: file.to_string(), what }
+}
+
+/// [`snapshot_digest`] of a list of paths, before any validation: sorted and deduplicated here
+/// unless they already are (a closure's paths and a loaded snapshot's come sorted; checking
+/// that also brings scattered paths into the cache before they are hashed).
 pub fn paths_digest<'a>(paths: impl Iterator<Item = &'a str>) -> [u8; 32] {
     let mut v: Vec<&str> = paths.collect();
-    v.sort_unstable();
-    v.dedup();
+    if !v.is_sorted_by(|a, b| a < b) {
+        v.sort_unstable();
+        v.dedup();
+    }
     let mut h = Sha256::new();
     for p in v {
         h.update(p.as_bytes());
