@@ -20,7 +20,8 @@
 //! 2. compute the quick digests in parallel and look each up;
 //! 3. parse and prepare (validate, hash, sort) the unknown ones in parallel, on other threads
 //!    while this one stores the previous chunk;
-//! 4. store them one by one in job order, each in its own transaction, and report each outcome.
+//! 4. store them one by one in job order, each in its own transaction as soon as it is parsed,
+//!    and report each outcome.
 //!
 //! A job that repeats one of the previous chunk is looked up before that chunk is stored, so it
 //! is parsed, and then stored as unchanged.
@@ -29,6 +30,8 @@
 //! it), and the error says how many were.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::mpsc;
 
 use rayon::prelude::*;
 
@@ -188,55 +191,72 @@ impl IngestError {
     }
 }
 
-/// A chunk of jobs, looked up and parsed: per job, its path count when the store holds it
-/// already, or its parsed closure.
-struct ReadyChunk<'a> {
+/// A chunk of jobs, looked up, whose unknown jobs are being parsed: per job, its path count
+/// when the store holds it already; the parsed closures arrive on `parsed`, in any order.
+struct PendingChunk<'a> {
     jobs: &'a [Job],
     known: Vec<Option<usize>>,
-    parsed: Vec<Option<Result<(ReadClosure, Prepared), IngestError>>>,
+    parsed: mpsc::Receiver<(usize, ParseResult)>,
 }
+
+type ParseResult = Result<(ReadClosure, Prepared), IngestError>;
 
 /// Stores `jobs` in order (see the module doc), calling `report` after each.
 pub fn ingest(store: &mut Store, jobs: &[Job], format: Option<Format>, mut report: impl FnMut(&Stored<'_>) -> std::io::Result<()>) -> Result<Tally, IngestError> {
     let mut tally = Tally::default();
-    let mut ready: Option<ReadyChunk<'_>> = None;
-    for chunk in jobs.chunks(CHUNK) {
-        let texts: Vec<_> = chunk.par_iter().map(|j| j.sources.load()).collect::<Result<_, _>>()?;
-        let quick: Vec<Option<(usize, [u8; 32])>> = texts.par_iter().map(|t| scan::quick_digest(t)).collect();
-        let mut known = vec![];
-        for (job, q) in chunk.iter().zip(&quick) {
-            known.push(match q {
-                Some((count, digest)) if store.has_snapshot(&job.image, &job.revision.label, digest)? => Some(*count),
-                _ => None,
-            });
+    std::thread::scope(|s| {
+        let mut pending: Option<PendingChunk<'_>> = None;
+        for chunk in jobs.chunks(CHUNK) {
+            let texts: Vec<_> = chunk.par_iter().map(|j| j.sources.load()).collect::<Result<_, _>>()?;
+            let quick: Vec<Option<(usize, [u8; 32])>> = texts.par_iter().map(|t| scan::quick_digest(t)).collect();
+            let mut known = vec![];
+            for (job, q) in chunk.iter().zip(&quick) {
+                known.push(match q {
+                    Some((count, digest)) if store.has_snapshot(&job.image, &job.revision.label, digest)? => Some(*count),
+                    _ => None,
+                });
+            }
+            let (tx, parsed) = mpsc::channel();
+            let unknown: Vec<usize> = (0..chunk.len()).filter(|&k| known[k].is_none()).collect();
+            // A send fails only when the store side stopped on an error; the rest is dropped.
+            s.spawn(move || unknown.into_par_iter().for_each_with(tx, |tx, k| drop(tx.send((k, parse(&texts[k], format))))));
+            if let Some(p) = pending.take() {
+                store_chunk(store, p, &mut tally, jobs.len(), &mut report)?;
+            }
+            pending = Some(PendingChunk { jobs: chunk, known, parsed });
         }
-        let (parsed, stored) = std::thread::scope(|s| {
-            let parsing = s.spawn(|| texts.par_iter().zip(&known).map(|(text, known)| known.is_none().then(|| parse(text, format))).collect::<Vec<_>>());
-            let stored = ready.take().map_or(Ok(()), |r| store_chunk(store, r, &mut tally, jobs.len(), &mut report));
-            (parsing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), stored)
-        });
-        stored?;
-        ready = Some(ReadyChunk { jobs: chunk, known, parsed });
-    }
-    if let Some(r) = ready {
-        store_chunk(store, r, &mut tally, jobs.len(), &mut report)?;
-    }
-    Ok(tally)
+        if let Some(p) = pending {
+            store_chunk(store, p, &mut tally, jobs.len(), &mut report)?;
+        }
+        Ok(tally)
+    })
 }
 
-/// Stores a chunk's jobs one by one, counting and reporting each.
-fn store_chunk(store: &mut Store, chunk: ReadyChunk<'_>, tally: &mut Tally, total: usize, report: &mut impl FnMut(&Stored<'_>) -> std::io::Result<()>) -> Result<(), IngestError> {
-    for ((job, known), parsed) in chunk.jobs.iter().zip(chunk.known).zip(chunk.parsed) {
-        let stored = match (known, parsed) {
-            (Some(paths), _) => Ok(Stored { job, outcome: Outcome::Unchanged, paths, warnings: vec![], revised: None }),
-            (None, Some(parsed)) => parsed.and_then(|(read, prep)| store_one(store, job, read, &prep)),
-            (None, None) => unreachable!("parsed when not known"),
+/// Stores a chunk's jobs one by one in order, each as soon as it is parsed, counting and
+/// reporting each.
+fn store_chunk(store: &mut Store, chunk: PendingChunk<'_>, tally: &mut Tally, total: usize, report: &mut impl FnMut(&Stored<'_>) -> std::io::Result<()>) -> Result<(), IngestError> {
+    let mut arrived: HashMap<usize, ParseResult> = HashMap::new();
+    for (k, (job, known)) in chunk.jobs.iter().zip(chunk.known).enumerate() {
+        let stored = match known {
+            Some(paths) => Ok(Stored { job, outcome: Outcome::Unchanged, paths, warnings: vec![], revised: None }),
+            None => next_parsed(&chunk.parsed, &mut arrived, k).and_then(|(read, prep)| store_one(store, job, read, &prep)),
         };
         let stored = stored.map_err(|e| in_batch(e, job, tally.done(), total))?;
         tally.count(stored.outcome);
         report(&stored)?;
     }
     Ok(())
+}
+
+/// Job `k`'s parse, waiting for it; those that arrive before it are kept in `arrived`.
+fn next_parsed(parsed: &mpsc::Receiver<(usize, ParseResult)>, arrived: &mut HashMap<usize, ParseResult>, k: usize) -> ParseResult {
+    loop {
+        if let Some(r) = arrived.remove(&k) {
+            return r;
+        }
+        let (j, r) = parsed.recv().expect("every unknown job's parse is sent before its sender drops");
+        arrived.insert(j, r);
+    }
 }
 
 /// One job's closure, parsed and prepared: the part of an ingest that needs no database, so a

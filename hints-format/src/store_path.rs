@@ -12,6 +12,7 @@
 //! bumps, and is what hint files match on.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::nixbase32;
 
@@ -73,10 +74,11 @@ pub enum StorePathError {
     NameTooLong(String),
 }
 
-/// A validated store path. Cheap to clone compared to re-parsing; ordered by its full text.
+/// A validated store path, ordered by its full text. Clones share the text: a closure names
+/// each path once as itself and again in every path that references it.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StorePath {
-    full: String,
+    full: Arc<str>,
     /// Byte offset of the hash (just after the last `/`).
     hash_at: usize,
 }
@@ -97,7 +99,7 @@ impl StorePath {
             return Err(StorePathError::NonCanonicalDir(s.to_string()));
         }
         Self::check_base(s, &s[hash_at..])?;
-        Ok(StorePath { full: s.to_string(), hash_at })
+        Ok(StorePath { full: Arc::from(s), hash_at })
     }
 
     /// Builds a store path from a store dir and a basename (`<hash>-<name>`), as Nix's
