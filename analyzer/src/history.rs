@@ -87,7 +87,7 @@ impl History {
                 Ok(refs)
             })
             .collect::<Result<_, _>>()?;
-        let dense_paths = Dense { paths: &paths, sizes: &sizes, refs: &refs };
+        let dense_paths = Dense::new(&paths, &sizes, &refs);
         // Each thread marks a snapshot's members in its own array, stamped with the snapshot's
         // position, so checking that references stay inside is one lookup each.
         let snapshots: HashMap<(usize, usize), Vec<u32>> = stored
@@ -175,9 +175,31 @@ struct Dense<'a> {
     paths: &'a [StorePath],
     sizes: &'a [u64],
     refs: &'a [Vec<u32>],
+    /// Every path's text, in dense order, in one buffer: a snapshot's members, read in
+    /// increasing order for its digest, are read in increasing addresses.
+    texts: String,
+    /// Where each path's text ends in `texts`.
+    ends: Vec<usize>,
 }
 
-impl Dense<'_> {
+impl<'a> Dense<'a> {
+    fn new(paths: &'a [StorePath], sizes: &'a [u64], refs: &'a [Vec<u32>]) -> Self {
+        let mut texts = String::with_capacity(paths.iter().map(|p| p.as_str().len()).sum());
+        let ends = paths
+            .iter()
+            .map(|p| {
+                texts.push_str(p.as_str());
+                texts.len()
+            })
+            .collect();
+        Dense { paths, sizes, refs, texts, ends }
+    }
+
+    fn text(&self, p: u32) -> &str {
+        let p = p as usize;
+        &self.texts[if p == 0 { 0 } else { self.ends[p - 1] }..self.ends[p]]
+    }
+
     /// Checks one snapshot (dense member indices `m`, sorted) against what was recorded at
     /// ingest: closed under references, the same paths digest and the same total size. `inside`
     /// is scratch space, stamped with `token` for the members.
@@ -188,7 +210,7 @@ impl Dense<'_> {
         if let Some((p, r)) = m.iter().flat_map(|&p| self.refs[p as usize].iter().map(move |&r| (p, r))).find(|&(_, r)| inside[r as usize] != token) {
             return Err(format!("{} references {}, which the snapshot lacks", self.paths[p as usize], self.paths[r as usize]));
         }
-        if paths_digest(m.iter().map(|&p| self.paths[p as usize].as_str())) != stored.digest {
+        if paths_digest(m.iter().map(|&p| self.text(p))) != stored.digest {
             return Err("its paths differ from those recorded".into());
         }
         let total = m.iter().try_fold(0u64, |t, &p| t.checked_add(self.sizes[p as usize]));
