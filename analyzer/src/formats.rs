@@ -13,7 +13,6 @@
 //! Every error names the file and the JSON location (`[3].narSize`) or the line.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 use hints_format::locate::without_serde_position;
@@ -165,7 +164,7 @@ impl RawRecord<'_> {
     /// are, is that path's copy rather than another parse.
     fn into_infos(records: Vec<RawRecord<'_>>) -> Result<Vec<PathInfo>, hints_format::StorePathError> {
         let paths: Vec<StorePath> = records.iter().map(|r| StorePath::parse(&r.path)).collect::<Result<_, _>>()?;
-        let by_text: HashMap<&str, usize> = records.iter().enumerate().map(|(i, r)| (r.path.as_ref(), i)).collect();
+        let by_text: foldhash::HashMap<&str, usize> = records.iter().enumerate().map(|(i, r)| (r.path.as_ref(), i)).collect();
         let references: Vec<Vec<StorePath>> =
             records.iter().map(|r| r.references.iter().map(|text| by_text.get(text.as_ref()).map_or_else(|| StorePath::parse(text), |&i| Ok(paths[i].clone()))).collect()).collect::<Result<_, _>>()?;
         Ok(records

@@ -11,10 +11,6 @@ use layering_core::{Closure, PathInfo};
 
 use rayon::prelude::*;
 
-/// The id → dense index map is read once per snapshot member (tens of millions of lookups):
-/// a fast hash, since the ids come from the database, not from an adversary.
-type FastHash = foldhash::fast::FixedState;
-
 use crate::store::{paths_digest, refs_digest_of, Revision, Store, StoreError, StoredSnapshot};
 
 pub struct History {
@@ -71,7 +67,8 @@ impl History {
         // Dense indices follow the paths' text, so nothing downstream depends on scan order.
         let mut ids: Vec<i64> = records.keys().copied().collect();
         ids.sort_unstable_by(|a, b| records[a].path.cmp(&records[b].path));
-        let dense: HashMap<i64, u32, FastHash> = ids.iter().enumerate().map(|(k, id)| (*id, k as u32)).collect();
+        // Read once per snapshot member (tens of millions of lookups): foldhash, not SipHash.
+        let dense: foldhash::HashMap<i64, u32> = ids.iter().enumerate().map(|(k, id)| (*id, k as u32)).collect();
         let file = store.location();
         let damaged = |what: String| StoreError::Damaged { file: file.to_string(), what };
         let paths: Vec<StorePath> = ids.iter().map(|id| records[id].path.clone()).collect();

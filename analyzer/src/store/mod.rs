@@ -136,7 +136,7 @@ pub struct Store {
     db: Box<dyn Backend>,
     /// The location as messages name it.
     location: String,
-    known: HashMap<[u8; 20], Known>,
+    known: foldhash::HashMap<[u8; 20], Known>,
     /// Interned names and store dirs (ids never change once committed).
     name_ids: HashMap<String, i64>,
     dir_ids: HashMap<String, i64>,
@@ -221,7 +221,7 @@ impl Store {
     }
 
     fn with(db: Box<dyn Backend>, location: String) -> Self {
-        Store { db, location, known: HashMap::new(), name_ids: HashMap::new(), dir_ids: HashMap::new() }
+        Store { db, location, known: Default::default(), name_ids: HashMap::new(), dir_ids: HashMap::new() }
     }
 
     /// Runs `f` inside one read transaction, so every query in it sees the same committed
