@@ -17,7 +17,8 @@
 //! # Algorithm
 //! For each chunk of [`CHUNK`] jobs, in order:
 //! 1. load the texts in parallel;
-//! 2. compute the quick digests in parallel and look each up;
+//! 2. look up the digest recorded for each job's image and revision, and compute the quick
+//!    digests (in parallel) of the jobs that have one: a new revision costs no quick digest;
 //! 3. parse and prepare (validate, hash, sort) the unknown ones in parallel, on other threads
 //!    while this one stores the previous chunk;
 //! 4. store them one by one in job order, each in its own transaction as soon as it is parsed,
@@ -208,14 +209,8 @@ pub fn ingest(store: &mut Store, jobs: &[Job], format: Option<Format>, mut repor
         let mut pending: Option<PendingChunk<'_>> = None;
         for chunk in jobs.chunks(CHUNK) {
             let texts: Vec<_> = chunk.par_iter().map(|j| j.sources.load()).collect::<Result<_, _>>()?;
-            let quick: Vec<Option<(usize, [u8; 32])>> = texts.par_iter().map(|t| scan::quick_digest(t)).collect();
-            let mut known = vec![];
-            for (job, q) in chunk.iter().zip(&quick) {
-                known.push(match q {
-                    Some((count, digest)) if store.has_snapshot(&job.image, &job.revision.label, digest)? => Some(*count),
-                    _ => None,
-                });
-            }
+            let recorded: Vec<Option<[u8; 32]>> = chunk.iter().map(|job| store.snapshot_digest(&job.image, &job.revision.label)).collect::<Result<_, _>>()?;
+            let known: Vec<Option<usize>> = texts.par_iter().zip(&recorded).map(|(text, recorded)| recorded.and_then(|r| known_paths(text, &r))).collect();
             let (tx, parsed) = mpsc::channel();
             let unknown: Vec<usize> = (0..chunk.len()).filter(|&k| known[k].is_none()).collect();
             // A send fails only when the store side stopped on an error; the rest is dropped.
@@ -230,6 +225,12 @@ pub fn ingest(store: &mut Store, jobs: &[Job], format: Option<Format>, mut repor
         }
         Ok(tally)
     })
+}
+
+/// The path count of a snapshot whose paths digest is `recorded`, from its paths alone; `None`
+/// when it differs (or the texts are in a shape [`scan::quick_digest`] does not read).
+fn known_paths(text: &[(String, String)], recorded: &[u8; 32]) -> Option<usize> {
+    scan::quick_digest(text).filter(|(_, digest)| digest == recorded).map(|(count, _)| count)
 }
 
 /// Stores a chunk's jobs one by one in order, each as soon as it is parsed, counting and

@@ -564,12 +564,14 @@ impl Store {
         Ok(())
     }
 
-    /// Whether (image, revision label) is recorded with exactly this snapshot digest: the cheap
-    /// check that makes re-scanning an unchanged snapshot a no-op without re-validating it.
-    pub fn has_snapshot(&self, image: &str, revision: &str, digest: &[u8; 32]) -> Result<bool> {
-        let sql = "SELECT 1 FROM snapshots s JOIN images i ON i.id = s.image_id JOIN revisions r ON r.id = s.revision_id
-                 WHERE i.name = ?1 AND r.label = ?2 AND s.digest = ?3";
-        Ok(self.row(sql, &[Value::Text(image), Value::Text(revision), Value::Blob(digest)], |_| Ok(()))?.is_some())
+    /// The snapshot digest recorded for (image, revision label), if any: compared with a
+    /// re-scanned snapshot's paths digest, the cheap check that makes re-scanning an unchanged
+    /// snapshot a no-op without re-validating it.
+    pub fn snapshot_digest(&self, image: &str, revision: &str) -> Result<Option<[u8; 32]>> {
+        let sql = "SELECT s.digest FROM snapshots s JOIN images i ON i.id = s.image_id JOIN revisions r ON r.id = s.revision_id
+                 WHERE i.name = ?1 AND r.label = ?2";
+        let digest = self.row(sql, &[Value::Text(image), Value::Text(revision)], |r| r.blob(0))?;
+        digest.map(|d| d.try_into().map_err(|_| self.damaged(format!("the snapshot of {image} at {revision}: digest is not 32 bytes")))).transpose()
     }
 
     /// Revisions in history order (time, then first recorded).
