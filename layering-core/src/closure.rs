@@ -129,9 +129,8 @@ fn canonical(references: &[StorePath]) -> Vec<&StorePath> {
 #[derive(Debug, Clone)]
 pub struct Closure {
     infos: Vec<PathInfo>,
-    /// Index of each path by its hash part, unique within a closure.
-    /// Hash part → index; looked up once per reference (foldhash: SipHash took a tenth of a
-    /// whole `hints layer`).
+    /// Index of each path by its hash part, unique within a closure. Looked up once per
+    /// reference, so it uses foldhash rather than SipHash; it is never iterated.
     index: foldhash::HashMap<[u8; hints_format::store_path::HASH_LEN], u32>,
     /// Sorted, deduplicated references other than the path itself.
     refs: Adjacency,
