@@ -11,7 +11,12 @@ page cache, then each timing is the best of --repeat runs.
 It also prints the peak memory of any run against the largest layer: `--paths 1 --mib 1024`
 gives one layer of one 1 GiB file.
 
-usage: bench/recover.py [--work /tmp/hints-recover-bench] [--paths 5000] [--mib 2048] [--repeat 3]
+Then the reference scan alone (`hints-bench refscan`: Nix's scan for 32-digit windows, no
+hashing), over the synthetic store's files and over each --tree given (e.g. /usr/lib: real
+binaries and text, where digits are far more common than in random bytes), against `cat` of the
+same files.
+
+usage: bench/recover.py [--work /tmp/hints-recover-bench] [--paths 5000] [--mib 2048] [--repeat 3] [--tree DIR]...
 """
 import argparse, json, os, random, resource, shutil, subprocess, sys, time
 
@@ -60,6 +65,8 @@ def main():
     ap.add_argument("--mib", type=int, default=2048)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--hints", default=os.path.join(ROOT, "target", "release", "hints"))
+    ap.add_argument("--bench", default=os.path.join(ROOT, "target", "release", "hints-bench"))
+    ap.add_argument("--tree", action="append", default=[], help="another tree to time the reference scan on")
     a = ap.parse_args()
     make(a.work, a.paths, a.mib, a.hints)
     blobs = os.path.join(a.work, "oci", "blobs", "sha256")
@@ -84,6 +91,27 @@ def main():
     largest = max(os.path.getsize(os.path.join(blobs, f)) for f in os.listdir(blobs))
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak memory of any run: {peak:.0f} MB (the largest layer: {largest / 2**20:.0f} MiB)")
+    for tree in [os.path.join(a.work, "root", "nix", "store")] + a.tree:
+        reference_scan(tree, a)
+
+
+def reference_scan(tree, a):
+    """The reference scan alone over the files under `tree`, against `cat` of the same files."""
+    files = (os.path.join(d, f) for d, _, fs in os.walk(tree) for f in fs)
+    total = sum(os.path.getsize(f) for f in files if os.path.isfile(f) and not os.path.islink(f))
+    cat = lambda: subprocess.run(f"find {tree} -type f -print0 | xargs -0 cat > /dev/null", shell=True, check=True)
+    cat()
+    rows = [("cat files > /dev/null (the read bound, 1 core)", best(a.repeat, cat))]
+    for threads in (1, os.cpu_count()):
+        env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+        run = lambda: subprocess.run([a.bench, "refscan", tree], env=env, check=True, stdout=subprocess.DEVNULL)
+        rows.append((f"hints-bench refscan, {threads} thread(s)", best(a.repeat, run)))
+    print(f"\nreference scan alone, {tree}: {total / 2**20:.0f} MiB of files; best of {a.repeat} (process time, start included)")
+    print(f"{'':<56} {'seconds':>8} {'MB/s':>8}")
+    for name, s in rows:
+        print(f"{name:<56} {s:>8.3f} {total / s / 1e6:>8.0f}")
+    one, many = rows[1][1], rows[2][1]
+    print(f"1 thread: {rows[0][1] / one:.0%} of the read bound; {os.cpu_count()} threads: {one / many:.2f}x one thread")
 
 
 if __name__ == "__main__":

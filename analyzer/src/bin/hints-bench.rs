@@ -120,6 +120,9 @@ enum Cmd {
         #[arg(long, default_value = "target/release/hints")]
         hints: PathBuf,
     },
+    /// Nix's reference scan alone over every file and symlink under DIR (a store, or any
+    /// tree), read with recovery's buffer size, on the threads RAYON_NUM_THREADS allows.
+    Refscan { dir: PathBuf },
     /// Replay revisions of a database under every strategy.
     Eval {
         db: PathBuf,
@@ -225,6 +228,56 @@ fn bench_scan(images: usize, revisions: usize, db: &Location) -> Result<()> {
     println!("re-scan of an unchanged {}-path snapshot (parse + digest + lookup): {rescan_ms:.2} ms", synth.closure(0).len());
     println!("peak memory: {:.0} MB", peak_rss_mb());
     Ok(())
+}
+
+/// Reads every file and symlink under `dir` through the reference scanner, in parallel over
+/// files; prints bytes, time and MB/s.
+fn bench_refscan(dir: &Path) -> Result<()> {
+    let mut files = vec![];
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    let t = Instant::now();
+    let (bytes, windows) = files.par_iter().map(|f| refscan_file(f)).try_reduce(|| (0, 0), |a, b| Ok((a.0 + b.0, a.1 + b.1)))?;
+    let secs = t.elapsed().as_secs_f64();
+    println!("bench: reference scan of {} ({} files, {} thread(s))", dir.display(), files.len(), rayon::current_num_threads());
+    println!("bytes: {bytes} ({:.0} MiB)", bytes as f64 / 1048576.0);
+    println!("32-digit windows found: {windows}");
+    println!("seconds: {secs:.3}");
+    println!("MB/s: {:.0}", bytes as f64 / secs / 1e6);
+    println!("peak memory: {:.0} MB", peak_rss_mb());
+    Ok(())
+}
+
+/// One file's (or symlink's) bytes scanned: (bytes, windows found).
+fn refscan_file(file: &Path) -> Result<(u64, usize)> {
+    use std::io::Read;
+    let mut scanner = hints_analyzer::recover::stream::Scanner::default();
+    let mut found = std::collections::HashSet::new();
+    if std::fs::symlink_metadata(file)?.file_type().is_symlink() {
+        let target = std::fs::read_link(file)?;
+        scanner.feed(target.as_os_str().as_encoded_bytes(), &mut found);
+        return Ok((target.as_os_str().len() as u64, found.len()));
+    }
+    let mut reader = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let mut buf = vec![0u8; 128 << 10];
+    let mut bytes = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok((bytes, found.len()));
+        }
+        scanner.feed(&buf[..n], &mut found);
+        bytes += n as u64;
+    }
 }
 
 /// A `hints serve` on a fresh SQLite database in `dir`, with a push token for project
@@ -627,5 +680,6 @@ fn main() -> Result<()> {
         Cmd::Emit { db, out } => bench_emit(&Location::parse(&db).map_err(anyhow::Error::msg)?, &out),
         Cmd::Wide { sizes, hints } => bench_wide(&sizes, &hints),
         Cmd::Eval { db, hints, range } => bench_eval(&db, &hints, &range),
+        Cmd::Refscan { dir } => bench_refscan(&dir),
     }
 }

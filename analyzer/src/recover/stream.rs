@@ -28,9 +28,8 @@ use std::collections::HashSet;
 use hints_format::nixbase32;
 
 use super::nar::Nar;
+use super::refs::{windows, HASH_LEN};
 use super::{sri, Recovered};
-
-const HASH_LEN: usize = 32;
 
 /// The path's entries do not come in NAR order (or include a hard link): it must be read whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,46 +211,36 @@ impl PathStream {
 /// span chunks.
 #[derive(Default)]
 pub struct Scanner {
-    /// Digits in a row so far.
-    run: usize,
-    /// The last digits of the run (at most 31), for a window that ends in the next chunk.
+    /// The digits that end the bytes so far (at most 31): the start of a window that may end in
+    /// the next chunk.
     tail: Vec<u8>,
 }
 
 impl Scanner {
     /// A new file or symlink target: no run carries over.
     pub fn start(&mut self) {
-        self.run = 0;
         self.tail.clear();
     }
 
     /// Adds to `found` every window that ends in `chunk`.
     pub fn feed(&mut self, chunk: &[u8], found: &mut HashSet<[u8; HASH_LEN]>) {
-        for (i, &b) in chunk.iter().enumerate() {
-            self.run = if nixbase32::is_digit(b) { self.run + 1 } else { 0 };
-            if self.run < HASH_LEN {
-                continue;
-            }
-            let window: [u8; HASH_LEN] = if i + 1 >= HASH_LEN {
-                chunk[i + 1 - HASH_LEN..=i].try_into().expect("32-byte window")
-            } else {
-                let from_tail = HASH_LEN - (i + 1);
-                let mut w = [0u8; HASH_LEN];
-                w[..from_tail].copy_from_slice(&self.tail[self.tail.len() - from_tail..]);
-                w[from_tail..].copy_from_slice(&chunk[..=i]);
-                w
-            };
-            found.insert(window);
+        if !self.tail.is_empty() {
+            // The windows that start in the tail: every one of them is within the tail and
+            // the chunk's first 31 bytes.
+            let mut joined = [0u8; 2 * (HASH_LEN - 1)];
+            let head = &chunk[..chunk.len().min(HASH_LEN - 1)];
+            joined[..self.tail.len()].copy_from_slice(&self.tail);
+            joined[self.tail.len()..self.tail.len() + head.len()].copy_from_slice(head);
+            windows(&joined[..self.tail.len() + head.len()], found);
         }
-        let keep = self.run.min(HASH_LEN - 1);
-        if keep <= chunk.len() {
+        windows(chunk, found);
+        let digits_at_end = chunk.iter().rev().take(HASH_LEN - 1).take_while(|&&b| nixbase32::is_digit(b)).count();
+        if digits_at_end < chunk.len() {
             self.tail.clear();
-            self.tail.extend_from_slice(&chunk[chunk.len() - keep..]);
-        } else {
-            let from_tail = keep - chunk.len();
-            self.tail.drain(..self.tail.len() - from_tail);
-            self.tail.extend_from_slice(chunk);
         }
+        self.tail.extend_from_slice(&chunk[chunk.len() - digits_at_end..]);
+        let over = self.tail.len().saturating_sub(HASH_LEN - 1);
+        self.tail.drain(..over);
     }
 }
 
@@ -261,7 +250,6 @@ mod tests {
 
     use super::*;
     use crate::recover::nar::{nar_size_and_hash, Node};
-    use crate::recover::refs::windows;
 
     /// Streams `tree` as a sorted tar would give it (directories before their children).
     fn streamed(tree: &Node, chunk: usize) -> (u64, String, HashSet<[u8; 32]>) {
@@ -299,7 +287,8 @@ mod tests {
 
     fn tree() -> impl Strategy<Value = Node> {
         let leaf = prop_oneof![
-            (any::<bool>(), proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'0'), Just(b'-'), any::<u8>()], 0..120)).prop_map(|(executable, contents)| Node::File { executable, contents }),
+            (any::<bool>(), proptest::collection::vec(prop_oneof![16 => Just(b'a'), 16 => Just(b'0'), 1 => Just(b'-'), 1 => any::<u8>()], 0..120))
+                .prop_map(|(executable, contents)| Node::File { executable, contents }),
             proptest::collection::vec(prop_oneof![Just(b'z'), Just(b'/')], 0..40).prop_map(|target| Node::Symlink { target }),
         ];
         leaf.prop_recursive(3, 24, 4, |inner| proptest::collection::btree_map(proptest::collection::vec(b'a'..b'e', 1..3), inner, 0..4).prop_map(Node::Directory))
