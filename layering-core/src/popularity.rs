@@ -15,7 +15,7 @@
 //! 1. `routes` top-down (users before references), checked in u128: counts grow with the number
 //!    of chains, and an overflow is an error rather than a wrong order.
 //! 2. The dominator tree from the top: `idom(x)` is the lowest common dominator of `x`'s users
-//!    (the top for a root), found with binary lifting.
+//!    (the top for a root), found with skew-binary jump pointers.
 //! 3. Every path that reaches `d = idom(x)` reaches `x`, and those that reach `x` without reaching
 //!    `d` lie strictly between them. So `popularity(x) = popularity(d) + Σ routes(y)` over the
 //!    *region* of `x`: the paths met walking up from `x` through users, stopping at `d`.
@@ -70,29 +70,38 @@ fn routes(closure: &Closure, top_down: &[usize]) -> Result<Vec<u128>, LayerError
     Ok(routes)
 }
 
-/// The dominator tree of the closure seen from the top, with binary lifting for common
-/// dominators. Node `closure.len()` is the top.
+/// The dominator tree of the closure seen from the top, with a jump pointer per node for
+/// common dominators. Node `closure.len()` is the top.
+///
+/// A node's jump skips to an ancestor chosen from depths alone (skew-binary jumps: twice the
+/// parent's jump when the parent's and its jump's jumps are as long, else one step), so any
+/// ancestor, and the lowest common one, is `O(log depth)` steps away, and building the tree
+/// costs a few lookups per node rather than a table of `log n` levels.
 struct Dominators {
-    /// `up[k][x]`: the dominator `2^k` steps above `x` (the top above the top).
-    up: Vec<Vec<u32>>,
+    idom: Vec<u32>,
+    jump: Vec<u32>,
     depth: Vec<u32>,
 }
 
 impl Dominators {
     fn new(closure: &Closure, top_down: &[usize]) -> Self {
         let top = closure.len();
-        let levels = (usize::BITS - top.leading_zeros()).max(1) as usize;
-        let mut tree = Dominators { up: vec![vec![top as u32; top + 1]; levels], depth: vec![0; top + 1] };
+        let mut tree = Dominators { idom: vec![top as u32; top + 1], jump: vec![top as u32; top + 1], depth: vec![0; top + 1] };
         for &x in top_down {
             let users = closure.users(x).iter().map(|&u| u as usize);
             let idom = users.reduce(|a, b| tree.common(a, b)).unwrap_or(top);
-            tree.depth[x] = tree.depth[idom] + 1;
-            tree.up[0][x] = idom as u32;
-            for k in 1..levels {
-                tree.up[k][x] = tree.up[k - 1][tree.up[k - 1][x] as usize];
-            }
+            tree.attach(x, idom);
         }
         tree
+    }
+
+    /// Makes `parent` the immediate dominator of `x`, with `x`'s jump.
+    fn attach(&mut self, x: usize, parent: usize) {
+        let (up, upup) = (self.jump[parent] as usize, self.jump[self.jump[parent] as usize] as usize);
+        let even = self.depth[parent] - self.depth[up] == self.depth[up] - self.depth[upup];
+        self.idom[x] = parent as u32;
+        self.jump[x] = if even { upup } else { parent } as u32;
+        self.depth[x] = self.depth[parent] + 1;
     }
 
     fn top(&self) -> usize {
@@ -100,7 +109,7 @@ impl Dominators {
     }
 
     fn idom(&self, x: usize) -> usize {
-        self.up[0][x] as usize
+        self.idom[x] as usize
     }
 
     /// The lowest node that dominates both `a` and `b` (either one itself, if it dominates the other).
@@ -108,21 +117,17 @@ impl Dominators {
         if self.depth[a] < self.depth[b] {
             std::mem::swap(&mut a, &mut b);
         }
-        for k in (0..self.up.len()).rev() {
-            if self.depth[a] - self.depth[b] >= 1 << k {
-                a = self.up[k][a] as usize;
-            }
+        while self.depth[a] > self.depth[b] {
+            let ja = self.jump[a] as usize;
+            a = if self.depth[ja] >= self.depth[b] { ja } else { self.idom(a) };
         }
-        if a == b {
-            return a;
+        // At equal depths the jumps land at equal depths too: jump together while that stays
+        // below the common dominator.
+        while a != b {
+            let (ja, jb) = (self.jump[a] as usize, self.jump[b] as usize);
+            (a, b) = if ja != jb { (ja, jb) } else { (self.idom(a), self.idom(b)) };
         }
-        for k in (0..self.up.len()).rev() {
-            if self.up[k][a] != self.up[k][b] {
-                a = self.up[k][a] as usize;
-                b = self.up[k][b] as usize;
-            }
-        }
-        self.idom(a)
+        a
     }
 }
 
@@ -234,6 +239,37 @@ mod tests {
             });
             let c = Closure::new(infos.collect()).unwrap();
             proptest::prop_assert_eq!(popularity(&c).unwrap(), nested_rule(&c));
+        }
+    }
+
+    #[test]
+    fn common_dominators_by_jumps_are_those_found_one_step_at_a_time() {
+        // A deep, branching tree: each node's parent is one of the three made just before it.
+        let n = 3000;
+        let mut tree = Dominators { idom: vec![n as u32; n + 1], jump: vec![n as u32; n + 1], depth: vec![0; n + 1] };
+        let mut state = 7u64;
+        let mut next = |m: usize| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as usize % m
+        };
+        for x in 0..n {
+            let parent = if x == 0 { n } else { x - 1 - next(x.min(3)) };
+            tree.attach(x, parent);
+        }
+        let stepwise = |mut a: usize, mut b: usize| {
+            while a != b {
+                if tree.depth[a] >= tree.depth[b] {
+                    a = tree.idom(a);
+                } else {
+                    b = tree.idom(b);
+                }
+            }
+            a
+        };
+        assert!(tree.depth[..n].iter().max().unwrap() > &1000);
+        for _ in 0..20_000 {
+            let (a, b) = (next(n + 1), next(n + 1));
+            assert_eq!(tree.common(a, b), stepwise(a, b), "{a} and {b}");
         }
     }
 
