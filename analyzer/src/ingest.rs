@@ -16,13 +16,16 @@
 //!
 //! # Algorithm
 //! For each chunk of [`CHUNK`] jobs, in order:
-//! 1. load the texts in parallel;
-//! 2. look up the digest recorded for each job's image and revision, and compute the quick
-//!    digests (in parallel) of the jobs that have one: a new revision costs no quick digest;
-//! 3. parse and prepare (validate, hash, sort) the unknown ones in parallel, on other threads
-//!    while this one stores the previous chunk;
-//! 4. store them one by one in job order, each in its own transaction as soon as it is parsed,
+//! 1. look up the digest recorded for each job's image and revision;
+//! 2. read each job in parallel, on other threads while this one stores the previous chunk:
+//!    load its texts; a job with a recorded digest gets the quick digest, and is known when it
+//!    matches (a new revision costs no quick digest); the others are parsed and prepared
+//!    (validated, hashed, sorted);
+//! 3. store them one by one in job order, each in its own transaction as soon as it is read,
 //!    and report each outcome.
+//!
+//! This thread only looks up and stores: it never waits for the worker threads to take work
+//! of its own, so while they read a chunk it stores the one before.
 //!
 //! A job that repeats one of the previous chunk is looked up before that chunk is stored, so it
 //! is parsed, and then stored as unchanged.
@@ -192,15 +195,21 @@ impl IngestError {
     }
 }
 
-/// A chunk of jobs, looked up, whose unknown jobs are being parsed: per job, its path count
-/// when the store holds it already; the parsed closures arrive on `parsed`, in any order.
+/// A chunk of jobs being read: each job's [`Read`] arrives on `read`, in any order.
 struct PendingChunk<'a> {
     jobs: &'a [Job],
-    known: Vec<Option<usize>>,
-    parsed: mpsc::Receiver<(usize, ParseResult)>,
+    read: mpsc::Receiver<(usize, ReadResult)>,
 }
 
-type ParseResult = Result<(ReadClosure, Prepared), IngestError>;
+/// What reading a job found.
+enum Read {
+    /// The store holds this snapshot already; it has this many paths.
+    Known(usize),
+    /// A closure to store.
+    Parsed(Box<Parsed>),
+}
+
+type ReadResult = Result<Read, IngestError>;
 
 /// Stores `jobs` in order (see the module doc), calling `report` after each.
 pub fn ingest(store: &mut Store, jobs: &[Job], format: Option<Format>, mut report: impl FnMut(&Stored<'_>) -> std::io::Result<()>) -> Result<Tally, IngestError> {
@@ -208,17 +217,14 @@ pub fn ingest(store: &mut Store, jobs: &[Job], format: Option<Format>, mut repor
     std::thread::scope(|s| {
         let mut pending: Option<PendingChunk<'_>> = None;
         for chunk in jobs.chunks(CHUNK) {
-            let texts: Vec<_> = chunk.par_iter().map(|j| j.sources.load()).collect::<Result<_, _>>()?;
             let recorded: Vec<Option<[u8; 32]>> = chunk.iter().map(|job| store.snapshot_digest(&job.image, &job.revision.label)).collect::<Result<_, _>>()?;
-            let known: Vec<Option<usize>> = texts.par_iter().zip(&recorded).map(|(text, recorded)| recorded.and_then(|r| known_paths(text, &r))).collect();
-            let (tx, parsed) = mpsc::channel();
-            let unknown: Vec<usize> = (0..chunk.len()).filter(|&k| known[k].is_none()).collect();
+            let (tx, read) = mpsc::channel();
             // A send fails only when the store side stopped on an error; the rest is dropped.
-            s.spawn(move || unknown.into_par_iter().for_each_with(tx, |tx, k| drop(tx.send((k, parse(&texts[k], format))))));
+            s.spawn(move || chunk.par_iter().zip(recorded).enumerate().for_each_with(tx, |tx, (k, (job, recorded))| drop(tx.send((k, read_job(job, recorded, format))))));
             if let Some(p) = pending.take() {
                 store_chunk(store, p, &mut tally, jobs.len(), &mut report)?;
             }
-            pending = Some(PendingChunk { jobs: chunk, known, parsed });
+            pending = Some(PendingChunk { jobs: chunk, read });
         }
         if let Some(p) = pending {
             store_chunk(store, p, &mut tally, jobs.len(), &mut report)?;
@@ -227,21 +233,26 @@ pub fn ingest(store: &mut Store, jobs: &[Job], format: Option<Format>, mut repor
     })
 }
 
-/// The path count of a snapshot whose paths digest is `recorded`, from its paths alone; `None`
-/// when it differs (or the texts are in a shape [`scan::quick_digest`] does not read).
-fn known_paths(text: &[(String, String)], recorded: &[u8; 32]) -> Option<usize> {
-    scan::quick_digest(text).filter(|(_, digest)| digest == recorded).map(|(count, _)| count)
+/// Loads a job's texts: known when the paths digest is the `recorded` one (from its paths
+/// alone, [`scan::quick_digest`]), parsed and prepared otherwise.
+fn read_job(job: &Job, recorded: Option<[u8; 32]>, format: Option<Format>) -> ReadResult {
+    let texts = job.sources.load()?;
+    let known = recorded.and_then(|r| scan::quick_digest(&texts).filter(|(_, digest)| *digest == r));
+    match known {
+        Some((paths, _)) => Ok(Read::Known(paths)),
+        None => parse(&texts, format).map(|parsed| Read::Parsed(Box::new(parsed))),
+    }
 }
 
-/// Stores a chunk's jobs one by one in order, each as soon as it is parsed, counting and
+/// Stores a chunk's jobs one by one in order, each as soon as it is read, counting and
 /// reporting each.
 fn store_chunk(store: &mut Store, chunk: PendingChunk<'_>, tally: &mut Tally, total: usize, report: &mut impl FnMut(&Stored<'_>) -> std::io::Result<()>) -> Result<(), IngestError> {
-    let mut arrived: HashMap<usize, ParseResult> = HashMap::new();
-    for (k, (job, known)) in chunk.jobs.iter().zip(chunk.known).enumerate() {
-        let stored = match known {
-            Some(paths) => Ok(Stored { job, outcome: Outcome::Unchanged, paths, warnings: vec![], revised: None }),
-            None => next_parsed(&chunk.parsed, &mut arrived, k).and_then(|(read, prep)| store_one(store, job, read, &prep)),
-        };
+    let mut arrived: HashMap<usize, ReadResult> = HashMap::new();
+    for (k, job) in chunk.jobs.iter().enumerate() {
+        let stored = next_read(&chunk.read, &mut arrived, k).and_then(|read| match read {
+            Read::Known(paths) => Ok(Stored { job, outcome: Outcome::Unchanged, paths, warnings: vec![], revised: None }),
+            Read::Parsed(parsed) => store_parsed(store, job, *parsed),
+        });
         let stored = stored.map_err(|e| in_batch(e, job, tally.done(), total))?;
         tally.count(stored.outcome);
         report(&stored)?;
@@ -249,13 +260,13 @@ fn store_chunk(store: &mut Store, chunk: PendingChunk<'_>, tally: &mut Tally, to
     Ok(())
 }
 
-/// Job `k`'s parse, waiting for it; those that arrive before it are kept in `arrived`.
-fn next_parsed(parsed: &mpsc::Receiver<(usize, ParseResult)>, arrived: &mut HashMap<usize, ParseResult>, k: usize) -> ParseResult {
+/// Job `k`'s read, waiting for it; those that arrive before it are kept in `arrived`.
+fn next_read(read: &mpsc::Receiver<(usize, ReadResult)>, arrived: &mut HashMap<usize, ReadResult>, k: usize) -> ReadResult {
     loop {
         if let Some(r) = arrived.remove(&k) {
             return r;
         }
-        let (j, r) = parsed.recv().expect("every unknown job's parse is sent before its sender drops");
+        let (j, r) = read.recv().expect("every job's read is sent before its sender drops");
         arrived.insert(j, r);
     }
 }
@@ -269,26 +280,22 @@ pub struct Parsed {
 
 /// Reads and parses `job` (see [`Parsed`]).
 pub fn parse_job(job: &Job, format: Option<Format>) -> Result<Parsed, IngestError> {
-    let (read, prep) = parse(&job.sources.load()?, format)?;
-    Ok(Parsed { read, prep })
+    parse(&job.sources.load()?, format)
 }
 
 /// Stores a job parsed by [`parse_job`].
 pub fn store_parsed<'a>(store: &mut Store, job: &'a Job, parsed: Parsed) -> Result<Stored<'a>, IngestError> {
-    store_one(store, job, parsed.read, &parsed.prep)
-}
-
-fn parse(text: &[(String, String)], format: Option<Format>) -> Result<(ReadClosure, Prepared), IngestError> {
-    let read = scan::read_closure(text, format)?;
-    let prep = Prepared::new(&read.closure)?;
-    Ok((read, prep))
-}
-
-fn store_one<'a>(store: &mut Store, job: &'a Job, read: ReadClosure, prep: &Prepared) -> Result<Stored<'a>, IngestError> {
+    let Parsed { read, prep } = parsed;
     let before = store.revision(&job.revision.label)?;
-    let outcome = store.ingest_prepared(&job.image, &job.revision, &read.closure, prep, read.complete)?;
+    let outcome = store.ingest_prepared(&job.image, &job.revision, &read.closure, &prep, read.complete)?;
     let revised = before.filter(|b| *b != job.revision && outcome != Outcome::Unchanged);
     Ok(Stored { job, outcome, paths: read.closure.len(), warnings: read.warnings, revised })
+}
+
+fn parse(text: &[(String, String)], format: Option<Format>) -> Result<Parsed, IngestError> {
+    let read = scan::read_closure(text, format)?;
+    let prep = Prepared::new(&read.closure)?;
+    Ok(Parsed { read, prep })
 }
 
 /// In a batch of several, an error names the job and how many were stored before it.

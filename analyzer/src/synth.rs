@@ -167,6 +167,8 @@ impl Synth {
                 let i = i as usize;
                 let mut references: Vec<StorePath> = self.deps[i].iter().map(|&d| self.paths[d as usize].clone()).collect();
                 references.push(self.paths[i].clone());
+                // Nix lists references sorted (a set of store paths).
+                references.sort();
                 PathInfo { path: self.paths[i].clone(), nar_size: self.sizes[i], nar_hash: None, closure_size: None, references }
             })
             .collect()

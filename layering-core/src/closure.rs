@@ -176,20 +176,27 @@ impl Closure {
         let index: foldhash::HashMap<_, u32> = deduped.iter().enumerate().map(|(i, n)| (hash_key(&n.path), i as u32)).collect();
         let mut refs = Adjacency { offsets: Vec::with_capacity(deduped.len() + 1), targets: vec![] };
         refs.offsets.push(0);
+        let mut resolved: Vec<u32> = vec![];
         for i in 0..deduped.len() {
-            // Indices follow path order, so references sorted by index are sorted by path.
-            let mut resolved: Vec<(u32, StorePath)> = Vec::with_capacity(deduped[i].references.len());
-            for r in std::mem::take(&mut deduped[i].references) {
-                match index.get(&hash_key(&r)).filter(|&&j| deduped[j as usize].path == r) {
-                    Some(&j) => resolved.push((j, r)),
+            resolved.clear();
+            for r in &deduped[i].references {
+                match index.get(&hash_key(r)).filter(|&&j| deduped[j as usize].path == *r) {
+                    Some(&j) => resolved.push(j),
                     None => return Err(ClosureError::DanglingReference { from: deduped[i].path.to_string(), to: r.to_string() }),
                 }
             }
-            resolved.sort_unstable_by_key(|&(j, _)| j);
-            resolved.dedup_by_key(|&mut (j, _)| j);
-            refs.targets.extend(resolved.iter().map(|&(j, _)| j).filter(|&j| j as usize != i));
+            // Indices follow path order, so references sorted by index are sorted by path. Nix
+            // lists them sorted, so they usually stay as they came.
+            if !resolved.is_sorted_by(|a, b| a < b) {
+                let mut pairs: Vec<(u32, StorePath)> = resolved.iter().copied().zip(std::mem::take(&mut deduped[i].references)).collect();
+                pairs.sort_unstable_by_key(|&(j, _)| j);
+                pairs.dedup_by_key(|&mut (j, _)| j);
+                resolved.clear();
+                resolved.extend(pairs.iter().map(|&(j, _)| j));
+                deduped[i].references = pairs.into_iter().map(|(_, r)| r).collect();
+            }
+            refs.targets.extend(resolved.iter().copied().filter(|&j| j as usize != i));
             refs.offsets.push(refs.targets.len());
-            deduped[i].references = resolved.into_iter().map(|(_, r)| r).collect();
         }
         let users = refs.reversed();
         let mut closure = Closure { infos: deduped, index, refs, users, topo: vec![] };
