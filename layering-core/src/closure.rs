@@ -79,15 +79,48 @@ pub enum ClosureError {
 /// Edges as one contiguous array (compressed sparse rows): the walks over a deep graph follow
 /// them without a pointer chase per node.
 #[derive(Debug, Clone, Default)]
-struct Adjacency {
+pub(crate) struct Adjacency {
     /// Node `i`'s edges are `targets[offsets[i]..offsets[i + 1]]`.
     offsets: Vec<usize>,
     targets: Vec<u32>,
 }
 
 impl Adjacency {
-    fn of(&self, i: usize) -> &[u32] {
+    pub(crate) fn of(&self, i: usize) -> &[u32] {
         &self.targets[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    /// The same edges with node `order[k]` renamed `k` (`position` is `order`'s inverse).
+    pub(crate) fn relabeled(&self, order: &[usize], position: &[u32]) -> Adjacency {
+        let mut offsets = Vec::with_capacity(order.len() + 1);
+        let mut targets = Vec::with_capacity(self.targets.len());
+        offsets.push(0);
+        for &i in order {
+            targets.extend(self.of(i).iter().map(|&j| position[j as usize]));
+            offsets.push(targets.len());
+        }
+        Adjacency { offsets, targets }
+    }
+
+    /// The nodes reachable from `start` (itself excluded), each marked in `mark` (all `false`
+    /// before), stopping once `limit` are found; `true` when nothing was left unvisited.
+    pub(crate) fn reach_at_most(&self, start: usize, mark: &mut [bool], limit: usize) -> (Vec<usize>, bool) {
+        let mut out = Vec::new();
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            if out.len() >= limit {
+                return (out, false);
+            }
+            for &j in self.of(i) {
+                let j = j as usize;
+                if j != start && !mark[j] {
+                    mark[j] = true;
+                    out.push(j);
+                    stack.push(j);
+                }
+            }
+        }
+        (out, true)
     }
 
     /// The same edges reversed.
@@ -321,26 +354,21 @@ impl Closure {
     /// [`Closure::reach`], stopping once `limit` nodes are found; `true` when nothing was left
     /// unvisited.
     pub fn reach_at_most(&self, start: usize, next: Direction, mark: &mut [bool], limit: usize) -> (Vec<usize>, bool) {
-        let mut out = Vec::new();
-        let mut stack = vec![start];
-        while let Some(i) = stack.pop() {
-            if out.len() >= limit {
-                return (out, false);
-            }
-            let succ = match next {
-                Direction::References => self.refs(i),
-                Direction::Users => self.users(i),
-            };
-            for &j in succ {
-                let j = j as usize;
-                if j != start && !mark[j] {
-                    mark[j] = true;
-                    out.push(j);
-                    stack.push(j);
-                }
-            }
+        match next {
+            Direction::References => self.refs.reach_at_most(start, mark, limit),
+            Direction::Users => self.users.reach_at_most(start, mark, limit),
         }
-        (out, true)
+    }
+
+    /// The references with paths renamed by their position in [`Closure::topo_order`], and
+    /// each path's position. A walk down a deep graph then reads memory in order, where path
+    /// order (a hash's) is random along the graph.
+    pub(crate) fn references_in_dependency_order(&self) -> (Adjacency, Vec<u32>) {
+        let mut position = vec![0u32; self.len()];
+        for (k, &i) in self.topo.iter().enumerate() {
+            position[i] = k as u32;
+        }
+        (self.refs.relabeled(&self.topo, &position), position)
     }
 }
 

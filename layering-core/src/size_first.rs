@@ -151,7 +151,12 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
     by_size.sort_by_key(|&i| closure.nar_size(i));
 
     let mut sets = Sets::new();
+    // The steps' working arrays are indexed by position in dependency order, as the walks are,
+    // so a walk down a deep graph reads them in order.
+    let (references, position) = closure.references_in_dependency_order();
+    let topo = closure.topo_order();
     let mut split = Assignment::new(n, by_size.len());
+    // Primaries by position.
     let mut primaries: Vec<usize> = vec![];
     let mut is_dep = vec![false; n];
     // Bit q % 64 of `reached_by[q / 64][d]`: the closure of primary q holds d. So whether an
@@ -161,12 +166,12 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
     // only on its old one, so each old set is mapped once per step.
     let mut mapped: Vec<(u32, u32)> = vec![];
     for p in Candidates::new(closure, by_size, order) {
-        let rank = primaries.len() as u32;
+        let (p, rank) = (position[p] as usize, primaries.len() as u32);
         split.assign(p, sets.intern(vec![rank]));
-        let all_deps = closure.reach(p, Direction::References, &mut is_dep);
+        let all_deps = references.reach_at_most(p, &mut is_dep, usize::MAX).0;
         let uses_p = |q: u32| reached_by[q as usize / 64][p] >> (q % 64) & 1 == 1;
         mapped.resize(sets.sets.len(), (u32::MAX, 0));
-        for d in all_deps.iter().copied().filter(|&d| inside(d)) {
+        for d in all_deps.iter().copied().filter(|&d| inside(topo[d])) {
             let old = split.set_of[d] as usize;
             if mapped[old].0 != rank {
                 let mut s: Vec<u32> = sets.sets[old].iter().copied().filter(|&q| !uses_p(q)).collect();
@@ -193,8 +198,8 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
         }
     }
     // Sets interned in a rejected last step mention its primary; the final split uses none.
-    let named = sets.sets.iter().map(|s| s.iter().filter_map(|&q| primaries.get(q as usize).copied()).collect()).collect();
-    (split.set_of, named)
+    let named = sets.sets.iter().map(|s| s.iter().filter_map(|&q| primaries.get(q as usize).map(|&p| topo[p])).collect()).collect();
+    (position.iter().map(|&k| split.set_of[k as usize]).collect(), named)
 }
 
 /// Each path's set, with the number of members in each set, so that a step counts the distinct
