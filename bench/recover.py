@@ -71,23 +71,14 @@ def main():
     make(a.work, a.paths, a.mib, a.hints)
     blobs = os.path.join(a.work, "oci", "blobs", "sha256")
     total = sum(os.path.getsize(os.path.join(blobs, f)) for f in os.listdir(blobs))
-    cat = lambda: subprocess.run(f"find {blobs} -type f -print0 | xargs -0 cat > /dev/null", shell=True, check=True)
-    cat()
-    rows = [("cat blobs > /dev/null (the read bound, 1 core)", best(a.repeat, cat))]
-    for threads in (1, os.cpu_count()):
-        env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-        run = lambda: subprocess.run([a.hints, "image", "closure", "oci:oci:bench", "--from-layers"], cwd=a.work, env=env, check=True, stdout=subprocess.DEVNULL)
-        rows.append((f"hints image closure --from-layers, {threads} thread(s)", best(a.repeat, run)))
-    out = subprocess.run([a.hints, "image", "closure", "oci:oci:bench", "--from-layers"], cwd=a.work, check=True, capture_output=True, text=True).stdout
+    command = [a.hints, "image", "closure", "oci:oci:bench", "--from-layers"]
+    rows = against_cat(a, blobs, "cat blobs", "hints image closure --from-layers", command, cwd=a.work)
+    out = subprocess.run(command, cwd=a.work, check=True, capture_output=True, text=True).stdout
     expected = {g["path"]: sorted(g["references"]) for g in json.load(open(os.path.join(a.work, "g.json")))}
     got = {r["path"]: r["references"] for r in json.loads(out)}
     print(f"{total / 2**20:.0f} MiB of layers, {a.paths} store paths; best of {a.repeat}; references recovered "
           f"{'exactly' if got == expected else 'WRONGLY'}")
-    print(f"{'':<56} {'seconds':>8} {'MB/s':>8}")
-    for name, s in rows:
-        print(f"{name:<56} {s:>8.3f} {total / s / 1e6:>8.0f}")
-    one, many = rows[1][1], rows[2][1]
-    print(f"1 thread: {rows[0][1] / one:.0%} of the read bound; {os.cpu_count()} threads: {one / many:.2f}x one thread")
+    print_rows(rows, total)
     largest = max(os.path.getsize(os.path.join(blobs, f)) for f in os.listdir(blobs))
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak memory of any run: {peak:.0f} MB (the largest layer: {largest / 2**20:.0f} MiB)")
@@ -99,14 +90,26 @@ def reference_scan(tree, a):
     """The reference scan alone over the files under `tree`, against `cat` of the same files."""
     files = (os.path.join(d, f) for d, _, fs in os.walk(tree) for f in fs)
     total = sum(os.path.getsize(f) for f in files if os.path.isfile(f) and not os.path.islink(f))
+    rows = against_cat(a, tree, "cat files", "hints-bench refscan", [a.bench, "refscan", tree])
+    print(f"\nreference scan alone, {tree}: {total / 2**20:.0f} MiB of files; best of {a.repeat} (process time, start included)")
+    print_rows(rows, total)
+
+
+def against_cat(a, tree, bound, label, command, cwd=None):
+    """`cat` of every file under `tree` (the read bound, 1 core), then `command` on 1 thread and
+    on every core: (name, best seconds) rows."""
     cat = lambda: subprocess.run(f"find {tree} -type f -print0 | xargs -0 cat > /dev/null", shell=True, check=True)
     cat()
-    rows = [("cat files > /dev/null (the read bound, 1 core)", best(a.repeat, cat))]
+    rows = [(f"{bound} > /dev/null (the read bound, 1 core)", best(a.repeat, cat))]
     for threads in (1, os.cpu_count()):
         env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-        run = lambda: subprocess.run([a.bench, "refscan", tree], env=env, check=True, stdout=subprocess.DEVNULL)
-        rows.append((f"hints-bench refscan, {threads} thread(s)", best(a.repeat, run)))
-    print(f"\nreference scan alone, {tree}: {total / 2**20:.0f} MiB of files; best of {a.repeat} (process time, start included)")
+        run = lambda: subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+        rows.append((f"{label}, {threads} thread(s)", best(a.repeat, run)))
+    return rows
+
+
+def print_rows(rows, total):
+    """The rows of `against_cat` as MB/s of `total` bytes, and the share of the read bound."""
     print(f"{'':<56} {'seconds':>8} {'MB/s':>8}")
     for name, s in rows:
         print(f"{name:<56} {s:>8.3f} {total / s / 1e6:>8.0f}")

@@ -86,13 +86,18 @@ struct Dominators {
 impl Dominators {
     fn new(closure: &Closure, top_down: &[usize]) -> Self {
         let top = closure.len();
-        let mut tree = Dominators { idom: vec![top as u32; top + 1], jump: vec![top as u32; top + 1], depth: vec![0; top + 1] };
+        let mut tree = Dominators::only_top(top);
         for &x in top_down {
             let users = closure.users(x).iter().map(|&u| u as usize);
             let idom = users.reduce(|a, b| tree.common(a, b)).unwrap_or(top);
             tree.attach(x, idom);
         }
         tree
+    }
+
+    /// A tree holding only `top`; nodes `0..top` are attached later.
+    fn only_top(top: usize) -> Self {
+        Dominators { idom: vec![top as u32; top + 1], jump: vec![top as u32; top + 1], depth: vec![0; top + 1] }
     }
 
     /// Makes `parent` the immediate dominator of `x`, with `x`'s jump.
@@ -246,7 +251,7 @@ mod tests {
     fn common_dominators_by_jumps_are_those_found_one_step_at_a_time() {
         // A deep, branching tree: each node's parent is one of the three made just before it.
         let n = 3000;
-        let mut tree = Dominators { idom: vec![n as u32; n + 1], jump: vec![n as u32; n + 1], depth: vec![0; n + 1] };
+        let mut tree = Dominators::only_top(n);
         let mut state = 7u64;
         let mut next = |m: usize| {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
