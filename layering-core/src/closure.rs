@@ -86,6 +86,11 @@ pub(crate) struct Adjacency {
 }
 
 impl Adjacency {
+    /// Nodes.
+    pub(crate) fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
     pub(crate) fn of(&self, i: usize) -> &[u32] {
         &self.targets[self.offsets[i]..self.offsets[i + 1]]
     }
@@ -125,7 +130,7 @@ impl Adjacency {
 
     /// The same edges reversed.
     fn reversed(&self) -> Adjacency {
-        let n = self.offsets.len() - 1;
+        let n = self.len();
         let mut count = vec![0usize; n + 1];
         for &t in &self.targets {
             count[t as usize + 1] += 1;
@@ -358,6 +363,18 @@ impl Closure {
             Direction::References => self.refs.reach_at_most(start, mark, limit),
             Direction::Users => self.users.reach_at_most(start, mark, limit),
         }
+    }
+
+    /// The users with paths renamed by their position from the top down ([`Closure::topo_order`]
+    /// reversed: users before references), and that order. A count pushed from users to
+    /// references then reads and writes memory in order.
+    pub(crate) fn users_top_down(&self) -> (Adjacency, Vec<usize>) {
+        let order: Vec<usize> = self.topo.iter().rev().copied().collect();
+        let mut position = vec![0u32; self.len()];
+        for (k, &i) in order.iter().enumerate() {
+            position[i] = k as u32;
+        }
+        (self.users.relabeled(&order, &position), order)
     }
 
     /// The references with paths renamed by their position in [`Closure::topo_order`], and

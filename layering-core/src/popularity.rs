@@ -31,7 +31,7 @@
 //! worst case stays quadratic, as for any exact count of this kind; closure-graph.py's own nested
 //! maps cost the sum of descendant sets over every edge.
 
-use crate::closure::Closure;
+use crate::closure::{Adjacency, Closure};
 use crate::{Layer, LayerError, Reason};
 
 /// The popularity order, most popular first.
@@ -44,28 +44,38 @@ pub fn order(closure: &Closure) -> Result<Vec<usize>, LayerError> {
 }
 
 /// closure-graph.py's popularity of every path.
+///
+/// The passes run on paths renamed by their position from the top down, so that each one reads
+/// its arrays in order; the counts are then given back in path order.
 fn popularity(closure: &Closure) -> Result<Vec<u128>, LayerError> {
-    let mut top_down = closure.topo_order().to_vec();
-    top_down.reverse();
-    let routes = routes(closure, &top_down)?;
-    let dominators = Dominators::new(closure, &top_down);
-    let mut popularity = vec![0u128; closure.len()];
-    let mut region = Region::new(closure.len());
-    for &x in &top_down {
+    let (users, order) = closure.users_top_down();
+    let overflow = |k: usize| LayerError::PopularityOverflow(closure.path(order[k]).to_string());
+    let routes = routes(&users).map_err(overflow)?;
+    let dominators = Dominators::new(&users);
+    let mut by_position = vec![0u128; order.len()];
+    let mut region = Region::new(order.len());
+    for x in 0..order.len() {
         let d = dominators.idom(x);
-        let above = if d == dominators.top() { 0 } else { popularity[d] };
-        let sum = region.walk(closure, x, d).try_fold(above, |t, y| t.checked_add(routes[y]));
-        popularity[x] = sum.ok_or_else(|| overflow(closure, x))?;
+        let above = if d == dominators.top() { 0 } else { by_position[d] };
+        let sum = region.walk(&users, x, d).try_fold(above, |t, y| t.checked_add(routes[y]));
+        by_position[x] = sum.ok_or_else(|| overflow(x))?;
+    }
+    let mut popularity = vec![0u128; order.len()];
+    for (k, &i) in order.iter().enumerate() {
+        popularity[i] = by_position[k];
     }
     Ok(popularity)
 }
 
-/// Chains from the top to each path: one for a root, the sum of its users' otherwise.
-fn routes(closure: &Closure, top_down: &[usize]) -> Result<Vec<u128>, LayerError> {
-    let mut routes = vec![0u128; closure.len()];
-    for &x in top_down {
-        let users = closure.users(x);
-        routes[x] = if users.is_empty() { Some(1) } else { users.iter().try_fold(0u128, |t, &u| t.checked_add(routes[u as usize])) }.ok_or_else(|| overflow(closure, x))?;
+/// Chains from the top to each path (paths numbered from the top down, so every user comes
+/// before what it uses): one for a root, the sum of its users' otherwise. An overflow names the
+/// path.
+fn routes(users: &Adjacency) -> Result<Vec<u128>, usize> {
+    let n = users.len();
+    let mut routes = vec![0u128; n];
+    for x in 0..n {
+        let of = users.of(x);
+        routes[x] = if of.is_empty() { Some(1) } else { of.iter().try_fold(0u128, |t, &u| t.checked_add(routes[u as usize])) }.ok_or(x)?;
     }
     Ok(routes)
 }
@@ -84,11 +94,13 @@ struct Dominators {
 }
 
 impl Dominators {
-    fn new(closure: &Closure, top_down: &[usize]) -> Self {
-        let top = closure.len();
+    /// The tree of paths numbered from the top down (`users`), so every user is attached
+    /// before what it uses.
+    fn new(users: &Adjacency) -> Self {
+        let top = users.len();
         let mut tree = Dominators::only_top(top);
-        for &x in top_down {
-            let users = closure.users(x).iter().map(|&u| u as usize);
+        for x in 0..top {
+            let users = users.of(x).iter().map(|&u| u as usize);
             let idom = users.reduce(|a, b| tree.common(a, b)).unwrap_or(top);
             tree.attach(x, idom);
         }
@@ -150,14 +162,14 @@ impl Region {
     }
 
     /// `x` and every path that reaches `x` without passing through `stop`.
-    fn walk(&mut self, closure: &Closure, x: usize, stop: usize) -> impl Iterator<Item = usize> + '_ {
+    fn walk(&mut self, users: &Adjacency, x: usize, stop: usize) -> impl Iterator<Item = usize> + '_ {
         self.walk += 1;
         self.found.clear();
         self.stack.push(x);
         self.seen[x] = self.walk;
         while let Some(y) = self.stack.pop() {
             self.found.push(y);
-            for &u in closure.users(y) {
+            for &u in users.of(y) {
                 let u = u as usize;
                 if u != stop && self.seen[u] != self.walk {
                     self.seen[u] = self.walk;
@@ -167,10 +179,6 @@ impl Region {
         }
         self.found.iter().copied()
     }
-}
-
-fn overflow(closure: &Closure, s: usize) -> LayerError {
-    LayerError::PopularityOverflow(closure.path(s).to_string())
 }
 
 /// closure-graph.py's tie-break key: the first `-`-separated segment moved to the end.
