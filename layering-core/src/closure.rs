@@ -370,23 +370,25 @@ impl Closure {
     /// references then reads and writes memory in order.
     pub(crate) fn users_top_down(&self) -> (Adjacency, Vec<usize>) {
         let order: Vec<usize> = self.topo.iter().rev().copied().collect();
-        let mut position = vec![0u32; self.len()];
-        for (k, &i) in order.iter().enumerate() {
-            position[i] = k as u32;
-        }
-        (self.users.relabeled(&order, &position), order)
+        (self.users.relabeled(&order, &positions(&order)), order)
     }
 
     /// The references with paths renamed by their position in [`Closure::topo_order`], and
     /// each path's position. A walk down a deep graph then reads memory in order, where path
     /// order (a hash's) is random along the graph.
     pub(crate) fn references_in_dependency_order(&self) -> (Adjacency, Vec<u32>) {
-        let mut position = vec![0u32; self.len()];
-        for (k, &i) in self.topo.iter().enumerate() {
-            position[i] = k as u32;
-        }
+        let position = positions(&self.topo);
         (self.refs.relabeled(&self.topo, &position), position)
     }
+}
+
+/// Each node's position in `order` (a permutation of the nodes).
+fn positions(order: &[usize]) -> Vec<u32> {
+    let mut position = vec![0u32; order.len()];
+    for (k, &i) in order.iter().enumerate() {
+        position[i] = k as u32;
+    }
+    position
 }
 
 /// Which edges a walk follows.

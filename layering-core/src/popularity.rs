@@ -24,6 +24,9 @@
 //! 5. Grouping follows `buildLayeredImage`'s `limit_layers`: with a budget of `n` store layers,
 //!    the first `n - 1` paths get a layer each and the rest share the last one.
 //!
+//! Steps 1–3 run on the paths numbered from the top down (users before references), so that each
+//! pass reads its arrays in order; the counts are given back in path order.
+//!
 //! Cost: `O((N + E) log N)` for the dominator tree plus the sum of region sizes times their
 //! in-degrees. A chain, a tree or a fan has regions of one path each, so it is near-linear. A graph
 //! whose shared paths have no dominator but the top (many users reaching them along disjoint
