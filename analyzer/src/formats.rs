@@ -12,12 +12,11 @@
 //!
 //! Every error names the file and the JSON location (`[3].narSize`) or the line.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use hints_format::locate::without_serde_position;
 use hints_format::StorePath;
-use layering_core::PathInfo;
+use layering_core::{PathInfo, PathRecord, Records};
 use serde_json::{Map, Value};
 
 /// A closure input format.
@@ -76,7 +75,8 @@ pub struct InputError {
 #[derive(Debug, Clone)]
 pub struct Parsed {
     pub format: Format,
-    pub infos: Vec<PathInfo>,
+    /// The records in file order, references resolved to positions where a record has them.
+    pub records: Records,
     /// Things the format could not say (nix2container has no sizes or references).
     pub warnings: Vec<String>,
 }
@@ -98,8 +98,8 @@ pub fn parse(file: &str, text: &str, forced: Option<Format>) -> Result<Parsed, I
     // typed structs. Anything else (or any error) takes the general path, which locates errors.
     if forced.is_none_or(|f| f == Format::GraphJson) && trimmed.starts_with('[') {
         if let Ok(records) = serde_json::from_str::<Vec<RawRecord>>(text) {
-            if let Ok(infos) = RawRecord::into_infos(records) {
-                return Ok(Parsed { format: Format::GraphJson, infos, warnings: vec![] });
+            if let Ok(records) = RawRecord::into_records(records) {
+                return Ok(Parsed { format: Format::GraphJson, records, warnings: vec![] });
             }
         }
     }
@@ -124,7 +124,7 @@ pub fn parse(file: &str, text: &str, forced: Option<Format>) -> Result<Parsed, I
         Format::GraphText => unreachable!("handled above"),
     }
     .map_err(|(loc, m)| err(loc, m))?;
-    Ok(Parsed { format, infos, warnings })
+    Ok(Parsed { format, records: Records::from_infos(infos), warnings })
 }
 
 /// The `path` of every record of a bare graph array, borrowed from the text and nothing else
@@ -143,36 +143,45 @@ pub fn quick_paths(text: &str) -> Option<Vec<&str>> {
     Some(records.into_iter().map(|r| r.path).collect())
 }
 
-/// One exportReferencesGraph / path-info record, for the typed fast path. Paths are borrowed
-/// from the text where they need no unescaping, so each becomes one [`StorePath`] allocation.
+/// One exportReferencesGraph / path-info record, for the typed fast path. Its strings are
+/// borrowed from the text, so reading them allocates nothing. A string with an escape cannot be
+/// borrowed (and is no valid store path or hash); the general path then reads the file.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawRecord<'a> {
-    #[serde(borrow)]
-    path: Cow<'a, str>,
+    path: &'a str,
     nar_size: u64,
     #[serde(default)]
-    nar_hash: Option<String>,
+    nar_hash: Option<&'a str>,
     #[serde(default)]
     closure_size: Option<u64>,
     #[serde(borrow)]
-    references: Vec<Cow<'a, str>>,
+    references: Vec<&'a str>,
 }
 
 impl RawRecord<'_> {
-    /// The records as path infos. A reference that is one of the records' paths, as nearly all
-    /// are, is that path's copy rather than another parse.
-    fn into_infos(records: Vec<RawRecord<'_>>) -> Result<Vec<PathInfo>, hints_format::StorePathError> {
-        let paths: Vec<StorePath> = records.iter().map(|r| StorePath::parse(&r.path)).collect::<Result<_, _>>()?;
-        let by_text: foldhash::HashMap<&str, usize> = records.iter().enumerate().map(|(i, r)| (r.path.as_ref(), i)).collect();
-        let references: Vec<Vec<StorePath>> =
-            records.iter().map(|r| r.references.iter().map(|text| by_text.get(text.as_ref()).map_or_else(|| StorePath::parse(text), |&i| Ok(paths[i].clone()))).collect()).collect::<Result<_, _>>()?;
-        Ok(records
-            .into_iter()
-            .zip(paths)
-            .zip(references)
-            .map(|((r, path), references)| PathInfo { path, nar_size: r.nar_size, nar_hash: r.nar_hash, closure_size: r.closure_size, references })
-            .collect())
+    /// The records, each reference resolved to the position of the first record of its path
+    /// (nearly all are some record's path) and parsed only where none is.
+    fn into_records(raw: Vec<RawRecord<'_>>) -> Result<Records, hints_format::StorePathError> {
+        let mut first: foldhash::HashMap<&str, u32> = foldhash::HashMap::default();
+        first.reserve(raw.len());
+        for (k, r) in raw.iter().enumerate() {
+            first.entry(r.path).or_insert(k as u32);
+        }
+        let mut records = Records::with_capacity(raw.len());
+        let mut references = vec![];
+        for r in &raw {
+            let path = StorePath::parse(r.path)?;
+            for &text in &r.references {
+                references.push(match first.get(text) {
+                    Some(&k) => Ok(k),
+                    None => Err(StorePath::parse(text)?),
+                });
+            }
+            let record = PathRecord { path, nar_size: r.nar_size, nar_hash: r.nar_hash.map(str::to_owned), closure_size: r.closure_size };
+            records.push(record, references.drain(..));
+        }
+        Ok(records)
     }
 }
 
@@ -262,7 +271,8 @@ fn record(obj: &Map<String, Value>, path: StorePath, at: &str, store_dir: Option
         Some(Value::String(s)) => Some(s.clone()),
         Some(v) => return Err((format!("{at}.narHash"), format!("expected a string, found {}", kind(v)))),
     };
-    Ok(PathInfo { path, nar_size: u64_field(obj, "narSize", at, true)?.unwrap_or_default(), nar_hash, closure_size: u64_field(obj, "closureSize", at, false)?, references: refs })
+    let record = PathRecord { path, nar_size: u64_field(obj, "narSize", at, true)?.unwrap_or_default(), nar_hash, closure_size: u64_field(obj, "closureSize", at, false)? };
+    Ok(PathInfo { record, references: refs })
 }
 
 fn graph_records(arr: &[Value], key: &str, store_dir: Option<&str>) -> Result<Vec<PathInfo>, Loc> {
@@ -318,7 +328,7 @@ fn nix2container(v: &Value) -> Result<Vec<PathInfo>, Loc> {
         for (j, p) in paths.iter().enumerate() {
             let at = format!("layers[{i}].paths[{j}].path");
             let s = p.get("path").and_then(Value::as_str).ok_or_else(|| (at.clone(), "expected a store path string".to_string()))?;
-            out.push(PathInfo { path: store_path(s, None, &at)?, nar_size: 0, nar_hash: None, closure_size: None, references: vec![] });
+            out.push(PathInfo::new(store_path(s, None, &at)?, 0, vec![]));
         }
     }
     Ok(out)
@@ -344,10 +354,10 @@ fn parse_text(text: &str) -> Result<Parsed, (usize, String)> {
             let (rn, r) = lines.next().ok_or((cn + k + 1, format!("unexpected end of file: expected reference {} of {count}", k + 1)))?;
             references.push(path_at(rn, r)?);
         }
-        infos.push(PathInfo { path, nar_size: 0, nar_hash: None, closure_size: None, references });
+        infos.push(PathInfo::new(path, 0, references));
     }
     let warnings = vec!["classic exportReferencesGraph text has no sizes: narSize is taken as 0".to_string()];
-    Ok(Parsed { format: Format::GraphText, infos, warnings })
+    Ok(Parsed { format: Format::GraphText, records: Records::from_infos(infos), warnings })
 }
 
 #[cfg(test)]
@@ -358,7 +368,7 @@ mod tests {
     const B: &str = "/nix/store/0c5b8vw40dy178xlpddw65q9gf1h2186-b-2";
 
     fn paths(p: &Parsed) -> Vec<(&str, u64, usize)> {
-        let mut v: Vec<_> = p.infos.iter().map(|i| (i.path.name(), i.nar_size, i.references.len())).collect();
+        let mut v: Vec<_> = (0..p.records.len()).map(|k| (p.records.records()[k].path.name(), p.records.records()[k].nar_size, p.records.listed(k).len())).collect();
         v.sort();
         v
     }

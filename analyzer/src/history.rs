@@ -108,16 +108,8 @@ impl History {
     /// The closure of one snapshot.
     pub fn closure(&self, image: usize, revision: usize) -> Option<Closure> {
         let members = self.snapshots.get(&(image, revision))?;
-        let infos = members
-            .iter()
-            .map(|&p| PathInfo {
-                path: self.paths[p as usize].clone(),
-                nar_size: self.sizes[p as usize],
-                nar_hash: None,
-                closure_size: None,
-                references: self.refs[p as usize].iter().map(|&r| self.paths[r as usize].clone()).collect(),
-            })
-            .collect();
+        let infos =
+            members.iter().map(|&p| PathInfo::new(self.paths[p as usize].clone(), self.sizes[p as usize], self.refs[p as usize].iter().map(|&r| self.paths[r as usize].clone()).collect())).collect();
         Some(Closure::new(infos).expect("stored closures were validated when scanned"))
     }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use layering_core::{Closure, ClosureError};
+use layering_core::{Closure, ClosureError, Records};
 
 use crate::formats::{self, Format, InputError};
 use crate::store::paths_digest;
@@ -83,17 +83,17 @@ pub fn quick_digest(sources: &[(String, String)]) -> Option<(usize, [u8; 32])> {
 
 /// Parses and validates the texts of one image's closure.
 pub fn read_closure(sources: &[(String, String)], format: Option<Format>) -> Result<ReadClosure, ScanError> {
-    let mut infos = vec![];
+    let mut parts = vec![];
     let mut warnings = vec![];
     let mut complete = true;
     for (name, text) in sources {
         let parsed = formats::parse(name, text, format)?;
         complete &= matches!(parsed.format, Format::GraphJson | Format::PathInfo);
         warnings.extend(parsed.warnings);
-        infos.extend(parsed.infos);
+        parts.push(parsed.records);
     }
     let file = sources.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
-    let closure = Closure::new(infos).map_err(|error| ScanError::Closure { file, error })?;
+    let closure = Closure::from_records(Records::concat(parts)).map_err(|error| ScanError::Closure { file, error })?;
     Ok(ReadClosure { closure, complete, warnings })
 }
 

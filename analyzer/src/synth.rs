@@ -169,7 +169,7 @@ impl Synth {
                 references.push(self.paths[i].clone());
                 // Nix lists references sorted (a set of store paths).
                 references.sort();
-                PathInfo { path: self.paths[i].clone(), nar_size: self.sizes[i], nar_hash: None, closure_size: None, references }
+                PathInfo::new(self.paths[i].clone(), self.sizes[i], references)
             })
             .collect()
     }
@@ -207,8 +207,8 @@ pub fn graph_json(closure: &[PathInfo]) -> String {
         .iter()
         .map(|p| {
             serde_json::json!({
-                "path": p.path.as_str(),
-                "narSize": p.nar_size,
+                "path": p.record.path.as_str(),
+                "narSize": p.record.nar_size,
                 "references": p.references.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
             })
         })
@@ -225,12 +225,12 @@ pub fn wide_image(n: usize, revision: usize) -> Vec<PathInfo> {
             let build = if i % 97 == 0 { revision } else { 0 };
             let path = store_path(&Sha256::digest(format!("wide/{i}/{build}").as_bytes()), &format!("leaf{i}-1.{build}"));
             let nar_size = (4096.0 * (1.0 - rng.unit()).powf(-1.6)).min(4e9) as u64;
-            PathInfo { path, nar_size, nar_hash: None, closure_size: None, references: vec![] }
+            PathInfo::new(path, nar_size, vec![])
         })
         .collect();
     let root = store_path(&Sha256::digest(format!("wide/root/{revision}").as_bytes()), "root");
-    let references = leaves.iter().map(|p| p.path.clone()).collect();
-    leaves.push(PathInfo { path: root, nar_size: 4096, nar_hash: None, closure_size: None, references });
+    let references = leaves.iter().map(|p| p.record.path.clone()).collect();
+    leaves.push(PathInfo::new(root, 4096, references));
     leaves
 }
 
@@ -284,7 +284,7 @@ impl GraphShape {
             .enumerate()
             .map(|(i, r)| {
                 let nar_size = (4096.0 * (1.0 - rng.unit()).powf(-1.6)).min(4e9) as u64;
-                PathInfo { path: paths[i].clone(), nar_size, nar_hash: None, closure_size: None, references: r.into_iter().map(|j| paths[j].clone()).collect() }
+                PathInfo::new(paths[i].clone(), nar_size, r.into_iter().map(|j| paths[j].clone()).collect())
             })
             .collect()
     }

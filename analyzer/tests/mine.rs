@@ -51,7 +51,7 @@ fn world(pkgs: &[Pkg], revisions: usize, image_order: &[&str]) -> (tempfile::Tem
             let infos: Vec<PathInfo> = pkgs
                 .iter()
                 .filter(|p| p.images.contains(image) && p.since.iter().all(|&(i, from)| i != *image || r >= from))
-                .map(|p| PathInfo { path: paths[p.name].clone(), nar_size: p.size, nar_hash: None, closure_size: None, references: p.deps.iter().map(|d| paths[d].clone()).collect() })
+                .map(|p| PathInfo::new(paths[p.name].clone(), p.size, p.deps.iter().map(|d| paths[d].clone()).collect()))
                 .collect();
             store.ingest(image, &rev, &Closure::new(infos).unwrap(), true).unwrap();
         }
@@ -122,9 +122,9 @@ fn replayed(h: &History, f: &HintFile, first: usize, last: usize) -> Vec<(String
 fn layers(h: &History, f: &HintFile, image: &str, unseen: usize) -> Vec<Vec<String>> {
     let i = h.images.iter().position(|x| x == image).unwrap();
     let c = h.closure(i, h.revisions.len() - 1).unwrap();
-    let mut infos: Vec<PathInfo> = (0..c.len()).map(|k| c.info(k).clone()).collect();
+    let mut infos: Vec<PathInfo> = (0..c.len()).map(|k| PathInfo::new(c.path(k).clone(), c.nar_size(k), c.refs(k).iter().map(|&j| c.path(j as usize).clone()).collect())).collect();
     for k in 0..unseen {
-        infos.push(PathInfo { path: store_path(&Sha256::digest(format!("u{k}")), &format!("unseen{k}-1.0")), nar_size: 5_000_000, nar_hash: None, closure_size: None, references: vec![] });
+        infos.push(PathInfo::new(store_path(&Sha256::digest(format!("u{k}")), &format!("unseen{k}-1.0")), 5_000_000, vec![]));
     }
     let budget = Budget::new(f.budget.max_layers as usize, f.budget.reserve as usize).unwrap();
     let layers = layer(&Closure::new(infos).unwrap(), budget, Strategy::Hints(f)).unwrap();

@@ -27,14 +27,7 @@ fn path(name: &str) -> StorePath {
 /// Writer `w`'s image at revision `r`: a chain of 30 paths, each new at every revision.
 fn closure(w: usize, r: usize) -> Closure {
     let names: Vec<String> = (0..30).map(|k| format!("w{w}lib{k}-{r}.0")).collect();
-    Closure::new(
-        names
-            .iter()
-            .enumerate()
-            .map(|(k, n)| PathInfo { path: path(n), nar_size: 1000 * (k as u64 + 1), nar_hash: None, closure_size: None, references: if k > 0 { vec![path(&names[k - 1])] } else { vec![] } })
-            .collect(),
-    )
-    .unwrap()
+    Closure::new(names.iter().enumerate().map(|(k, n)| PathInfo::new(path(n), 1000 * (k as u64 + 1), if k > 0 { vec![path(&names[k - 1])] } else { vec![] })).collect()).unwrap()
 }
 
 fn revision(r: usize) -> Revision {
@@ -166,7 +159,7 @@ fn one_hash_under_two_names_or_a_second_store_directory_is_refused() {
 
 fn two_names_on(store: &mut Store) {
     let recorded = path("foo-1.0");
-    let one = |p: &StorePath| Closure::new(vec![PathInfo { path: p.clone(), nar_size: 10, nar_hash: None, closure_size: None, references: vec![] }]).unwrap();
+    let one = |p: &StorePath| Closure::new(vec![PathInfo::new(p.clone(), 10, vec![])]).unwrap();
     store.ingest("a", &revision(0), &one(&recorded), true).unwrap();
     let renamed = StorePath::parse(&recorded.as_str().replace("foo-1.0", "bar-2.0")).unwrap();
     let e = store.ingest("a", &revision(1), &one(&renamed), true).unwrap_err().to_string();

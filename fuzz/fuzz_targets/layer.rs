@@ -25,11 +25,11 @@ fn closure(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<PathInfo>> {
         let mut references = vec![];
         for _ in 0..u.int_in_range(0..=3usize)? {
             if i > 0 {
-                references.push(infos[u.choose_index(i)?].path.clone());
+                references.push(infos[u.choose_index(i)?].record.path.clone());
             }
         }
         let nar_size = u.int_in_range(0..=1u64 << 40)?;
-        infos.push(PathInfo { path, nar_size, nar_hash: None, closure_size: None, references });
+        infos.push(PathInfo::new(path, nar_size, references));
     }
     Ok(infos)
 }

@@ -41,7 +41,7 @@ use std::fmt::Write as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::locate::{Locator, Seg, MAX_NESTING};
+use crate::locate::{has_deep_flow, Locator, Seg, MAX_NESTING};
 use crate::pattern::MemberPattern;
 
 /// The newest schema version this library reads and writes.
@@ -249,8 +249,23 @@ impl HintFile {
     }
 
     /// Parses and validates YAML text (a leading byte-order mark is ignored).
+    ///
+    /// A valid file takes one typed parse. The parses that find and place an error (the
+    /// [`Locator`]'s walk over every node, the version probe) run only when there is one: a
+    /// file the types accept nests no deeper than they do and repeats no key.
     pub fn parse(text: &str) -> Result<Self, FormatError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if !has_deep_flow(text) {
+            if let Ok(file) = serde_yaml_ng::from_str::<HintFile>(text) {
+                return file.validate().map(|()| file).map_err(|e| e.locate(&Locator::new(text)));
+            }
+        }
+        Self::parse_reporting(text)
+    }
+
+    /// [`HintFile::parse`] for a file that may be wrong: every check, in the order that names
+    /// the most useful error.
+    fn parse_reporting(text: &str) -> Result<Self, FormatError> {
         let locator = Locator::new(text);
         if let Some((line, column)) = locator.too_deep {
             let message = format!("collections nested deeper than {MAX_NESTING} levels; a hint file needs at most 5");

@@ -116,6 +116,12 @@ impl MarkedEventReceiver for Recorder {
     }
 }
 
+/// Whether flow collections nest deeper than [`MAX_NESTING`] anywhere in `text`: checked before
+/// any YAML parser sees it.
+pub fn has_deep_flow(text: &str) -> bool {
+    deep_flow(text).is_some()
+}
+
 /// Where flow collections (`[`, `{` opening a node) first nest deeper than [`MAX_NESTING`], in
 /// one pass over the text that skips quoted scalars and comments.
 fn deep_flow(text: &str) -> Option<(usize, usize)> {

@@ -10,20 +10,7 @@
 use hints_format::StorePath;
 use petgraph::graph::DiGraph;
 
-/// One store path as an input format describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathInfo {
-    /// The store path.
-    pub path: StorePath,
-    /// Bytes of its NAR serialisation (what a layer holding it costs, near enough).
-    pub nar_size: u64,
-    /// `sha256:…` of the NAR, where the format gives it.
-    pub nar_hash: Option<String>,
-    /// Bytes of its whole closure, where the format gives it.
-    pub closure_size: Option<u64>,
-    /// References, possibly including the path itself.
-    pub references: Vec<StorePath>,
-}
+use crate::records::{PathInfo, PathRecord, Records};
 
 /// Why a list of path records is not a closure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,9 +142,68 @@ fn hash_key(path: &StorePath) -> [u8; hints_format::store_path::HASH_LEN] {
     path.hash().as_bytes().try_into().expect("a store path's hash part is 32 characters")
 }
 
-/// References as a set, for comparing two records of one path.
-fn canonical(references: &[StorePath]) -> Vec<&StorePath> {
-    let mut v: Vec<&StorePath> = references.iter().collect();
+/// Record positions sorted by path, equal paths by position. Within one store directory the
+/// order of paths is the order of their hash parts, so the first 16 bytes of each hash part
+/// decide nearly every comparison without reading the paths again.
+fn path_order(records: &[PathRecord]) -> Vec<u32> {
+    let dir = records[0].path.store_dir();
+    if !records.iter().all(|r| r.path.store_dir() == dir) {
+        let mut order: Vec<u32> = (0..records.len() as u32).collect();
+        order.sort_by(|&a, &b| records[a as usize].path.cmp(&records[b as usize].path));
+        return order;
+    }
+    let prefix = |r: &PathRecord| u128::from_be_bytes(r.path.hash().as_bytes()[..16].try_into().expect("a hash part has 32 characters"));
+    let mut keyed: Vec<(u128, u32)> = records.iter().zip(0..).map(|(r, k)| (prefix(r), k)).collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| records[a.1 as usize].path.cmp(&records[b.1 as usize].path)).then(a.1.cmp(&b.1)));
+    keyed.into_iter().map(|(_, k)| k).collect()
+}
+
+/// Which record of each path a closure keeps: the first in input order.
+struct Kept {
+    /// Position `p` is the record kept for its path.
+    first: Vec<bool>,
+    /// The index in path order of the path at position `p`.
+    index: Vec<u32>,
+}
+
+/// Checks records in path order (`order`): one store directory, one name per hash, and
+/// duplicates that agree on size and references.
+fn check_duplicates(input: &Records, order: &[u32]) -> Result<Kept, ClosureError> {
+    let records = &input.records;
+    let mut kept = Kept { first: vec![false; records.len()], index: vec![0; records.len()] };
+    let mut previous: Option<usize> = None;
+    let mut next = 0u32;
+    for &p in order {
+        let p = p as usize;
+        if let Some(k) = previous {
+            let (prev, cur) = (&records[k].path, &records[p].path);
+            if prev.store_dir() != cur.store_dir() {
+                return Err(ClosureError::MixedStoreDirs { first: prev.to_string(), second: cur.to_string() });
+            }
+            if prev.hash() == cur.hash() && prev != cur {
+                return Err(ClosureError::SameHash { first: prev.to_string(), second: cur.to_string() });
+            }
+            if prev == cur {
+                if records[k].nar_size != records[p].nar_size || reference_set(input, k) != reference_set(input, p) {
+                    return Err(ClosureError::ConflictingDuplicate { path: cur.to_string(), first: records[k].nar_size, second: records[p].nar_size });
+                }
+                kept.index[p] = kept.index[k];
+                continue;
+            }
+        }
+        kept.first[p] = true;
+        kept.index[p] = next;
+        next += 1;
+        previous = Some(p);
+    }
+    Ok(kept)
+}
+
+/// Record `k`'s references as a set of paths, for comparing two records of one path.
+fn reference_set(input: &Records, k: usize) -> Vec<&StorePath> {
+    let listed = input.listed(k).iter().map(|&q| &input.records[q as usize].path);
+    let unlisted = input.unlisted.iter().filter(|(from, _)| *from as usize == k).map(|(_, path)| path);
+    let mut v: Vec<&StorePath> = listed.chain(unlisted).collect();
     v.sort();
     v.dedup();
     v
@@ -166,7 +212,8 @@ fn canonical(references: &[StorePath]) -> Vec<&StorePath> {
 /// A validated closure graph.
 #[derive(Debug, Clone)]
 pub struct Closure {
-    infos: Vec<PathInfo>,
+    /// The records, sorted by path.
+    records: Vec<PathRecord>,
     /// Index of each path by its hash part, unique within a closure. Looked up once per
     /// reference, so it uses foldhash rather than SipHash; it is never iterated.
     index: foldhash::HashMap<[u8; hints_format::store_path::HASH_LEN], u32>,
@@ -182,62 +229,46 @@ impl Closure {
     /// Checks and indexes path records: in one store directory, one record per path (identical
     /// duplicates merge), every reference present, no cycle but self-references, sizes that
     /// sum within `i64`.
-    pub fn new(mut infos: Vec<PathInfo>) -> Result<Self, ClosureError> {
-        if infos.is_empty() {
+    pub fn new(infos: Vec<PathInfo>) -> Result<Self, ClosureError> {
+        Self::from_records(Records::from_infos(infos))
+    }
+
+    /// [`Closure::new`] for records whose references are already positions.
+    pub fn from_records(input: Records) -> Result<Self, ClosureError> {
+        if input.is_empty() {
             return Err(ClosureError::Empty);
         }
-        infos.sort_by(|a, b| a.path.cmp(&b.path));
-        // Identical duplicates merge; differing ones are an error.
-        let mut deduped: Vec<PathInfo> = Vec::with_capacity(infos.len());
-        for info in infos {
-            if let Some(prev) = deduped.last() {
-                if prev.path.store_dir() != info.path.store_dir() {
-                    return Err(ClosureError::MixedStoreDirs { first: prev.path.to_string(), second: info.path.to_string() });
-                }
-                if prev.path.hash() == info.path.hash() && prev.path != info.path {
-                    return Err(ClosureError::SameHash { first: prev.path.to_string(), second: info.path.to_string() });
-                }
-            }
-            match deduped.last() {
-                Some(prev) if prev.path == info.path => {
-                    if prev.nar_size != info.nar_size || canonical(&prev.references) != canonical(&info.references) {
-                        return Err(ClosureError::ConflictingDuplicate { path: info.path.to_string(), first: prev.nar_size, second: info.nar_size });
-                    }
-                }
-                _ => deduped.push(info),
-            }
-        }
+        let order = path_order(&input.records);
+        let kept = check_duplicates(&input, &order)?;
+        let mut slots: Vec<Option<PathRecord>> = input.records.into_iter().map(Some).collect();
+        let records: Vec<PathRecord> = order.iter().filter(|&&p| kept.first[p as usize]).map(|&p| slots[p as usize].take().expect("each record is taken once")).collect();
         // Every total of sizes downstream (layers, images, SQLite's signed integers) fits.
-        if deduped.iter().try_fold(0u64, |t, i| t.checked_add(i.nar_size)).is_none_or(|t| t > i64::MAX as u64) {
+        if records.iter().try_fold(0u64, |t, r| t.checked_add(r.nar_size)).is_none_or(|t| t > i64::MAX as u64) {
             return Err(ClosureError::TooLarge);
         }
-        let index: foldhash::HashMap<_, u32> = deduped.iter().enumerate().map(|(i, n)| (hash_key(&n.path), i as u32)).collect();
-        let mut refs = Adjacency { offsets: Vec::with_capacity(deduped.len() + 1), targets: vec![] };
+        // The first unlisted reference of the first path (in path order) that has one.
+        if let Some((from, to)) = input.unlisted.iter().filter(|(from, _)| kept.first[*from as usize]).min_by_key(|(from, _)| kept.index[*from as usize]) {
+            return Err(ClosureError::DanglingReference { from: records[kept.index[*from as usize] as usize].path.to_string(), to: to.to_string() });
+        }
+        let mut refs = Adjacency { offsets: Vec::with_capacity(records.len() + 1), targets: Vec::with_capacity(input.targets.len()) };
         refs.offsets.push(0);
-        let mut resolved: Vec<u32> = vec![];
-        for i in 0..deduped.len() {
-            resolved.clear();
-            for r in &deduped[i].references {
-                match index.get(&hash_key(r)).filter(|&&j| deduped[j as usize].path == *r) {
-                    Some(&j) => resolved.push(j),
-                    None => return Err(ClosureError::DanglingReference { from: deduped[i].path.to_string(), to: r.to_string() }),
-                }
-            }
+        for (i, &p) in order.iter().filter(|&&p| kept.first[p as usize]).enumerate() {
+            let start = refs.targets.len();
+            let listed = &input.targets[input.offsets[p as usize]..input.offsets[p as usize + 1]];
+            refs.targets.extend(listed.iter().map(|&q| kept.index[q as usize]).filter(|&j| j as usize != i));
             // Indices follow path order, so references sorted by index are sorted by path. Nix
             // lists them sorted, so they usually stay as they came.
-            if !resolved.is_sorted_by(|a, b| a < b) {
-                let mut pairs: Vec<(u32, StorePath)> = resolved.iter().copied().zip(std::mem::take(&mut deduped[i].references)).collect();
-                pairs.sort_unstable_by_key(|&(j, _)| j);
-                pairs.dedup_by_key(|&mut (j, _)| j);
-                resolved.clear();
-                resolved.extend(pairs.iter().map(|&(j, _)| j));
-                deduped[i].references = pairs.into_iter().map(|(_, r)| r).collect();
+            if !refs.targets[start..].is_sorted_by(|a, b| a < b) {
+                let mut mine = refs.targets.split_off(start);
+                mine.sort_unstable();
+                mine.dedup();
+                refs.targets.extend(mine);
             }
-            refs.targets.extend(resolved.iter().copied().filter(|&j| j as usize != i));
             refs.offsets.push(refs.targets.len());
         }
+        let index: foldhash::HashMap<_, u32> = records.iter().enumerate().map(|(i, r)| (hash_key(&r.path), i as u32)).collect();
         let users = refs.reversed();
-        let mut closure = Closure { infos: deduped, index, refs, users, topo: vec![] };
+        let mut closure = Closure { records, index, refs, users, topo: vec![] };
         closure.topo = closure.kahn_order();
         closure.check_acyclic()?;
         Ok(closure)
@@ -274,27 +305,27 @@ impl Closure {
 
     /// The number of paths.
     pub fn len(&self) -> usize {
-        self.infos.len()
+        self.records.len()
     }
 
     /// Never true for a built closure (an empty one is an error); for the API's symmetry.
     pub fn is_empty(&self) -> bool {
-        self.infos.is_empty()
+        self.records.is_empty()
     }
 
     /// The path at index `i` (indices follow path order).
     pub fn path(&self, i: usize) -> &StorePath {
-        &self.infos[i].path
+        &self.records[i].path
     }
 
-    /// The record of path `i`.
-    pub fn info(&self, i: usize) -> &PathInfo {
-        &self.infos[i]
+    /// The record of path `i` (its references are [`Closure::refs`]).
+    pub fn record(&self, i: usize) -> &PathRecord {
+        &self.records[i]
     }
 
     /// The narSize of path `i`.
     pub fn nar_size(&self, i: usize) -> u64 {
-        self.infos[i].nar_size
+        self.records[i].nar_size
     }
 
     /// References of `i` other than itself, as indices, sorted.
@@ -309,17 +340,17 @@ impl Closure {
 
     /// The index of a store path, if it is in the closure.
     pub fn index_of(&self, path: &StorePath) -> Option<usize> {
-        self.index.get(&hash_key(path)).map(|&i| i as usize).filter(|&i| self.infos[i].path == *path)
+        self.index.get(&hash_key(path)).map(|&i| i as usize).filter(|&i| self.records[i].path == *path)
     }
 
     /// The sum of every path's narSize (fits: [`Closure::new`] checks).
     pub fn total_size(&self) -> u64 {
-        self.infos.iter().map(|n| n.nar_size).sum()
+        self.records.iter().map(|n| n.nar_size).sum()
     }
 
     /// All paths, sorted.
     pub fn paths(&self) -> impl Iterator<Item = &StorePath> {
-        self.infos.iter().map(|n| &n.path)
+        self.records.iter().map(|n| &n.path)
     }
 
     /// Nodes no other node references.
@@ -416,16 +447,16 @@ pub(crate) mod tests {
     }
 
     pub fn info(name: &str, size: u64, refs: &[&str]) -> PathInfo {
-        PathInfo { path: sp(name), nar_size: size, nar_hash: None, closure_size: None, references: refs.iter().map(|r| sp(r)).collect() }
+        PathInfo::new(sp(name), size, refs.iter().map(|r| sp(r)).collect())
     }
 
     #[test]
     fn one_store_one_name_per_hash_and_sizes_that_add_up() {
         let a = info("a-1", 1, &[]);
-        let moved = PathInfo { path: StorePath::parse(&a.path.as_str().replace("/nix/store", "/other/store")).unwrap(), ..info("b-1", 1, &[]) };
+        let moved = PathInfo::new(StorePath::parse(&a.record.path.as_str().replace("/nix/store", "/other/store")).unwrap(), 1, vec![]);
         let e = Closure::new(vec![a.clone(), moved]).unwrap_err();
         assert!(matches!(e, ClosureError::MixedStoreDirs { .. }), "{e}");
-        let renamed = PathInfo { path: StorePath::parse(&a.path.as_str().replace("a-1", "z-2")).unwrap(), ..a.clone() };
+        let renamed = PathInfo::new(StorePath::parse(&a.record.path.as_str().replace("a-1", "z-2")).unwrap(), 1, vec![]);
         let e = Closure::new(vec![a.clone(), renamed]).unwrap_err();
         assert!(matches!(e, ClosureError::SameHash { .. }) && e.to_string().contains("z-2"), "{e}");
         let e = Closure::new(vec![info("a-1", u64::MAX - 1, &[]), info("b-1", 2, &[])]).unwrap_err();
@@ -440,9 +471,21 @@ pub(crate) mod tests {
         // recursive search would go 100,000 frames deep. 256 KiB of stack is enough here.
         let n = 100_000;
         let p = |i: usize| StorePath::parse(&format!("/nix/store/{i:032}-p{i}")).unwrap();
-        let infos: Vec<PathInfo> = (0..n).map(|i| PathInfo { path: p(i), nar_size: 1, nar_hash: None, closure_size: None, references: if i + 1 < n { vec![p(i + 1)] } else { vec![] } }).collect();
+        let infos: Vec<PathInfo> = (0..n).map(|i| PathInfo::new(p(i), 1, if i + 1 < n { vec![p(i + 1)] } else { vec![] })).collect();
         let c = std::thread::Builder::new().stack_size(256 << 10).spawn(move || Closure::new(infos).map(|c| c.len())).unwrap().join().unwrap();
         assert_eq!(c, Ok(n));
+    }
+
+    #[test]
+    fn a_reference_to_a_later_copy_of_a_path_is_a_reference_to_the_path() {
+        let record = |name: &str, size: u64| PathRecord { path: sp(name), nar_size: size, nar_hash: None, closure_size: None };
+        let mut r = Records::with_capacity(3);
+        r.push(record("a-1", 1), [Ok(2)]);
+        r.push(record("b-1", 2), []);
+        r.push(record("b-1", 2), []);
+        let c = Closure::from_records(r).unwrap();
+        let (a, b) = (c.index_of(&sp("a-1")).unwrap(), c.index_of(&sp("b-1")).unwrap());
+        assert_eq!((c.len(), c.refs(a), c.users(b)), (2, &[b as u32][..], &[a as u32][..]));
     }
 
     #[test]

@@ -21,12 +21,14 @@
 pub mod closure;
 pub mod hinted;
 pub mod popularity;
+pub mod records;
 pub mod size_first;
 
 use std::fmt;
 
-pub use closure::{Closure, ClosureError, Direction, PathInfo};
+pub use closure::{Closure, ClosureError, Direction};
 use hints_format::{HintFile, MatchError, PinRule, StorePath};
+pub use records::{PathInfo, PathRecord, Records};
 
 /// How many layers the image may have, and how many are kept for non-store content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

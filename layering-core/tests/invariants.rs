@@ -33,7 +33,7 @@ fn arb_infos() -> impl proptest::strategy::Strategy<Value = Vec<PathInfo>> {
                 .map(|i| {
                     let mut r: Vec<StorePath> = refs[i].iter().filter(|_| i > 0).map(|ix| path(ix.index(i), 1)).collect();
                     r.push(path(i, 1)); // self-reference, as Nix writes it
-                    PathInfo { path: path(i, 1), nar_size: sizes[i], nar_hash: None, closure_size: None, references: r }
+                    PathInfo::new(path(i, 1), sizes[i], r)
                 })
                 .collect()
         })

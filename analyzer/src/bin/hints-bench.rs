@@ -194,7 +194,7 @@ fn bench_scan(images: usize, revisions: usize, db: &Location) -> Result<()> {
             Ok(())
         })?;
         timed += t.elapsed();
-        let now: std::collections::HashSet<String> = synth.closure(0).iter().map(|p| p.path.to_string()).collect();
+        let now: std::collections::HashSet<String> = synth.closure(0).iter().map(|p| p.record.path.to_string()).collect();
         if r > 0 {
             unchanged_paths += now.intersection(&previous).count();
             compared_paths += now.len();

@@ -222,7 +222,7 @@ fn merged(texts: &[(String, String)], format: Option<Format>) -> Result<String, 
     let c = &read.closure;
     let records: Vec<serde_json::Value> = (0..c.len())
         .map(|i| {
-            let info = c.info(i);
+            let info = c.record(i);
             let mut record = serde_json::json!({"path": info.path.as_str(), "narSize": info.nar_size, "references": c.refs(i).iter().map(|&r| c.path(r as usize).as_str()).collect::<Vec<_>>()});
             if let Some(hash) = &info.nar_hash {
                 record["narHash"] = hash.as_str().into();

@@ -34,7 +34,7 @@ use std::collections::{HashMap, HashSet};
 
 use hints_format::nixbase32;
 use hints_format::StorePath;
-use layering_core::{Closure, PathInfo};
+use layering_core::Closure;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -348,7 +348,7 @@ impl Store {
         let mut r = RecordedPaths { ids: vec![0i64; closure.len()], known: vec![], new_paths: 0, new_names: vec![] };
         let mut inserts: Vec<(usize, Vec<i64>)> = vec![];
         for &i in &prep.topo {
-            let info = closure.info(i);
+            let info = closure.record(i);
             let refs_digest = prep.refs_digests[i];
             let found = self.known.get(&hashes[i]).or_else(|| looked_up.get(&hashes[i])).copied();
             if let Some(k) = found.filter(|k| k.path_digest != prep.path_digests[i]) {
@@ -396,7 +396,7 @@ impl Store {
         for batch in batches(inserts.len()) {
             let mut params = Vec::with_capacity(batch.len() * 10);
             for k in batch.clone() {
-                let (i, info) = (inserts[k].0, closure.info(inserts[k].0));
+                let (i, info) = (inserts[k].0, closure.record(inserts[k].0));
                 params.extend([
                     Value::Int(r.ids[i]),
                     Value::Blob(&prep.hashes[i]),
@@ -533,7 +533,7 @@ impl Store {
         found.ok_or_else(|| self.damaged(format!("path id {id} is missing")))
     }
 
-    fn update_path(&self, id: i64, info: &PathInfo, ref_ids: &[i64], refs_digest: &[u8; 8]) -> Result<()> {
+    fn update_path(&self, id: i64, info: &layering_core::PathRecord, ref_ids: &[i64], refs_digest: &[u8; 8]) -> Result<()> {
         let sql = "UPDATE paths SET nar_size = ?2, nar_hash = ?3, closure_size = ?4, refs = ?5, refs_digest = ?6, complete = 1 WHERE id = ?1";
         let refs = encode_ids(ref_ids);
         let params = [
@@ -892,6 +892,7 @@ fn decode_ids(bytes: &[u8]) -> Option<Vec<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use layering_core::PathInfo;
     use rusqlite::Connection;
 
     #[test]
@@ -906,7 +907,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let db = tmp.path().join("h.db");
         let p = |n: &str| StorePath::parse(&format!("/nix/store/{}-{n}", "0".repeat(32).replacen('0', &n.len().to_string(), 1))).unwrap();
-        let closure = Closure::new(vec![PathInfo { path: p("a-1"), nar_size: 5, nar_hash: None, closure_size: None, references: vec![] }]).unwrap();
+        let closure = Closure::new(vec![PathInfo::new(p("a-1"), 5, vec![])]).unwrap();
         let rev = Revision { label: "r1".into(), commit: None, time: "2025-01-01T00:00:00Z".into(), branch: None, dirty: false };
         Store::open(&db).unwrap().ingest("img", &rev, &closure, true).unwrap();
         let conn = Connection::open(&db).unwrap();

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use hints_format::StorePath;
-use layering_core::{Closure, PathInfo};
+use layering_core::{Closure, PathInfo, PathRecord};
 use serde_json::Value;
 
 pub fn repo_root() -> PathBuf {
@@ -28,10 +28,12 @@ pub fn infos_from_json(v: &Value) -> Vec<PathInfo> {
         .expect("array")
         .iter()
         .map(|n| PathInfo {
-            path: StorePath::parse(n["path"].as_str().unwrap()).unwrap(),
-            nar_size: n["narSize"].as_u64().unwrap(),
-            nar_hash: n["narHash"].as_str().map(str::to_string),
-            closure_size: n["closureSize"].as_u64(),
+            record: PathRecord {
+                path: StorePath::parse(n["path"].as_str().unwrap()).unwrap(),
+                nar_size: n["narSize"].as_u64().unwrap(),
+                nar_hash: n["narHash"].as_str().map(str::to_string),
+                closure_size: n["closureSize"].as_u64(),
+            },
             references: n["references"].as_array().unwrap().iter().map(|r| StorePath::parse(r.as_str().unwrap()).unwrap()).collect(),
         })
         .collect()
