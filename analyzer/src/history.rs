@@ -78,7 +78,7 @@ impl History {
             .map(|id| {
                 let r = &records[id];
                 let refs: Vec<u32> = r.refs.iter().map(|x| dense.get(x).copied().ok_or_else(|| damaged(format!("{} references path id {x}, which is missing", r.path)))).collect::<Result<_, _>>()?;
-                if refs_digest_of(r.refs.iter().map(|x| &records[x].hash).collect()) != r.refs_digest {
+                if refs_digest_of(&mut r.refs.iter().map(|x| &records[x].hash).collect::<Vec<_>>()) != r.refs_digest {
                     return Err(damaged(format!("the references of {} differ from those recorded", r.path)));
                 }
                 Ok(refs)

@@ -67,6 +67,30 @@ pub fn is_digit(b: u8) -> bool {
     DIGITS[b as usize] != 0xff
 }
 
+/// Decodes the 32 digits of a store path's hash part into its 20 bytes: what [`decode`] gives
+/// for them, without an allocation (160 bits, so no padding to check). `None` when `s` is not
+/// 32 digits.
+pub fn decode_path_hash(s: &str) -> Option<[u8; 20]> {
+    let digits: &[u8; 32] = s.as_bytes().try_into().ok()?;
+    let mut out = [0u8; 20];
+    // Digits from the last hold the bits from the first byte on, 5 at a time; a byte is written
+    // as soon as 8 have gathered, so `pending` never holds more than 12.
+    let (mut pending, mut bits, mut k) = (0u32, 0u32, 0usize);
+    for &c in digits.iter().rev() {
+        let digit = DIGITS[c as usize];
+        if digit == 0xff {
+            return None;
+        }
+        pending |= u32::from(digit) << bits;
+        bits += 5;
+        if bits >= 8 {
+            out[k] = pending as u8;
+            (pending, bits, k) = (pending >> 8, bits - 8, k + 1);
+        }
+    }
+    Some(out)
+}
+
 /// Decodes Nix base32 (`s.len() * 5 / 8` bytes).
 pub fn decode(s: &str) -> Result<Vec<u8>, DecodeError> {
     let len = s.len() * 5 / 8;
@@ -127,6 +151,17 @@ mod tests {
         assert_eq!(decode("zz"), Err(DecodeError::Padding { len: 1 }), "padding bits set");
         assert_eq!(decode("0é"), Err(DecodeError::BadDigit { ch: 'é', at: 1 }));
         assert!(is_valid("0z") && !is_valid("0e"));
+    }
+
+    #[test]
+    fn a_path_hash_decodes_as_any_hash() {
+        for seed in 0..200u32 {
+            let bytes: Vec<u8> = (0..20u32).map(|i| (i.wrapping_mul(seed + 7) ^ (seed * 131)) as u8).collect();
+            assert_eq!(decode_path_hash(&encode(&bytes)).map(Vec::from), Some(bytes));
+        }
+        assert_eq!(decode_path_hash("00bgd045z0d4icpbc2yyz4gx48ak44la").map(Vec::from), Some(hex("8a12321522fd91efbd60ebb2481af88580f61600")));
+        assert_eq!(decode_path_hash("00bgd045z0d4icpbc2yyz4gx48ak44l"), None, "31 digits");
+        assert_eq!(decode_path_hash("e0bgd045z0d4icpbc2yyz4gx48ak44la"), None, "e is no digit");
     }
 
     #[test]

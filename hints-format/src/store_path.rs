@@ -124,7 +124,10 @@ impl StorePath {
         if name.starts_with('.') {
             return Err(StorePathError::DotName(full.to_string()));
         }
-        if let Some(ch) = name.chars().find(|c| !is_name_char(*c)) {
+        // Every name character is ASCII, so the first byte that is not one starts the first
+        // character that is not.
+        if let Some(at) = name.bytes().position(|b| !NAME_BYTES[b as usize]) {
+            let ch = name[at..].chars().next().expect("a character starts at the first non-name byte");
             return Err(StorePathError::BadNameChar { path: full.to_string(), ch });
         }
         Ok(())
@@ -184,9 +187,17 @@ impl AsRef<str> for StorePath {
     }
 }
 
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_' | '?' | '=')
-}
+/// The bytes a store path name may hold: ASCII letters and digits, and `+ - . _ ? =`.
+const NAME_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'_' | b'?' | b'=');
+        b += 1;
+    }
+    t
+};
 
 /// A name split the way `builtins.parseDrvName` splits it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,7 +338,7 @@ mod tests {
             ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-", |e| matches!(e, MissingName(_))),
             ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la_x", |e| matches!(e, MissingName(_))),
             ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-a b", |e| matches!(e, BadNameChar { ch: ' ', .. })),
-            ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-ü", |e| matches!(e, BadNameChar { .. })),
+            ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-ü", |e| matches!(e, BadNameChar { ch: 'ü', .. })),
             ("/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-.x", |e| matches!(e, DotName(_))),
             ("/nix/store/short-x", |e| matches!(e, BadHash { .. })),
         ];

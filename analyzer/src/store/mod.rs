@@ -156,7 +156,14 @@ pub struct Prepared {
 impl Prepared {
     pub fn new(closure: &Closure) -> Result<Self> {
         let hashes: Vec<[u8; 20]> = closure.paths().map(hash_bytes).collect::<Result<_>>()?;
-        let refs_digests = (0..closure.len()).map(|i| refs_digest(closure, i, &hashes)).collect();
+        let mut scratch = vec![];
+        let refs_digests = (0..closure.len())
+            .map(|i| {
+                scratch.clear();
+                scratch.extend(closure.refs(i).iter().map(|&r| &hashes[r as usize]));
+                refs_digest_of(&mut scratch)
+            })
+            .collect();
         let path_digests = closure.paths().map(|p| fnv64(p.as_str().as_bytes())).collect();
         Ok(Prepared { digest: snapshot_digest(closure), hashes, refs_digests, path_digests, topo: closure.topo_order().to_vec() })
     }
@@ -791,14 +798,7 @@ fn snapshot_check(image_id: i64, revision_id: i64, digest: &[u8; 32], total_size
 }
 
 fn hash_bytes(p: &StorePath) -> Result<[u8; 20]> {
-    let v = nixbase32::decode(p.hash()).map_err(|_| StoreError::BadHash(p.to_string()))?;
-    v.try_into().map_err(|_| StoreError::BadHash(p.to_string()))
-}
-
-/// FNV-1a (64-bit) over the sorted reference hashes (self excluded). Not cryptographic: it
-/// only has to notice a contradicting re-scan, and it is cheap enough to run on every path.
-fn refs_digest(closure: &Closure, i: usize, hashes: &[[u8; 20]]) -> [u8; 8] {
-    refs_digest_of(closure.refs(i).iter().map(|&r| &hashes[r as usize]).collect())
+    nixbase32::decode_path_hash(p.hash()).ok_or_else(|| StoreError::BadHash(p.to_string()))
 }
 
 /// FNV-1a, 64-bit.
@@ -806,10 +806,12 @@ fn fnv64<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> u64 {
     bytes.into_iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
-/// The references digest of a path whose references (self excluded) have these hashes.
-pub fn refs_digest_of(mut refs: Vec<&[u8; 20]>) -> [u8; 8] {
+/// The references digest of a path whose references (self excluded) have these hashes: FNV-1a
+/// (64-bit) over them sorted (the slice is sorted in place). Not cryptographic: it only has to
+/// notice a contradicting re-scan, and it is cheap enough to run on every path.
+pub fn refs_digest_of(refs: &mut [&[u8; 20]]) -> [u8; 8] {
     refs.sort_unstable();
-    fnv64(refs.into_iter().flatten()).to_le_bytes()
+    fnv64(refs.iter().copied().flatten()).to_le_bytes()
 }
 
 /// SHA-256 over the sorted member paths: equal exactly when the closures are (paths are
