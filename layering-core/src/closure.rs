@@ -214,9 +214,10 @@ fn reference_set(input: &Records, k: usize) -> Vec<&StorePath> {
 pub struct Closure {
     /// The records, sorted by path.
     records: Vec<PathRecord>,
-    /// Index of each path by its hash part, unique within a closure. Looked up once per
-    /// reference, so it uses foldhash rather than SipHash; it is never iterated.
-    index: foldhash::HashMap<[u8; hints_format::store_path::HASH_LEN], u32>,
+    /// Index of each path by its hash part, unique within a closure, built by the first
+    /// [`Closure::index_of`] (scanning and layering never look a path up). Looked up once per
+    /// path, so it uses foldhash rather than SipHash; it is never iterated.
+    index: std::sync::OnceLock<foldhash::HashMap<[u8; hints_format::store_path::HASH_LEN], u32>>,
     /// Sorted, deduplicated references other than the path itself.
     refs: Adjacency,
     users: Adjacency,
@@ -266,9 +267,8 @@ impl Closure {
             }
             refs.offsets.push(refs.targets.len());
         }
-        let index: foldhash::HashMap<_, u32> = records.iter().enumerate().map(|(i, r)| (hash_key(&r.path), i as u32)).collect();
         let users = refs.reversed();
-        let mut closure = Closure { records, index, refs, users, topo: vec![] };
+        let mut closure = Closure { records, index: std::sync::OnceLock::new(), refs, users, topo: vec![] };
         closure.topo = closure.kahn_order();
         closure.check_acyclic()?;
         Ok(closure)
@@ -340,7 +340,8 @@ impl Closure {
 
     /// The index of a store path, if it is in the closure.
     pub fn index_of(&self, path: &StorePath) -> Option<usize> {
-        self.index.get(&hash_key(path)).map(|&i| i as usize).filter(|&i| self.records[i].path == *path)
+        let index = self.index.get_or_init(|| self.records.iter().enumerate().map(|(i, r)| (hash_key(&r.path), i as u32)).collect());
+        index.get(&hash_key(path)).map(|&i| i as usize).filter(|&i| self.records[i].path == *path)
     }
 
     /// The sum of every path's narSize (fits: [`Closure::new`] checks).

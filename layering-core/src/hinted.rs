@@ -171,7 +171,11 @@ pub fn layers_matched(closure: &Closure, n: usize, file: &HintFile, matcher: &Ma
     Ok(merge_to_fit(ordered, n)
         .into_iter()
         .map(|mut u| {
-            u.nodes.sort_by_cached_key(|&i| size_first::path_key(closure.path(i).as_str()));
+            // The fallback's sets come sorted; groups and merged units do not.
+            let key = |&i: &usize| size_first::path_key(closure.path(i).as_str());
+            if !u.nodes.is_sorted_by_key(key) {
+                u.nodes.sort_by_cached_key(key);
+            }
             Layer::new(closure, u.nodes, u.reason)
         })
         .collect())

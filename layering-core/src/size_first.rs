@@ -265,11 +265,13 @@ pub(crate) fn path_key(path: &str) -> (&str, &str) {
 /// Groups paths by set id, sorts each group by `path_key`, and orders groups by the narSize of
 /// their closure.
 pub(crate) fn group(closure: &Closure, split: &[u32], members: Option<&[bool]>) -> Vec<(u32, Vec<usize>)> {
-    let mut by_set: HashMap<u32, Vec<usize>> = HashMap::new();
-    for i in (0..closure.len()).filter(|&i| members.is_none_or(|m| m[i])) {
-        by_set.entry(split[i]).or_default().push(i);
+    // Set ids are dense (interned), so a list indexed by id gathers each set's paths.
+    let included = |i: &usize| members.is_none_or(|m| m[*i]);
+    let mut by_id: Vec<Vec<usize>> = vec![vec![]; (0..closure.len()).filter(included).map(|i| split[i] as usize + 1).max().unwrap_or(0)];
+    for i in (0..closure.len()).filter(included) {
+        by_id[split[i] as usize].push(i);
     }
-    let by_set: Vec<(u32, Vec<usize>)> = by_set.into_iter().collect();
+    let by_set: Vec<(u32, Vec<usize>)> = by_id.into_iter().zip(0..).filter(|(paths, _)| !paths.is_empty()).map(|(paths, set)| (set, paths)).collect();
     let mut group_of = vec![NO_GROUP; closure.len()];
     for (k, (_, paths)) in by_set.iter().enumerate() {
         paths.iter().for_each(|&p| group_of[p] = k as u32);
