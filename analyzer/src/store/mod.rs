@@ -122,7 +122,7 @@ pub enum Outcome {
     Replaced { new_paths: usize },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Known {
     id: i64,
     nar_size: u64,
@@ -357,13 +357,18 @@ impl Store {
         for &i in &prep.topo {
             let info = closure.record(i);
             let refs_digest = prep.refs_digests[i];
-            let found = self.known.get(&hashes[i]).or_else(|| looked_up.get(&hashes[i])).copied();
+            let cached = self.known.get(&hashes[i]).copied();
+            let found = cached.or_else(|| looked_up.get(&hashes[i]).copied());
             if let Some(k) = found.filter(|k| k.path_digest != prep.path_digests[i]) {
                 let recorded = self.path_of(k.id)?;
                 return Err(StoreError::Conflict { path: info.path.to_string(), what: format!("the same hash under another name, as {recorded}") });
             }
-            let mut ref_ids: Vec<i64> = closure.refs(i).iter().map(|&x| r.ids[x as usize]).collect();
-            ref_ids.sort_unstable();
+            // The reference ids, sorted; needed only for a row written now.
+            let ref_ids = |ids: &[i64]| {
+                let mut v: Vec<i64> = closure.refs(i).iter().map(|&x| ids[x as usize]).collect();
+                v.sort_unstable();
+                v
+            };
             let known = match found {
                 Some(k) if k.complete && complete => {
                     if k.nar_size != info.nar_size || k.refs_digest != refs_digest {
@@ -374,19 +379,22 @@ impl Store {
                 }
                 Some(k) if complete => {
                     // The recorded row came from a format without sizes; fill it in.
-                    self.update_path(k.id, info, &ref_ids, &refs_digest)?;
+                    self.update_path(k.id, info, &ref_ids(&r.ids), &refs_digest)?;
                     Known { nar_size: info.nar_size, refs_digest, complete, ..k }
                 }
                 Some(k) => k,
                 None => {
                     let id = next_id;
                     next_id += 1;
-                    inserts.push((i, ref_ids));
+                    inserts.push((i, ref_ids(&r.ids)));
                     Known { id, nar_size: info.nar_size, refs_digest, complete, path_digest: prep.path_digests[i] }
                 }
             };
             r.ids[i] = known.id;
-            r.known.push((hashes[i], known));
+            // The cache learns what it did not hold as it is now.
+            if cached != Some(known) {
+                r.known.push((hashes[i], known));
+            }
         }
         r.new_paths = inserts.len();
         self.insert_paths(closure, prep, complete, &inserts, &mut r)?;
@@ -768,6 +776,7 @@ pub struct StoredSnapshot {
 struct RecordedPaths {
     /// Row id of each closure path.
     ids: Vec<i64>,
+    /// Cache entries that are new or changed, to remember once the transaction commits.
     known: Vec<([u8; 20], Known)>,
     new_paths: usize,
     /// (is a store directory, value, id) inserted.
