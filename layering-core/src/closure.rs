@@ -162,15 +162,15 @@ fn path_order(records: &[PathRecord]) -> Vec<u32> {
 struct Kept {
     /// Position `p` is the record kept for its path.
     first: Vec<bool>,
-    /// The index in path order of the path at position `p`.
-    index: Vec<u32>,
+    /// The closure index (path order) of the path at position `p`.
+    sorted_index: Vec<u32>,
 }
 
 /// Checks records in path order (`order`): one store directory, one name per hash, and
 /// duplicates that agree on size and references.
 fn check_duplicates(input: &Records, order: &[u32]) -> Result<Kept, ClosureError> {
     let records = &input.records;
-    let mut kept = Kept { first: vec![false; records.len()], index: vec![0; records.len()] };
+    let mut kept = Kept { first: vec![false; records.len()], sorted_index: vec![0; records.len()] };
     let mut previous: Option<usize> = None;
     let mut next = 0u32;
     for &p in order {
@@ -187,16 +187,37 @@ fn check_duplicates(input: &Records, order: &[u32]) -> Result<Kept, ClosureError
                 if records[k].nar_size != records[p].nar_size || reference_set(input, k) != reference_set(input, p) {
                     return Err(ClosureError::ConflictingDuplicate { path: cur.to_string(), first: records[k].nar_size, second: records[p].nar_size });
                 }
-                kept.index[p] = kept.index[k];
+                kept.sorted_index[p] = kept.sorted_index[k];
                 continue;
             }
         }
         kept.first[p] = true;
-        kept.index[p] = next;
+        kept.sorted_index[p] = next;
         next += 1;
         previous = Some(p);
     }
     Ok(kept)
+}
+
+/// The kept records' listed references as closure indices, in path order: sorted, without
+/// duplicates or the path itself.
+fn renumbered_references(input: &Records, order: &[u32], kept: &Kept) -> Adjacency {
+    let mut refs = Adjacency { offsets: Vec::with_capacity(order.len() + 1), targets: Vec::with_capacity(input.targets.len()) };
+    refs.offsets.push(0);
+    for (i, &p) in order.iter().filter(|&&p| kept.first[p as usize]).enumerate() {
+        let start = refs.targets.len();
+        refs.targets.extend(input.listed(p as usize).iter().map(|&q| kept.sorted_index[q as usize]).filter(|&j| j as usize != i));
+        // Indices follow path order, so references sorted by index are sorted by path. Nix
+        // lists them sorted, so they usually stay as they came.
+        if !refs.targets[start..].is_sorted_by(|a, b| a < b) {
+            let mut mine = refs.targets.split_off(start);
+            mine.sort_unstable();
+            mine.dedup();
+            refs.targets.extend(mine);
+        }
+        refs.offsets.push(refs.targets.len());
+    }
+    refs
 }
 
 /// Record `k`'s references as a set of paths, for comparing two records of one path.
@@ -235,38 +256,23 @@ impl Closure {
     }
 
     /// [`Closure::new`] for records whose references are already positions.
-    pub fn from_records(input: Records) -> Result<Self, ClosureError> {
+    pub fn from_records(mut input: Records) -> Result<Self, ClosureError> {
         if input.is_empty() {
             return Err(ClosureError::Empty);
         }
         let order = path_order(&input.records);
         let kept = check_duplicates(&input, &order)?;
-        let mut slots: Vec<Option<PathRecord>> = input.records.into_iter().map(Some).collect();
+        let mut slots: Vec<Option<PathRecord>> = std::mem::take(&mut input.records).into_iter().map(Some).collect();
         let records: Vec<PathRecord> = order.iter().filter(|&&p| kept.first[p as usize]).map(|&p| slots[p as usize].take().expect("each record is taken once")).collect();
         // Every total of sizes downstream (layers, images, SQLite's signed integers) fits.
         if records.iter().try_fold(0u64, |t, r| t.checked_add(r.nar_size)).is_none_or(|t| t > i64::MAX as u64) {
             return Err(ClosureError::TooLarge);
         }
         // The first unlisted reference of the first path (in path order) that has one.
-        if let Some((from, to)) = input.unlisted.iter().filter(|(from, _)| kept.first[*from as usize]).min_by_key(|(from, _)| kept.index[*from as usize]) {
-            return Err(ClosureError::DanglingReference { from: records[kept.index[*from as usize] as usize].path.to_string(), to: to.to_string() });
+        if let Some((from, to)) = input.unlisted.iter().filter(|(from, _)| kept.first[*from as usize]).min_by_key(|(from, _)| kept.sorted_index[*from as usize]) {
+            return Err(ClosureError::DanglingReference { from: records[kept.sorted_index[*from as usize] as usize].path.to_string(), to: to.to_string() });
         }
-        let mut refs = Adjacency { offsets: Vec::with_capacity(records.len() + 1), targets: Vec::with_capacity(input.targets.len()) };
-        refs.offsets.push(0);
-        for (i, &p) in order.iter().filter(|&&p| kept.first[p as usize]).enumerate() {
-            let start = refs.targets.len();
-            let listed = &input.targets[input.offsets[p as usize]..input.offsets[p as usize + 1]];
-            refs.targets.extend(listed.iter().map(|&q| kept.index[q as usize]).filter(|&j| j as usize != i));
-            // Indices follow path order, so references sorted by index are sorted by path. Nix
-            // lists them sorted, so they usually stay as they came.
-            if !refs.targets[start..].is_sorted_by(|a, b| a < b) {
-                let mut mine = refs.targets.split_off(start);
-                mine.sort_unstable();
-                mine.dedup();
-                refs.targets.extend(mine);
-            }
-            refs.offsets.push(refs.targets.len());
-        }
+        let refs = renumbered_references(&input, &order, &kept);
         let users = refs.reversed();
         let mut closure = Closure { records, index: std::sync::OnceLock::new(), refs, users, topo: vec![] };
         closure.topo = closure.kahn_order();
