@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use hints_format::StorePath;
-use layering_core::{Closure, PathInfo};
+use layering_core::{Closure, PathRecord, Records};
 
 use rayon::prelude::*;
 
@@ -108,9 +108,14 @@ impl History {
     /// The closure of one snapshot.
     pub fn closure(&self, image: usize, revision: usize) -> Option<Closure> {
         let members = self.snapshots.get(&(image, revision))?;
-        let infos =
-            members.iter().map(|&p| PathInfo::new(self.paths[p as usize].clone(), self.sizes[p as usize], self.refs[p as usize].iter().map(|&r| self.paths[r as usize].clone()).collect())).collect();
-        Some(Closure::new(infos).expect("stored closures were validated when scanned"))
+        // Members are sorted dense ids, so a reference's position among them is a binary search.
+        let mut records = Records::with_capacity(members.len());
+        for &p in members {
+            let p = p as usize;
+            let record = PathRecord { path: self.paths[p].clone(), nar_size: self.sizes[p], nar_hash: None, closure_size: None };
+            records.push(record, self.refs[p].iter().map(|&r| members.binary_search(&r).map(|k| k as u32).map_err(|_| self.paths[r as usize].clone())));
+        }
+        Some(Closure::from_records(records).expect("stored closures were validated when scanned"))
     }
 
     /// Resolves one revision name to its position.
