@@ -361,7 +361,7 @@ pub(super) fn layered_cost(model: &Model<'_>, groups: &[Vec<u32>], merges: &[(us
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::{score_merge, Mode};
     use crate::mine::bits::Bits;
     use crate::mine::model::{GroupState, Model};
@@ -369,7 +369,7 @@ mod tests {
     use crate::mine::stats::NameStats;
 
     /// Names of the given sizes and image sets, each its own bump source with hazard `w`.
-    fn stats(names: &[(u64, &[usize])], images: usize) -> NameStats {
+    pub(in crate::mine) fn stats(names: &[(u64, &[usize])], images: usize) -> NameStats {
         let n = names.len();
         let bits = |ones: &[usize], len: usize| {
             let mut b = Bits::new(len);

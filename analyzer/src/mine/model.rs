@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::bits::Bits;
-use super::sources::{for_each_in_union, SourceSet};
+use super::sources::{for_each_in_union, union_by_tag, SourceSet};
 use super::stats::NameStats;
 
 /// Cost model state shared by all groups.
@@ -69,17 +69,47 @@ impl Hazard {
 impl Model<'_> {
     /// Σ over images of the part it holds + Σ over distinct parts (registry copies, weighted),
     /// each S·P.
+    ///
+    /// Images are counted by signature, which parts they hold. The unions of the signatures
+    /// that hold several parts are read from one pass over the parts ([`Model::unions_prob`]).
     pub(super) fn cost(&self, parts: &[ClassPart], images: &Bits) -> f64 {
-        let mut by_sig: BTreeMap<Vec<bool>, (u64, f64, usize)> = BTreeMap::new();
+        let mut by_sig: BTreeMap<Vec<bool>, usize> = BTreeMap::new();
         for i in images.ones() {
-            let sig: Vec<bool> = parts.iter().map(|p| self.class_images[p.class as usize].get(i)).collect();
-            let entry = by_sig.entry(sig).or_insert_with_key(|sig| {
-                let held = || parts.iter().zip(sig).filter(|(_, &on)| on).map(|(p, _)| p);
-                (held().map(|p| p.size).sum(), self.union_prob(held()), 0)
-            });
-            entry.2 += 1;
+            *by_sig.entry(parts.iter().map(|p| self.class_images[p.class as usize].get(i)).collect()).or_insert(0) += 1;
         }
-        by_sig.values().map(|&(s, p, holders)| s as f64 * p * (holders as f64 + self.registry_weight)).sum()
+        let sigs: Vec<(&Vec<bool>, usize)> = by_sig.iter().map(|(sig, &holders)| (sig, holders)).collect();
+        let several: Vec<usize> = (0..sigs.len()).filter(|&j| sigs[j].0.iter().filter(|&&on| on).count() > 1).collect();
+        let mut prob = vec![None; sigs.len()];
+        for batch in several.chunks(64) {
+            let batch_sigs: Vec<&[bool]> = batch.iter().map(|&j| sigs[j].0.as_slice()).collect();
+            for (&j, p) in batch.iter().zip(self.unions_prob(parts, &batch_sigs)) {
+                prob[j] = Some(p);
+            }
+        }
+        sigs.iter()
+            .zip(prob)
+            .map(|(&(sig, holders), prob)| {
+                let held = || parts.iter().zip(sig).filter(|(_, &on)| on).map(|(p, _)| p);
+                let prob = prob.unwrap_or_else(|| self.union_prob(held()));
+                held().map(|p| p.size).sum::<u64>() as f64 * prob * (holders as f64 + self.registry_weight)
+            })
+            .sum()
+    }
+
+    /// P(change) of the union of the parts each signature holds (at most 64 signatures), all
+    /// from one pass over the parts' sources: the same sums, in the same order, as
+    /// [`Model::union_prob`] for each.
+    fn unions_prob(&self, parts: &[ClassPart], sigs: &[&[bool]]) -> Vec<f64> {
+        let tag = |k: usize| sigs.iter().enumerate().filter(|(_, sig)| sig[k]).fold(0u64, |t, (j, _)| t | 1 << j);
+        let tagged = parts.iter().enumerate().map(|(k, p)| (&p.deps, tag(k))).filter(|&(_, t)| t != 0);
+        let mut hazards = vec![Hazard::default(); sigs.len()];
+        for (s, mut t) in union_by_tag(tagged) {
+            while t != 0 {
+                hazards[t.trailing_zeros() as usize].add(self, s as usize);
+                t &= t - 1;
+            }
+        }
+        hazards.iter().map(Hazard::prob).collect()
     }
 
     /// The group of `members` (not empty), built in one pass.
@@ -263,7 +293,57 @@ pub(super) fn path_hazard(model: &Model<'_>, names: &[u32]) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::fit_scale;
+    use std::collections::BTreeMap;
+
+    use super::{build_model, fit_scale, ClassPart, Model};
+    use crate::mine::bits::Bits;
+    use crate::mine::greedy::tests::stats;
+    use crate::mine::sources::SourceSet;
+
+    /// The cost by its definition: per signature, the union of the held parts' sources walked
+    /// on its own.
+    fn cost_by_definition(m: &Model<'_>, parts: &[ClassPart], images: &Bits) -> f64 {
+        let mut by_sig: BTreeMap<Vec<bool>, usize> = BTreeMap::new();
+        for i in images.ones() {
+            *by_sig.entry(parts.iter().map(|p| m.class_images[p.class as usize].get(i)).collect()).or_insert(0) += 1;
+        }
+        by_sig
+            .iter()
+            .map(|(sig, &holders)| {
+                let held = || parts.iter().zip(sig).filter(|(_, &on)| on).map(|(p, _)| p);
+                held().map(|p| p.size).sum::<u64>() as f64 * m.union_prob(held()) * (holders as f64 + m.registry_weight)
+            })
+            .sum()
+    }
+
+    #[test]
+    fn the_cost_of_a_group_seen_differently_by_many_images_is_its_definition_to_the_bit() {
+        // 70 images in a ring: name k is in images k and k+1, and depends on the sources of
+        // the 12 names from it round the ring and of 2 of 5 libraries every image holds. Each image holds three parts of the
+        // group of all names, a signature of its own: 70 unions of several parts.
+        let images = 70;
+        let ring: Vec<[usize; 2]> = (0..images).map(|k| [k, (k + 1) % images]).collect();
+        let all: Vec<usize> = (0..images).collect();
+        let mut names: Vec<(u64, &[usize])> = ring.iter().enumerate().map(|(k, i)| (1000 + k as u64, &i[..])).collect();
+        names.extend((0..5).map(|l| (50_000 + l, &all[..])));
+        let mut s = stats(&names, images);
+        let n = names.len();
+        for k in 0..images {
+            let mut deps = SourceSet::empty(n);
+            (k..k + 12).map(|d| d % images).chain([images + k % 5, images + (k + 2) % 5]).for_each(|d| deps.insert(d));
+            s.closure[k] = deps;
+        }
+        let everything: Vec<u32> = (0..n as u32).collect();
+        let mut m = build_model(&s, &everything, 1.0);
+        m.weight = (0..n).map(|d| 1.0 / (3.0 + d as f64).powf(1.3)).collect();
+        m.busy = (0..n).map(|d| 0.3 / (1.0 + d as f64).sqrt()).collect();
+        let group = m.group(&everything);
+        assert_eq!(group.parts.len(), images + 1);
+        assert_eq!(group.cost.to_bits(), cost_by_definition(&m, &group.parts, &group.images).to_bits());
+        let mut some = Bits::new(images);
+        (0..images).step_by(3).for_each(|i| some.set(i));
+        assert_eq!(m.cost(&group.parts, &some).to_bits(), cost_by_definition(&m, &group.parts, &some).to_bits());
+    }
 
     /// Observations with the expected counts of a world whose true scale is `beta`.
     fn world(beta: f64) -> Vec<(f64, f64, f64)> {
