@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::bits::Bits;
-use super::sources::{for_each_in_union, union_by_tag, SourceSet};
+use super::sources::{for_each_in_union, SourceSet};
 use super::stats::NameStats;
 
 /// Cost model state shared by all groups.
@@ -103,12 +103,12 @@ impl Model<'_> {
         let tag = |k: usize| sigs.iter().enumerate().filter(|(_, sig)| sig[k]).fold(0u64, |t, (j, _)| t | 1 << j);
         let tagged = parts.iter().enumerate().map(|(k, p)| (&p.deps, tag(k))).filter(|&(_, t)| t != 0);
         let mut hazards = vec![Hazard::default(); sigs.len()];
-        for (s, mut t) in union_by_tag(tagged) {
+        for_each_in_union(tagged, |s, mut t| {
             while t != 0 {
-                hazards[t.trailing_zeros() as usize].add(self, s as usize);
+                hazards[t.trailing_zeros() as usize].add(self, s);
                 t &= t - 1;
             }
-        }
+        });
         hazards.iter().map(Hazard::prob).collect()
     }
 
@@ -193,7 +193,7 @@ impl Model<'_> {
             return first.hazard.prob();
         }
         let mut hazard = Hazard::default();
-        for_each_in_union(std::iter::once(first).chain(parts).map(|p| &p.deps), |d| hazard.add(self, d));
+        for_each_in_union(std::iter::once(first).chain(parts).map(|p| (&p.deps, 1)), |d, _| hazard.add(self, d));
         hazard.prob()
     }
 
@@ -319,8 +319,9 @@ mod tests {
     #[test]
     fn the_cost_of_a_group_seen_differently_by_many_images_is_its_definition_to_the_bit() {
         // 70 images in a ring: name k is in images k and k+1, and depends on the sources of
-        // the 12 names from it round the ring and of 2 of 5 libraries every image holds. Each image holds three parts of the
-        // group of all names, a signature of its own: 70 unions of several parts.
+        // the 12 names from it round the ring and of 2 of 5 libraries every image holds. Each
+        // image holds three parts of the group of all names, a signature of its own: 70 unions
+        // of several parts.
         let images = 70;
         let ring: Vec<[usize; 2]> = (0..images).map(|k| [k, (k + 1) % images]).collect();
         let all: Vec<usize> = (0..images).collect();

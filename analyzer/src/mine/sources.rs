@@ -103,7 +103,7 @@ impl SourceSet {
 
 thread_local! {
     /// A bit set over every source and its non-zero words, clear between uses; and a tag per
-    /// source (for [`union_by_tag`]), zero between uses.
+    /// source, zero between uses.
     static SCRATCH: std::cell::RefCell<Scratch> = Default::default();
 }
 
@@ -118,6 +118,7 @@ impl Scratch {
     /// Sized for sets out of `universe` (every set of one call is over the same universe).
     fn fit(&mut self, universe: usize) {
         self.words.resize(self.words.len().max(universe.div_ceil(64)), 0);
+        self.tags.resize(self.tags.len().max(universe), 0);
     }
 
     /// Marks word `w` with `bits`.
@@ -150,51 +151,30 @@ impl Scratch {
     }
 }
 
-/// Calls `f` with every member of the union of `sets`, in increasing order, without building
-/// the union: the sets are marked in a per-thread bit set, whose marked words are then read in
-/// order and cleared.
-pub(crate) fn for_each_in_union<'s>(sets: impl Iterator<Item = &'s SourceSet>, f: impl FnMut(usize)) {
+/// Calls `f` with every member of the union of `sets`, in increasing order, and the OR of the
+/// tags of the sets that hold it, without building the union: the sets are marked in a
+/// per-thread bit set, whose marked words are then read in order and cleared. Tagging each set
+/// with the unions it belongs to (bit `j` for union `j`), one pass serves up to 64 unions of
+/// some of the sets: union `j` is the members whose tag has bit `j`, in the same order.
+pub(crate) fn for_each_in_union<'s>(sets: impl Iterator<Item = (&'s SourceSet, u64)>, mut f: impl FnMut(usize, u64)) {
     let mut sets = sets.peekable();
-    let Some(first) = sets.next() else { return };
+    let Some((first, tag)) = sets.next() else { return };
     if sets.peek().is_none() {
-        return first.for_each(f);
+        return first.for_each(|s| f(s, tag));
     }
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.fit(first.universe);
-        for set in std::iter::once(first).chain(sets) {
+        for (set, tag) in std::iter::once((first, tag)).chain(sets) {
             debug_assert_eq!(set.universe, first.universe);
-            match &set.repr {
-                Repr::Sparse(list) => list.iter().for_each(|&s| scratch.mark(s as usize / 64, 1 << (s % 64))),
-                Repr::Dense(bits) => bits.0.iter().enumerate().filter(|(_, &x)| x != 0).for_each(|(w, &x)| scratch.mark(w, x)),
-            }
-        }
-        scratch.drain(f);
-    });
-}
-
-/// The members of the union of some sets, in increasing order, each with the OR of the tags
-/// of the sets that hold it. Tagging each set with the unions it belongs to (bit `j` for union
-/// `j`), one pass over the sets serves up to 64 unions of some of them: union `j` is the
-/// members whose tag has bit `j`, in the same order.
-pub(crate) fn union_by_tag<'s>(sets: impl Iterator<Item = (&'s SourceSet, u64)>) -> Vec<(u32, u64)> {
-    let mut sets = sets.peekable();
-    let Some(universe) = sets.peek().map(|(set, _)| set.universe) else { return vec![] };
-    SCRATCH.with_borrow_mut(|scratch| {
-        scratch.fit(universe);
-        scratch.tags.resize(scratch.tags.len().max(universe), 0);
-        for (set, tag) in sets {
-            debug_assert_eq!(set.universe, universe);
             set.for_each(|s| {
                 scratch.mark(s / 64, 1 << (s % 64));
                 scratch.tags[s] |= tag;
             });
         }
-        let mut members = Vec::with_capacity(scratch.touched.len() * 4);
         let mut tags = std::mem::take(&mut scratch.tags);
-        scratch.drain(|s| members.push((s as u32, std::mem::take(&mut tags[s]))));
+        scratch.drain(|s| f(s, std::mem::take(&mut tags[s])));
         scratch.tags = tags;
-        members
-    })
+    });
 }
 
 /// The sorted union of two sorted lists without duplicates.
@@ -260,11 +240,11 @@ mod tests {
         sets.iter().for_each(|s| expected.union_with(s));
         for _ in 0..2 {
             let mut visited = vec![];
-            super::for_each_in_union(sets.iter(), |s| visited.push(s));
+            super::for_each_in_union(sets.iter().map(|s| (s, 1)), |s, _| visited.push(s));
             assert_eq!(visited, members(&expected));
         }
         let mut none = vec![];
-        super::for_each_in_union(std::iter::empty(), |s| none.push(s));
+        super::for_each_in_union(std::iter::empty(), |s, _| none.push(s));
         assert!(none.is_empty());
     }
 
@@ -273,10 +253,11 @@ mod tests {
         let sets = [of(320, &[3, 200]), of(320, &(0..320).step_by(20).collect::<Vec<_>>()), of(320, &[319, 3, 64])];
         let tags = [0b01, 0b10, 0b11];
         for _ in 0..2 {
-            let listed = super::union_by_tag(sets.iter().zip(tags));
-            let mut expected = vec![];
-            super::for_each_in_union(sets.iter(), |s| expected.push(s));
-            assert_eq!(listed.iter().map(|&(s, _)| s as usize).collect::<Vec<_>>(), expected);
+            let mut listed = vec![];
+            super::for_each_in_union(sets.iter().zip(tags), |s, tag| listed.push((s as u32, tag)));
+            let mut expected = SourceSet::empty(320);
+            sets.iter().for_each(|s| expected.union_with(s));
+            assert_eq!(listed.iter().map(|&(s, _)| s as usize).collect::<Vec<_>>(), members(&expected));
             for &(s, tag) in &listed {
                 let holding = sets.iter().zip(tags).filter(|(set, _)| members(set).contains(&(s as usize))).fold(0, |t, (_, tag)| t | tag);
                 assert_eq!(tag, holding, "source {s}");
@@ -284,7 +265,6 @@ mod tests {
             assert_eq!(listed.iter().find(|&&(s, _)| s == 200).map(|&(_, t)| t), Some(0b11), "sets 0 and 1");
             assert_eq!(listed.iter().find(|&&(s, _)| s == 20).map(|&(_, t)| t), Some(0b10), "set 1 alone");
         }
-        assert!(super::union_by_tag(std::iter::empty()).is_empty());
     }
 
     #[test]
