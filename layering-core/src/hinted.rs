@@ -252,53 +252,118 @@ fn merge_to_fit(units: Vec<Unit>, n: usize) -> Vec<Unit> {
     if units.len() <= n {
         return units;
     }
-    let units = if units.len() > ALL_PAIRS.max(n) { merge_least_waste(units, ALL_PAIRS.max(n), true) } else { units };
-    merge_least_waste(units, n, false)
+    let units = if units.len() > ALL_PAIRS.max(n) { merge_neighbours(units, ALL_PAIRS.max(n)) } else { units };
+    merge_any_pair(units, n)
 }
 
-/// The greedy behind [`merge_to_fit`]: a lazy heap over candidate pairs (only neighbours when
-/// `adjacent`), each entry stamped with both units' versions so that entries made stale by a
-/// merge are skipped when they surface.
-fn merge_least_waste(units: Vec<Unit>, n: usize, adjacent: bool) -> Vec<Unit> {
+/// The bytes re-downloaded per update when `a` and `b` share a layer (see [`merge_to_fit`]).
+fn waste(a: &Unit, b: &Unit) -> f64 {
+    a.size as f64 * b.rate * (1.0 - a.rate) + b.size as f64 * a.rate * (1.0 - b.rate)
+}
+
+/// The pair of live units `i < j` as one `u128` that orders as (waste, `i`, `j`): cheapest
+/// first, ties to the pair lowest in the order. Wastes are non-negative, and non-negative floats
+/// order as their bits.
+fn pair_key(slot: &[Option<Unit>], i: usize, j: usize) -> u128 {
+    let w = waste(slot[i].as_ref().expect("live unit"), slot[j].as_ref().expect("live unit"));
+    u128::from(w.to_bits()) << 64 | (i as u128) << 32 | j as u128
+}
+
+/// The positions `(i, j)` of a [`pair_key`].
+fn pair_of(key: u128) -> (usize, usize) {
+    ((key >> 32) as u32 as usize, key as u32 as usize)
+}
+
+/// Joins unit `j` into unit `i`.
+fn absorb(slot: &mut [Option<Unit>], i: usize, j: usize) {
+    let b = slot[j].take().expect("live unit");
+    let a = slot[i].as_mut().expect("live unit");
+    a.nodes.extend(b.nodes);
+    a.rate = 1.0 - (1.0 - a.rate) * (1.0 - b.rate);
+    a.size += b.size;
+    a.reason = join(std::mem::replace(&mut a.reason, Reason::Merged(vec![])), b.reason);
+}
+
+/// [`merge_to_fit`] among neighbours only, down to `n` units: a lazy heap of [`pair_key`]s.
+/// An entry is skipped when it surfaces if its pair is no longer live with that key (one side
+/// has merged since); one that still is names the cheapest adjacent pair, whether it is the
+/// pair's latest entry or an equal copy.
+fn merge_neighbours(units: Vec<Unit>, n: usize) -> Vec<Unit> {
     use std::cmp::Reverse;
     let m = units.len();
-    let waste = |a: &Unit, b: &Unit| a.size as f64 * b.rate * (1.0 - a.rate) + b.size as f64 * a.rate * (1.0 - b.rate);
     let mut slot: Vec<Option<Unit>> = units.into_iter().map(Some).collect();
-    // The live units as a linked list, for neighbours.
+    // The live units as a linked list.
     let mut next: Vec<usize> = (1..=m).collect();
     let mut prev: Vec<usize> = (0..m).map(|i| i.wrapping_sub(1)).collect();
-    let mut version = vec![0u32; m];
-    // Wastes are non-negative, and non-negative floats order as their bits.
-    let pair = |slot: &[Option<Unit>], version: &[u32], i: usize, j: usize| {
-        let (a, b) = (slot[i].as_ref().expect("live unit"), slot[j].as_ref().expect("live unit"));
-        Reverse((waste(a, b).to_bits(), i, version[i], j, version[j]))
-    };
-    let mut heap: std::collections::BinaryHeap<_> =
-        if adjacent { (1..m).map(|j| pair(&slot, &version, j - 1, j)).collect() } else { (1..m).flat_map(|j| (0..j).map(move |i| (i, j))).map(|(i, j)| pair(&slot, &version, i, j)).collect() };
+    let mut heap: std::collections::BinaryHeap<Reverse<u128>> = (1..m).map(|j| Reverse(pair_key(&slot, j - 1, j))).collect();
     let mut live = m;
     while live > n {
-        let Reverse((_, i, vi, j, vj)) = heap.pop().expect("more than one unit, so a pair");
-        if slot[i].is_none() || slot[j].is_none() || version[i] != vi || version[j] != vj {
-            continue; // stale: one side has merged since
+        let Reverse(key) = heap.pop().expect("more than one unit, so a pair");
+        let (i, j) = pair_of(key);
+        if slot[i].is_none() || slot[j].is_none() || pair_key(&slot, i, j) != key {
+            continue;
         }
-        let b = slot[j].take().expect("live unit");
-        let a = slot[i].as_mut().expect("live unit");
-        a.nodes.extend(b.nodes);
-        a.rate = 1.0 - (1.0 - a.rate) * (1.0 - b.rate);
-        a.size += b.size;
-        a.reason = join(std::mem::replace(&mut a.reason, Reason::Merged(vec![])), b.reason);
-        version[i] += 1;
+        absorb(&mut slot, i, j);
         live -= 1;
-        // Unlink j.
         if prev[j] < m {
             next[prev[j]] = next[j];
         }
         if next[j] < m {
             prev[next[j]] = prev[j];
         }
-        let others: Vec<usize> = if adjacent { [prev[i], next[i]].into_iter().filter(|&k| k < m).collect() } else { (0..m).filter(|&k| k != i && slot[k].is_some()).collect() };
-        for k in others {
-            heap.push(pair(&slot, &version, i.min(k), i.max(k)));
+        for k in [prev[i], next[i]].into_iter().filter(|&k| k < m) {
+            heap.push(Reverse(pair_key(&slot, i.min(k), i.max(k))));
+        }
+    }
+    slot.into_iter().flatten().collect()
+}
+
+/// [`merge_to_fit`] over every pair, down to `n` units. Each live unit keeps the key of its
+/// cheapest pair: exact while `fresh`, else a lower bound, recomputed only when it is the
+/// smallest of all. A merge of `j` into `i` offers the new `i` to every row: a row whose
+/// cheapest pair held `i` or `j` keeps its old key as a lower bound unless the new pair is
+/// cheaper still. The smallest fresh key is then the cheapest live pair, as a heap over every
+/// pair would find it, for `O(u)` keys per merge and `O(u)` per stale row that surfaces, in
+/// `O(u)` memory; [`merge_to_fit`] calls it with at most [`ALL_PAIRS`] units when there is
+/// merging to do.
+fn merge_any_pair(units: Vec<Unit>, n: usize) -> Vec<Unit> {
+    let m = units.len();
+    if m <= n {
+        return units;
+    }
+    let mut slot: Vec<Option<Unit>> = units.into_iter().map(Some).collect();
+    let mut best = vec![u128::MAX; m];
+    let mut fresh = vec![true; m];
+    for j in 1..m {
+        for i in 0..j {
+            let key = pair_key(&slot, i, j);
+            best[i] = best[i].min(key);
+            best[j] = best[j].min(key);
+        }
+    }
+    let mut live: Vec<usize> = (0..m).collect();
+    let row_min = |slot: &[Option<Unit>], live: &[usize], r: usize| live.iter().filter(|&&k| k != r).map(|&k| pair_key(slot, r.min(k), r.max(k))).min().expect("another live unit");
+    while live.len() > n {
+        let (i, j) = loop {
+            let r = *live.iter().min_by_key(|&&r| best[r]).expect("live units");
+            if fresh[r] {
+                break pair_of(best[r]);
+            }
+            (best[r], fresh[r]) = (row_min(&slot, &live, r), true);
+        };
+        absorb(&mut slot, i, j);
+        live.retain(|&k| k != j);
+        best[i] = u128::MAX;
+        fresh[i] = true;
+        for &k in live.iter().filter(|&&k| k != i) {
+            let key = pair_key(&slot, i.min(k), i.max(k));
+            best[i] = best[i].min(key);
+            let (a, b) = pair_of(best[k]);
+            if key < best[k] {
+                (best[k], fresh[k]) = (key, true);
+            } else if [i, j].iter().any(|u| [a, b].contains(u)) {
+                fresh[k] = false;
+            }
         }
     }
     slot.into_iter().flatten().collect()
@@ -477,6 +542,43 @@ mod tests {
         // joined layer keeps the lower position.
         assert_eq!(got, [vec!["app-1.0", "libc-2.39", "openssl-3.0", "zlib-1.3"], vec!["python-3.12"], vec!["numpy-1.26"]]);
         assert_eq!(got, names(&world(), b, &f));
+    }
+
+    /// Units of a few sizes and rates, so that many pairs tie on waste.
+    fn tied_units(m: usize) -> Vec<super::Unit> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..m)
+            .map(|k| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let (size, rate) = (1_000 * (1 + x % 5), [0.0, 0.25, 0.5, 0.9, 1.0][(x >> 8) as usize % 5]);
+                super::Unit { nodes: vec![k], size, reason: Reason::Group { id: format!("g{k}") }, rate }
+            })
+            .collect()
+    }
+
+    /// The definition: merge the cheapest live pair (`adjacent`: neighbours only), by
+    /// (waste, lower position, higher position), until `n` units remain.
+    fn merged_by_definition(units: Vec<super::Unit>, n: usize, adjacent: bool) -> Vec<Vec<usize>> {
+        let mut slot: Vec<Option<super::Unit>> = units.into_iter().map(Some).collect();
+        while slot.iter().flatten().count() > n {
+            let live: Vec<usize> = (0..slot.len()).filter(|&k| slot[k].is_some()).collect();
+            let pairs: Vec<(usize, usize)> =
+                if adjacent { live.windows(2).map(|w| (w[0], w[1])).collect() } else { live.iter().flat_map(|&i| live.iter().filter(move |&&j| j > i).map(move |&j| (i, j))).collect() };
+            let (i, j) = pairs.into_iter().min_by_key(|&(i, j)| (super::waste(slot[i].as_ref().unwrap(), slot[j].as_ref().unwrap()).to_bits(), i, j)).unwrap();
+            super::absorb(&mut slot, i, j);
+        }
+        slot.into_iter().flatten().map(|u| u.nodes).collect()
+    }
+
+    #[test]
+    fn last_resort_merging_takes_the_cheapest_pair_at_every_step_as_defined() {
+        for (m, n) in [(2, 1), (9, 3), (60, 7), (200, 30)] {
+            let nodes = |units: Vec<super::Unit>| units.into_iter().map(|u| u.nodes).collect::<Vec<_>>();
+            assert_eq!(nodes(super::merge_any_pair(tied_units(m), n)), merged_by_definition(tied_units(m), n, false), "{m} units to {n}, any pair");
+            assert_eq!(nodes(super::merge_neighbours(tied_units(m), n)), merged_by_definition(tied_units(m), n, true), "{m} units to {n}, neighbours");
+        }
     }
 
     #[test]
