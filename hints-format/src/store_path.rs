@@ -93,7 +93,7 @@ impl StorePath {
         if !s.starts_with('/') {
             return Err(StorePathError::NotAbsolute(s.to_string()));
         }
-        let hash_at = s.rfind('/').expect("starts with /") + 1;
+        let hash_at = s.bytes().rposition(|b| b == b'/').expect("starts with /") + 1;
         let dir = s.get(1..hash_at - 1).unwrap_or("");
         if dir.is_empty() || dir.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
             return Err(StorePathError::NonCanonicalDir(s.to_string()));

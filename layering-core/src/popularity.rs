@@ -40,9 +40,9 @@ use crate::{Layer, LayerError, Reason};
 /// The popularity order, most popular first.
 pub fn order(closure: &Closure) -> Result<Vec<usize>, LayerError> {
     let popularity = popularity(closure)?;
-    let keys: Vec<String> = (0..closure.len()).map(|i| package_name(closure.path(i).as_str())).collect();
+    let keys = PackageNames::of((0..closure.len()).map(|i| closure.path(i).as_str()));
     let mut ranked: Vec<usize> = (0..closure.len()).collect();
-    ranked.sort_by(|&a, &b| popularity[b].cmp(&popularity[a]).then_with(|| keys[a].cmp(&keys[b])));
+    ranked.sort_by(|&a, &b| popularity[b].cmp(&popularity[a]).then_with(|| keys.get(a).cmp(keys.get(b))));
     Ok(ranked)
 }
 
@@ -184,11 +184,29 @@ impl Region {
     }
 }
 
-/// closure-graph.py's tie-break key: the first `-`-separated segment moved to the end.
-fn package_name(path: &str) -> String {
-    match path.split_once('-') {
-        Some((first, rest)) => format!("{rest}-{first}"),
-        None => path.to_string(),
+/// closure-graph.py's tie-break key of every path, its package name: the first `-`-separated
+/// segment moved to the end. One buffer for all of them.
+struct PackageNames {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl PackageNames {
+    fn of<'p>(paths: impl ExactSizeIterator<Item = &'p str>) -> Self {
+        let mut names = PackageNames { text: String::new(), ends: Vec::with_capacity(paths.len()) };
+        for path in paths {
+            match path.split_once('-') {
+                Some((first, rest)) => names.text.extend([rest, "-", first]),
+                None => names.text.push_str(path),
+            }
+            names.ends.push(names.text.len());
+        }
+        names
+    }
+
+    /// Path `i`'s name, as bytes: they order as the text does.
+    fn get(&self, i: usize) -> &[u8] {
+        &self.text.as_bytes()[if i == 0 { 0 } else { self.ends[i - 1] }..self.ends[i]]
     }
 }
 
@@ -302,6 +320,7 @@ mod tests {
 
     #[test]
     fn package_name_moves_hash_last() {
-        assert_eq!(package_name("/nix/store/abc-foo-1.0"), "foo-1.0-/nix/store/abc");
+        let names = PackageNames::of(["/nix/store/abc-foo-1.0", "/nix/store/def", "/nix/store/ghi-bar"].into_iter());
+        assert_eq!([names.get(0), names.get(1), names.get(2)], ["foo-1.0-/nix/store/abc", "/nix/store/def", "bar-/nix/store/ghi"].map(str::as_bytes));
     }
 }
