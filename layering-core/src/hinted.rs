@@ -327,6 +327,12 @@ fn merge_neighbours(units: Vec<Unit>, n: usize) -> Vec<Unit> {
 /// `O(u)` memory; [`merge_to_fit`] calls it with at most [`ALL_PAIRS`] units when there is
 /// merging to do.
 fn merge_any_pair(units: Vec<Unit>, n: usize) -> Vec<Unit> {
+    merge_any_pair_observed(units, n, |_, _, _, _| {})
+}
+
+/// [`merge_any_pair`], showing `observe` the units, the live ones, and each row's key and
+/// whether it is exact, after every merge (tests check every key against a full scan).
+fn merge_any_pair_observed(units: Vec<Unit>, n: usize, mut observe: impl FnMut(&[Option<Unit>], &[usize], &[u128], &[bool])) -> Vec<Unit> {
     let m = units.len();
     if m <= n {
         return units;
@@ -365,6 +371,7 @@ fn merge_any_pair(units: Vec<Unit>, n: usize) -> Vec<Unit> {
                 fresh[k] = false;
             }
         }
+        observe(&slot, &live, &best, &fresh);
     }
     slot.into_iter().flatten().collect()
 }
@@ -544,15 +551,20 @@ mod tests {
         assert_eq!(got, names(&world(), b, &f));
     }
 
-    /// Units of a few sizes and rates, so that many pairs tie on waste.
-    fn tied_units(m: usize) -> Vec<super::Unit> {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    /// Pseudo-random units from `seed`: of 5 sizes and 5 rates when `tied` (many pairs tie on
+    /// waste), else of sizes and rates drawn from wide ranges.
+    fn random_units(m: usize, seed: u64, tied: bool) -> Vec<super::Unit> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
         (0..m)
             .map(|k| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let (size, rate) = (1_000 * (1 + x % 5), [0.0, 0.25, 0.5, 0.9, 1.0][(x >> 8) as usize % 5]);
+                let (a, b) = (next(), next());
+                let (size, rate) = if tied { (1_000 * (1 + a % 5), [0.0, 0.25, 0.5, 0.9, 1.0][b as usize % 5]) } else { (1 + a % 50_000_000, (b % 1_000_001) as f64 / 1e6) };
                 super::Unit { nodes: vec![k], size, reason: Reason::Group { id: format!("g{k}") }, rate }
             })
             .collect()
@@ -572,12 +584,30 @@ mod tests {
         slot.into_iter().flatten().map(|u| u.nodes).collect()
     }
 
+    /// Every fresh row's key is its cheapest pair; every other row's a lower bound of it.
+    fn rows_hold_their_cheapest_pairs(slot: &[Option<super::Unit>], live: &[usize], best: &[u128], fresh: &[bool]) {
+        for &r in live {
+            let Some(cheapest) = live.iter().filter(|&&k| k != r).map(|&k| super::pair_key(slot, r.min(k), r.max(k))).min() else { continue };
+            if fresh[r] {
+                assert_eq!(best[r], cheapest, "row {r}'s cheapest pair");
+            } else {
+                assert!(best[r] <= cheapest, "row {r}'s lower bound");
+            }
+        }
+    }
+
     #[test]
     fn last_resort_merging_takes_the_cheapest_pair_at_every_step_as_defined() {
-        for (m, n) in [(2, 1), (9, 3), (60, 7), (200, 30)] {
-            let nodes = |units: Vec<super::Unit>| units.into_iter().map(|u| u.nodes).collect::<Vec<_>>();
-            assert_eq!(nodes(super::merge_any_pair(tied_units(m), n)), merged_by_definition(tied_units(m), n, false), "{m} units to {n}, any pair");
-            assert_eq!(nodes(super::merge_neighbours(tied_units(m), n)), merged_by_definition(tied_units(m), n, true), "{m} units to {n}, neighbours");
+        let nodes = |units: Vec<super::Unit>| units.into_iter().map(|u| u.nodes).collect::<Vec<_>>();
+        for tied in [true, false] {
+            for (m, n, seeds) in [(2, 1, 3), (9, 3, 20), (40, 5, 10), (120, 20, 2)] {
+                for seed in 0..seeds {
+                    let units = || random_units(m, seed, tied);
+                    let any_pair = super::merge_any_pair_observed(units(), n, rows_hold_their_cheapest_pairs);
+                    assert_eq!(nodes(any_pair), merged_by_definition(units(), n, false), "{m} units to {n}, any pair, seed {seed}, tied {tied}");
+                    assert_eq!(nodes(super::merge_neighbours(units(), n)), merged_by_definition(units(), n, true), "{m} units to {n}, neighbours, seed {seed}, tied {tied}");
+                }
+            }
         }
     }
 
