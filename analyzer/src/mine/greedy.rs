@@ -9,27 +9,31 @@ use rayon::prelude::*;
 use super::bits::Bits;
 use super::model::{GroupState, Model};
 
-/// A candidate merge, ordered by score (smallest first), then ids.
-struct Candidate {
-    score: f64,
-    a: usize,
-    b: usize,
-}
-impl PartialEq for Candidate {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
+/// A candidate merge of groups `a < b` with its score: in a max-heap, the smallest score pops
+/// first, ties to the smallest ids. One `u128` holds all three and orders that way (reversed):
+/// the score's bits mapped so that unsigned order is [`f64::total_cmp`]'s, then `a`, then `b`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate(std::cmp::Reverse<u128>);
+
+impl Candidate {
+    fn new(score: f64, a: usize, b: usize) -> Self {
+        let bits = score.to_bits();
+        let ordered = if bits >> 63 == 1 { !bits } else { bits | 1 << 63 };
+        let id = |g: usize| u32::try_from(g).expect("fewer than 2^32 groups") as u128;
+        Candidate(std::cmp::Reverse(u128::from(ordered) << 64 | id(a) << 32 | id(b)))
     }
-}
-impl Eq for Candidate {}
-impl PartialOrd for Candidate {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
+
+    fn score(self) -> f64 {
+        let ordered = (self.0 .0 >> 64) as u64;
+        f64::from_bits(if ordered >> 63 == 1 { ordered & !(1 << 63) } else { !ordered })
     }
-}
-impl Ord for Candidate {
-    fn cmp(&self, o: &Self) -> Ordering {
-        // BinaryHeap is a max-heap: invert so the cheapest merge pops first.
-        o.score.total_cmp(&self.score).then_with(|| (o.a, o.b).cmp(&(self.a, self.b)))
+
+    fn a(self) -> usize {
+        (self.0 .0 >> 32) as u32 as usize
+    }
+
+    fn b(self) -> usize {
+        self.0 .0 as u32 as usize
     }
 }
 
@@ -138,7 +142,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
         let needs_cross: Vec<bool> = classes_in.iter().map(|c| c.len() > target).collect();
         let cand = |states: &[GroupState], a: usize, b: usize, over_budget: &[bool]| {
             let (a, b) = (a.min(b), a.max(b));
-            score_merge(model, &states[a], &states[b], over_budget, &needs_cross, local_only).map(|(score, _)| Candidate { score, a, b })
+            score_merge(model, &states[a], &states[b], over_budget, &needs_cross, local_only).map(|(score, _)| Candidate::new(score, a, b))
         };
         // Live groups ordered by change probability (non-negative floats order as their bits).
         let mut alive: std::collections::BTreeSet<(u64, usize)> = (0..self.states.len()).filter(|&g| self.states[g].alive).map(|g| (self.states[g].prob.to_bits(), g)).collect();
@@ -159,7 +163,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
                 })
                 .collect();
             for c in cands {
-                if seen.insert((c.a, c.b)) {
+                if seen.insert((c.a(), c.b())) {
                     heap.push(c);
                 }
             }
@@ -169,21 +173,21 @@ impl<'m, 'a> Greedy<'m, 'a> {
             if !over_budget.iter().any(|&o| o) {
                 break;
             }
-            if !self.states[c.a].alive || !self.states[c.b].alive {
+            if !self.states[c.a()].alive || !self.states[c.b()].alive {
                 continue;
             }
-            let Some((now, mode)) = score_merge(model, &self.states[c.a], &self.states[c.b], &over_budget, &needs_cross, local_only) else { continue };
-            if now.total_cmp(&c.score) == Ordering::Greater {
-                heap.push(Candidate { score: now, ..c }); // stale: fewer images relieved now
+            let Some((now, mode)) = score_merge(model, &self.states[c.a()], &self.states[c.b()], &over_budget, &needs_cross, local_only) else { continue };
+            if now.total_cmp(&c.score()) == Ordering::Greater {
+                heap.push(Candidate::new(now, c.a(), c.b())); // stale: fewer images relieved now
                 continue;
             }
-            for g in [c.a, c.b] {
+            for g in [c.a(), c.b()] {
                 alive.remove(&(self.states[g].prob.to_bits(), g));
             }
             let fresh = match mode {
-                Mode::Global => vec![self.global(c.a, c.b)],
+                Mode::Global => vec![self.global(c.a(), c.b())],
                 Mode::Local => {
-                    let (x, y) = (self.states[c.a].units[0], self.states[c.b].units[0]);
+                    let (x, y) = (self.states[c.a()].units[0], self.states[c.b()].units[0]);
                     self.apply_local(x, y, target)
                 }
             };
@@ -411,6 +415,21 @@ pub(super) mod tests {
         m.weight = vec![w; n];
         m.busy = vec![w; n];
         m
+    }
+
+    #[test]
+    fn candidates_pop_by_score_then_ids_and_keep_their_score_to_the_bit() {
+        let scores = [3.5, -0.0, 0.0, -2.25, 1e-300, f64::MAX, f64::MIN, 3.5, -2.25, f64::INFINITY];
+        let cands: Vec<(f64, usize, usize)> = scores.iter().enumerate().map(|(k, &s)| (s, k % 3, 7 + k % 4)).collect();
+        let mut heap: std::collections::BinaryHeap<super::Candidate> = cands.iter().map(|&(s, a, b)| super::Candidate::new(s, a, b)).collect();
+        let mut popped = vec![];
+        while let Some(c) = heap.pop() {
+            popped.push((c.score(), c.a(), c.b()));
+        }
+        let mut expected = cands.clone();
+        expected.sort_by(|x, y| x.0.total_cmp(&y.0).then_with(|| (x.1, x.2).cmp(&(y.1, y.2))));
+        let bits = |v: &[(f64, usize, usize)]| v.iter().map(|&(s, a, b)| (s.to_bits(), a, b)).collect::<Vec<_>>();
+        assert_eq!(bits(&popped), bits(&expected));
     }
 
     #[test]
