@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use hints_format::StorePath;
-use layering_core::{Closure, PathRecord, Records};
+use layering_core::{Closure, PathRecord, Records, Texts};
 
 use rayon::prelude::*;
 
@@ -171,27 +171,18 @@ struct Dense<'a> {
     refs: &'a [Vec<u32>],
     /// Every path's text, in dense order, in one buffer: a snapshot's members, read in
     /// increasing order for its digest, are read in increasing addresses.
-    texts: String,
-    /// Where each path's text ends in `texts`.
-    ends: Vec<usize>,
+    texts: Texts,
 }
 
 impl<'a> Dense<'a> {
     fn new(paths: &'a [StorePath], sizes: &'a [u64], refs: &'a [Vec<u32>]) -> Self {
-        let mut texts = String::with_capacity(paths.iter().map(|p| p.as_str().len()).sum());
-        let ends = paths
-            .iter()
-            .map(|p| {
-                texts.push_str(p.as_str());
-                texts.len()
-            })
-            .collect();
-        Dense { paths, sizes, refs, texts, ends }
+        let mut texts = Texts::with_capacity(paths.len(), paths.iter().map(|p| p.as_str().len()).sum());
+        paths.iter().for_each(|p| texts.push([p.as_str()]));
+        Dense { paths, sizes, refs, texts }
     }
 
     fn text(&self, p: u32) -> &str {
-        let p = p as usize;
-        &self.texts[if p == 0 { 0 } else { self.ends[p - 1] }..self.ends[p]]
+        self.texts.get(p as usize)
     }
 
     /// Checks one snapshot (dense member indices `m`, sorted) against what was recorded at

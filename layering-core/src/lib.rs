@@ -23,12 +23,14 @@ pub mod hinted;
 pub mod popularity;
 pub mod records;
 pub mod size_first;
+pub mod texts;
 
 use std::fmt;
 
 pub use closure::{Closure, ClosureError, Direction};
 use hints_format::{HintFile, MatchError, PinRule, StorePath};
 pub use records::{PathInfo, PathRecord, Records};
+pub use texts::Texts;
 
 /// How many layers the image may have, and how many are kept for non-store content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

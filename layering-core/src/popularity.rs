@@ -35,14 +35,14 @@
 //! maps cost the sum of descendant sets over every edge.
 
 use crate::closure::{Adjacency, Closure};
-use crate::{Layer, LayerError, Reason};
+use crate::{Layer, LayerError, Reason, Texts};
 
 /// The popularity order, most popular first.
 pub fn order(closure: &Closure) -> Result<Vec<usize>, LayerError> {
     let popularity = popularity(closure)?;
-    let keys = PackageNames::of((0..closure.len()).map(|i| closure.path(i).as_str()));
+    let keys = package_names((0..closure.len()).map(|i| closure.path(i).as_str()));
     let mut ranked: Vec<usize> = (0..closure.len()).collect();
-    ranked.sort_by(|&a, &b| popularity[b].cmp(&popularity[a]).then_with(|| keys.get(a).cmp(keys.get(b))));
+    ranked.sort_by(|&a, &b| popularity[b].cmp(&popularity[a]).then_with(|| keys.bytes(a).cmp(keys.bytes(b))));
     Ok(ranked)
 }
 
@@ -185,29 +185,16 @@ impl Region {
 }
 
 /// closure-graph.py's tie-break key of every path, its package name: the first `-`-separated
-/// segment moved to the end. One buffer for all of them.
-struct PackageNames {
-    text: String,
-    ends: Vec<usize>,
-}
-
-impl PackageNames {
-    fn of<'p>(paths: impl ExactSizeIterator<Item = &'p str>) -> Self {
-        let mut names = PackageNames { text: String::new(), ends: Vec::with_capacity(paths.len()) };
-        for path in paths {
-            match path.split_once('-') {
-                Some((first, rest)) => names.text.extend([rest, "-", first]),
-                None => names.text.push_str(path),
-            }
-            names.ends.push(names.text.len());
+/// segment moved to the end.
+fn package_names<'p>(paths: impl ExactSizeIterator<Item = &'p str>) -> Texts {
+    let mut names = Texts::with_capacity(paths.len(), 0);
+    for path in paths {
+        match path.split_once('-') {
+            Some((first, rest)) => names.push([rest, "-", first]),
+            None => names.push([path]),
         }
-        names
     }
-
-    /// Path `i`'s name, as bytes: they order as the text does.
-    fn get(&self, i: usize) -> &[u8] {
-        &self.text.as_bytes()[if i == 0 { 0 } else { self.ends[i - 1] }..self.ends[i]]
-    }
+    names
 }
 
 /// `limit_layers` over the popularity order.
@@ -320,7 +307,7 @@ mod tests {
 
     #[test]
     fn package_name_moves_hash_last() {
-        let names = PackageNames::of(["/nix/store/abc-foo-1.0", "/nix/store/def", "/nix/store/ghi-bar"].into_iter());
-        assert_eq!([names.get(0), names.get(1), names.get(2)], ["foo-1.0-/nix/store/abc", "/nix/store/def", "bar-/nix/store/ghi"].map(str::as_bytes));
+        let names = package_names(["/nix/store/abc-foo-1.0", "/nix/store/def", "/nix/store/ghi-bar"].into_iter());
+        assert_eq!([names.bytes(0), names.bytes(1), names.bytes(2)], ["foo-1.0-/nix/store/abc", "/nix/store/def", "bar-/nix/store/ghi"].map(str::as_bytes));
     }
 }
