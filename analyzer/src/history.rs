@@ -11,7 +11,7 @@ use layering_core::{Closure, PathRecord, Records, Texts};
 
 use rayon::prelude::*;
 
-use crate::store::{paths_digest, refs_digest_of, Revision, Store, StoreError, StoredSnapshot};
+use crate::store::{refs_digest_of, sorted_paths_digest, Revision, Store, StoreError, StoredSnapshot};
 
 pub struct History {
     pub images: Vec<String>,
@@ -63,27 +63,23 @@ impl History {
             store.memberships(wanted.as_deref())?.into_iter().filter_map(|((img, rev), s)| Some(((*img_pos.get(&img)?, *rev_pos.get(&rev)?), s))).collect();
         // A range needs only its snapshots' paths (closed under references, as checked below).
         let needed: Option<HashSet<i64>> = range.map(|_| stored.iter().flat_map(|(_, s)| s.members.iter().copied()).collect());
-        let records = store.all_paths(needed.as_ref())?;
+        let mut records = store.all_paths(needed.as_ref())?;
         // Dense indices follow the paths' text, so nothing downstream depends on scan order.
-        let mut ids: Vec<i64> = records.keys().copied().collect();
-        ids.sort_unstable_by(|a, b| records[a].path.cmp(&records[b].path));
-        // Read once per snapshot member (tens of millions of lookups): foldhash, not SipHash.
-        let dense: foldhash::HashMap<i64, u32> = ids.iter().enumerate().map(|(k, id)| (*id, k as u32)).collect();
+        records.par_sort_unstable_by(|(_, a), (_, b)| a.path.cmp(&b.path));
+        let dense = DenseIds::new(records.iter().map(|(id, _)| *id));
         let file = store.location();
         let damaged = |what: String| StoreError::Damaged { file: file.to_string(), what };
-        let paths: Vec<StorePath> = ids.iter().map(|id| records[id].path.clone()).collect();
-        let sizes: Vec<u64> = ids.iter().map(|id| records[id].nar_size).collect();
-        let refs: Vec<Vec<u32>> = ids
+        let refs: Vec<Vec<u32>> = records
             .par_iter()
-            .map(|id| {
-                let r = &records[id];
-                let refs: Vec<u32> = r.refs.iter().map(|x| dense.get(x).copied().ok_or_else(|| damaged(format!("{} references path id {x}, which is missing", r.path)))).collect::<Result<_, _>>()?;
-                if refs_digest_of(&mut r.refs.iter().map(|x| &records[x].hash).collect::<Vec<_>>()) != r.refs_digest {
+            .map(|(_, r)| {
+                let refs: Vec<u32> = r.refs.iter().map(|&x| dense.get(x).ok_or_else(|| damaged(format!("{} references path id {x}, which is missing", r.path)))).collect::<Result<_, _>>()?;
+                if refs_digest_of(&mut refs.iter().map(|&k| &records[k as usize].1.hash).collect::<Vec<_>>()) != r.refs_digest {
                     return Err(damaged(format!("the references of {} differ from those recorded", r.path)));
                 }
                 Ok(refs)
             })
             .collect::<Result<_, _>>()?;
+        let (paths, sizes): (Vec<StorePath>, Vec<u64>) = records.into_iter().map(|(_, r)| (r.path, r.nar_size)).unzip();
         let dense_paths = Dense::new(&paths, &sizes, &refs);
         // Each thread marks a snapshot's members in its own array, stamped with the snapshot's
         // position, so checking that references stay inside is one lookup each.
@@ -91,13 +87,13 @@ impl History {
             .par_iter()
             .enumerate()
             .map_init(
-                || vec![usize::MAX; paths.len()],
+                || vec![u32::MAX; paths.len()],
                 |inside, (k, ((i, r), s))| {
                     let at = || format!("snapshot of {} at {}", images[*i].1, revs[*r].1.label);
-                    let mut m: Vec<u32> =
-                        s.members.iter().map(|id| dense.get(id).copied().ok_or_else(|| damaged(format!("{} holds path id {id}, which is missing", at())))).collect::<Result<_, _>>()?;
+                    let mut m: Vec<u32> = s.members.iter().map(|&id| dense.get(id).ok_or_else(|| damaged(format!("{} holds path id {id}, which is missing", at())))).collect::<Result<_, _>>()?;
                     m.sort_unstable();
-                    dense_paths.check(&m, s, k, inside).map_err(|what| damaged(format!("{}: {what}", at())))?;
+                    let token = u32::try_from(k).expect("fewer than 2^32 snapshots");
+                    dense_paths.check(&m, s, token, inside).map_err(|what| damaged(format!("{}: {what}", at())))?;
                     Ok(((*i, *r), m))
                 },
             )
@@ -164,6 +160,41 @@ pub fn range_positions(revisions: &[Revision], spec: Option<&str>) -> Result<(us
     Ok((a, b))
 }
 
+/// Database path ids to dense indices. Ids are given out from 1 upwards, so a table indexed
+/// by id is the usual form (also for the paths of a range, which leave gaps), and a snapshot's
+/// members, sorted by id, read it in order; ids spread far wider than their count are kept in
+/// a hash map instead.
+enum DenseIds {
+    Table(Vec<u32>),
+    Map(foldhash::HashMap<i64, u32>),
+}
+
+/// Entries a [`DenseIds`] table may have beyond four per id, whatever the count (4 MB).
+const TABLE_SLACK: u64 = 1 << 20;
+
+impl DenseIds {
+    /// The dense index of each id is its position in `ids`.
+    fn new(ids: impl Iterator<Item = i64> + Clone) -> Self {
+        let count = ids.clone().count() as u64;
+        let span = ids.clone().try_fold(0u64, |top, id| u64::try_from(id).ok().map(|id| top.max(id)));
+        match span {
+            Some(top) if top <= 4 * count + TABLE_SLACK => {
+                let mut table = vec![u32::MAX; top as usize + 1];
+                ids.enumerate().for_each(|(k, id)| table[id as usize] = k as u32);
+                DenseIds::Table(table)
+            }
+            _ => DenseIds::Map(ids.enumerate().map(|(k, id)| (id, k as u32)).collect()),
+        }
+    }
+
+    fn get(&self, id: i64) -> Option<u32> {
+        match self {
+            DenseIds::Table(table) => usize::try_from(id).ok().and_then(|i| table.get(i)).copied().filter(|&k| k != u32::MAX),
+            DenseIds::Map(map) => map.get(&id).copied(),
+        }
+    }
+}
+
 /// The paths by dense index, for checking snapshots.
 struct Dense<'a> {
     paths: &'a [StorePath],
@@ -186,16 +217,16 @@ impl<'a> Dense<'a> {
     }
 
     /// Checks one snapshot (dense member indices `m`, sorted) against what was recorded at
-    /// ingest: closed under references, the same paths digest and the same total size. `inside`
-    /// is scratch space, stamped with `token` for the members.
-    fn check(&self, m: &[u32], stored: &StoredSnapshot, token: usize, inside: &mut [usize]) -> Result<(), String> {
+    /// ingest: closed under references, the same paths digest and the same total size. `inside` is scratch space, stamped with `token` for the members.
+    fn check(&self, m: &[u32], stored: &StoredSnapshot, token: u32, inside: &mut [u32]) -> Result<(), String> {
         for &p in m {
             inside[p as usize] = token;
         }
         if let Some((p, r)) = m.iter().flat_map(|&p| self.refs[p as usize].iter().map(move |&r| (p, r))).find(|&(_, r)| inside[r as usize] != token) {
             return Err(format!("{} references {}, which the snapshot lacks", self.paths[p as usize], self.paths[r as usize]));
         }
-        if paths_digest(m.iter().map(|&p| self.text(p))) != stored.digest {
+        // Dense order is the paths' text order, so the members come sorted.
+        if sorted_paths_digest(m.iter().map(|&p| self.text(p))) != stored.digest {
             return Err("its paths differ from those recorded".into());
         }
         let total = m.iter().try_fold(0u64, |t, &p| t.checked_add(self.sizes[p as usize]));
@@ -203,5 +234,26 @@ impl<'a> Dense<'a> {
             return Err(format!("its paths add up to {total:?} bytes, not the {} recorded", stored.total_size));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DenseIds;
+
+    #[test]
+    fn path_ids_map_to_their_positions_whether_kept_in_a_table_or_a_map() {
+        let close = [7i64, 1, 3, 2];
+        let spread = [7i64, 1, 3, 1 << 40];
+        let (table, map) = (DenseIds::new(close.iter().copied()), DenseIds::new(spread.iter().copied()));
+        assert!(matches!(table, DenseIds::Table(_)) && matches!(map, DenseIds::Map(_)));
+        for (dense, ids) in [(&table, &close), (&map, &spread)] {
+            for (k, &id) in ids.iter().enumerate() {
+                assert_eq!(dense.get(id), Some(k as u32), "id {id}");
+            }
+            for absent in [0, 4, 6, 8, -1, i64::MAX] {
+                assert_eq!(dense.get(absent), None, "id {absent}");
+            }
+        }
     }
 }

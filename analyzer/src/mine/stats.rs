@@ -30,6 +30,94 @@ fn common_names<'v>(a: Run<'v>, b: Run<'v>) -> impl Iterator<Item = (u32, Run<'v
     })
 }
 
+/// Transitions one task takes in turn: each revision's snapshots are sorted once for the
+/// transition before it and the one after.
+const TRANSITIONS_PER_TASK: usize = 8;
+/// Revisions whose per-name sizes are held at once, a column over every name each.
+const COLUMNS_AT_ONCE: usize = 64;
+
+/// The history's paths seen as names.
+struct Names<'h> {
+    h: &'h History,
+    /// The name of each path.
+    path_name: &'h [u32],
+    /// The version of each path.
+    versions: &'h [String],
+    count: usize,
+}
+
+impl Names<'_> {
+    /// The snapshot of image `i` at revision `r` as (name, path) pairs, sorted.
+    fn named(&self, i: usize, r: usize) -> Option<Named> {
+        let m = self.h.snapshots.get(&(i, r))?;
+        let mut v: Vec<(u32, u32)> = m.iter().map(|&p| (self.path_name[p as usize], p)).collect();
+        v.sort_unstable();
+        Some(v)
+    }
+
+    /// Each name's largest path in any image at each revision `first..=last`, by name. The
+    /// revisions are read in parallel, each into a column over every name.
+    fn sizes_over_time(&self, first: usize, last: usize) -> Vec<Vec<u64>> {
+        let mut rows = vec![vec![0u64; last - first + 1]; self.count];
+        let revisions: Vec<usize> = (first..=last).collect();
+        for block in revisions.chunks(COLUMNS_AT_ONCE) {
+            let columns: Vec<Vec<u64>> = block.par_iter().map(|&r| self.sizes_at(r)).collect();
+            for (&r, column) in block.iter().zip(&columns) {
+                column.iter().zip(&mut rows).filter(|(&s, _)| s > 0).for_each(|(&s, row)| row[r - first] = s);
+            }
+        }
+        rows
+    }
+
+    /// Each name's largest path in any image at revision `r`.
+    fn sizes_at(&self, r: usize) -> Vec<u64> {
+        let mut column = vec![0u64; self.count];
+        for m in (0..self.h.images.len()).filter_map(|i| self.h.snapshots.get(&(i, r))) {
+            for &p in m {
+                let size = &mut column[self.path_name[p as usize] as usize];
+                *size = (*size).max(self.h.sizes[p as usize]);
+            }
+        }
+        column
+    }
+
+    /// The names that changed between two revisions' snapshots (per image, `None` where the
+    /// image is absent), and those whose change was their own bump.
+    fn transition(&self, before: &[Option<Named>], after: &[Option<Named>]) -> (Bits, Bits) {
+        let (h, path_name, versions) = (self.h, self.path_name, self.versions);
+        let mut changed = Bits::new(self.count);
+        let mut version_changed = Bits::new(self.count);
+        let pairs: Vec<(&Named, &Named)> = before.iter().zip(after).filter_map(|(a, b)| Some((a.as_ref()?, b.as_ref()?))).collect();
+        for &(a, b) in &pairs {
+            for (name, pa, pb) in common_names(a, b) {
+                if pa.iter().map(|x| x.1).ne(pb.iter().map(|x| x.1)) {
+                    changed.set(name as usize);
+                    let va: HashSet<&str> = pa.iter().map(|&(_, p)| versions[p as usize].as_str()).collect();
+                    let vb: HashSet<&str> = pb.iter().map(|&(_, p)| versions[p as usize].as_str()).collect();
+                    if va != vb {
+                        version_changed.set(name as usize);
+                    }
+                }
+            }
+        }
+        // A change is explained when a dependency of the name (in some image at the later
+        // revision) changed too; otherwise it is the name's own bump.
+        let mut explained = Bits::new(self.count);
+        for &(_, b) in &pairs {
+            for &(name, p) in b.iter().filter(|&&(name, _)| changed.get(name as usize)) {
+                if h.refs[p as usize].iter().map(|&d| path_name[d as usize]).any(|d| d != name && changed.get(d as usize)) {
+                    explained.set(name as usize);
+                }
+            }
+        }
+        let mut bumped = version_changed;
+        for name in changed.ones().filter(|&name| !explained.get(name)) {
+            bumped.set(name);
+        }
+        (changed, bumped)
+    }
+}
+
 /// What the history says about every name at the training revisions.
 pub(crate) struct NameStats {
     /// `NameKey::identity` labels, e.g. `gcc-14-base` or `glibc:bin`.
@@ -85,73 +173,40 @@ impl NameStats {
             })
             .collect();
         let n = labels.len();
-        let revs = last - first + 1;
-        let transitions = revs - 1;
+        let transitions = last - first;
         let ni = h.images.len();
 
-        // Per snapshot: (name, path) sorted by name.
-        let named = |i: usize, r: usize| -> Option<Named> {
-            let m = h.snapshots.get(&(i, r))?;
-            let mut v: Vec<(u32, u32)> = m.iter().map(|&p| (path_name[p as usize], p)).collect();
-            v.sort_unstable();
-            Some(v)
-        };
+        let names = Names { h, path_name: &path_name, versions: &versions, count: n };
         let mut size = vec![0u64; n];
         let mut last_version: Vec<&str> = vec![""; n];
         let mut images = vec![Bits::new(ni); n];
-        let mut size_over_time = vec![vec![0u64; revs]; n];
         let mut dep_edges: Vec<HashSet<u32>> = vec![HashSet::new(); n];
-        for i in 0..ni {
-            for r in first..=last {
-                let Some(v) = named(i, r) else { continue };
-                for &(name, p) in &v {
-                    let s = &mut size_over_time[name as usize][r - first];
-                    *s = (*s).max(h.sizes[p as usize]);
-                    if r == last {
-                        last_version[name as usize] = versions[p as usize].as_str();
-                        size[name as usize] = size[name as usize].max(h.sizes[p as usize]);
-                        images[name as usize].set(i);
-                        dep_edges[name as usize].extend(h.refs[p as usize].iter().map(|&d| path_name[d as usize]).filter(|&d| d != name));
-                    }
-                }
+        for (i, m) in (0..ni).filter_map(|i| Some((i, h.snapshots.get(&(i, last))?))) {
+            for &p in m {
+                let name = path_name[p as usize] as usize;
+                last_version[name] = versions[p as usize].as_str();
+                size[name] = size[name].max(h.sizes[p as usize]);
+                images[name].set(i);
+                dep_edges[name].extend(h.refs[p as usize].iter().map(|&d| path_name[d as usize]).filter(|&d| d as usize != name));
             }
         }
+        let size_over_time = names.sizes_over_time(first, last);
 
-        // Changes and intrinsic bumps per transition, in parallel over transitions.
-        let per_t: Vec<(Bits, Bits)> = (0..transitions)
-            .into_par_iter()
-            .map(|t| {
-                let (r0, r1) = (first + t, first + t + 1);
-                let mut changed = Bits::new(n);
-                let mut version_changed = Bits::new(n);
-                let pairs: Vec<(Named, Named)> = (0..ni).filter_map(|i| Some((named(i, r0)?, named(i, r1)?))).collect();
-                for (a, b) in &pairs {
-                    for (name, pa, pb) in common_names(a, b) {
-                        if pa.iter().map(|x| x.1).ne(pb.iter().map(|x| x.1)) {
-                            changed.set(name as usize);
-                            let va: HashSet<&str> = pa.iter().map(|&(_, p)| versions[p as usize].as_str()).collect();
-                            let vb: HashSet<&str> = pb.iter().map(|&(_, p)| versions[p as usize].as_str()).collect();
-                            if va != vb {
-                                version_changed.set(name as usize);
-                            }
-                        }
-                    }
-                }
-                // A change is explained when a dependency of the name (in some image at r1)
-                // changed too; otherwise it is the name's own bump.
-                let mut explained = Bits::new(n);
-                for (_, b) in &pairs {
-                    for &(name, p) in b.iter().filter(|&&(name, _)| changed.get(name as usize)) {
-                        if h.refs[p as usize].iter().map(|&d| path_name[d as usize]).any(|d| d != name && changed.get(d as usize)) {
-                            explained.set(name as usize);
-                        }
-                    }
-                }
-                let mut bumped = version_changed;
-                for name in changed.ones().filter(|&name| !explained.get(name)) {
-                    bumped.set(name);
-                }
-                (changed, bumped)
+        // Changes and intrinsic bumps per transition, in parallel over runs of transitions: a
+        // run sorts each revision's snapshots once, for the transitions on both sides of it.
+        let transitions_from: Vec<usize> = (first..last).collect();
+        let per_t: Vec<(Bits, Bits)> = transitions_from
+            .par_chunks(TRANSITIONS_PER_TASK)
+            .flat_map_iter(|run| {
+                let mut before: Vec<Option<Named>> = (0..ni).map(|i| names.named(i, run[0])).collect();
+                run.iter()
+                    .map(|&r0| {
+                        let after: Vec<Option<Named>> = (0..ni).map(|i| names.named(i, r0 + 1)).collect();
+                        let found = names.transition(&before, &after);
+                        before = after;
+                        found
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect();
         let (changed, bumped): (Vec<Bits>, Vec<Bits>) = per_t.into_iter().unzip();

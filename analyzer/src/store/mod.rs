@@ -656,9 +656,8 @@ impl Store {
             .collect()
     }
 
-    /// Every path record, or those with the ids `only`: id → (path, size, reference ids,
-    /// references digest).
-    pub fn all_paths(&self, only: Option<&HashSet<i64>>) -> Result<HashMap<i64, PathRecord>> {
+    /// Every path record, or those with the ids `only`, with its id, in no particular order.
+    pub fn all_paths(&self, only: Option<&HashSet<i64>>) -> Result<Vec<(i64, PathRecord)>> {
         let sql = "SELECT p.id, d.dir, p.hash, n.name, p.nar_size, p.refs, p.refs_digest FROM paths p
                  JOIN names n ON n.id = p.name_id JOIN store_dirs d ON d.id = p.dir_id";
         let rows = self.rows(sql, &[], |r| Ok((r.int(0)?, r.text(1)?, r.blob(2)?, r.text(3)?, r.int(4)?, r.blob(5)?, r.blob(6)?)))?;
@@ -843,12 +842,18 @@ pub fn paths_digest<'a>(paths: impl Iterator<Item = &'a str>) -> [u8; 32] {
         v.sort_unstable();
         v.dedup();
     }
-    let mut h = Sha256::new();
-    for p in v {
-        h.update(p.as_bytes());
-        h.update([b'\n']);
+    sorted_paths_digest(v.into_iter())
+}
+
+/// [`paths_digest`] of paths given in strictly increasing order: each path and a newline, in
+/// that order, hashed from one buffer (one call into SHA-256 per snapshot, not two per path).
+pub fn sorted_paths_digest<'a>(paths: impl Iterator<Item = &'a str>) -> [u8; 32] {
+    let mut text = Vec::new();
+    for p in paths {
+        text.extend_from_slice(p.as_bytes());
+        text.push(b'\n');
     }
-    h.finalize().into()
+    Sha256::digest(&text).into()
 }
 
 pub fn hex(bytes: &[u8]) -> String {
