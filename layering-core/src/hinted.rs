@@ -256,35 +256,47 @@ fn merge_to_fit(units: Vec<Unit>, n: usize) -> Vec<Unit> {
     merge_any_pair(units, n)
 }
 
-/// The bytes re-downloaded per update when `a` and `b` share a layer (see [`merge_to_fit`]).
-fn waste(a: &Unit, b: &Unit) -> f64 {
-    a.size as f64 * b.rate * (1.0 - a.rate) + b.size as f64 * a.rate * (1.0 - b.rate)
+/// Every unit's size and change rate, side by side for the pair scans of [`merge_to_fit`]
+/// (a dead unit keeps its last values and is never read).
+struct Rates {
+    size: Vec<f64>,
+    rate: Vec<f64>,
 }
 
-/// The pair of live units `i < j` as one `u128` that orders as (waste, `i`, `j`): cheapest
-/// first, ties to the pair lowest in the order. Wastes are non-negative, and non-negative floats
-/// order as their bits.
-fn pair_key(slot: &[Option<Unit>], i: usize, j: usize) -> u128 {
-    let w = waste(slot[i].as_ref().expect("live unit"), slot[j].as_ref().expect("live unit"));
-    u128::from(w.to_bits()) << 64 | (i as u128) << 32 | j as u128
+impl Rates {
+    fn of(slot: &[Option<Unit>]) -> Self {
+        let each = |f: fn(&Unit) -> f64| slot.iter().map(|u| u.as_ref().map_or(0.0, f)).collect();
+        Rates { size: each(|u| u.size as f64), rate: each(|u| u.rate) }
+    }
+
+    /// The pair of live units `i < j` as one `u128` that orders as (waste, `i`, `j`): cheapest
+    /// first, ties to the pair lowest in the order. The waste is the bytes re-downloaded per
+    /// update when the two share a layer (see [`merge_to_fit`]). Wastes are non-negative, and
+    /// non-negative floats order as their bits.
+    fn key(&self, i: usize, j: usize) -> u128 {
+        let (s, p) = (&self.size, &self.rate);
+        let w = s[i] * p[j] * (1.0 - p[i]) + s[j] * p[i] * (1.0 - p[j]);
+        u128::from(w.to_bits()) << 64 | (i as u128) << 32 | j as u128
+    }
+
+    /// Joins unit `j` into unit `i`.
+    fn absorb(&mut self, slot: &mut [Option<Unit>], i: usize, j: usize) {
+        let b = slot[j].take().expect("live unit");
+        let a = slot[i].as_mut().expect("live unit");
+        a.nodes.extend(b.nodes);
+        a.rate = 1.0 - (1.0 - a.rate) * (1.0 - b.rate);
+        a.size += b.size;
+        a.reason = join(std::mem::replace(&mut a.reason, Reason::Merged(vec![])), b.reason);
+        (self.size[i], self.rate[i]) = (a.size as f64, a.rate);
+    }
 }
 
-/// The positions `(i, j)` of a [`pair_key`].
+/// The positions `(i, j)` of a [`Rates::key`].
 fn pair_of(key: u128) -> (usize, usize) {
     ((key >> 32) as u32 as usize, key as u32 as usize)
 }
 
-/// Joins unit `j` into unit `i`.
-fn absorb(slot: &mut [Option<Unit>], i: usize, j: usize) {
-    let b = slot[j].take().expect("live unit");
-    let a = slot[i].as_mut().expect("live unit");
-    a.nodes.extend(b.nodes);
-    a.rate = 1.0 - (1.0 - a.rate) * (1.0 - b.rate);
-    a.size += b.size;
-    a.reason = join(std::mem::replace(&mut a.reason, Reason::Merged(vec![])), b.reason);
-}
-
-/// [`merge_to_fit`] among neighbours only, down to `n` units: a lazy heap of [`pair_key`]s.
+/// [`merge_to_fit`] among neighbours only, down to `n` units: a lazy heap of [`Rates::key`]s.
 /// An entry is skipped when it surfaces if its pair is no longer live with that key (one side
 /// has merged since); one that still is names the cheapest adjacent pair, whether it is the
 /// pair's latest entry or an equal copy.
@@ -292,18 +304,19 @@ fn merge_neighbours(units: Vec<Unit>, n: usize) -> Vec<Unit> {
     use std::cmp::Reverse;
     let m = units.len();
     let mut slot: Vec<Option<Unit>> = units.into_iter().map(Some).collect();
+    let mut rates = Rates::of(&slot);
     // The live units as a linked list.
     let mut next: Vec<usize> = (1..=m).collect();
     let mut prev: Vec<usize> = (0..m).map(|i| i.wrapping_sub(1)).collect();
-    let mut heap: std::collections::BinaryHeap<Reverse<u128>> = (1..m).map(|j| Reverse(pair_key(&slot, j - 1, j))).collect();
+    let mut heap: std::collections::BinaryHeap<Reverse<u128>> = (1..m).map(|j| Reverse(rates.key(j - 1, j))).collect();
     let mut live = m;
     while live > n {
         let Reverse(key) = heap.pop().expect("more than one unit, so a pair");
         let (i, j) = pair_of(key);
-        if slot[i].is_none() || slot[j].is_none() || pair_key(&slot, i, j) != key {
+        if slot[i].is_none() || slot[j].is_none() || rates.key(i, j) != key {
             continue;
         }
-        absorb(&mut slot, i, j);
+        rates.absorb(&mut slot, i, j);
         live -= 1;
         if prev[j] < m {
             next[prev[j]] = next[j];
@@ -312,7 +325,7 @@ fn merge_neighbours(units: Vec<Unit>, n: usize) -> Vec<Unit> {
             prev[next[j]] = prev[j];
         }
         for k in [prev[i], next[i]].into_iter().filter(|&k| k < m) {
-            heap.push(Reverse(pair_key(&slot, i.min(k), i.max(k))));
+            heap.push(Reverse(rates.key(i.min(k), i.max(k))));
         }
     }
     slot.into_iter().flatten().collect()
@@ -338,31 +351,32 @@ fn merge_any_pair_observed(units: Vec<Unit>, n: usize, mut observe: impl FnMut(&
         return units;
     }
     let mut slot: Vec<Option<Unit>> = units.into_iter().map(Some).collect();
+    let mut rates = Rates::of(&slot);
     let mut best = vec![u128::MAX; m];
     let mut fresh = vec![true; m];
     for j in 1..m {
         for i in 0..j {
-            let key = pair_key(&slot, i, j);
+            let key = rates.key(i, j);
             best[i] = best[i].min(key);
             best[j] = best[j].min(key);
         }
     }
     let mut live: Vec<usize> = (0..m).collect();
-    let row_min = |slot: &[Option<Unit>], live: &[usize], r: usize| live.iter().filter(|&&k| k != r).map(|&k| pair_key(slot, r.min(k), r.max(k))).min().expect("another live unit");
+    let row_min = |rates: &Rates, live: &[usize], r: usize| live.iter().filter(|&&k| k != r).map(|&k| rates.key(r.min(k), r.max(k))).min().expect("another live unit");
     while live.len() > n {
         let (i, j) = loop {
             let r = *live.iter().min_by_key(|&&r| best[r]).expect("live units");
             if fresh[r] {
                 break pair_of(best[r]);
             }
-            (best[r], fresh[r]) = (row_min(&slot, &live, r), true);
+            (best[r], fresh[r]) = (row_min(&rates, &live, r), true);
         };
-        absorb(&mut slot, i, j);
+        rates.absorb(&mut slot, i, j);
         live.retain(|&k| k != j);
         best[i] = u128::MAX;
         fresh[i] = true;
         for &k in live.iter().filter(|&&k| k != i) {
-            let key = pair_key(&slot, i.min(k), i.max(k));
+            let key = rates.key(i.min(k), i.max(k));
             best[i] = best[i].min(key);
             let (a, b) = pair_of(best[k]);
             if key < best[k] {
@@ -570,6 +584,13 @@ mod tests {
             .collect()
     }
 
+    /// The pair `i < j` by (waste, `i`, `j`), the waste as `merge_to_fit` defines it.
+    fn defined_key(slot: &[Option<super::Unit>], i: usize, j: usize) -> u128 {
+        let (a, b) = (slot[i].as_ref().unwrap(), slot[j].as_ref().unwrap());
+        let waste = a.size as f64 * b.rate * (1.0 - a.rate) + b.size as f64 * a.rate * (1.0 - b.rate);
+        u128::from(waste.to_bits()) << 64 | (i as u128) << 32 | j as u128
+    }
+
     /// The definition: merge the cheapest live pair (`adjacent`: neighbours only), by
     /// (waste, lower position, higher position), until `n` units remain.
     fn merged_by_definition(units: Vec<super::Unit>, n: usize, adjacent: bool) -> Vec<Vec<usize>> {
@@ -578,8 +599,8 @@ mod tests {
             let live: Vec<usize> = (0..slot.len()).filter(|&k| slot[k].is_some()).collect();
             let pairs: Vec<(usize, usize)> =
                 if adjacent { live.windows(2).map(|w| (w[0], w[1])).collect() } else { live.iter().flat_map(|&i| live.iter().filter(move |&&j| j > i).map(move |&j| (i, j))).collect() };
-            let (i, j) = pairs.into_iter().min_by_key(|&(i, j)| (super::waste(slot[i].as_ref().unwrap(), slot[j].as_ref().unwrap()).to_bits(), i, j)).unwrap();
-            super::absorb(&mut slot, i, j);
+            let (i, j) = pairs.into_iter().min_by_key(|&(i, j)| defined_key(&slot, i, j)).unwrap();
+            super::Rates::of(&slot).absorb(&mut slot, i, j);
         }
         slot.into_iter().flatten().map(|u| u.nodes).collect()
     }
@@ -587,7 +608,7 @@ mod tests {
     /// Every fresh row's key is its cheapest pair; every other row's a lower bound of it.
     fn rows_hold_their_cheapest_pairs(slot: &[Option<super::Unit>], live: &[usize], best: &[u128], fresh: &[bool]) {
         for &r in live {
-            let Some(cheapest) = live.iter().filter(|&&k| k != r).map(|&k| super::pair_key(slot, r.min(k), r.max(k))).min() else { continue };
+            let Some(cheapest) = live.iter().filter(|&&k| k != r).map(|&k| defined_key(slot, r.min(k), r.max(k))).min() else { continue };
             if fresh[r] {
                 assert_eq!(best[r], cheapest, "row {r}'s cheapest pair");
             } else {
