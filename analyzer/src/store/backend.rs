@@ -48,6 +48,10 @@ impl Row {
         self.0.get(i).ok_or(CellError { column: i, expected })
     }
 
+    fn cell_mut(&mut self, i: usize, expected: &'static str) -> CellResult<&mut Cell> {
+        self.0.get_mut(i).ok_or(CellError { column: i, expected })
+    }
+
     pub fn int(&self, i: usize) -> CellResult<i64> {
         match self.cell(i, "an integer")? {
             Cell::Int(v) => Ok(*v),
@@ -71,28 +75,30 @@ impl Row {
         }
     }
 
-    pub fn text(&self, i: usize) -> CellResult<String> {
-        match self.cell(i, "text")? {
-            Cell::Text(s) => Ok(s.clone()),
+    /// Moves the text out of column `i` (read each text or bytes column once).
+    pub fn text(&mut self, i: usize) -> CellResult<String> {
+        match self.cell_mut(i, "text")? {
+            Cell::Text(s) => Ok(std::mem::take(s)),
             _ => Err(CellError { column: i, expected: "text" }),
         }
     }
 
-    pub fn opt_text(&self, i: usize) -> CellResult<Option<String>> {
+    pub fn opt_text(&mut self, i: usize) -> CellResult<Option<String>> {
         match self.cell(i, "text or NULL")? {
             Cell::Null => Ok(None),
             _ => self.text(i).map(Some),
         }
     }
 
-    pub fn blob(&self, i: usize) -> CellResult<Vec<u8>> {
-        match self.cell(i, "bytes")? {
-            Cell::Blob(b) => Ok(b.clone()),
+    /// Moves the bytes out of column `i` (read each text or bytes column once).
+    pub fn blob(&mut self, i: usize) -> CellResult<Vec<u8>> {
+        match self.cell_mut(i, "bytes")? {
+            Cell::Blob(b) => Ok(std::mem::take(b)),
             _ => Err(CellError { column: i, expected: "bytes" }),
         }
     }
 
-    pub fn opt_blob(&self, i: usize) -> CellResult<Option<Vec<u8>>> {
+    pub fn opt_blob(&mut self, i: usize) -> CellResult<Option<Vec<u8>>> {
         match self.cell(i, "bytes or NULL")? {
             Cell::Null => Ok(None),
             _ => self.blob(i).map(Some),

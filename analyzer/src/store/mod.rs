@@ -268,13 +268,13 @@ impl Store {
     }
 
     /// Every row of a query, each read by `read`; a cell of the wrong type is damage.
-    fn rows<T>(&self, sql: &str, params: &[Value<'_>], read: impl Fn(&Row) -> std::result::Result<T, CellError>) -> Result<Vec<T>> {
+    fn rows<T>(&self, sql: &str, params: &[Value<'_>], read: impl Fn(&mut Row) -> std::result::Result<T, CellError>) -> Result<Vec<T>> {
         let rows = self.db.query(sql, params).map_err(|e| self.db_error(e))?;
-        rows.iter().map(|r| read(r).map_err(|e| self.bad_cell(sql, e))).collect()
+        rows.into_iter().map(|mut r| read(&mut r).map_err(|e| self.bad_cell(sql, e))).collect()
     }
 
     /// The first row of a query, if any.
-    fn row<T>(&self, sql: &str, params: &[Value<'_>], read: impl Fn(&Row) -> std::result::Result<T, CellError>) -> Result<Option<T>> {
+    fn row<T>(&self, sql: &str, params: &[Value<'_>], read: impl Fn(&mut Row) -> std::result::Result<T, CellError>) -> Result<Option<T>> {
         Ok(self.rows(sql, params, read)?.into_iter().next())
     }
 
@@ -629,7 +629,7 @@ impl Store {
     /// revision id) → members and the figures to check them against.
     pub fn memberships(&self, revisions: Option<&[i64]>) -> Result<HashMap<(i64, i64), StoredSnapshot>> {
         const COLUMNS: &str = "SELECT image_id, revision_id, members, digest, total_size, row_check FROM snapshots";
-        let read = |r: &Row| Ok(((r.int(0)?, r.int(1)?), r.blob(2)?, r.blob(3)?, r.int(4)?, r.opt_blob(5)?));
+        let read = |r: &mut Row| Ok(((r.int(0)?, r.int(1)?), r.blob(2)?, r.blob(3)?, r.int(4)?, r.opt_blob(5)?));
         let rows = match revisions {
             None => self.rows(COLUMNS, &[], read)?,
             Some(ids) => {
@@ -657,18 +657,22 @@ impl Store {
     }
 
     /// Every path record, or those with the ids `only`, with its id, in no particular order.
+    /// Store directories and names are read once each, not joined into every path's row.
     pub fn all_paths(&self, only: Option<&HashSet<i64>>) -> Result<Vec<(i64, PathRecord)>> {
-        let sql = "SELECT p.id, d.dir, p.hash, n.name, p.nar_size, p.refs, p.refs_digest FROM paths p
-                 JOIN names n ON n.id = p.name_id JOIN store_dirs d ON d.id = p.dir_id";
-        let rows = self.rows(sql, &[], |r| Ok((r.int(0)?, r.text(1)?, r.blob(2)?, r.text(3)?, r.int(4)?, r.blob(5)?, r.blob(6)?)))?;
+        let texts = |sql: &str| -> Result<HashMap<i64, String>> { Ok(self.rows(sql, &[], |r| Ok((r.int(0)?, r.text(1)?)))?.into_iter().collect()) };
+        let (dirs, names) = (texts("SELECT id, dir FROM store_dirs")?, texts("SELECT id, name FROM names")?);
+        let sql = "SELECT id, dir_id, hash, name_id, nar_size, refs, refs_digest FROM paths";
+        let rows = self.rows(sql, &[], |r| Ok((r.int(0)?, r.int(1)?, r.blob(2)?, r.int(3)?, r.int(4)?, r.blob(5)?, r.blob(6)?)))?;
         let file = self.location.as_str();
         rows.into_par_iter()
             .filter(|row| only.is_none_or(|ids| ids.contains(&row.0)))
-            .map(|(id, dir, hash, name, nar_size, refs, refs_digest)| {
+            .map(|(id, dir_id, hash, name_id, nar_size, refs, refs_digest)| {
                 let bad = |what: &str| damaged(file, format!("path id {id}: {what}"));
+                let dir = dirs.get(&dir_id).ok_or_else(|| bad(&format!("store directory id {dir_id} is missing")))?;
+                let name = names.get(&name_id).ok_or_else(|| bad(&format!("name id {name_id} is missing")))?;
                 let hash: [u8; 20] = hash.try_into().map_err(|_| bad("hash is not 20 bytes"))?;
                 let base = format!("{}-{name}", nixbase32::encode(&hash));
-                let path = StorePath::from_base(&dir, &base).map_err(|e| bad(&format!("not a store path: {e}")))?;
+                let path = StorePath::from_base(dir, &base).map_err(|e| bad(&format!("not a store path: {e}")))?;
                 let nar_size = u64::try_from(nar_size).map_err(|_| bad("negative narSize"))?;
                 let refs = decode_ids(&refs).ok_or_else(|| bad("malformed reference list"))?;
                 let refs_digest = refs_digest.try_into().map_err(|_| bad("references digest is not 8 bytes"))?;
@@ -745,7 +749,7 @@ fn database_error(location: &str, error: DbError) -> StoreError {
 }
 
 /// The revision in the columns label, commit_id, time, branch, dirty from `first` on.
-fn revision_of(r: &Row, first: usize) -> std::result::Result<Revision, CellError> {
+fn revision_of(r: &mut Row, first: usize) -> std::result::Result<Revision, CellError> {
     Ok(Revision { label: r.text(first)?, commit: r.opt_text(first + 1)?, time: r.text(first + 2)?, branch: r.opt_text(first + 3)?, dirty: r.flag(first + 4)? })
 }
 
