@@ -217,7 +217,8 @@ impl<'a> Dense<'a> {
     }
 
     /// Checks one snapshot (dense member indices `m`, sorted) against what was recorded at
-    /// ingest: closed under references, the same paths digest and the same total size. `inside` is scratch space, stamped with `token` for the members.
+    /// ingest: closed under references, the same paths digest and the same total size. `inside`
+    /// is scratch space, stamped with `token` for the members.
     fn check(&self, m: &[u32], stored: &StoredSnapshot, token: u32, inside: &mut [u32]) -> Result<(), String> {
         for &p in m {
             inside[p as usize] = token;

@@ -177,7 +177,6 @@ impl NameStats {
         let ni = h.images.len();
 
         let names = Names { h, path_name: &path_name, versions: &versions, count: n };
-        let mut size = vec![0u64; n];
         let mut last_version: Vec<&str> = vec![""; n];
         let mut images = vec![Bits::new(ni); n];
         let mut dep_edges: Vec<HashSet<u32>> = vec![HashSet::new(); n];
@@ -185,12 +184,12 @@ impl NameStats {
             for &p in m {
                 let name = path_name[p as usize] as usize;
                 last_version[name] = versions[p as usize].as_str();
-                size[name] = size[name].max(h.sizes[p as usize]);
                 images[name].set(i);
                 dep_edges[name].extend(h.refs[p as usize].iter().map(|&d| path_name[d as usize]).filter(|&d| d as usize != name));
             }
         }
         let size_over_time = names.sizes_over_time(first, last);
+        let size: Vec<u64> = size_over_time.iter().map(|sizes| sizes[transitions]).collect();
 
         // Changes and intrinsic bumps per transition, in parallel over runs of transitions: a
         // run sorts each revision's snapshots once, for the transitions on both sides of it.
