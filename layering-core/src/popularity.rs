@@ -39,11 +39,14 @@ use crate::{Layer, LayerError, Reason, Texts};
 
 /// The popularity order, most popular first.
 pub fn order(closure: &Closure) -> Result<Vec<usize>, LayerError> {
-    let popularity = popularity(closure)?;
-    let keys = package_names((0..closure.len()).map(|i| closure.path(i).as_str()));
-    let mut ranked: Vec<usize> = (0..closure.len()).collect();
-    ranked.sort_by(|&a, &b| popularity[b].cmp(&popularity[a]).then_with(|| keys.bytes(a).cmp(keys.bytes(b))));
-    Ok(ranked)
+    let mut ranked: Vec<(u128, usize)> = popularity(closure)?.into_iter().zip(0..).collect();
+    ranked.sort_unstable_by_key(|&(popularity, _)| std::cmp::Reverse(popularity));
+    // Package names tell apart only equal popularities: every path's differs, so the order is total.
+    let keys = package_names(&(0..closure.len()).map(|i| closure.path(i).as_str()).collect::<Vec<_>>());
+    for tied in ranked.chunk_by_mut(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+        tied.sort_unstable_by(|a, b| keys.bytes(a.1).cmp(keys.bytes(b.1)));
+    }
+    Ok(ranked.into_iter().map(|(_, i)| i).collect())
 }
 
 /// closure-graph.py's popularity of every path.
@@ -60,8 +63,7 @@ fn popularity(closure: &Closure) -> Result<Vec<u128>, LayerError> {
     for x in 0..order.len() {
         let d = dominators.idom(x);
         let above = if d == dominators.top() { 0 } else { by_position[d] };
-        let sum = region.walk(&users, x, d).try_fold(above, |t, y| t.checked_add(routes[y]));
-        by_position[x] = sum.ok_or_else(|| overflow(x))?;
+        by_position[x] = region.routes_within(&users, x, d, &routes, above).ok_or_else(|| overflow(x))?;
     }
     let mut popularity = vec![0u128; order.len()];
     for (k, &i) in order.iter().enumerate() {
@@ -155,40 +157,40 @@ impl Dominators {
 struct Region {
     seen: Vec<u32>,
     walk: u32,
-    stack: Vec<usize>,
-    found: Vec<usize>,
+    stack: Vec<u32>,
 }
 
 impl Region {
     fn new(n: usize) -> Self {
-        Region { seen: vec![0; n], walk: 0, stack: vec![], found: vec![] }
+        Region { seen: vec![0; n], walk: 0, stack: vec![] }
     }
 
-    /// `x` and every path that reaches `x` without passing through `stop`.
-    fn walk(&mut self, users: &Adjacency, x: usize, stop: usize) -> impl Iterator<Item = usize> + '_ {
+    /// `base` plus the routes of `x` and of every path that reaches `x` without passing
+    /// through `stop`; `None` when the sum overflows.
+    fn routes_within(&mut self, users: &Adjacency, x: usize, stop: usize, routes: &[u128], base: u128) -> Option<u128> {
         self.walk += 1;
-        self.found.clear();
-        self.stack.push(x);
+        self.stack.clear();
+        self.stack.push(x as u32);
         self.seen[x] = self.walk;
+        let mut sum = base;
         while let Some(y) = self.stack.pop() {
-            self.found.push(y);
-            for &u in users.of(y) {
-                let u = u as usize;
-                if u != stop && self.seen[u] != self.walk {
-                    self.seen[u] = self.walk;
+            sum = sum.checked_add(routes[y as usize])?;
+            for &u in users.of(y as usize) {
+                if u as usize != stop && self.seen[u as usize] != self.walk {
+                    self.seen[u as usize] = self.walk;
                     self.stack.push(u);
                 }
             }
         }
-        self.found.iter().copied()
+        Some(sum)
     }
 }
 
 /// closure-graph.py's tie-break key of every path, its package name: the first `-`-separated
 /// segment moved to the end.
-fn package_names<'p>(paths: impl ExactSizeIterator<Item = &'p str>) -> Texts {
-    let mut names = Texts::with_capacity(paths.len(), 0);
-    for path in paths {
+fn package_names(paths: &[&str]) -> Texts {
+    let mut names = Texts::with_capacity(paths.len(), paths.iter().map(|p| p.len()).sum());
+    for &path in paths {
         match path.split_once('-') {
             Some((first, rest)) => names.push([rest, "-", first]),
             None => names.push([path]),
@@ -307,7 +309,7 @@ mod tests {
 
     #[test]
     fn package_name_moves_hash_last() {
-        let names = package_names(["/nix/store/abc-foo-1.0", "/nix/store/def", "/nix/store/ghi-bar"].into_iter());
+        let names = package_names(&["/nix/store/abc-foo-1.0", "/nix/store/def", "/nix/store/ghi-bar"]);
         assert_eq!([names.bytes(0), names.bytes(1), names.bytes(2)], ["foo-1.0-/nix/store/abc", "/nix/store/def", "bar-/nix/store/ghi"].map(str::as_bytes));
     }
 }
