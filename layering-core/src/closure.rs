@@ -82,6 +82,11 @@ impl Adjacency {
         &self.targets[self.offsets[i]..self.offsets[i + 1]]
     }
 
+    /// Edges.
+    pub(crate) fn edges(&self) -> usize {
+        self.targets.len()
+    }
+
     /// The same edges with node `order[k]` renamed `k` (`position` is `order`'s inverse).
     pub(crate) fn relabeled(&self, order: &[usize], position: &[u32]) -> Adjacency {
         let mut offsets = Vec::with_capacity(order.len() + 1);
