@@ -89,12 +89,13 @@ fn counts(users: &Adjacency, routes: &[u128], cap: usize) -> Result<Vec<u128>, u
     let n = users.len();
     let dominators = Dominators::new(users);
     let mut region = Region::new(n);
-    let (mut heavy, mut overflows) = (vec![], vec![]);
+    // The first position known to overflow (`n`: none so far).
+    let (mut heavy, mut known) = (vec![], n);
     let mut counts: Vec<u128> = (0..n)
         .map(|x| match region.routes_within(users, x, dominators.idom(x), routes, cap) {
             Walk::Sum(Some(sum)) => sum,
             Walk::Sum(None) => {
-                overflows.push(x);
+                known = known.min(x);
                 0
             }
             Walk::Heavy => {
@@ -109,14 +110,13 @@ fn counts(users: &Adjacency, routes: &[u128], cap: usize) -> Result<Vec<u128>, u
             for (&x, sum) in block.iter().zip(sweep.ancestor_sums(users, routes, block)) {
                 match sum {
                     Some(sum) => counts[x] = sum,
-                    None => overflows.push(x),
+                    None => known = known.min(x),
                 }
             }
         }
     }
     // Top down, each other path adds its dominator's count, final by then. Past the first
     // known overflow nothing is needed: only an earlier one could be reported instead.
-    let known = overflows.into_iter().min().unwrap_or(n);
     let mut heavy = heavy.into_iter().peekable();
     for x in 0..known {
         let d = dominators.idom(x);
