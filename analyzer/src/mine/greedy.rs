@@ -113,7 +113,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
     fn retire(&mut self, g: usize) {
         let s = &mut self.states[g];
         s.alive = false;
-        (s.members, s.parts, s.units) = Default::default();
+        (s.members, s.parts, s.held, s.units) = Default::default();
     }
 
     fn cost(&self) -> f64 {
@@ -324,13 +324,16 @@ fn score_merge(model: &Model<'_>, a: &GroupState, b: &GroupState, over_budget: &
         return None;
     }
     let weight = if same_class { 1.0 } else { CROSS_CLASS_PENALTY };
-    let (parts, images) = model.joined(a, b);
-    let both = a.images.ones().filter(|&i| b.images.get(i)).count();
+    let both = a.images.common_count(&b.images);
     let global_ok = !local_only && a.unit.is_some() && b.unit.is_some();
-    let global = global_ok.then(|| model.cost(&parts, &images) - a.cost - b.cost);
+    let global = global_ok.then(|| {
+        let mut images = a.images.clone();
+        images.or(&b.images);
+        model.joined_cost(a, b, &images) - a.cost - b.cost
+    });
     let local = (!global_ok || relief < both).then(|| {
-        let rest = |g: &GroupState| model.cost(&g.parts, &g.images.minus(&n));
-        model.cost(&parts, &n) + rest(a) + rest(b) - a.cost - b.cost
+        let rest = |g: &GroupState| model.cost(&g.held, &g.images.minus(&n));
+        model.joined_cost(a, b, &n) + rest(a) + rest(b) - a.cost - b.cost
     });
     let (delta, mode) = match (global, local) {
         (Some(g), Some(l)) if l < g => (l, Mode::Local),

@@ -1,10 +1,28 @@
 //! The cost model: change probabilities of groups of names, the expected bytes a group costs
 //! per transition in the images that hold it and in the registry, and the hazard calibration.
+//!
+//! # Signatures
+//! A group has one part per class (set of images) of its names. An image holds the parts whose
+//! classes it is in: that is its *signature*, and the images with one signature hold the same
+//! bytes, which change when any source of the held parts' closures bumps. A group keeps, per
+//! signature, the union of those sources, built once ([`Held`]). So:
+//! - its cost over any subset of its images (what a local merge leaves of it) sums known
+//!   probabilities;
+//! - a candidate merge of `a` and `b` is scored without building the joined group
+//!   ([`Model::joined_cost`]): an image's joined signature is a pair, one signature of each side
+//!   (or none); a pair held on one side keeps that side's probability, and a pair held on both
+//!   walks the union of two sets, not the sources of every part again.
+//!
+//! Hazards are summed in increasing source order, and a cost signature by signature in
+//! signature order, so every result is the same to the bit however the group was reached.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use super::bits::Bits;
-use super::sources::{for_each_in_union, SourceSet};
+use super::sources::{fold_in_either, for_each_in_union, SourceSet};
 use super::stats::NameStats;
 
 /// Cost model state shared by all groups.
@@ -26,10 +44,22 @@ pub(super) struct Model<'a> {
 pub(super) struct ClassPart {
     pub(super) class: u32,
     pub(super) size: u64,
-    pub(super) deps: SourceSet,
-    /// The hazards of `deps`, summed in increasing source order: what the union of this part
-    /// alone sums to, kept so that costs over image subsets need not walk the sources again.
-    hazard: Hazard,
+}
+
+/// What the images with one signature hold of a group. An image's *signature* is which of the
+/// group's parts its classes hold; the images with one signature hold the same bytes and change
+/// together.
+#[derive(Clone)]
+pub(super) struct Held {
+    /// The images with this signature, out of all that hold a part (whether or not the group's
+    /// state is held by them: a local merge may join it there).
+    images: Bits,
+    parts: Signature,
+    /// The bytes of those parts.
+    size: u64,
+    /// The union of those parts' sources, and P(any of them bumps).
+    deps: Arc<SourceSet>,
+    prob: f64,
 }
 
 #[derive(Clone)]
@@ -37,6 +67,9 @@ pub(super) struct GroupState {
     pub(super) members: Vec<u32>,
     pub(super) parts: Vec<ClassPart>,
     pub(super) images: Bits,
+    /// One entry per signature, ordered by signature (`false` before `true`, part by part): the
+    /// order in which costs are summed.
+    pub(super) held: Vec<Held>,
     pub(super) cost: f64,
     /// P(the group as a whole changes): the key for nearest-neighbour candidates.
     pub(super) prob: f64,
@@ -56,8 +89,11 @@ struct Hazard {
 
 impl Hazard {
     fn add(&mut self, model: &Model<'_>, source: usize) {
-        self.fitted += model.weight[source];
-        self.busy += model.busy[source];
+        *self = self.plus(model, source);
+    }
+
+    fn plus(self, model: &Model<'_>, source: usize) -> Hazard {
+        Hazard { fitted: self.fitted + model.weight[source], busy: self.busy + model.busy[source] }
     }
 
     /// The mean of the two regimes' P(change).
@@ -66,134 +102,236 @@ impl Hazard {
     }
 }
 
+/// Which of a group's parts an image holds: bit `k` for part `k`. Signatures are ordered as
+/// their lists of flags, part by part, not held before held.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct Signature(Bits);
+
+impl Signature {
+    fn new(parts: usize, held: impl Fn(usize) -> bool) -> Self {
+        let mut sig = Bits::new(parts);
+        (0..parts).filter(|&k| held(k)).for_each(|k| sig.set(k));
+        Signature(sig)
+    }
+
+    fn holds(&self, part: usize) -> bool {
+        self.0.get(part)
+    }
+
+    /// The first part where two signatures differ (`None` standing for the signature that
+    /// holds nothing), and whether `x` holds it.
+    fn first_difference(x: Option<&Signature>, y: Option<&Signature>) -> Option<(usize, bool)> {
+        let words = |s: Option<&Signature>, w: usize| s.map_or(0, |s| s.0 .0[w]);
+        let len = x.or(y).map_or(0, |s| s.0 .0.len());
+        (0..len).find_map(|w| {
+            let differ = words(x, w) ^ words(y, w);
+            (differ != 0).then(|| {
+                let bit = differ.trailing_zeros() as usize;
+                (w * 64 + bit, words(x, w) >> bit & 1 == 1)
+            })
+        })
+    }
+}
+
+impl Ord for Signature {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Reversed, a word's first part is its highest bit.
+        self.0 .0.iter().map(|w| w.reverse_bits()).cmp(other.0 .0.iter().map(|w| w.reverse_bits()))
+    }
+}
+
+impl PartialOrd for Signature {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One signature of two groups joined: a signature of each (`None` where the images hold no
+/// part of that group) and the images that have both.
+struct JoinedHeld<'g> {
+    images: Bits,
+    a: Option<&'g Held>,
+    b: Option<&'g Held>,
+}
+
+impl JoinedHeld<'_> {
+    fn size(&self) -> u64 {
+        self.a.map_or(0, |h| h.size) + self.b.map_or(0, |h| h.size)
+    }
+}
+
 impl Model<'_> {
-    /// Σ over images of the part it holds + Σ over distinct parts (registry copies, weighted),
-    /// each S·P.
-    ///
-    /// Images are counted by signature, which parts they hold. The unions of the signatures
-    /// that hold several parts are read from one pass over the parts ([`Model::unions_prob`]).
-    pub(super) fn cost(&self, parts: &[ClassPart], images: &Bits) -> f64 {
-        let mut by_sig: BTreeMap<Vec<bool>, usize> = BTreeMap::new();
-        for i in images.ones() {
-            *by_sig.entry(parts.iter().map(|p| self.class_images[p.class as usize].get(i)).collect()).or_insert(0) += 1;
-        }
-        let sigs: Vec<(&Vec<bool>, usize)> = by_sig.iter().map(|(sig, &holders)| (sig, holders)).collect();
-        let several: Vec<usize> = (0..sigs.len()).filter(|&j| sigs[j].0.iter().filter(|&&on| on).count() > 1).collect();
-        let mut prob = vec![None; sigs.len()];
-        for batch in several.chunks(64) {
-            let batch_sigs: Vec<&[bool]> = batch.iter().map(|&j| sigs[j].0.as_slice()).collect();
-            for (&j, p) in batch.iter().zip(self.unions_prob(parts, &batch_sigs)) {
-                prob[j] = Some(p);
-            }
-        }
-        sigs.iter()
-            .zip(prob)
-            .map(|(&(sig, holders), prob)| {
-                let held = || parts.iter().zip(sig).filter(|(_, &on)| on).map(|(p, _)| p);
-                let prob = prob.unwrap_or_else(|| self.union_prob(held()));
-                held().map(|p| p.size).sum::<u64>() as f64 * prob * (holders as f64 + self.registry_weight)
+    /// The expected cost per transition of a group held by `images`: Σ over images of S·P of
+    /// what each holds, + Σ over the distinct things held (registry copies, weighted) of S·P.
+    /// Summed signature by signature, in the order of `held`.
+    pub(super) fn cost(&self, held: &[Held], images: &Bits) -> f64 {
+        held.iter().map(|h| (h.size, h.prob, h.images.common_count(images))).filter(|&(.., holders)| holders > 0).map(|(size, prob, holders)| self.term(size, prob, holders)).sum()
+    }
+
+    fn term(&self, size: u64, prob: f64, holders: usize) -> f64 {
+        size as f64 * prob * (holders as f64 + self.registry_weight)
+    }
+
+    /// The cost of `a` and `b` joined, held by `images`, without building the joined group: a
+    /// signature held on one side only keeps that side's change probability, and one held on
+    /// both walks the union of the two sides' sources.
+    pub(super) fn joined_cost(&self, a: &GroupState, b: &GroupState, images: &Bits) -> f64 {
+        self.joined_held(a, b, images)
+            .iter()
+            .map(|j| {
+                let prob = match (j.a, j.b) {
+                    (Some(x), Some(y)) => fold_in_either(&x.deps, &y.deps, Hazard::default(), |hazard, s| hazard.plus(self, s)).prob(),
+                    (Some(h), None) | (None, Some(h)) => h.prob,
+                    (None, None) => unreachable!("a joined signature holds a part"),
+                };
+                self.term(j.size(), prob, j.images.count())
             })
             .sum()
     }
 
-    /// P(change) of the union of the parts each signature holds (at most 64 signatures), all
-    /// from one pass over the parts' sources: the same sums, in the same order, as
-    /// [`Model::union_prob`] for each.
-    fn unions_prob(&self, parts: &[ClassPart], sigs: &[&[bool]]) -> Vec<f64> {
-        let tag = |k: usize| sigs.iter().enumerate().filter(|(_, sig)| sig[k]).fold(0u64, |t, (j, _)| t | 1 << j);
-        let tagged = parts.iter().enumerate().map(|(k, p)| (&p.deps, tag(k))).filter(|&(_, t)| t != 0);
-        let mut hazards = vec![Hazard::default(); sigs.len()];
-        for_each_in_union(tagged, |s, mut t| {
-            while t != 0 {
-                hazards[t.trailing_zeros() as usize].add(self, s);
-                t &= t - 1;
+    /// The signatures of `a` and `b` joined that the images `within` have, in signature order.
+    fn joined_held<'g>(&self, a: &'g GroupState, b: &'g GroupState, within: &Bits) -> SmallVec<[JoinedHeld<'g>; 8]> {
+        // Which signature of each side every image of `within` has (`NONE`: none).
+        const NONE: u32 = u32::MAX;
+        let mut at_a: SmallVec<[u32; 64]> = SmallVec::from_buf([NONE; 64]); // cheaper than `from_elem`
+        at_a.resize(within.len(), NONE);
+        let mut at_b = at_a.clone();
+        for (g, at) in [(a, &mut at_a), (b, &mut at_b)] {
+            for (k, h) in g.held.iter().enumerate() {
+                h.images.common_ones(within).for_each(|i| at[i] = k as u32);
             }
-        });
-        hazards.iter().map(Hazard::prob).collect()
+        }
+        let mut pairs: SmallVec<[(u32, u32); 8]> = SmallVec::new();
+        let mut joined: SmallVec<[JoinedHeld<'g>; 8]> = SmallVec::new();
+        for i in within.ones() {
+            let pair = (at_a[i], at_b[i]);
+            if pair == (NONE, NONE) {
+                continue;
+            }
+            match pairs.iter().position(|&p| p == pair) {
+                Some(k) => joined[k].images.set(i),
+                None => {
+                    let mut images = within.empty_like();
+                    images.set(i);
+                    let held = |g: &'g GroupState, k: u32| (k != NONE).then(|| &g.held[k as usize]);
+                    joined.push(JoinedHeld { images, a: held(a, pair.0), b: held(b, pair.1) });
+                    pairs.push(pair);
+                }
+            }
+        }
+        joined.sort_unstable_by(|p, q| joined_order(a, b, p, q));
+        joined
     }
 
     /// The group of `members` (not empty), built in one pass.
     pub(super) fn group(&self, members: &[u32]) -> GroupState {
-        let mut parts: Vec<ClassPart> = vec![];
+        let mut parts: Vec<(ClassPart, SourceSet)> = vec![];
         for &m in members {
             let class = self.class_of[m as usize];
-            let k = match parts.iter().position(|p| p.class == class) {
+            let k = match parts.iter().position(|(p, _)| p.class == class) {
                 Some(k) => k,
                 None => {
-                    parts.push(ClassPart { class, size: 0, deps: SourceSet::empty(self.weight.len()), hazard: Hazard::default() });
+                    parts.push((ClassPart { class, size: 0 }, SourceSet::empty(self.weight.len())));
                     parts.len() - 1
                 }
             };
-            parts[k].size += self.stats.size[m as usize];
-            parts[k].deps.union_with(&self.stats.closure[m as usize]);
+            parts[k].0.size += self.stats.size[m as usize];
+            parts[k].1.union_with(&self.stats.closure[m as usize]);
         }
-        parts.iter_mut().for_each(|p| p.hazard = self.hazard_of(&p.deps));
-        parts.sort_by_key(|p| p.class);
+        parts.sort_by_key(|(p, _)| p.class);
         let mut images = Bits::new(self.stats.image_names.len());
-        for p in &parts {
+        for (p, _) in &parts {
             images.or(&self.class_images[p.class as usize]);
         }
+        let held = self.held(&parts, &images);
         let mut members = members.to_vec();
         members.sort_unstable();
-        let cost = self.cost(&parts, &images);
-        GroupState { members, prob: self.parts_prob(&parts), parts, images, cost, alive: true, unit: None, units: vec![] }
+        let cost = self.cost(&held, &images);
+        let prob = self.union_prob(&held);
+        GroupState { members, parts: parts.into_iter().map(|(p, _)| p).collect(), images, held, cost, prob, alive: true, unit: None, units: vec![] }
     }
 
-    /// The class parts of two groups joined, and the images holding either.
-    pub(super) fn joined(&self, a: &GroupState, b: &GroupState) -> (Vec<ClassPart>, Bits) {
-        // Both part lists are sorted by class: merge them in one pass.
-        let mut parts = Vec::with_capacity(a.parts.len() + b.parts.len());
-        let (mut x, mut y) = (a.parts.iter().peekable(), b.parts.iter().peekable());
-        loop {
-            let next = match (x.peek(), y.peek()) {
-                (Some(p), Some(q)) if p.class == q.class => {
-                    let mut joined = (*p).clone();
-                    joined.size += q.size;
-                    joined.deps.union_with(&q.deps);
-                    joined.hazard = self.hazard_of(&joined.deps);
-                    x.next();
-                    y.next();
-                    joined
-                }
-                (Some(p), Some(q)) if p.class < q.class => x.next().expect("peeked").clone(),
-                (Some(_), None) => x.next().expect("peeked").clone(),
-                (_, Some(_)) => y.next().expect("peeked").clone(),
-                (None, None) => break,
-            };
-            parts.push(next);
+    /// The signatures of the images `cover` (each holding a part): every signature's union from
+    /// one pass over the parts' sources, each part tagged with the signatures that hold it (64
+    /// signatures a pass).
+    fn held(&self, parts: &[(ClassPart, SourceSet)], cover: &Bits) -> Vec<Held> {
+        let mut by_sig: BTreeMap<Signature, Bits> = BTreeMap::new();
+        for i in cover.ones() {
+            by_sig.entry(Signature::new(parts.len(), |k| self.class_images[parts[k].0.class as usize].get(i))).or_insert_with(|| cover.empty_like()).set(i);
         }
-        let mut images = a.images.clone();
-        images.or(&b.images);
-        (parts, images)
+        let sigs: Vec<(Signature, Bits)> = by_sig.into_iter().collect();
+        let mut held = Vec::with_capacity(sigs.len());
+        for batch in sigs.chunks(64) {
+            let mut unions = vec![vec![]; batch.len()];
+            let tag = |k: usize| batch.iter().enumerate().filter(|(_, (sig, _))| sig.holds(k)).fold(0u64, |t, (j, _)| t | 1 << j);
+            for_each_in_union(parts.iter().enumerate().map(|(k, (_, deps))| (deps, tag(k))).filter(|&(_, t)| t != 0), |s, mut t| {
+                while t != 0 {
+                    unions[t.trailing_zeros() as usize].push(s as u32);
+                    t &= t - 1;
+                }
+            });
+            for ((sig, images), union) in batch.iter().zip(unions) {
+                let size = parts.iter().enumerate().filter(|&(k, _)| sig.holds(k)).map(|(_, (p, _))| p.size).sum();
+                let deps = SourceSet::from_sorted(self.weight.len(), union);
+                held.push(Held { images: images.clone(), parts: sig.clone(), size, prob: self.hazard_of(&deps).prob(), deps: Arc::new(deps) });
+            }
+        }
+        held
     }
 
     /// `a` and `b` as one group, held by `images` (all that hold either unless given).
     pub(super) fn merged(&self, a: &GroupState, b: &GroupState, images: Option<Bits>) -> GroupState {
-        let (parts, union) = self.joined(a, b);
-        let images = images.unwrap_or(union);
+        let mut cover = a.images.empty_like();
+        a.held.iter().chain(&b.held).for_each(|h| cover.or(&h.images));
+        let layout = joined_layout(&a.parts, &b.parts);
+        let held: Vec<Held> = self.joined_held(a, b, &cover).into_iter().map(|j| self.materialized(j, &layout)).collect();
+        let images = images.unwrap_or_else(|| {
+            let mut union = a.images.clone();
+            union.or(&b.images);
+            union
+        });
+        let parts = layout
+            .into_iter()
+            .map(|(i, j)| {
+                let (x, y) = (i.map(|i| &a.parts[i]), j.map(|j| &b.parts[j]));
+                ClassPart { class: x.or(y).expect("a joined part is in either group").class, size: x.map_or(0, |p| p.size) + y.map_or(0, |p| p.size) }
+            })
+            .collect();
         let mut members = [a.members.as_slice(), b.members.as_slice()].concat();
         members.sort_unstable();
-        let cost = self.cost(&parts, &images);
-        let prob = self.parts_prob(&parts);
+        let cost = self.cost(&held, &images);
+        let prob = self.union_prob(&held);
         let units = [a.units.as_slice(), b.units.as_slice()].concat();
-        GroupState { members, parts, images, cost, prob, alive: true, unit: None, units }
+        GroupState { members, parts, images, held, cost, prob, alive: true, unit: None, units }
     }
 
-    /// P(change) of a group made of `parts`: any source in any part's closure bumps.
-    pub(super) fn parts_prob(&self, parts: &[ClassPart]) -> f64 {
-        self.union_prob(parts.iter())
+    /// A joined signature as one of the joined group's own: its sources shared with the side
+    /// that holds them all, or their union.
+    fn materialized(&self, j: JoinedHeld<'_>, layout: &[(Option<usize>, Option<usize>)]) -> Held {
+        let size = j.size();
+        let on = |h: Option<&Held>, k: Option<usize>| k.is_some_and(|k| h.is_some_and(|h| h.parts.holds(k)));
+        let parts = Signature::new(layout.len(), |k| on(j.a, layout[k].0) || on(j.b, layout[k].1));
+        let (deps, prob) = match (j.a, j.b) {
+            (Some(x), Some(y)) => {
+                let mut union = (*x.deps).clone();
+                union.union_with(&y.deps);
+                let prob = self.hazard_of(&union).prob();
+                (Arc::new(union), prob)
+            }
+            (Some(h), None) | (None, Some(h)) => (h.deps.clone(), h.prob),
+            (None, None) => unreachable!("a joined signature holds a part"),
+        };
+        Held { images: j.images, parts, size, deps, prob }
     }
 
-    /// P(change) of the union of some parts' sources (the mean of the fitted and the busy
-    /// regime), summed in increasing source order without building the union.
-    fn union_prob<'p>(&self, parts: impl Iterator<Item = &'p ClassPart>) -> f64 {
-        let mut parts = parts.peekable();
-        let Some(first) = parts.next() else { return Hazard::default().prob() };
-        if parts.peek().is_none() {
-            return first.hazard.prob();
+    /// P(change) of a group: any source of any signature's union bumps. Summed in increasing
+    /// source order without building the union.
+    fn union_prob(&self, held: &[Held]) -> f64 {
+        if let [only] = held {
+            return only.prob;
         }
         let mut hazard = Hazard::default();
-        for_each_in_union(std::iter::once(first).chain(parts).map(|p| (&p.deps, 1)), |d, _| hazard.add(self, d));
+        for_each_in_union(held.iter().map(|h| (&*h.deps, 1)), |d, _| hazard.add(self, d));
         hazard.prob()
     }
 
@@ -206,9 +344,54 @@ impl Model<'_> {
 
     /// The same group, held by `images` only.
     pub(super) fn with_images(&self, g: &GroupState, images: Bits) -> GroupState {
-        let cost = self.cost(&g.parts, &images);
+        let cost = self.cost(&g.held, &images);
         GroupState { images, cost, ..g.clone() }
     }
+}
+
+/// The order of two signatures of `a` and `b` joined, as the joined group orders its own,
+/// without building them: the first joined part where they differ is the first among `a`'s
+/// parts or `b`'s where they do (a part of both classes differs on both sides alike), placed
+/// among the joined parts by class.
+fn joined_order(a: &GroupState, b: &GroupState, p: &JoinedHeld<'_>, q: &JoinedHeld<'_>) -> std::cmp::Ordering {
+    let differ = |x: Option<&Held>, y: Option<&Held>| Signature::first_difference(x.map(|h| &h.parts), y.map(|h| &h.parts));
+    let at_a = |k: usize| k + b.parts.partition_point(|q| q.class < a.parts[k].class);
+    let at_b = |k: usize| k + a.parts.partition_point(|q| q.class < b.parts[k].class);
+    let p_holds = match (differ(p.a, q.a), differ(p.b, q.b)) {
+        (None, None) => return std::cmp::Ordering::Equal,
+        (Some((_, holds)), None) | (None, Some((_, holds))) => holds,
+        (Some((ka, in_a)), Some((kb, in_b))) => {
+            if at_a(ka) <= at_b(kb) {
+                in_a
+            } else {
+                in_b
+            }
+        }
+    };
+    if p_holds {
+        std::cmp::Ordering::Greater
+    } else {
+        std::cmp::Ordering::Less
+    }
+}
+
+/// The parts of two groups joined, in class order: for each, its index among `a`'s parts and
+/// among `b`'s (both sorted by class), where it is one.
+fn joined_layout(a: &[ClassPart], b: &[ClassPart]) -> Vec<(Option<usize>, Option<usize>)> {
+    let (mut i, mut j) = (0, 0);
+    let mut layout = Vec::with_capacity(a.len() + b.len());
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(p), Some(q)) if p.class == q.class => (Some(i), Some(j)),
+            (Some(p), Some(q)) if p.class < q.class => (Some(i), None),
+            (Some(_), None) => (Some(i), None),
+            _ => (None, Some(j)),
+        };
+        i += usize::from(next.0.is_some());
+        j += usize::from(next.1.is_some());
+        layout.push(next);
+    }
+    layout
 }
 
 pub(super) fn build_model<'a>(stats: &'a NameStats, names: &[u32], registry_weight: f64) -> Model<'a> {
@@ -293,57 +476,106 @@ pub(super) fn path_hazard(model: &Model<'_>, names: &[u32]) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
-    use super::{build_model, fit_scale, ClassPart, Model};
+    use super::{build_model, fit_scale, Hazard, Model};
     use crate::mine::bits::Bits;
     use crate::mine::greedy::tests::stats;
     use crate::mine::sources::SourceSet;
 
-    /// The cost by its definition: per signature, the union of the held parts' sources walked
-    /// on its own.
-    fn cost_by_definition(m: &Model<'_>, parts: &[ClassPart], images: &Bits) -> f64 {
-        let mut by_sig: BTreeMap<Vec<bool>, usize> = BTreeMap::new();
+    /// The cost of the group of `members` held by `images`, by its definition: per signature
+    /// (which classes of the group an image holds, ordered as flags over the classes in
+    /// increasing order), the held names' bytes times the change probability of the union of
+    /// their closures, summed in increasing source order.
+    fn cost_by_definition(m: &Model<'_>, members: &[u32], images: &Bits) -> f64 {
+        let classes: BTreeSet<u32> = members.iter().map(|&n| m.class_of[n as usize]).collect();
+        let mut by_sig: BTreeMap<Vec<bool>, (Vec<u32>, usize)> = BTreeMap::new();
         for i in images.ones() {
-            *by_sig.entry(parts.iter().map(|p| m.class_images[p.class as usize].get(i)).collect()).or_insert(0) += 1;
+            let sig = classes.iter().map(|&c| m.class_images[c as usize].get(i)).collect();
+            let held = members.iter().copied().filter(|&n| m.class_images[m.class_of[n as usize] as usize].get(i)).collect();
+            by_sig.entry(sig).or_insert((held, 0)).1 += 1;
         }
-        by_sig
-            .iter()
-            .map(|(sig, &holders)| {
-                let held = || parts.iter().zip(sig).filter(|(_, &on)| on).map(|(p, _)| p);
-                held().map(|p| p.size).sum::<u64>() as f64 * m.union_prob(held()) * (holders as f64 + m.registry_weight)
-            })
-            .sum()
+        by_sig.values().map(|(held, holders)| held.iter().map(|&n| m.stats.size[n as usize]).sum::<u64>() as f64 * prob_by_definition(m, held) * (*holders as f64 + m.registry_weight)).sum()
+    }
+
+    /// P(change) of the union of the names' closures, summed in increasing source order.
+    fn prob_by_definition(m: &Model<'_>, names: &[u32]) -> f64 {
+        let mut sources = BTreeSet::new();
+        names.iter().for_each(|&n| m.stats.closure[n as usize].for_each(|s| _ = sources.insert(s)));
+        let mut hazard = Hazard::default();
+        sources.into_iter().for_each(|s| hazard.add(m, s));
+        hazard.prob()
+    }
+
+    /// Images in a ring: name k is in images k and k+1, and depends on the sources of the 12
+    /// names from it round the ring and of 2 of 5 libraries every image holds. Each image
+    /// holds three parts of the group of all names, a signature of its own.
+    fn ring(images: usize) -> crate::mine::stats::NameStats {
+        let mut names: Vec<(u64, Vec<usize>)> = (0..images).map(|k| (1000 + k as u64, vec![k, (k + 1) % images])).collect();
+        names.extend((0..5).map(|l| (50_000 + l, (0..images).collect())));
+        let mut s = stats(&names.iter().map(|(size, i)| (*size, &i[..])).collect::<Vec<_>>(), images);
+        for k in 0..images {
+            let mut deps = SourceSet::empty(names.len());
+            (k..k + 12).map(|d| d % images).chain([images + k % 5, images + (k + 2) % 5]).for_each(|d| deps.insert(d));
+            s.closure[k] = deps;
+        }
+        s
+    }
+
+    /// The model of every name of `s`, with hazards that differ per source and regime.
+    fn ring_model(s: &crate::mine::stats::NameStats) -> Model<'_> {
+        let n = s.labels.len();
+        let everything: Vec<u32> = (0..n as u32).collect();
+        let mut m = build_model(s, &everything, 1.0);
+        m.weight = (0..n).map(|d| 1.0 / (3.0 + d as f64).powf(1.3)).collect();
+        m.busy = (0..n).map(|d| 0.3 / (1.0 + d as f64).sqrt()).collect();
+        m
+    }
+
+    fn every_third(images: usize) -> Bits {
+        let mut some = Bits::new(images);
+        (0..images).step_by(3).for_each(|i| some.set(i));
+        some
     }
 
     #[test]
     fn the_cost_of_a_group_seen_differently_by_many_images_is_its_definition_to_the_bit() {
-        // 70 images in a ring: name k is in images k and k+1, and depends on the sources of
-        // the 12 names from it round the ring and of 2 of 5 libraries every image holds. Each
-        // image holds three parts of the group of all names, a signature of its own: 70 unions
-        // of several parts.
         let images = 70;
-        let ring: Vec<[usize; 2]> = (0..images).map(|k| [k, (k + 1) % images]).collect();
-        let all: Vec<usize> = (0..images).collect();
-        let mut names: Vec<(u64, &[usize])> = ring.iter().enumerate().map(|(k, i)| (1000 + k as u64, &i[..])).collect();
-        names.extend((0..5).map(|l| (50_000 + l, &all[..])));
-        let mut s = stats(&names, images);
-        let n = names.len();
-        for k in 0..images {
-            let mut deps = SourceSet::empty(n);
-            (k..k + 12).map(|d| d % images).chain([images + k % 5, images + (k + 2) % 5]).for_each(|d| deps.insert(d));
-            s.closure[k] = deps;
-        }
-        let everything: Vec<u32> = (0..n as u32).collect();
-        let mut m = build_model(&s, &everything, 1.0);
-        m.weight = (0..n).map(|d| 1.0 / (3.0 + d as f64).powf(1.3)).collect();
-        m.busy = (0..n).map(|d| 0.3 / (1.0 + d as f64).sqrt()).collect();
+        let s = ring(images);
+        let m = ring_model(&s);
+        let everything: Vec<u32> = (0..s.labels.len() as u32).collect();
         let group = m.group(&everything);
         assert_eq!(group.parts.len(), images + 1);
-        assert_eq!(group.cost.to_bits(), cost_by_definition(&m, &group.parts, &group.images).to_bits());
-        let mut some = Bits::new(images);
-        (0..images).step_by(3).for_each(|i| some.set(i));
-        assert_eq!(m.cost(&group.parts, &some).to_bits(), cost_by_definition(&m, &group.parts, &some).to_bits());
+        assert_eq!(group.cost.to_bits(), cost_by_definition(&m, &everything, &group.images).to_bits());
+        let some = every_third(images);
+        assert_eq!(m.cost(&group.held, &some).to_bits(), cost_by_definition(&m, &everything, &some).to_bits());
+        assert_eq!(group.prob.to_bits(), prob_by_definition(&m, &everything).to_bits());
+    }
+
+    #[test]
+    fn two_groups_joined_cost_their_union_by_definition_to_the_bit_whether_scored_or_built() {
+        // Two groups of the ring, each held by every image, whose parts interleave by class
+        // and share the libraries' class: the joined signatures are ordered across both sides.
+        let images = 70;
+        let s = ring(images);
+        let m = ring_model(&s);
+        let (a, b): (Vec<u32>, Vec<u32>) = (0..s.labels.len() as u32).partition(|&k| k % 3 == 0 || k == images as u32 + 1);
+        let both: Vec<u32> = (0..s.labels.len() as u32).collect();
+        let (ga, gb) = (m.group(&a), m.group(&b));
+        let all = ga.images.clone();
+        let some = every_third(images);
+        for within in [&all, &some] {
+            let expected = cost_by_definition(&m, &both, within).to_bits();
+            assert_eq!(m.joined_cost(&ga, &gb, within).to_bits(), expected, "scored");
+            assert_eq!(m.joined_cost(&gb, &ga, within).to_bits(), expected, "scored the other way round");
+            assert_eq!(m.merged(&ga, &gb, Some(within.clone())).cost.to_bits(), expected, "built");
+        }
+        assert_eq!(m.merged(&ga, &gb, None).prob.to_bits(), prob_by_definition(&m, &both).to_bits());
+        // A group left only where a local merge did not take it still brings its parts to the
+        // images it left, when joined there.
+        let rest = m.with_images(&ga, all.minus(&some));
+        assert_eq!(rest.cost.to_bits(), cost_by_definition(&m, &a, &all.minus(&some)).to_bits());
+        assert_eq!(m.joined_cost(&rest, &gb, &some).to_bits(), cost_by_definition(&m, &both, &some).to_bits());
     }
 
     /// Observations with the expected counts of a world whose true scale is `beta`.

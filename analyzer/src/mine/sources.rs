@@ -71,6 +71,14 @@ impl SourceSet {
         }
     }
 
+    /// The set of `members` (sorted, without duplicates) out of `universe`.
+    pub(crate) fn from_sorted(universe: usize, members: Vec<u32>) -> Self {
+        debug_assert!(members.windows(2).all(|w| w[0] < w[1]));
+        let mut set = SourceSet { universe, repr: Repr::Sparse(members) };
+        set.densify_if_large();
+        set
+    }
+
     fn densify_if_large(&mut self) {
         if let Repr::Sparse(list) = &self.repr {
             if list.len() > self.sparse_limit() {
@@ -96,7 +104,13 @@ impl SourceSet {
     pub(crate) fn heap_bytes(&self) -> usize {
         match &self.repr {
             Repr::Sparse(list) => list.capacity() * 4,
-            Repr::Dense(bits) => bits.0.capacity() * 8,
+            Repr::Dense(bits) => {
+                if bits.0.spilled() {
+                    bits.0.capacity() * 8
+                } else {
+                    0
+                }
+            }
         }
     }
 }
@@ -177,19 +191,57 @@ pub(crate) fn for_each_in_union<'s>(sets: impl Iterator<Item = (&'s SourceSet, u
     });
 }
 
+/// Folds `f` over every member of `a ∪ b`, in increasing order (sets over the same universe),
+/// without building the union. The accumulator is passed along, not captured: a sum captured
+/// by reference goes through memory at every member.
+pub(crate) fn fold_in_either<T>(a: &SourceSet, b: &SourceSet, init: T, mut f: impl FnMut(T, usize) -> T) -> T {
+    debug_assert_eq!(a.universe, b.universe);
+    let mut ones = |acc: T, w: usize, mut x: u64| {
+        let mut acc = acc;
+        while x != 0 {
+            acc = f(acc, w * 64 + x.trailing_zeros() as usize);
+            x &= x - 1;
+        }
+        acc
+    };
+    match (&a.repr, &b.repr) {
+        (Repr::Sparse(x), Repr::Sparse(y)) => {
+            let mut acc = Some(init);
+            merge_lists(x, y, |s| acc = acc.take().map(|acc| ones(acc, s as usize / 64, 1 << (s % 64))));
+            acc.expect("the accumulator is put back after every member")
+        }
+        (Repr::Dense(x), Repr::Dense(y)) => x.0.iter().zip(&y.0).enumerate().fold(init, |acc, (w, (p, q))| ones(acc, w, p | q)),
+        (Repr::Dense(dense), Repr::Sparse(list)) | (Repr::Sparse(list), Repr::Dense(dense)) => {
+            let mut list = list.iter().peekable();
+            dense.0.iter().enumerate().fold(init, |acc, (w, &word)| {
+                let mut x = word;
+                while let Some(s) = list.next_if(|&&s| s as usize / 64 == w) {
+                    x |= 1 << (s % 64);
+                }
+                ones(acc, w, x)
+            })
+        }
+    }
+}
+
 /// The sorted union of two sorted lists without duplicates.
 fn merged(a: &[u32], b: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len() + b.len());
+    merge_lists(a, b, |s| out.push(s));
+    out
+}
+
+/// Calls `f` with every member of two sorted lists without duplicates, in increasing order,
+/// once each.
+fn merge_lists(a: &[u32], b: &[u32], mut f: impl FnMut(u32)) {
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
         let (x, y) = (a[i], b[j]);
-        out.push(x.min(y));
+        f(x.min(y));
         i += usize::from(x <= y);
         j += usize::from(y <= x);
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
+    a[i..].iter().chain(&b[j..]).for_each(|&s| f(s));
 }
 
 #[cfg(test)]
@@ -223,13 +275,18 @@ mod tests {
         let universe = 320; // lists of up to 10 members
         let small = [3usize, 17, 200];
         let large: Vec<usize> = (0..universe).step_by(20).collect(); // 16 members: dense
-        for (a, b) in [(&small[..], &large[..]), (&large[..], &small[..]), (&small[..], &[4, 17, 319][..]), (&large[..], &large[1..4])] {
+        for (a, b) in [(&small[..], &large[..]), (&large[..], &small[..]), (&small[..], &[4, 17, 319][..]), (&large[..], &large[1..4]), (&large[..], &[1, 63, 64, 65, 319][..])] {
             let mut union = of(universe, a);
             union.union_with(&of(universe, b));
             let mut expected: Vec<usize> = a.iter().chain(b).copied().collect();
             expected.sort_unstable();
             expected.dedup();
             assert_eq!(members(&union), expected, "{a:?} | {b:?}");
+            let walked = super::fold_in_either(&of(universe, a), &of(universe, b), vec![], |mut walked, s| {
+                walked.push(s);
+                walked
+            });
+            assert_eq!(walked, expected, "walked, {a:?} | {b:?}");
         }
     }
 
