@@ -61,6 +61,11 @@ impl Bits {
         out.0.iter_mut().zip(&o.0).for_each(|(a, &b)| *a &= !b);
         out
     }
+    pub(crate) fn union(&self, o: &Bits) -> Bits {
+        let mut out = self.clone();
+        out.or(o);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +92,7 @@ mod tests {
         let mut a = of(130, &[1, 64, 129]);
         let b = of(130, &[2, 64]);
         assert_eq!(a.minus(&b).ones().collect::<Vec<_>>(), [1, 129]);
+        assert_eq!(a.union(&b).ones().collect::<Vec<_>>(), [1, 2, 64, 129]);
         assert_eq!((a.common_ones(&b).collect::<Vec<_>>(), a.common_count(&b)), (vec![64], 1));
         assert_eq!(a.common_count(&of(130, &[0, 128])), 0);
         assert_eq!((a.empty_like(), a.len()), (of(130, &[]), 192));

@@ -326,11 +326,7 @@ fn score_merge(model: &Model<'_>, a: &GroupState, b: &GroupState, over_budget: &
     let weight = if same_class { 1.0 } else { CROSS_CLASS_PENALTY };
     let both = a.images.common_count(&b.images);
     let global_ok = !local_only && a.unit.is_some() && b.unit.is_some();
-    let global = global_ok.then(|| {
-        let mut images = a.images.clone();
-        images.or(&b.images);
-        model.joined_cost(a, b, &images) - a.cost - b.cost
-    });
+    let global = global_ok.then(|| model.joined_cost(a, b, &a.images.union(&b.images)) - a.cost - b.cost);
     let local = (!global_ok || relief < both).then(|| {
         let rest = |g: &GroupState| model.cost(&g.held, &g.images.minus(&n));
         model.joined_cost(a, b, &n) + rest(a) + rest(b) - a.cost - b.cost

@@ -135,8 +135,11 @@ impl Signature {
 
 impl Ord for Signature {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        // Reversed, a word's first part is its highest bit.
-        self.0 .0.iter().map(|w| w.reverse_bits()).cmp(other.0 .0.iter().map(|w| w.reverse_bits()))
+        match Signature::first_difference(Some(self), Some(other)) {
+            None => std::cmp::Ordering::Equal,
+            Some((_, true)) => std::cmp::Ordering::Greater,
+            Some((_, false)) => std::cmp::Ordering::Less,
+        }
     }
 }
 
@@ -285,11 +288,7 @@ impl Model<'_> {
         a.held.iter().chain(&b.held).for_each(|h| cover.or(&h.images));
         let layout = joined_layout(&a.parts, &b.parts);
         let held: Vec<Held> = self.joined_held(a, b, &cover).into_iter().map(|j| self.materialized(j, &layout)).collect();
-        let images = images.unwrap_or_else(|| {
-            let mut union = a.images.clone();
-            union.or(&b.images);
-            union
-        });
+        let images = images.unwrap_or_else(|| a.images.union(&b.images));
         let parts = layout
             .into_iter()
             .map(|(i, j)| {

@@ -205,11 +205,7 @@ pub(crate) fn fold_in_either<T>(a: &SourceSet, b: &SourceSet, init: T, mut f: im
         acc
     };
     match (&a.repr, &b.repr) {
-        (Repr::Sparse(x), Repr::Sparse(y)) => {
-            let mut acc = Some(init);
-            merge_lists(x, y, |s| acc = acc.take().map(|acc| ones(acc, s as usize / 64, 1 << (s % 64))));
-            acc.expect("the accumulator is put back after every member")
-        }
+        (Repr::Sparse(x), Repr::Sparse(y)) => merge_lists(x, y, init, |acc, s| ones(acc, s as usize / 64, 1 << (s % 64))),
         (Repr::Dense(x), Repr::Dense(y)) => x.0.iter().zip(&y.0).enumerate().fold(init, |acc, (w, (p, q))| ones(acc, w, p | q)),
         (Repr::Dense(dense), Repr::Sparse(list)) | (Repr::Sparse(list), Repr::Dense(dense)) => {
             let mut list = list.iter().peekable();
@@ -226,22 +222,23 @@ pub(crate) fn fold_in_either<T>(a: &SourceSet, b: &SourceSet, init: T, mut f: im
 
 /// The sorted union of two sorted lists without duplicates.
 fn merged(a: &[u32], b: &[u32]) -> Vec<u32> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    merge_lists(a, b, |s| out.push(s));
-    out
+    merge_lists(a, b, Vec::with_capacity(a.len() + b.len()), |mut out, s| {
+        out.push(s);
+        out
+    })
 }
 
-/// Calls `f` with every member of two sorted lists without duplicates, in increasing order,
+/// Folds `f` over every member of two sorted lists without duplicates, in increasing order,
 /// once each.
-fn merge_lists(a: &[u32], b: &[u32], mut f: impl FnMut(u32)) {
-    let (mut i, mut j) = (0, 0);
+fn merge_lists<T>(a: &[u32], b: &[u32], init: T, mut f: impl FnMut(T, u32) -> T) -> T {
+    let (mut i, mut j, mut acc) = (0, 0, init);
     while i < a.len() && j < b.len() {
         let (x, y) = (a[i], b[j]);
-        f(x.min(y));
+        acc = f(acc, x.min(y));
         i += usize::from(x <= y);
         j += usize::from(y <= x);
     }
-    a[i..].iter().chain(&b[j..]).for_each(|&s| f(s));
+    a[i..].iter().chain(&b[j..]).fold(acc, |acc, &s| f(acc, s))
 }
 
 #[cfg(test)]
