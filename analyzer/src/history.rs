@@ -59,8 +59,11 @@ impl History {
         let rev_pos: HashMap<i64, usize> = revs.iter().enumerate().map(|(k, (id, _))| (*id, k)).collect();
         let img_pos: HashMap<i64, usize> = images.iter().enumerate().map(|(k, (id, _))| (*id, k)).collect();
         let wanted: Option<Vec<i64>> = range.map(|(first, last)| revs[first..=last].iter().map(|(id, _)| *id).collect());
-        let stored: Vec<((usize, usize), StoredSnapshot)> =
+        let mut stored: Vec<((usize, usize), StoredSnapshot)> =
             store.memberships(wanted.as_deref())?.into_iter().filter_map(|((img, rev), s)| Some(((*img_pos.get(&img)?, *rev_pos.get(&rev)?), s))).collect();
+        // One image's snapshots in revision order share most members, so checking them one
+        // after another finds those members' records in cache.
+        stored.sort_unstable_by_key(|(key, _)| *key);
         // A range needs only its snapshots' paths (closed under references, as checked below).
         let needed: Option<HashSet<i64>> = range.map(|_| stored.iter().flat_map(|(_, s)| s.members.iter().copied()).collect());
         let mut records = store.all_paths(needed.as_ref())?;
@@ -87,13 +90,13 @@ impl History {
             .par_iter()
             .enumerate()
             .map_init(
-                || vec![u32::MAX; paths.len()],
-                |inside, (k, ((i, r), s))| {
+                || (vec![u32::MAX; paths.len()], Vec::new()),
+                |(inside, text), (k, ((i, r), s))| {
                     let at = || format!("snapshot of {} at {}", images[*i].1, revs[*r].1.label);
                     let mut m: Vec<u32> = s.members.iter().map(|&id| dense.get(id).ok_or_else(|| damaged(format!("{} holds path id {id}, which is missing", at())))).collect::<Result<_, _>>()?;
                     m.sort_unstable();
                     let token = u32::try_from(k).expect("fewer than 2^32 snapshots");
-                    dense_paths.check(&m, s, token, inside).map_err(|what| damaged(format!("{}: {what}", at())))?;
+                    dense_paths.check(&m, s, token, inside, text).map_err(|what| damaged(format!("{}: {what}", at())))?;
                     Ok(((*i, *r), m))
                 },
             )
@@ -212,14 +215,10 @@ impl<'a> Dense<'a> {
         Dense { paths, sizes, refs, texts }
     }
 
-    fn text(&self, p: u32) -> &str {
-        self.texts.get(p as usize)
-    }
-
     /// Checks one snapshot (dense member indices `m`, sorted) against what was recorded at
     /// ingest: closed under references, the same paths digest and the same total size. `inside`
-    /// is scratch space, stamped with `token` for the members.
-    fn check(&self, m: &[u32], stored: &StoredSnapshot, token: u32, inside: &mut [u32]) -> Result<(), String> {
+    /// is scratch space, stamped with `token` for the members; `text` is the digest's buffer.
+    fn check(&self, m: &[u32], stored: &StoredSnapshot, token: u32, inside: &mut [u32], text: &mut Vec<u8>) -> Result<(), String> {
         for &p in m {
             inside[p as usize] = token;
         }
@@ -227,7 +226,7 @@ impl<'a> Dense<'a> {
             return Err(format!("{} references {}, which the snapshot lacks", self.paths[p as usize], self.paths[r as usize]));
         }
         // Dense order is the paths' text order, so the members come sorted.
-        if sorted_paths_digest(m.iter().map(|&p| self.text(p))) != stored.digest {
+        if sorted_paths_digest(m.iter().map(|&p| self.texts.bytes(p as usize)), text) != stored.digest {
             return Err("its paths differ from those recorded".into());
         }
         let total = m.iter().try_fold(0u64, |t, &p| t.checked_add(self.sizes[p as usize]));

@@ -125,21 +125,9 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted });
     }
     let budget = opts.budget()?;
-    let folds: Vec<Fold> = mids
-        .par_iter()
-        .map(|&mid| {
-            let from = opts.first.max(mid.saturating_sub(MAX_LEARNED));
-            let stats = NameStats::build(h, from, mid)?;
-            let mined = mine(&stats, pins, opts)?;
-            let (groups, path_hazard) = (mined.file_groups(), mined.path_hazard);
-            drop(mined);
-            Ok(Fold { from, mid, stats, groups, path_hazard })
-        })
-        .collect::<Result<_, MineError>>()?;
-    let mut size_first = vec![0u64; ni];
-    for &mid in &mids {
-        add(&mut size_first, &replay(h, mid, opts.last, budget, Replayed::SizeFirst)?.per_image_update_bytes);
-    }
+    // Size-first's replays do not depend on the folds: they fill the threads the folds leave.
+    let (folds, size_first) = rayon::join(|| learn_folds(h, opts, pins, &mids), || replay_size_first(h, opts, &mids, ni));
+    let (folds, size_first) = (folds?, size_first?);
     let updates: u64 = mids.iter().map(|&mid| (opts.last - mid) as u64).sum();
     let mut untrusted = Bits::new(ni);
     // Each untrusted image's replay in the round that found it worse (later rounds lay it out
@@ -171,6 +159,31 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
             return Ok(Backtest { window, folds, updates, images, rounds, untrusted });
         }
     }
+}
+
+/// The folds' groups, learned in parallel, one fold per split in `mids`.
+fn learn_folds(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin], mids: &[usize]) -> Result<Vec<Fold>, MineError> {
+    mids.par_iter()
+        .map(|&mid| {
+            let from = opts.first.max(mid.saturating_sub(MAX_LEARNED));
+            let stats = NameStats::build(h, from, mid)?;
+            let mined = mine(&stats, pins, opts)?;
+            let (groups, path_hazard) = (mined.file_groups(), mined.path_hazard);
+            drop(mined);
+            Ok(Fold { from, mid, stats, groups, path_hazard })
+        })
+        .collect()
+}
+
+/// Size-first's update bytes per image, summed over the replays of every split in `mids` to the
+/// window's end.
+fn replay_size_first(h: &History, opts: &EmitOptions, mids: &[usize], ni: usize) -> Result<Vec<u64>, MineError> {
+    let budget = opts.budget()?;
+    let mut total = vec![0u64; ni];
+    for &mid in mids {
+        add(&mut total, &replay(h, mid, opts.last, budget, Replayed::SizeFirst)?.per_image_update_bytes);
+    }
+    Ok(total)
 }
 
 /// The names of the images in `set`, sorted: a file's `size_first_images`.

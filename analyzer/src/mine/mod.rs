@@ -233,23 +233,27 @@ fn hint_file(h: &History, opts: &EmitOptions, window: (usize, usize), groups: Ve
     }
 }
 
-/// Learns the hint file: the groups of the window, hysteresis against `previous`, and the
-/// backtest's verdict (groups that hold a name of an untrusted image are not written).
-pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Result<Emitted, MineError> {
-    opts.budget()?;
-    if !(opts.registry_weight.is_finite() && opts.registry_weight >= 0.0) {
-        return Err(MineError::RegistryWeight(opts.registry_weight));
-    }
-    let pins = previous.map(|p| p.pins.clone()).unwrap_or_default();
+/// What `emit` learns from the whole window, before the backtest's verdict.
+struct Learned {
+    stats: NameStats,
+    /// The groups to write (the window's own, or the previous file's kept by hysteresis), and
+    /// the previous file's merge plan when kept.
+    groups: Vec<Group>,
+    merges: Vec<[String; 2]>,
+    hysteresis: Option<Decision>,
+    path_hazard: f64,
+    /// The summary's lines on the learning and on hysteresis.
+    report: String,
+}
+
+/// Learns the window's groups and applies hysteresis against `previous`.
+fn learn(h: &History, opts: &EmitOptions, previous: Option<&HintFile>, pins: &[Pin]) -> Result<Learned, MineError> {
     let t0 = std::time::Instant::now();
     let stats = NameStats::build(h, opts.first, opts.last)?;
     tracing::info!("name statistics: {} names, {:.1} s", stats.labels.len(), t0.elapsed().as_secs_f64());
-    // The backtest's folds and the whole window's grouping are independent: run side by side.
-    let (backtest, mined) = rayon::join(|| backtest::run(h, opts, &pins), || mine(&stats, &pins, opts));
-    let (backtest, mined) = (backtest?, mined?);
+    let mined = mine(&stats, pins, opts)?;
     let new_groups = mined.file_groups();
     tracing::info!("expected cost per transition: {:.0}", mined.cost);
-
     let mut report = String::new();
     let _ = writeln!(
         report,
@@ -272,12 +276,28 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
         }
         None => (new_groups, vec![], None),
     };
+    let path_hazard = mined.path_hazard;
+    drop(mined);
+    Ok(Learned { stats, groups, merges, hysteresis, path_hazard, report })
+}
+
+/// Learns the hint file: the groups of the window, hysteresis against `previous`, and the
+/// backtest's verdict (groups that hold a name of an untrusted image are not written).
+pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Result<Emitted, MineError> {
+    opts.budget()?;
+    if !(opts.registry_weight.is_finite() && opts.registry_weight >= 0.0) {
+        return Err(MineError::RegistryWeight(opts.registry_weight));
+    }
+    let pins = previous.map(|p| p.pins.clone()).unwrap_or_default();
+    // The backtest's folds and the whole window's learning are independent: run side by side.
+    let (backtest, learned) = rayon::join(|| backtest::run(h, opts, &pins), || learn(h, opts, previous, &pins));
+    let (backtest, Learned { stats, groups, merges, hysteresis, path_hazard, mut report }) = (backtest?, learned?);
     let learned = groups.len();
     let groups = without_images(&stats, groups, &backtest.untrusted);
     let ids: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     let merges = merges.into_iter().filter(|[a, b]| ids.contains(a.as_str()) && ids.contains(b.as_str())).collect();
     report_backtest(&mut report, h, &backtest, learned - groups.len());
-    let mut file = hint_file(h, opts, (opts.first, opts.last), groups, merges, pins, mined.path_hazard);
+    let mut file = hint_file(h, opts, (opts.first, opts.last), groups, merges, pins, path_hazard);
     file.size_first_images = backtest::image_names(h, &backtest.untrusted);
     debug_assert!(file.validate().is_ok());
     Ok(Emitted { file, report, backtest, hysteresis })

@@ -12,27 +12,19 @@ use super::sources::SourceSet;
 use super::MineError;
 use crate::history::History;
 
-/// A snapshot as (name, path) pairs, sorted.
-type Named = Vec<(u32, u32)>;
-/// The entries of one name in a [`Named`] snapshot.
-type Run<'v> = &'v [(u32, u32)];
-
-/// The names two sorted snapshots share, each with its run of entries in both.
-fn common_names<'v>(a: Run<'v>, b: Run<'v>) -> impl Iterator<Item = (u32, Run<'v>, Run<'v>)> + 'v {
-    let (mut runs_a, mut runs_b) = (a.chunk_by(|x, y| x.0 == y.0).peekable(), b.chunk_by(|x, y| x.0 == y.0).peekable());
+/// The paths in exactly one of two sorted lists, in increasing order.
+fn symmetric_difference<'v>(a: &'v [u32], b: &'v [u32]) -> impl Iterator<Item = u32> + 'v {
+    let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
     std::iter::from_fn(move || loop {
-        let (ra, rb) = (runs_a.peek()?, runs_b.peek()?);
-        match ra[0].0.cmp(&rb[0].0) {
-            std::cmp::Ordering::Less => drop(runs_a.next()),
-            std::cmp::Ordering::Greater => drop(runs_b.next()),
-            std::cmp::Ordering::Equal => return Some((ra[0].0, runs_a.next()?, runs_b.next()?)),
+        match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x == y => drop((a.next(), b.next())),
+            (Some(x), Some(y)) if x < y => return a.next(),
+            (_, Some(_)) => return b.next(),
+            (_, None) => return a.next(),
         }
     })
 }
 
-/// Transitions one task takes in turn: each revision's snapshots are sorted once for the
-/// transition before it and the one after.
-const TRANSITIONS_PER_TASK: usize = 8;
 /// Revisions whose per-name sizes are held at once, a column over every name each.
 const COLUMNS_AT_ONCE: usize = 64;
 
@@ -47,14 +39,6 @@ struct Names<'h> {
 }
 
 impl Names<'_> {
-    /// The snapshot of image `i` at revision `r` as (name, path) pairs, sorted.
-    fn named(&self, i: usize, r: usize) -> Option<Named> {
-        let m = self.h.snapshots.get(&(i, r))?;
-        let mut v: Vec<(u32, u32)> = m.iter().map(|&p| (self.path_name[p as usize], p)).collect();
-        v.sort_unstable();
-        Some(v)
-    }
-
     /// Each name's largest path in any image at each revision `first..=last`, by name. The
     /// revisions are read in parallel, each into a column over every name.
     fn sizes_over_time(&self, first: usize, last: usize) -> Vec<Vec<u64>> {
@@ -81,30 +65,59 @@ impl Names<'_> {
         column
     }
 
-    /// The names that changed between two revisions' snapshots (per image, `None` where the
-    /// image is absent), and those whose change was their own bump.
-    fn transition(&self, before: &[Option<Named>], after: &[Option<Named>]) -> (Bits, Bits) {
-        let (h, path_name, versions) = (self.h, self.path_name, self.versions);
+    /// The names of `paths`, as a set.
+    fn names_in(&self, paths: &[u32]) -> Bits {
+        let mut names = Bits::new(self.count);
+        paths.iter().for_each(|&p| names.set(self.path_name[p as usize] as usize));
+        names
+    }
+
+    /// The distinct (name, version) pairs of the paths in `paths` whose name is in `names`.
+    fn versions_of(&self, paths: &[u32], names: &Bits) -> Vec<(u32, &str)> {
+        let mut v: Vec<(u32, &str)> = paths.iter().map(|&p| (self.path_name[p as usize], p)).filter(|&(n, _)| names.get(n as usize)).map(|(n, p)| (n, self.versions[p as usize].as_str())).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Adds to `changed` the names both snapshots hold whose paths differ between them, and to
+    /// `version_changed` those among them whose set of versions differs.
+    fn compare(&self, a: &[u32], b: &[u32], changed: &mut Bits, version_changed: &mut Bits) {
+        // A name's paths differ only where one of its paths is in one snapshot alone.
+        let mut differing = Bits::new(self.count);
+        symmetric_difference(a, b).for_each(|p| differing.set(self.path_name[p as usize] as usize));
+        if differing.count() == 0 {
+            return;
+        }
+        let (in_a, in_b) = (self.names_in(a), self.names_in(b));
+        let mut here = Bits::new(self.count);
+        differing.ones().filter(|&n| in_a.get(n) && in_b.get(n)).for_each(|n| here.set(n));
+        changed.or(&here);
+        // Both lists hold a run for each name of `here`, in the same order.
+        let (va, vb) = (self.versions_of(a, &here), self.versions_of(b, &here));
+        for (ra, rb) in va.chunk_by(|x, y| x.0 == y.0).zip(vb.chunk_by(|x, y| x.0 == y.0)) {
+            if ra != rb {
+                version_changed.set(ra[0].0 as usize);
+            }
+        }
+    }
+
+    /// The names that changed between revisions `r` and `r + 1` (in some image holding the
+    /// name at both, its set of paths differs), and those whose change was their own bump.
+    fn transition(&self, r: usize) -> (Bits, Bits) {
+        let (h, path_name) = (self.h, self.path_name);
         let mut changed = Bits::new(self.count);
         let mut version_changed = Bits::new(self.count);
-        let pairs: Vec<(&Named, &Named)> = before.iter().zip(after).filter_map(|(a, b)| Some((a.as_ref()?, b.as_ref()?))).collect();
+        let pairs: Vec<(&[u32], &[u32])> = (0..h.images.len()).filter_map(|i| Some((h.snapshots.get(&(i, r))?.as_slice(), h.snapshots.get(&(i, r + 1))?.as_slice()))).collect();
         for &(a, b) in &pairs {
-            for (name, pa, pb) in common_names(a, b) {
-                if pa.iter().map(|x| x.1).ne(pb.iter().map(|x| x.1)) {
-                    changed.set(name as usize);
-                    let va: HashSet<&str> = pa.iter().map(|&(_, p)| versions[p as usize].as_str()).collect();
-                    let vb: HashSet<&str> = pb.iter().map(|&(_, p)| versions[p as usize].as_str()).collect();
-                    if va != vb {
-                        version_changed.set(name as usize);
-                    }
-                }
-            }
+            self.compare(a, b, &mut changed, &mut version_changed);
         }
         // A change is explained when a dependency of the name (in some image at the later
         // revision) changed too; otherwise it is the name's own bump.
         let mut explained = Bits::new(self.count);
         for &(_, b) in &pairs {
-            for &(name, p) in b.iter().filter(|&&(name, _)| changed.get(name as usize)) {
+            for &p in b.iter().filter(|&&p| changed.get(path_name[p as usize] as usize)) {
+                let name = path_name[p as usize];
                 if h.refs[p as usize].iter().map(|&d| path_name[d as usize]).any(|d| d != name && changed.get(d as usize)) {
                     explained.set(name as usize);
                 }
@@ -191,23 +204,8 @@ impl NameStats {
         let size_over_time = names.sizes_over_time(first, last);
         let size: Vec<u64> = size_over_time.iter().map(|sizes| sizes[transitions]).collect();
 
-        // Changes and intrinsic bumps per transition, in parallel over runs of transitions: a
-        // run sorts each revision's snapshots once, for the transitions on both sides of it.
-        let transitions_from: Vec<usize> = (first..last).collect();
-        let per_t: Vec<(Bits, Bits)> = transitions_from
-            .par_chunks(TRANSITIONS_PER_TASK)
-            .flat_map_iter(|run| {
-                let mut before: Vec<Option<Named>> = (0..ni).map(|i| names.named(i, run[0])).collect();
-                run.iter()
-                    .map(|&r0| {
-                        let after: Vec<Option<Named>> = (0..ni).map(|i| names.named(i, r0 + 1)).collect();
-                        let found = names.transition(&before, &after);
-                        before = after;
-                        found
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        // Changes and intrinsic bumps per transition, in parallel.
+        let per_t: Vec<(Bits, Bits)> = (first..last).into_par_iter().map(|r| names.transition(r)).collect();
         let (changed, bumped): (Vec<Bits>, Vec<Bits>) = per_t.into_iter().unzip();
 
         // Bump sources: the real co-change sets of the history.
@@ -288,6 +286,15 @@ mod tests {
             snapshots: HashMap::from([((0, 0), members.clone()), ((0, 1), members)]),
             summary: String::new(),
         }
+    }
+
+    #[test]
+    fn the_symmetric_difference_lists_each_path_of_one_list_only_in_order() {
+        let diff = |a: &[u32], b: &[u32]| super::symmetric_difference(a, b).collect::<Vec<_>>();
+        assert_eq!(diff(&[1, 3, 5, 9], &[2, 3, 9, 10, 11]), [1, 2, 5, 10, 11]);
+        assert_eq!(diff(&[], &[4, 7]), [4, 7]);
+        assert_eq!(diff(&[4, 7], &[]), [4, 7]);
+        assert_eq!(diff(&[4, 7], &[4, 7]), Vec::<u32>::new());
     }
 
     #[test]

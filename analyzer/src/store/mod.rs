@@ -846,15 +846,16 @@ pub fn paths_digest<'a>(paths: impl Iterator<Item = &'a str>) -> [u8; 32] {
         v.sort_unstable();
         v.dedup();
     }
-    sorted_paths_digest(v.into_iter())
+    sorted_paths_digest(v.into_iter().map(str::as_bytes), &mut Vec::new())
 }
 
 /// [`paths_digest`] of paths given in strictly increasing order: each path and a newline, in
 /// that order, hashed from one buffer (one call into SHA-256 per snapshot, not two per path).
-pub fn sorted_paths_digest<'a>(paths: impl Iterator<Item = &'a str>) -> [u8; 32] {
-    let mut text = Vec::new();
+/// The buffer is `text`, cleared first, which a caller digesting many snapshots reuses.
+pub fn sorted_paths_digest<'a>(paths: impl Iterator<Item = &'a [u8]>, text: &mut Vec<u8>) -> [u8; 32] {
+    text.clear();
     for p in paths {
-        text.extend_from_slice(p.as_bytes());
+        text.extend_from_slice(p);
         text.push(b'\n');
     }
     Sha256::digest(&text).into()
