@@ -126,7 +126,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     }
     let budget = opts.budget()?;
     // Size-first's replays do not depend on the folds: they fill the threads the folds leave.
-    let (folds, size_first) = rayon::join(|| learn_folds(h, opts, pins, &mids), || replay_size_first(h, opts, &mids, ni));
+    let (folds, size_first) = rayon::join(|| learn_folds(h, opts, pins, &mids), || replay_size_first(h, opts.last, budget, &mids));
     let (folds, size_first) = (folds?, size_first?);
     let updates: u64 = mids.iter().map(|&mid| (opts.last - mid) as u64).sum();
     let mut untrusted = Bits::new(ni);
@@ -175,13 +175,12 @@ fn learn_folds(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin], mids
         .collect()
 }
 
-/// Size-first's update bytes per image, summed over the replays of every split in `mids` to the
-/// window's end.
-fn replay_size_first(h: &History, opts: &EmitOptions, mids: &[usize], ni: usize) -> Result<Vec<u64>, MineError> {
-    let budget = opts.budget()?;
-    let mut total = vec![0u64; ni];
+/// Size-first's update bytes per image, summed over the replays of every split in `mids` to
+/// `last`.
+fn replay_size_first(h: &History, last: usize, budget: layering_core::Budget, mids: &[usize]) -> Result<Vec<u64>, MineError> {
+    let mut total = vec![0u64; h.images.len()];
     for &mid in mids {
-        add(&mut total, &replay(h, mid, opts.last, budget, Replayed::SizeFirst)?.per_image_update_bytes);
+        add(&mut total, &replay(h, mid, last, budget, Replayed::SizeFirst)?.per_image_update_bytes);
     }
     Ok(total)
 }
