@@ -20,13 +20,14 @@
 //!    `d` lie strictly between them. So `popularity(x) = popularity(d) + Σ routes(y)` over the
 //!    *region* of `x`: the paths met walking up from `x` through users, stopping at `d`.
 //!    A walk that meets more than `(N + E) / 1024` paths (at least 64) stops, and its path is
-//!    *heavy*: heavy paths are counted 64 at a time by one sweep up the graph that gives every
-//!    path a 64-bit mask of the heavy paths it reaches (its own bit, or-ed with its
-//!    references'), and adds its routes to the count of each path in its mask. A sweep costs
-//!    about as much as 64 walks of the cap's length, and a bit per ancestor, where a walk
-//!    chases every user edge.
+//!    *heavy*: heavy paths are counted 256 at a time by one sweep up the graph that gives every
+//!    path a 256-bit mask of the heavy paths it reaches (its own bit, or-ed with its
+//!    references'), and adds its routes to the count of each path in its mask. A sweep costs a
+//!    pass over the paths above its block's last and a bit per ancestor, where a walk chases
+//!    every user edge.
 //! 4. Paths sort by descending popularity, ties by ascending `package_name`: the path with its
-//!    leading `/nix/store/<hash>` segment moved to the end.
+//!    leading `/nix/store/<hash>` segment moved to the end. Only tied paths need it, and most
+//!    ties are settled by its first 8 bytes.
 //! 5. Grouping follows `buildLayeredImage`'s `limit_layers`: with a budget of `n` store layers,
 //!    the first `n - 1` paths get a layer each and the rest share the last one.
 //!
@@ -34,7 +35,7 @@
 //! pass reads its arrays in order; the counts are given back in path order.
 //!
 //! Cost: `O((N + E) log N)` for the dominator tree, plus the regions up to the cap times their
-//! in-degrees, plus per block of 64 heavy paths a sweep over the paths above its last one and a
+//! in-degrees, plus per block of 256 heavy paths a sweep over the paths above its last one and a
 //! bit per ancestor. A chain, a tree or a fan has regions of one path each, so it is
 //! near-linear. A graph whose shared paths have no dominator but the top (many users reaching
 //! them along disjoint chains, as in preferential attachment) has regions as large as their
@@ -43,18 +44,88 @@
 //! descendant sets over every edge.
 
 use crate::closure::{Adjacency, Closure};
-use crate::{Layer, LayerError, Reason, Texts};
+use crate::{Layer, LayerError, Reason};
 
 /// The popularity order, most popular first.
 pub fn order(closure: &Closure) -> Result<Vec<usize>, LayerError> {
     let mut ranked: Vec<(u128, usize)> = popularity(closure)?.into_iter().zip(0..).collect();
     ranked.sort_unstable_by_key(|&(popularity, _)| std::cmp::Reverse(popularity));
-    // Package names tell apart only equal popularities: every path's differs, so the order is total.
-    let keys = package_names(&(0..closure.len()).map(|i| closure.path(i).as_str()).collect::<Vec<_>>());
-    for tied in ranked.chunk_by_mut(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
-        tied.sort_unstable_by(|a, b| keys.bytes(a.1).cmp(keys.bytes(b.1)));
-    }
+    break_ties(closure, &mut ranked);
     Ok(ranked.into_iter().map(|(_, i)| i).collect())
+}
+
+/// Orders each run of equal popularities by [`PackageName`]: every path's differs, so the order
+/// is total. Names are first compared on their first 8 bytes, read once per path in path order:
+/// the paths' text lies scattered in memory, and reading it costs more than the sorts.
+fn break_ties(closure: &Closure, ranked: &mut [(u128, usize)]) {
+    if !ranked.windows(2).any(|w| w[0].0 == w[1].0) {
+        return;
+    }
+    // Every path's first `-` is at the same place: one store directory, then 32 hash digits.
+    let dash = closure.path(0).as_str().find('-');
+    let name = |i: usize| PackageName::split_at(closure.path(i).as_str(), dash);
+    let prefixes: Vec<u64> = (0..closure.len()).map(|i| name(i).prefix()).collect();
+    let mut by_name: Vec<(u64, usize)> = vec![];
+    for tied in ranked.chunk_by_mut(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+        by_name.clear();
+        by_name.extend(tied.iter().map(|&(_, i)| (prefixes[i], i)));
+        by_name.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| name(a.1).cmp(&name(b.1))));
+        for (slot, &(_, i)) in tied.iter_mut().zip(&by_name) {
+            slot.1 = i;
+        }
+    }
+}
+
+/// closure-graph.py's tie-break key, a path's *package name*: the path with its first
+/// `-`-separated segment moved to the end, compared byte by byte.
+#[derive(Debug, Clone, Copy)]
+struct PackageName<'a>([&'a [u8]; 3]);
+
+impl<'a> PackageName<'a> {
+    /// The package name of `path`, whose first `-` is at `dash`.
+    fn split_at(path: &'a str, dash: Option<usize>) -> Self {
+        let path = path.as_bytes();
+        PackageName(match dash {
+            Some(k) => [&path[k + 1..], b"-", &path[..k]],
+            None => [path, b"", b""],
+        })
+    }
+
+    fn bytes(self) -> impl Iterator<Item = u8> + 'a {
+        self.0.into_iter().flatten().copied()
+    }
+
+    /// The first 8 bytes, big-endian, zero-padded: names whose prefixes differ order as their
+    /// prefixes do (a path holds no zero byte).
+    fn prefix(self) -> u64 {
+        let (mut first, mut filled) = ([0u8; 8], 0);
+        for piece in self.0 {
+            let take = piece.len().min(8 - filled);
+            first[filled..filled + take].copy_from_slice(&piece[..take]);
+            filled += take;
+        }
+        u64::from_be_bytes(first)
+    }
+}
+
+impl PartialEq for PackageName<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes().eq(other.bytes())
+    }
+}
+
+impl Eq for PackageName<'_> {}
+
+impl PartialOrd for PackageName<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PackageName<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.bytes().cmp(other.bytes())
+    }
 }
 
 /// closure-graph.py's popularity of every path.
@@ -74,16 +145,18 @@ fn popularity(closure: &Closure) -> Result<Vec<u128>, LayerError> {
 }
 
 /// A region walk that passes this many paths stops: the path's count is then taken with other
-/// such paths, 64 at a time, in one sweep up the graph ([`Sweep::ancestor_sums`]). Measured on
-/// preferential attachment: at 20,000 paths, caps of 64 to 256 are within 2% of each other and
-/// 1,000 costs 9% more; at 200,000, 64 costs 10% more than `(N + E) / 1024` (781).
+/// such paths, [`BLOCK`] at a time, in one sweep up the graph ([`Sweep::ancestor_sums`]).
+/// Measured on preferential attachment with sweeps of 64: at 20,000 paths, caps of 64 to 256 are
+/// within 2% of each other and 1,000 costs 9% more; at 200,000, 64 costs 10% more than
+/// `(N + E) / 1024` (781). With sweeps of 256, divisors of 256 and 4,096 and a floor of 16 were
+/// no faster (4,096: 10–15% slower at 100,000 paths and more).
 fn heavy_walk(users: &Adjacency) -> usize {
     ((users.len() + users.edges()) / 1024).max(64)
 }
 
 /// Every path's popularity by position: its dominator's plus its region's routes, or for a
 /// path whose region walk passes `cap` paths (a *heavy* path), the routes of all its ancestors,
-/// summed in sweeps of 64 heavy paths. An overflow gives the first position whose count does
+/// summed in sweeps of [`BLOCK`] heavy paths. An overflow gives the first position whose count does
 /// not fit.
 fn counts(users: &Adjacency, routes: &[u128], cap: usize) -> Result<Vec<u128>, usize> {
     let n = users.len();
@@ -106,7 +179,7 @@ fn counts(users: &Adjacency, routes: &[u128], cap: usize) -> Result<Vec<u128>, u
         .collect();
     if !heavy.is_empty() {
         let mut sweep = Sweep::new(n);
-        for block in heavy.chunks(64) {
+        for block in heavy.chunks(BLOCK) {
             for (&x, sum) in block.iter().zip(sweep.ancestor_sums(users, routes, block)) {
                 match sum {
                     Some(sum) => counts[x] = sum,
@@ -258,59 +331,55 @@ impl Region {
     }
 }
 
-/// Sums routes over the ancestors of up to 64 paths at once; reusable (its masks are left clear).
+/// Heavy paths summed by one sweep.
+const BLOCK: usize = 256;
+
+/// One bit per path of a block.
+type Mask = [u64; BLOCK / 64];
+
+/// Sums routes over the ancestors of up to [`BLOCK`] paths at once; reusable (its masks are left clear).
 struct Sweep {
     /// Per path, which of the block's paths it reaches (bit `j`: the block's `j`-th).
-    reaches: Vec<u64>,
+    reaches: Vec<Mask>,
 }
 
 impl Sweep {
     fn new(n: usize) -> Self {
-        Sweep { reaches: vec![0; n] }
+        Sweep { reaches: vec![[0; BLOCK / 64]; n] }
     }
 
     /// `Σ routes(y)` over every `y` that reaches each path of `block` (positions, increasing,
-    /// at most 64), each `None` where it overflows. Paths are visited from the block's last
+    /// at most [`BLOCK`]), each `None` where it overflows. Paths are visited from the block's last
     /// upwards, so every path's mask is complete (its references come after it) before it is
     /// passed on to its users, and its routes are added to the sum of each path it reaches.
     fn ancestor_sums(&mut self, users: &Adjacency, routes: &[u128], block: &[usize]) -> Vec<Option<u128>> {
         for (j, &t) in block.iter().enumerate() {
-            self.reaches[t] |= 1 << j;
+            self.reaches[t][j / 64] |= 1 << (j % 64);
         }
-        let (mut sums, mut overflowed) = (vec![0u128; block.len()], 0u64);
+        let (mut sums, mut overflowed) = (vec![0u128; block.len()], vec![false; block.len()]);
         let last = *block.last().expect("a block holds a path");
         for y in (0..=last).rev() {
             let mask = std::mem::take(&mut self.reaches[y]);
-            if mask == 0 {
+            if mask == [0; BLOCK / 64] {
                 continue;
             }
             for &u in users.of(y) {
-                self.reaches[u as usize] |= mask;
+                for (to, from) in self.reaches[u as usize].iter_mut().zip(mask) {
+                    *to |= from;
+                }
             }
-            let mut bits = mask;
-            while bits != 0 {
-                let j = bits.trailing_zeros() as usize;
-                let (sum, over) = sums[j].overflowing_add(routes[y]);
-                sums[j] = sum;
-                overflowed |= u64::from(over) << j;
-                bits &= bits - 1;
+            for (w, mut bits) in mask.into_iter().enumerate() {
+                while bits != 0 {
+                    let j = w * 64 + bits.trailing_zeros() as usize;
+                    let (sum, over) = sums[j].overflowing_add(routes[y]);
+                    sums[j] = sum;
+                    overflowed[j] |= over;
+                    bits &= bits - 1;
+                }
             }
         }
-        sums.into_iter().enumerate().map(|(j, sum)| (overflowed >> j & 1 == 0).then_some(sum)).collect()
+        sums.into_iter().zip(overflowed).map(|(sum, over)| (!over).then_some(sum)).collect()
     }
-}
-
-/// closure-graph.py's tie-break key of every path, its package name: the first `-`-separated
-/// segment moved to the end.
-fn package_names(paths: &[&str]) -> Texts {
-    let mut names = Texts::with_capacity(paths.len(), paths.iter().map(|p| p.len()).sum());
-    for &path in paths {
-        match path.split_once('-') {
-            Some((first, rest)) => names.push([rest, "-", first]),
-            None => names.push([path]),
-        }
-    }
-    names
 }
 
 /// `limit_layers` over the popularity order.
@@ -390,9 +459,9 @@ mod tests {
         }
 
         /// Heavy paths' sweeps count what region walks count, whichever paths are heavy and
-        /// however many blocks of 64 they fill.
+        /// however many blocks they fill.
         #[test]
-        fn sweeps_count_as_region_walks_do(edges in proptest::collection::vec(proptest::collection::vec(0usize..1000, 0..4), 1..200), cap in 0usize..6) {
+        fn sweeps_count_as_region_walks_do(edges in proptest::collection::vec(proptest::collection::vec(0usize..1000, 0..4), 1..3 * BLOCK), cap in 0usize..6) {
             let (users, routes) = top_down(&random_closure(&edges));
             proptest::prop_assert_eq!(counts(&users, &routes, cap), counts(&users, &routes, usize::MAX));
         }
@@ -476,7 +545,29 @@ mod tests {
 
     #[test]
     fn package_name_moves_hash_last() {
-        let names = package_names(&["/nix/store/abc-foo-1.0", "/nix/store/def", "/nix/store/ghi-bar"]);
-        assert_eq!([names.bytes(0), names.bytes(1), names.bytes(2)], ["foo-1.0-/nix/store/abc", "/nix/store/def", "bar-/nix/store/ghi"].map(str::as_bytes));
+        let name = |p: &str| PackageName::split_at(p, p.find('-')).bytes().collect::<Vec<u8>>();
+        assert_eq!(
+            [name("/nix/store/abc-foo-1.0"), name("/nix/store/def"), name("/nix/store/ghi-bar")],
+            ["foo-1.0-/nix/store/abc", "/nix/store/def", "bar-/nix/store/ghi"].map(|s| s.as_bytes().to_vec())
+        );
+    }
+
+    /// Roots all tie at one; their order is the package names' as whole strings, also where
+    /// the first 8 bytes agree, one name is a prefix of another, or a `+` sorts before the `-`
+    /// that follows a shorter name.
+    #[test]
+    fn ties_order_by_whole_package_names() {
+        let names = ["python3.11-a", "python3.11-a+b", "python3.11", "python3.11+x", "python3", "p", "python3.11-a-b", "zlib"];
+        let c = Closure::new(names.iter().map(|n| info(n, 1, &[])).collect()).unwrap();
+        let whole = |i: usize| {
+            let (first, rest) = c.path(i).as_str().split_once('-').unwrap();
+            format!("{rest}-{first}")
+        };
+        let mut expected: Vec<usize> = (0..c.len()).collect();
+        expected.sort_by_key(|&i| whole(i));
+        assert_eq!(order(&c).unwrap(), expected);
+        assert_eq!(c.path(expected[0]).name(), "p");
+        let pos = |n: &str| expected.iter().position(|&i| c.path(i).name() == n).unwrap();
+        assert!(pos("python3.11+x") < pos("python3.11") && pos("python3.11-a+b") < pos("python3.11-a") && pos("python3.11-a") < pos("python3.11-a-b"));
     }
 }

@@ -495,8 +495,12 @@ fn bench_layer(sizes: &[usize], python: Option<&Path>, python_max: usize, hints_
     Ok(())
 }
 
+/// Runs per size and strategy in `bench_shapes`, the best one kept: a single run of the largest
+/// sizes takes the machine's noise into the fitted exponent.
+const SHAPE_RUNS: usize = 5;
+
 fn bench_shapes(sizes: &[usize]) -> Result<()> {
-    println!("bench: layer by graph shape (in-process, best of 3 up to 30,000 paths, then 1 run)");
+    println!("bench: layer by graph shape (in-process, best of {SHAPE_RUNS} runs at every size)");
     println!("{:>13} {:>7} {:>9} {:>12} {:>12} {:>12}", "shape", "paths", "edges", "popularity", "size-first", "hints");
     let budget = Budget::default();
     for shape in GraphShape::ALL {
@@ -505,8 +509,7 @@ fn bench_shapes(sizes: &[usize]) -> Result<()> {
             let closure = Closure::new(shape.closure(n, 5)).context("a generated closure")?;
             let file = hints_over(&closure, 1500.min(n / 2));
             let edges: usize = (0..closure.len()).map(|i| closure.refs(i).len()).sum();
-            let runs = if n <= 30_000 { 3 } else { 1 };
-            let t = [Strategy::Popularity, Strategy::SizeFirst, Strategy::Hints(&file)].map(|s| best_ms(runs, || drop(layer(&closure, budget, s))));
+            let t = [Strategy::Popularity, Strategy::SizeFirst, Strategy::Hints(&file)].map(|s| best_ms(SHAPE_RUNS, || drop(layer(&closure, budget, s))));
             println!("{:>13} {n:>7} {edges:>9} {:>10.1}ms {:>10.1}ms {:>10.1}ms", shape.name(), t[0], t[1], t[2]);
             times.push((n, t));
         }
