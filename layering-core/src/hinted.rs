@@ -174,7 +174,7 @@ pub fn layers_matched(closure: &Closure, n: usize, file: &HintFile, matcher: &Ma
             // The fallback's sets come sorted; groups and merged units do not.
             let key = |&i: &usize| size_first::path_key(closure.path(i).as_str());
             if !u.nodes.is_sorted_by_key(key) {
-                u.nodes.sort_by_cached_key(key);
+                size_first::sort_by_path_key(closure, &mut u.nodes);
             }
             Layer::new(closure, u.nodes, u.reason)
         })

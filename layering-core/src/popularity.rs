@@ -44,6 +44,7 @@
 //! descendant sets over every edge.
 
 use crate::closure::{Adjacency, Closure};
+use crate::texts::leading_bytes;
 use crate::{Layer, LayerError, Reason};
 
 /// The popularity order, most popular first.
@@ -95,16 +96,9 @@ impl<'a> PackageName<'a> {
         self.0.into_iter().flatten().copied()
     }
 
-    /// The first 8 bytes, big-endian, zero-padded: names whose prefixes differ order as their
-    /// prefixes do (a path holds no zero byte).
+    /// The first 8 bytes ([`leading_bytes`]; a path holds no zero byte).
     fn prefix(self) -> u64 {
-        let (mut first, mut filled) = ([0u8; 8], 0);
-        for piece in self.0 {
-            let take = piece.len().min(8 - filled);
-            first[filled..filled + take].copy_from_slice(&piece[..take]);
-            filled += take;
-        }
-        u64::from_be_bytes(first)
+        leading_bytes(&self.0)
     }
 }
 

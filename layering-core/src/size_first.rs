@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 
 use crate::closure::{Closure, Direction};
+use crate::texts::leading_bytes;
 use crate::{Layer, Reason};
 
 /// Interned primary sets. Set 0 is the empty set.
@@ -262,6 +263,18 @@ pub(crate) fn path_key(path: &str) -> (&str, &str) {
     }
 }
 
+/// Sorts paths by [`path_key`]. Most comparisons are settled by the names' first 8 bytes, read
+/// once per path: the paths' text lies scattered in memory, and a sort that read it at every
+/// comparison would mostly wait on memory.
+pub(crate) fn sort_by_path_key(closure: &Closure, paths: &mut [usize]) {
+    let key = |i: usize| path_key(closure.path(i).as_str());
+    let mut keyed: Vec<(u64, usize)> = paths.iter().map(|&i| (leading_bytes(&[key(i).0.as_bytes()]), i)).collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key(a.1).cmp(&key(b.1))));
+    for (slot, (_, i)) in paths.iter_mut().zip(keyed) {
+        *slot = i;
+    }
+}
+
 /// Groups paths by set id, sorts each group by `path_key`, and orders groups by the narSize of
 /// their closure.
 pub(crate) fn group(closure: &Closure, split: &[u32], members: Option<&[bool]>) -> Vec<(u32, Vec<usize>)> {
@@ -281,7 +294,7 @@ pub(crate) fn group(closure: &Closure, split: &[u32], members: Option<&[bool]>) 
         .into_iter()
         .zip(sizes)
         .map(|((set, mut paths), closure_size)| {
-            paths.sort_by_cached_key(|&i| path_key(closure.path(i).as_str()));
+            sort_by_path_key(closure, &mut paths);
             (closure_size, set, paths)
         })
         .collect();
@@ -339,6 +352,25 @@ pub fn layers(closure: &Closure, store_layers: usize) -> Vec<Layer> {
 mod tests {
     use super::*;
     use crate::closure::tests::info;
+    use crate::PathInfo;
+    use hints_format::StorePath;
+
+    /// Names that agree in their first 8 bytes, one a prefix of another, and one name under
+    /// three hashes: the order is `path_key`'s on the whole text.
+    #[test]
+    fn paths_sort_by_whole_keys_where_their_names_first_8_bytes_agree() {
+        let mut infos: Vec<PathInfo> = ["python3.11-a", "python3.11", "python3.11-a+b", "p", "zlib", "python3.11-aa"].iter().map(|n| info(n, 1, &[])).collect();
+        for hash in ["1".repeat(32), "0".repeat(32)] {
+            infos.push(PathInfo::new(StorePath::parse(&format!("/nix/store/{hash}-python3.11-a")).unwrap(), 1, vec![]));
+        }
+        let c = Closure::new(infos).unwrap();
+        let mut paths: Vec<usize> = (0..c.len()).rev().collect();
+        sort_by_path_key(&c, &mut paths);
+        let mut expected: Vec<usize> = (0..c.len()).collect();
+        expected.sort_by_key(|&i| path_key(c.path(i).as_str()));
+        assert_eq!(paths, expected);
+        assert_eq!(paths.iter().map(|&i| c.path(i).name()).filter(|n| *n == "python3.11-a").count(), 3);
+    }
 
     /// A closure from generated edge lists: path i references only paths after it, so the graph
     /// is acyclic; sizes come from `sizes`, which repeats values so that equal sizes and equal
