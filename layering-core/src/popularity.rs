@@ -24,7 +24,8 @@
 //!    path a 256-bit mask of the heavy paths it reaches (its own bit, or-ed with its
 //!    references'), and adds its routes to the count of each path in its mask. A sweep costs a
 //!    pass over the paths above its block's last and a bit per ancestor, where a walk chases
-//!    every user edge.
+//!    every user edge. A path with a heavy user other than `d` is heavy without a walk: that
+//!    user's region lies inside its own.
 //! 4. Paths sort by descending popularity, ties by ascending `package_name`: the path with its
 //!    leading `/nix/store/<hash>` segment moved to the end. Only tied paths need it, and most
 //!    ties are settled by its first 8 bytes.
@@ -158,8 +159,16 @@ fn counts(users: &Adjacency, routes: &[u128], cap: usize) -> Result<Vec<u128>, u
     let mut region = Region::new(n);
     // The first position known to overflow (`n`: none so far).
     let (mut heavy, mut known) = (vec![], n);
+    let mut is_heavy = vec![false; n];
     let mut counts: Vec<u128> = (0..n)
-        .map(|x| match region.routes_within(users, x, dominators.idom(x), routes, cap) {
+        .map(|x| {
+            let d = dominators.idom(x);
+            // A user other than `d` has its region inside `x`'s: a heavy one makes `x` heavy.
+            let walk = if users.of(x).iter().any(|&u| u as usize != d && is_heavy[u as usize]) { Walk::Heavy } else { region.routes_within(users, x, d, routes, cap) };
+            is_heavy[x] = walk == Walk::Heavy;
+            (x, walk)
+        })
+        .map(|(x, walk)| match walk {
             Walk::Sum(Some(sum)) => sum,
             Walk::Sum(None) => {
                 known = known.min(x);
