@@ -45,21 +45,23 @@
 //! descendant sets over every edge.
 
 use crate::closure::{Adjacency, Closure};
-use crate::texts::leading_bytes;
+use crate::texts::{leading_bytes, sort_on_leading_bytes};
 use crate::{Layer, LayerError, Reason};
 
 /// The popularity order, most popular first.
 pub fn order(closure: &Closure) -> Result<Vec<usize>, LayerError> {
     let mut ranked: Vec<(u128, usize)> = popularity(closure)?.into_iter().zip(0..).collect();
     ranked.sort_unstable_by_key(|&(popularity, _)| std::cmp::Reverse(popularity));
-    break_ties(closure, &mut ranked);
-    Ok(ranked.into_iter().map(|(_, i)| i).collect())
+    let mut order: Vec<usize> = ranked.iter().map(|&(_, i)| i).collect();
+    break_ties(closure, &ranked, &mut order);
+    Ok(order)
 }
 
-/// Orders each run of equal popularities by [`PackageName`]: every path's differs, so the order
-/// is total. Names are first compared on their first 8 bytes, read once per path in path order:
-/// the paths' text lies scattered in memory, and reading it costs more than the sorts.
-fn break_ties(closure: &Closure, ranked: &mut [(u128, usize)]) {
+/// Orders each run of equal popularities in `order` (`ranked`'s paths) by [`PackageName`]:
+/// every path's differs, so the order is total. Names are first compared on their first 8
+/// bytes, read once per path in path order: the paths' text lies scattered in memory, and
+/// reading it costs more than the sorts.
+fn break_ties(closure: &Closure, ranked: &[(u128, usize)], order: &mut [usize]) {
     if !ranked.windows(2).any(|w| w[0].0 == w[1].0) {
         return;
     }
@@ -67,13 +69,12 @@ fn break_ties(closure: &Closure, ranked: &mut [(u128, usize)]) {
     let dash = closure.path(0).as_str().find('-');
     let name = |i: usize| PackageName::split_at(closure.path(i).as_str(), dash);
     let prefixes: Vec<u64> = (0..closure.len()).map(|i| name(i).prefix()).collect();
-    let mut by_name: Vec<(u64, usize)> = vec![];
-    for tied in ranked.chunk_by_mut(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
-        by_name.clear();
-        by_name.extend(tied.iter().map(|&(_, i)| (prefixes[i], i)));
-        by_name.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| name(a.1).cmp(&name(b.1))));
-        for (slot, &(_, i)) in tied.iter_mut().zip(&by_name) {
-            slot.1 = i;
+    let mut start = 0;
+    for run in ranked.chunk_by(|a, b| a.0 == b.0) {
+        let tied = &mut order[start..start + run.len()];
+        start += run.len();
+        if tied.len() > 1 {
+            sort_on_leading_bytes(tied, |i| prefixes[i], |a, b| name(a).cmp(&name(b)));
         }
     }
 }

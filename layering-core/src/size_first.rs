@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use crate::closure::{Closure, Direction};
-use crate::texts::leading_bytes;
+use crate::texts::{leading_bytes, sort_on_leading_bytes};
 use crate::{Layer, Reason};
 
 /// Interned primary sets. Set 0 is the empty set.
@@ -268,11 +268,7 @@ pub(crate) fn path_key(path: &str) -> (&str, &str) {
 /// comparison would mostly wait on memory.
 pub(crate) fn sort_by_path_key(closure: &Closure, paths: &mut [usize]) {
     let key = |i: usize| path_key(closure.path(i).as_str());
-    let mut keyed: Vec<(u64, usize)> = paths.iter().map(|&i| (leading_bytes(&[key(i).0.as_bytes()]), i)).collect();
-    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key(a.1).cmp(&key(b.1))));
-    for (slot, (_, i)) in paths.iter_mut().zip(keyed) {
-        *slot = i;
-    }
+    sort_on_leading_bytes(paths, |i| leading_bytes(&[key(i).0.as_bytes()]), |a, b| key(a).cmp(&key(b)));
 }
 
 /// Groups paths by set id, sorts each group by `path_key`, and orders groups by the narSize of

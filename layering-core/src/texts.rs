@@ -52,6 +52,16 @@ pub fn leading_bytes(pieces: &[&[u8]]) -> u64 {
     u64::from_be_bytes(first)
 }
 
+/// Sorts `items` on a text key: first on its leading bytes (`leading`, see [`leading_bytes`]),
+/// read once per item, then on the whole key (`whole`) only where those agree.
+pub fn sort_on_leading_bytes(items: &mut [usize], leading: impl Fn(usize) -> u64, whole: impl Fn(usize, usize) -> std::cmp::Ordering) {
+    let mut keyed: Vec<(u64, usize)> = items.iter().map(|&i| (leading(i), i)).collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| whole(a.1, b.1)));
+    for (slot, (_, i)) in items.iter_mut().zip(keyed) {
+        *slot = i;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Texts;
