@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use hints_format::HintFile;
-use layering_core::{layer, Budget, LayerError, Strategy};
+use layering_core::{layer_image, Budget, LayerError};
 use serde::Serialize;
 
 use crate::history::History;
@@ -141,7 +141,7 @@ pub fn costs(history: &History, old: &HintFile, new: &HintFile, budget: Budget) 
     for i in 0..history.images.len() {
         let Some(closure) = history.closure(i, last) else { continue };
         let sets = |f: &HintFile| -> Result<Vec<(Vec<String>, u64)>, LayerError> {
-            Ok(layer(&closure, budget, Strategy::hints_for(f, Some(&history.images[i])))?.into_iter().map(|l| (l.paths.iter().map(|p| p.to_string()).collect(), l.size)).collect())
+            Ok(layer_image(&closure, budget, f, Some(&history.images[i]))?.into_iter().map(|l| (l.paths.iter().map(|p| p.to_string()).collect(), l.size)).collect())
         };
         let before: HashSet<Vec<String>> = sets(old)?.into_iter().map(|(p, _)| p).collect();
         one_time += sets(new)?.into_iter().filter(|(p, _)| !before.contains(p)).map(|(_, s)| s).sum::<u64>();

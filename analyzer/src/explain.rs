@@ -201,7 +201,7 @@ pub fn in_image(h: &History, image: usize, revision: usize, hints: &HintFile, qu
     let at = || format!("{} at {}", h.images[image], h.revisions[revision].label);
     let closure = h.closure(image, revision).ok_or_else(|| MineError::Unknown(format!("{query} in {}", at())))?;
     let budget = layering_core::Budget::new(hints.budget.max_layers as usize, hints.budget.reserve as usize).map_err(MineError::Layer)?;
-    let layers = layering_core::layer(&closure, budget, layering_core::Strategy::hints_for(hints, Some(&h.images[image]))).map_err(MineError::Layer)?;
+    let layers = layering_core::layer_image(&closure, budget, hints, Some(&h.images[image])).map_err(MineError::Layer)?;
     let label = match StorePath::parse(query) {
         Ok(p) => NameKey::identity(p.name()).label(),
         Err(_) => NameKey::identity(query).label(),

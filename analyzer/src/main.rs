@@ -1012,7 +1012,7 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
     }
     let hints = a.hints.as_deref().map(load_hints).transpose()?;
     let budget = a.budget.budget(hints.as_ref())?;
-    let layers = layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref(), a.image.as_deref())?)?;
+    let layers = chosen_layers(&read.closure, budget, a.strategy, hints.as_ref(), a.image.as_deref())?;
     let mut text = String::new();
     if a.explain {
         let total = read.closure.total_size();
@@ -1055,13 +1055,13 @@ fn cmd_man(command: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--strategy`, defaulting to hints when a hint file is given and size-first otherwise; the
-/// hint file's choice for `--image`.
-fn chosen_strategy<'a>(strategy: Option<StrategyArg>, hints: Option<&'a HintFile>, image: Option<&str>) -> Result<CoreStrategy<'a>> {
+/// The layers of `--strategy`, defaulting to hints when a hint file is given and size-first
+/// otherwise; with hints, what the file says for `--image`.
+fn chosen_layers(closure: &layering_core::Closure, budget: layering_core::Budget, strategy: Option<StrategyArg>, hints: Option<&HintFile>, image: Option<&str>) -> Result<Vec<layering_core::Layer>> {
     Ok(match (strategy, hints) {
-        (Some(StrategyArg::Popularity), _) => CoreStrategy::Popularity,
-        (Some(StrategyArg::SizeFirst), _) | (None, None) => CoreStrategy::SizeFirst,
-        (Some(StrategyArg::Hints) | None, Some(h)) => CoreStrategy::hints_for(h, image),
+        (Some(StrategyArg::Popularity), _) => layering_core::layer(closure, budget, CoreStrategy::Popularity)?,
+        (Some(StrategyArg::SizeFirst), _) | (None, None) => layering_core::layer(closure, budget, CoreStrategy::SizeFirst)?,
+        (Some(StrategyArg::Hints) | None, Some(h)) => layering_core::layer_image(closure, budget, h, image)?,
         (Some(StrategyArg::Hints), None) => bail!(BadInput("--strategy hints needs --hints FILE".into())),
     })
 }
@@ -1107,7 +1107,7 @@ fn cmd_image(cmd: ImageCmd) -> Result<ExitCode> {
         None => {
             let hints = a.hints.as_deref().map(load_hints).transpose()?;
             let budget = a.budget.budget(hints.as_ref())?;
-            let layers = layering_core::layer(&read.closure, budget, chosen_strategy(a.strategy, hints.as_ref(), a.image.as_deref())?)?;
+            let layers = chosen_layers(&read.closure, budget, a.strategy, hints.as_ref(), a.image.as_deref())?;
             LayerPlan::from_layers(&layers, a.top_layer.as_deref())
         }
     };

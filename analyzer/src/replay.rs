@@ -77,15 +77,63 @@ pub fn replay(history: &History, first: usize, last: usize, budget: Budget, stra
 /// Replays `first..=last` once per job, building each snapshot's closure once for all of them.
 /// Memory holds every job's layers of every snapshot in the range.
 pub fn replay_many(history: &History, first: usize, last: usize, jobs: &[Job<'_>]) -> Result<Vec<Metrics>, LayerError> {
-    let keys: Vec<(usize, usize)> = (0..history.images.len()).flat_map(|i| (first..=last).map(move |r| (i, r))).filter(|k| history.snapshots.contains_key(k)).collect();
-    // Each hint file is compiled once, not once per snapshot.
-    let matchers: Vec<Option<Matcher>> = jobs.iter().map(|(_, s)| if let Replayed::Hints(f) = s { Some(Matcher::new(f)) } else { None }).collect();
-    let per_snapshot: Vec<Vec<LayerSet>> = keys.par_iter().map(|&(i, r)| layer_sets(history, i, r, jobs, &matchers)).collect::<Result<_, _>>()?;
-    let metrics = jobs.iter().enumerate().map(|(j, &(_, strategy))| {
-        let layers: HashMap<(usize, usize), &LayerSet> = keys.iter().zip(&per_snapshot).map(|(&k, sets)| (k, &sets[j])).collect();
-        count(history, first, last, strategy, &layers)
-    });
-    Ok(metrics.collect())
+    let laid_out = LaidOut::new(history, first, last, jobs)?;
+    Ok(jobs.iter().enumerate().map(|(j, &(_, strategy))| count(history, first, last, strategy, &laid_out.job(j))).collect())
+}
+
+/// Replays `first..=last` under `strategy` (job 0) and `baseline` (job 1), and gives beside the
+/// strategy's metrics, per image, the bytes each path was pulled with under each, summed over
+/// the updates. A path is pulled with its layer, so a path that did not change is pulled
+/// wherever a layer mate did; per image the sums are the two update bytes.
+pub fn replay_with_path_pulls(history: &History, first: usize, last: usize, jobs: [Job<'_>; 2]) -> Result<(Metrics, Vec<PathPulls>), LayerError> {
+    let laid_out = LaidOut::new(history, first, last, &jobs)?;
+    let each = [laid_out.job(0), laid_out.job(1)];
+    let metrics = count(history, first, last, jobs[0].1, &each[0]);
+    let pulls = (0..history.images.len())
+        .map(|i| {
+            let mut bytes = PathPulls::new();
+            for (j, layers) in each.iter().enumerate() {
+                for r in first + 1..=last {
+                    let (Some(now), Some(before)) = (layers.get(&(i, r)), layers.get(&(i, r - 1))) else { continue };
+                    for &p in pulled(now, before).flat_map(|(l, _)| l) {
+                        bytes.entry(p).or_default()[j] += history.sizes[p as usize];
+                    }
+                }
+            }
+            bytes
+        })
+        .collect();
+    Ok((metrics, pulls))
+}
+
+/// Per path (history index), the bytes it was pulled with under each of two jobs.
+pub type PathPulls = HashMap<u32, [u64; 2]>;
+
+/// Every snapshot's layers of `first..=last` under each job.
+struct LaidOut {
+    keys: Vec<(usize, usize)>,
+    per_snapshot: Vec<Vec<LayerSet>>,
+}
+
+impl LaidOut {
+    fn new(history: &History, first: usize, last: usize, jobs: &[Job<'_>]) -> Result<Self, LayerError> {
+        let keys: Vec<(usize, usize)> = (0..history.images.len()).flat_map(|i| (first..=last).map(move |r| (i, r))).filter(|k| history.snapshots.contains_key(k)).collect();
+        // Each hint file is compiled once, not once per snapshot.
+        let matchers: Vec<Option<Matcher>> = jobs.iter().map(|(_, s)| if let Replayed::Hints(f) = s { Some(Matcher::new(f)) } else { None }).collect();
+        let per_snapshot = keys.par_iter().map(|&(i, r)| layer_sets(history, i, r, jobs, &matchers)).collect::<Result<_, _>>()?;
+        Ok(LaidOut { keys, per_snapshot })
+    }
+
+    /// Job `j`'s layers by (image, revision).
+    fn job(&self, j: usize) -> HashMap<(usize, usize), &LayerSet> {
+        self.keys.iter().zip(&self.per_snapshot).map(|(&k, sets)| (k, &sets[j])).collect()
+    }
+}
+
+/// The layers of `now` a client holding `before` pulls.
+fn pulled<'l>(now: &'l LayerSet, before: &'l LayerSet) -> impl Iterator<Item = &'l (Vec<u32>, u64)> {
+    let held: HashSet<&Vec<u32>> = before.iter().map(|(l, _)| l).collect();
+    now.iter().filter(move |(l, _)| !held.contains(l))
 }
 
 /// One snapshot's layers under each job, as sorted member lists with their bytes.
@@ -133,10 +181,16 @@ fn layer_sets(history: &History, i: usize, r: usize, jobs: &[Job<'_>], matchers:
                 Replayed::Floor => members.iter().map(|&p| vec![p]).collect(),
                 Replayed::Popularity => laid_out(budget, Strategy::Popularity, None)?,
                 Replayed::SizeFirst => size_first_sets(budget)?,
-                Replayed::Hints(f) => match Strategy::hints_for(f, Some(&history.images[i])) {
-                    Strategy::SizeFirst => size_first_sets(budget)?,
-                    hinted => laid_out(budget, hinted, matcher.as_ref())?,
-                },
+                Replayed::Hints(f) => {
+                    let image = Some(history.images[i].as_str());
+                    let own = f.for_image(image);
+                    // An image with opt-outs has a file of its own, matched on its own.
+                    let own_matcher = matches!(own, std::borrow::Cow::Owned(_)).then(|| Matcher::new(&own));
+                    match Strategy::hints_for(&own, image) {
+                        Strategy::SizeFirst => size_first_sets(budget)?,
+                        hinted => laid_out(budget, hinted, own_matcher.as_ref().or(matcher.as_ref()))?,
+                    }
+                }
             };
             Ok(sets.into_iter().map(with_size).collect())
         })
@@ -160,8 +214,7 @@ fn count(history: &History, first: usize, last: usize, strategy: Replayed<'_>, l
             let before_update = m.update_bytes;
             for (i, bytes) in per_image.iter_mut().enumerate() {
                 let (Some(now), Some(before)) = (layers.get(&(i, r)), layers.get(&(i, r - 1))) else { continue };
-                let held: HashSet<&Vec<u32>> = before.iter().map(|(l, _)| l).collect();
-                for (_, b) in now.iter().filter(|(l, _)| !held.contains(l)) {
+                for (_, b) in pulled(now, before) {
                     m.update_bytes = m.update_bytes.saturating_add(*b);
                     *bytes = bytes.saturating_add(*b);
                     m.layers_pulled += 1;

@@ -72,6 +72,8 @@ fn eval_agrees_with_replay_py() {
     assert!(!hf.exists(), "nothing written on bad input");
     assert!(hints(&["-q", "emit", "--db", dbs, "--range", "0..6", "--max-layers", "30", "--out", hfs], t).status.success());
     let images = "nginx,curl,perl,python3,git";
+    let file = hints_format::HintFile::parse(&std::fs::read_to_string(&hf).unwrap()).unwrap();
+    assert!(images.split(',').any(|i| file.opt_outs.contains_key(i)), "some image replayed opts out of groups: {:?}", file.opt_outs);
     let o = hints(&["eval", "--json", "--db", dbs, "--hints", hfs, "--range", "6..12", "--max-layers", "30", "--images", images], t);
     assert!(o.status.success(), "{}", text(&o));
     let ours: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -82,7 +84,8 @@ fn eval_agrees_with_replay_py() {
         .arg(&ds)
         .args(["--from", "6", "--max-layers", "30", "--images", images, "--strategy", "lower-bound", "--strategy", "single"])
         .args(["--strategy", &format!("cmd:size-first={bin} layer --graph {{graph}} --strategy size-first --max-layers 30")])
-        .args(["--strategy", &format!("cmd:hints={bin} layer --graph {{graph}} --hints {hfs} --max-layers 30")])
+        // Each image as the file says for it (graphs/IMAGE/REV.json): its opt-outs, or size-first.
+        .args(["--strategy", &format!("cmd:hints={bin} layer --graph {{graph}} --hints {hfs} --max-layers 30 --image \"$(basename \"$(dirname {{graph}})\")\"")])
         .arg("--json")
         .arg(&out)
         .output()

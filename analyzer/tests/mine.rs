@@ -73,7 +73,8 @@ fn learn(h: &History, max_layers: u32) -> HintFile {
 /// - every image at every revision of the window is laid out within the budget, each path in
 ///   exactly one layer and no layer empty;
 /// - the backtest kept the groups of an image only where its replay trusted it, and an image
-///   it does not trust has no path in any group.
+///   it does not trust has no path in any group;
+/// - a trusted image is laid out without a group placing any of its costly names.
 fn checked_emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Emitted {
     let e = emit(h, opts, previous).unwrap();
     let f = &e.file;
@@ -83,7 +84,7 @@ fn checked_emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) ->
     for i in 0..h.images.len() {
         for r in opts.first..=opts.last {
             let Some(c) = h.closure(i, r) else { continue };
-            let layers = layer(&c, budget, Strategy::Hints(f)).unwrap();
+            let layers = layering_core::layer_image(&c, budget, f, Some(&h.images[i])).unwrap();
             assert!(layers.len() <= budget.store_layers(), "{} at {r}: {} layers", h.images[i], layers.len());
             let mut seen: Vec<&str> = layers.iter().inspect(|l| assert!(!l.paths.is_empty())).flat_map(|l| l.paths.iter().map(|p| p.as_str())).collect();
             seen.sort_unstable();
@@ -94,6 +95,13 @@ fn checked_emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) ->
     }
     let untrusted: Vec<&str> = e.backtest.images.iter().filter(|b| !b.trusted).map(|b| b.image.as_str()).collect();
     assert_eq!(f.size_first_images, untrusted, "the file lays out the untrusted images as size-first");
+    for (image, names) in &e.backtest.costly_names {
+        assert!(!untrusted.contains(&image.as_str()), "{image} is untrusted and opts out");
+        let own = Matcher::new(&f.for_image(Some(image)));
+        for name in names {
+            assert!(own.place(name).unwrap().group.is_none(), "{image} opts out of {name}'s group, yet a group places it");
+        }
+    }
     let matcher = Matcher::new(f);
     let updates = e.backtest.updates;
     for (i, b) in e.backtest.images.iter().enumerate() {
@@ -306,12 +314,11 @@ fn a_merge_only_a_big_image_needs_is_not_imposed_on_small_images() {
     assert!(why_x.contains(&format!("joined with: `{}` (entry 1)", group_of(&f, "ylarge"))), "{why_x}");
 }
 
-#[test]
-fn the_registry_weight_trades_sharing_for_each_images_updates() {
+/// Over revisions 0..6, libbb changes only when liba does, but liba also changes alone (at 5);
+/// `big` must lose one layer, and the small image `s1` holds the pair.
+fn shared_pair_world() -> (tempfile::TempDir, History) {
     const ALL: &[&str] = &["s1", "big"];
     const BIG: &[&str] = &["big"];
-    // libbb changes only when liba does; `big` must lose one layer, and one small image shares
-    // the pair.
     let pkgs = [
         pkg("liba", 1_000_000, ALL, &[1, 3, 5]),
         pkg("libbb", 1_000_000, ALL, &[1, 3]),
@@ -319,11 +326,18 @@ fn the_registry_weight_trades_sharing_for_each_images_updates() {
         pkg("ylarge", 50_000_000, BIG, &[2, 4, 6]),
         pkg("zlarge", 50_000_000, BIG, &[1, 2]),
     ];
-    let (_t, h) = world(&pkgs, 7, ALL);
-    let with = |registry_weight| {
-        let opts = EmitOptions { max_layers: 5, reserve: 1, first: 0, last: 6, min_gain: 0.02, registry_weight, db_summary: "x".into() };
-        checked_emit(&h, &opts, None).file
-    };
+    world(&pkgs, 7, ALL)
+}
+
+fn emit_with_weight(h: &History, registry_weight: f64) -> Emitted {
+    let opts = EmitOptions { max_layers: 5, reserve: 1, first: 0, last: 6, min_gain: 0.02, registry_weight, db_summary: "x".into() };
+    checked_emit(h, &opts, None)
+}
+
+#[test]
+fn the_registry_weight_trades_sharing_for_each_images_updates() {
+    let (_t, h) = shared_pair_world();
+    let with = |registry_weight| emit_with_weight(&h, registry_weight).file;
     // Counting the registry copy, one shared layer for the pair is cheapest: every image holds it.
     let shared = with(1.0);
     assert_eq!(group_of(&shared, "liba"), group_of(&shared, "libbb"), "{}", shared.to_canonical_string());
@@ -333,6 +347,32 @@ fn the_registry_weight_trades_sharing_for_each_images_updates() {
     assert_ne!(group_of(&own, "liba"), group_of(&own, "libbb"), "{}", own.to_canonical_string());
     assert_eq!(layers(&h, &own, "s1", 0).len(), 2);
     assert!(holding(&layers(&h, &own, "big", 0), "liba").contains(&"libbb".to_string()));
+}
+
+#[test]
+fn an_image_the_backtest_finds_paying_for_a_shared_group_opts_out_of_it() {
+    let (_t, h) = shared_pair_world();
+    let e = emit_with_weight(&h, 1.0);
+    let f = &e.file;
+    // The file shares the pair (the registry gains), but in the backtest `s1` pulled libbb when
+    // liba changed alone: trusted (1 MB over, within the small-image allowance), it opts out.
+    let pair = group_of(f, "liba");
+    assert_eq!(pair, group_of(f, "libbb"), "{}", f.to_canonical_string());
+    assert!(e.backtest.images.iter().all(|b| b.trusted), "{:?}", e.backtest.images);
+    assert_eq!(f.opt_outs.get("s1"), Some(&vec![pair.to_string()]), "{}", f.to_canonical_string());
+    assert!(!f.opt_outs.contains_key("big"));
+    // Told its name, `s1` gets a layer per library, as size-first gives it; `big` keeps the pair.
+    let budget = Budget::new(5, 1).unwrap();
+    let at_last = |image: &str| h.closure(h.images.iter().position(|i| i == image).unwrap(), 6).unwrap();
+    let s1 = at_last("s1");
+    assert_eq!(layering_core::store_layers(&layering_core::layer_image(&s1, budget, f, Some("s1")).unwrap()), layering_core::store_layers(&layer(&s1, budget, Strategy::SizeFirst).unwrap()));
+    let big = at_last("big");
+    let big_layers = layering_core::layer_image(&big, budget, f, Some("big")).unwrap();
+    assert!(big_layers.iter().any(|l| l.paths.len() == 2 && l.paths.iter().all(|p| p.name().starts_with("lib"))), "{big_layers:?}");
+    // Each replayed image pulls no more than size-first over the window's later half.
+    for (image, hinted, size_first) in replayed(&h, f, 3, 6) {
+        assert!(hinted <= size_first, "{image}: {hinted} > {size_first}");
+    }
 }
 
 /// Many small names only one image has, beside two big ones, a shared base, and a small image,
@@ -414,7 +454,7 @@ fn an_untrusted_image_stays_size_first_after_it_gains_a_name_another_image_group
     let by_groups = layering_core::store_layers(&layer(&side, budget, Strategy::Hints(&e.file)).unwrap());
     let size_first = layering_core::store_layers(&layer(&side, budget, Strategy::SizeFirst).unwrap());
     assert_ne!(by_groups, size_first, "without its name, the groups would lay `side` out");
-    assert_eq!(layering_core::store_layers(&layer(&side, budget, Strategy::hints_for(&e.file, Some("side"))).unwrap()), size_first);
+    assert_eq!(layering_core::store_layers(&layering_core::layer_image(&side, budget, &e.file, Some("side")).unwrap()), size_first);
     let replays = replayed(&h, &e.file, 4, 8);
     assert_eq!(replays[1].1, replays[1].2, "side pulls exactly what size-first pulls: {replays:?}");
     assert!(replays[1].2 > 0, "and it does pull something");

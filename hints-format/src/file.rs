@@ -17,6 +17,8 @@
 //! merges:                     # optional coarsening plan, applied in order only as far as
 //!   - [glibc, openssl]        # an image's budget requires
 //! size_first_images: [batch]  # optional: images laid out as size-first, whatever the groups
+//! opt_outs:                   # optional: per image, groups it lays out without
+//!   api: [openssl]
 //! pins:                       # hand-written, kept verbatim by `hints emit`
 //!   - id: python-own
 //!     rule: own-layer
@@ -73,6 +75,11 @@ pub struct HintFile {
     /// that the groups help them. A group may still hold their names for the other images.
     #[serde(default)]
     pub size_first_images: Vec<String>,
+    /// Per image, the ids of groups it lays out without, as if the file did not hold them, when
+    /// the layerer is told which image it lays out (version 2): the groups the backtest found
+    /// costly for that image. The other images keep them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub opt_outs: BTreeMap<String, Vec<String>>,
     /// Hand-written rules; regeneration keeps them verbatim.
     #[serde(default)]
     pub pins: Vec<Pin>,
@@ -245,7 +252,7 @@ pub enum ErrorKind {
 impl HintFile {
     /// An empty file for a budget.
     pub fn new(budget: BudgetHeader) -> Self {
-        HintFile { version: CURRENT_VERSION, budget, learned_from: LearnedFrom::default(), groups: vec![], merges: vec![], size_first_images: vec![], pins: vec![] }
+        HintFile { version: CURRENT_VERSION, budget, learned_from: LearnedFrom::default(), groups: vec![], merges: vec![], size_first_images: vec![], opt_outs: BTreeMap::new(), pins: vec![] }
     }
 
     /// Parses and validates YAML text (a leading byte-order mark is ignored).
@@ -369,7 +376,33 @@ impl HintFile {
                 return err(at(1), ErrorKind::UnknownGroup, format!("merge names `{}` twice", pair[0]));
             }
         }
+        for (image, ids) in &self.opt_outs {
+            let at = |j: usize| vec![Seg::key("opt_outs"), Seg::key(image), Seg::Index(j)];
+            if self.version < 2 {
+                return err(vec![Seg::key("opt_outs")], ErrorKind::UnsupportedVersion, "`opt_outs` needs version 2; this file says version 1".into());
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (j, id) in ids.iter().enumerate() {
+                if !group_ids.contains_key(id.as_str()) {
+                    return err(at(j), ErrorKind::UnknownGroup, format!("`{image}` opts out of `{id}`, which is not a group id"));
+                }
+                if !seen.insert(id) {
+                    return err(at(j), ErrorKind::UnknownGroup, format!("`{image}` opts out of `{id}` twice"));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The file as the layerer applies it to `image`: without the groups the image opts out of
+    /// (and the merges naming them). Borrowed when there are none.
+    pub fn for_image(&self, image: Option<&str>) -> std::borrow::Cow<'_, HintFile> {
+        let Some(out) = image.and_then(|i| self.opt_outs.get(i)) else { return std::borrow::Cow::Borrowed(self) };
+        let mut file = self.clone();
+        file.groups.retain(|g| !out.contains(&g.id));
+        file.merges.retain(|pair| pair.iter().all(|id| !out.contains(id)));
+        file.opt_outs.clear();
+        std::borrow::Cow::Owned(file)
     }
 
     /// Whether `image` is laid out as size-first, whatever the groups.
@@ -412,6 +445,12 @@ impl HintFile {
         if !self.size_first_images.is_empty() {
             o.push_str("# Generated: images laid out as size-first (`hints layer --image NAME`); the backtest could not trust the groups for them.\n");
             write_list(&mut o, "", "size_first_images", &self.size_first_images, true);
+        }
+        if !self.opt_outs.is_empty() {
+            o.push_str("# Generated: groups an image lays out without (`hints layer --image NAME`); the backtest found them costly for it.\nopt_outs:\n");
+            for (image, ids) in &self.opt_outs {
+                write_list(&mut o, "  ", &scalar(image), ids, true);
+            }
         }
         o.push_str("# Hand-edited: pins survive `hints emit` verbatim.\n");
         if self.pins.is_empty() {
@@ -597,6 +636,7 @@ mod tests {
             ],
             merges: vec![["7zip".into(), "glibc".into()]],
             size_first_images: vec![],
+            opt_outs: BTreeMap::new(),
             pins: vec![Pin { id: "base".into(), rule: PinRule::Bottom, members: vec!["glibc".into()] }],
         }
     }

@@ -57,6 +57,10 @@ fn hint_file() -> impl Strategy<Value = HintFile> {
         let mut size_first_images: Vec<String> = images.iter().take(2).cloned().collect();
         size_first_images.sort();
         size_first_images.dedup();
+        // The last image opts out of every other group (ids sorted, as written).
+        let mut ids: Vec<String> = groups.iter().step_by(2).map(|g| g.id.clone()).collect();
+        ids.sort();
+        let opt_outs = images.last().map(|image| (image.clone(), ids)).into_iter().collect();
         HintFile {
             version: 2,
             budget: BudgetHeader { max_layers: max + 1, reserve: max.min(1) },
@@ -69,6 +73,7 @@ fn hint_file() -> impl Strategy<Value = HintFile> {
             groups,
             merges,
             size_first_images,
+            opt_outs,
             pins,
         }
     })

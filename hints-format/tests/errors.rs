@@ -97,6 +97,23 @@ fn merges() {
 }
 
 #[test]
+fn opt_outs() {
+    let groups = "groups:\n  - id: a\n    members: [x]\n  - id: b\n    members: [y]\n";
+    let v2 = "version: 2\nbudget:\n  max_layers: 100\n  reserve: 1\n";
+    let ok = HintFile::parse(&format!("{v2}{groups}opt_outs:\n  api: [b]\n")).unwrap();
+    assert_eq!(ok.opt_outs["api"], ["b"]);
+    let api = ok.for_image(Some("api"));
+    assert_eq!(api.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(), ["a"], "api lays out without `b`");
+    assert!(api.validate().is_ok());
+    assert_eq!(ok.for_image(Some("worker")).groups.len(), 2, "other images keep it");
+    assert_eq!(ok.for_image(None).groups.len(), 2, "and so does an image not named");
+    check(&format!("{HEAD}{groups}opt_outs:\n  api: [b]\n"), ErrorKind::UnsupportedVersion, 11, 3, &["`opt_outs` needs version 2"]);
+    check(&format!("{v2}{groups}opt_outs:\n  api: [a, zz]\n"), ErrorKind::UnknownGroup, 11, 12, &["`api`", "`zz`", "not a group id"]);
+    check(&format!("{v2}{groups}opt_outs:\n  api:\n    - a\n    - a\n"), ErrorKind::UnknownGroup, 13, 7, &["`a` twice"]);
+    check(&format!("{v2}{groups}opt_outs:\n  api: b\n"), ErrorKind::Syntax, 11, 8, &["invalid type", "sequence"]);
+}
+
+#[test]
 fn path_hazard() {
     let v2 = "version: 2\nbudget:\n  max_layers: 100\n  reserve: 1\n";
     let ok = HintFile::parse(&format!("{v2}learned_from:\n  path_hazard: 0.0751\n")).unwrap();

@@ -194,6 +194,13 @@ pub fn layer(closure: &Closure, budget: Budget, strategy: Strategy<'_>) -> Resul
     }
 }
 
+/// Lays out `image` (when named) with a hint file, as the file says for it: as size-first where
+/// it lists the image in `size_first_images`, otherwise with its groups, less those the image
+/// opts out of ([`HintFile::for_image`]).
+pub fn layer_image(closure: &Closure, budget: Budget, file: &HintFile, image: Option<&str>) -> Result<Vec<Layer>, LayerError> {
+    layer(closure, budget, Strategy::hints_for(&file.for_image(image), image))
+}
+
 /// The `store_layers` form: a list of lists of store paths.
 pub fn store_layers(layers: &[Layer]) -> Vec<Vec<String>> {
     layers.iter().map(|l| l.paths.iter().map(|p| p.to_string()).collect()).collect()

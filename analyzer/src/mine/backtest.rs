@@ -20,6 +20,12 @@
 //!   replay in which nothing changed cannot tell a safe grouping from an unsafe one) and the
 //!   learned files pulled no more than size-first, within [`TOLERANCE`] or [`SMALL_EXCESS`]
 //!   bytes per update for small images.
+//! - A path's *cost* to an image is the bytes it was pulled with under the learned file less
+//!   those under size-first, summed over the replays: a path is pulled with its whole layer, so
+//!   an unchanged path costs bytes wherever a layer mate changed. Per image the costs sum to the
+//!   difference of the two update bytes; a name's cost is its paths'.
+//! - An image *opts out* of a group when the file lays that image out without it (`opt_outs`);
+//!   the other images keep the group.
 //!
 //! # Algorithm
 //! 1. With `T < 2` there is nothing to replay: no image is trusted.
@@ -28,25 +34,42 @@
 //!    every group that holds a name of an untrusted image, and replay again: an image that kept
 //!    its groups may now lay out the dropped names differently. Repeat until no image joins
 //!    (at most one round per image, since the set only grows).
-//! 4. `emit` drops from the file it writes every group holding a name of an untrusted image, and
+//! 4. Then, while no image joins, a trusted image that pulled more than size-first beyond
+//!    [`OPT_OUT_TOLERANCE`] opts out of the groups placing its costliest group-placed names,
+//!    most costly first, until their costs cover its excess; replay again (at most
+//!    [`MAX_OPT_OUT_ROUNDS`] rounds), and an image that this leaves worse beyond [`TOLERANCE`]
+//!    joins the untrusted set. An opt-out costs the other images nothing, where dropping the
+//!    group would re-split their fallback and share less; the costs come from the replays the
+//!    image was trusted on, so an image found worse is never rescued by them.
+//! 5. `emit` drops from the file it writes every group holding a name of an untrusted image, and
 //!    lists the untrusted images in `size_first_images`: told the image (`hints layer --image`,
 //!    `nix/lib.nix`, every replay), the layerer lays such an image out exactly as size-first,
 //!    also once it holds names the window never showed it with, which other images' groups hold.
-//!    So the file's backtest is never worse than size-first's for any image.
+//!    So the file's backtest is never worse than size-first's for any image. Each trusted
+//!    image's costly names become its `opt_outs`: the ids of the groups that place them.
 
-use hints_format::{Group, HintFile};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use hints_format::{Group, HintFile, Matcher};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::bits::Bits;
-use super::output::without_images;
+use super::output::{placing_groups, without_images};
 use super::stats::NameStats;
 use super::{hint_file, mine, EmitOptions, MineError};
 use crate::history::History;
-use crate::replay::{replay, Replayed};
+use crate::replay::{replay, replay_with_path_pulls, PathPulls, Replayed};
 
 /// How much more than size-first an image may pull in the backtest and stay trusted.
 pub const TOLERANCE: f64 = 0.02;
+/// How much more than size-first a trusted image may pull before it opts out of the groups that
+/// cost it most. On the generalization suite every value from 0 to 0.25% leaves the same images
+/// over size-first in the replay, while below 0.25% the dev history's fleet bytes grow by a
+/// tenth: such small excesses are not worth the layers the image stops sharing.
+pub const OPT_OUT_TOLERANCE: f64 = 0.0025;
+/// Rounds of opt-outs at most: each replays the folds again.
+pub const MAX_OPT_OUT_ROUNDS: usize = 3;
 /// Below this excess per update (bytes), a small image stays trusted whatever the ratio.
 pub const SMALL_EXCESS: u64 = 1 << 20;
 
@@ -75,8 +98,40 @@ pub struct Backtest {
     pub images: Vec<ImageBacktest>,
     /// Replays of the learned files until the untrusted set stopped growing.
     pub rounds: usize,
+    /// Per trusted image, the names whose groups it opts out of: those that cost it most where
+    /// it pulled more than size-first.
+    pub costly_names: BTreeMap<String, BTreeSet<String>>,
     #[serde(skip)]
     pub(super) untrusted: Bits,
+}
+
+impl Backtest {
+    /// `groups` (learned from `stats`) less every group that places a name of an untrusted
+    /// image.
+    pub(super) fn kept_groups(&self, stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
+        without_images(stats, groups, &self.untrusted)
+    }
+
+    /// Gives `file` (holding the kept groups) the verdict: the untrusted images in
+    /// `size_first_images`, and each trusted image's opt-outs.
+    pub(super) fn apply(&self, h: &History, file: &mut HintFile) {
+        apply_verdict(h, file, &self.untrusted, &self.costly_names);
+    }
+}
+
+/// Lists the `untrusted` images in `file.size_first_images`, and opts each image of `costly`
+/// out of the groups that place its costly names.
+fn apply_verdict(h: &History, file: &mut HintFile, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>) {
+    file.size_first_images = image_names(h, untrusted);
+    file.opt_outs = costly
+        .iter()
+        .filter_map(|(image, names)| {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut ids: Vec<String> = placing_groups(&file.groups, &names).into_iter().map(|k| file.groups[k].id.clone()).collect();
+            ids.sort();
+            (!ids.is_empty()).then(|| (image.clone(), ids))
+        })
+        .collect();
 }
 
 /// Whether an image whose replay pulled `hints` bytes against size-first's `size_first` over
@@ -122,7 +177,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         let mut untrusted = Bits::new(ni);
         (0..ni).for_each(|i| untrusted.set(i));
         let images = h.images.iter().map(|image| ImageBacktest { image: image.clone(), size_first: 0, hints: 0, trusted: false }).collect();
-        return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted });
+        return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted, costly_names: BTreeMap::new() });
     }
     let budget = opts.budget()?;
     // Size-first's replays do not depend on the folds: they fill the threads the folds leave.
@@ -130,18 +185,21 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     let (folds, size_first) = (folds?, size_first?);
     let updates: u64 = mids.iter().map(|&mid| (opts.last - mid) as u64).sum();
     let mut untrusted = Bits::new(ni);
+    let mut costly: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     // Each untrusted image's replay in the round that found it worse (later rounds lay it out
     // as size-first).
     let mut verdicts: Vec<Option<ImageBacktest>> = vec![None; ni];
-    let mut rounds = 0;
+    let (mut rounds, mut name_rounds) = (0, 0);
     loop {
         rounds += 1;
         let mut learned = vec![0u64; ni];
+        let mut pulls: Vec<HashMap<&str, [u64; 2]>> = vec![HashMap::new(); ni];
         for f in &folds {
-            let kept: Vec<Group> = without_images(&f.stats, f.groups.clone(), &untrusted);
-            let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), kept, vec![], pins.to_vec(), f.path_hazard);
-            file.size_first_images = image_names(h, &untrusted);
-            add(&mut learned, &replay(h, f.mid, opts.last, budget, Replayed::Hints(&file))?.per_image_update_bytes);
+            let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), without_images(&f.stats, f.groups.clone(), &untrusted), vec![], pins.to_vec(), f.path_hazard);
+            apply_verdict(h, &mut file, &untrusted, &costly);
+            let (metrics, path_pulls) = replay_with_path_pulls(h, f.mid, opts.last, [(budget, Replayed::Hints(&file)), (budget, Replayed::SizeFirst)])?;
+            add(&mut learned, &metrics.per_image_update_bytes);
+            add_group_pulls(h, &file, &path_pulls, &mut pulls);
         }
         let images: Vec<ImageBacktest> =
             (0..ni).map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], trusted: trusted(size_first[i], learned[i], updates) }).collect();
@@ -149,16 +207,58 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         for (i, b) in images.iter().enumerate() {
             if !b.trusted && !untrusted.get(i) {
                 untrusted.set(i);
+                costly.remove(&b.image);
                 verdicts[i] = Some(b.clone());
                 grown = true;
             }
         }
+        if !grown && name_rounds < MAX_OPT_OUT_ROUNDS && add_costly_names(&images, &pulls, &untrusted, &mut costly) {
+            name_rounds += 1;
+            continue;
+        }
         if !grown {
             let images = images.into_iter().zip(verdicts).map(|(b, verdict)| verdict.unwrap_or(b)).collect();
             let folds = folds.iter().map(|f| (f.from, f.mid)).collect();
-            return Ok(Backtest { window, folds, updates, images, rounds, untrusted });
+            return Ok(Backtest { window, folds, updates, images, rounds, untrusted, costly_names: costly });
         }
     }
+}
+
+/// Adds the bytes each path was pulled with (per image, with the learned file and with
+/// size-first, [`replay_with_path_pulls`]) to its name's, for the paths a group places as the
+/// image's file applies: only opting out of a group can change what such a path costs.
+fn add_group_pulls<'h>(h: &'h History, file: &HintFile, path_pulls: &[PathPulls], pulls: &mut [HashMap<&'h str, [u64; 2]>]) {
+    for (i, (per_name, per_path)) in pulls.iter_mut().zip(path_pulls).enumerate() {
+        let matcher = Matcher::new(&file.for_image(Some(&h.images[i])));
+        for (&p, &[learned, size_first]) in per_path {
+            let name = h.paths[p as usize].name();
+            if matches!(matcher.place(name), Ok(placed) if placed.group.is_some()) {
+                let sum = per_name.entry(name).or_default();
+                sum[0] += learned;
+                sum[1] += size_first;
+            }
+        }
+    }
+}
+
+/// For every trusted image that pulled more than size-first (beyond [`OPT_OUT_TOLERANCE`]), adds
+/// to its costly names those it pulled more of than size-first did, most costly first, until
+/// their costs cover its excess. Whether any was added.
+fn add_costly_names(images: &[ImageBacktest], pulls: &[HashMap<&str, [u64; 2]>], untrusted: &Bits, costly: &mut BTreeMap<String, BTreeSet<String>>) -> bool {
+    let mut added = false;
+    for (i, b) in images.iter().enumerate().filter(|(i, _)| !untrusted.get(*i)) {
+        let mut excess = b.hints as f64 - b.size_first as f64 * (1.0 + OPT_OUT_TOLERANCE);
+        let mut over: Vec<(&str, u64)> = pulls[i].iter().filter(|(_, [h, sf])| h > sf).map(|(&name, &[h, sf])| (name, h - sf)).collect();
+        over.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for (name, cost) in over {
+            if excess <= 0.0 {
+                break;
+            }
+            added |= costly.entry(b.image.clone()).or_default().insert(name.to_string());
+            excess -= cost as f64;
+        }
+    }
+    added
 }
 
 /// The folds' groups, learned in parallel, one fold per split in `mids`.

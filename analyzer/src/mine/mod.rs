@@ -81,8 +81,11 @@
 //! every group that holds one of its names is left out of the file, and the file lists it in
 //! `size_first_images`, so the layerer, told which image it lays out, lays it out exactly as
 //! size-first does, even after it gains names that the kept groups hold. A window of fewer than 2 transitions cannot be
-//! backtested, and its file holds no groups. The summary (and `--json`) prints the replay per
-//! image and the verdict.
+//! backtested, and its file holds no groups. A trusted image that still pulled more than
+//! size-first (beyond 0.25%) *opts out* of the groups that cost it most, found by what each of
+//! its paths was pulled with in the replays: the file lists them under `opt_outs`, the layerer
+//! lays that image out without them, and the other images keep them. The summary (and
+//! `--json`) prints the replay per image, the verdict and the opt-outs.
 //!
 //! # Hysteresis ([`hysteresis`])
 //! Regrouping makes every client download the regrouped layers once. Given the previous hint
@@ -117,7 +120,7 @@ pub(crate) use stats::NameStats;
 use crate::history::History;
 use greedy::group_names;
 use model::{build_model, path_hazard, GroupState, Model};
-use output::{file_groups, without_images};
+use output::file_groups;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MineError {
@@ -229,6 +232,7 @@ fn hint_file(h: &History, opts: &EmitOptions, window: (usize, usize), groups: Ve
         groups,
         merges,
         size_first_images: vec![],
+        opt_outs: Default::default(),
         pins,
     }
 }
@@ -293,12 +297,12 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     let (backtest, learned) = rayon::join(|| backtest::run(h, opts, &pins), || learn(h, opts, previous, &pins));
     let (backtest, Learned { stats, groups, merges, hysteresis, path_hazard, mut report }) = (backtest?, learned?);
     let learned = groups.len();
-    let groups = without_images(&stats, groups, &backtest.untrusted);
+    let groups = backtest.kept_groups(&stats, groups);
     let ids: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     let merges = merges.into_iter().filter(|[a, b]| ids.contains(a.as_str()) && ids.contains(b.as_str())).collect();
     report_backtest(&mut report, h, &backtest, learned - groups.len());
     let mut file = hint_file(h, opts, (opts.first, opts.last), groups, merges, pins, path_hazard);
-    file.size_first_images = backtest::image_names(h, &backtest.untrusted);
+    backtest.apply(h, &mut file);
     debug_assert!(file.validate().is_ok());
     Ok(Emitted { file, report, backtest, hysteresis })
 }
@@ -337,4 +341,8 @@ fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usiz
     }
     let untrusted = b.images.iter().filter(|i| !i.trusted).count();
     let _ = writeln!(report, "backtest: {untrusted} of {} images laid out as size-first; {dropped} groups holding their names dropped", h.images.len());
+    for (image, names) in &b.costly_names {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let _ = writeln!(report, "backtest: {image} opts out of the groups of {} (they cost it more than size-first)", names.join(", "));
+    }
 }

@@ -1,6 +1,6 @@
 //! The file's groups from the greedy's states: ids, members as patterns, and statistics.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use hints_format::{Group, GroupStats, Matcher};
 
@@ -64,22 +64,35 @@ pub(super) fn file_groups(stats: &NameStats, groups: &[GroupState]) -> Vec<Group
 }
 
 /// `groups` less every group that would place a name one of the `images` contains (at the last
-/// revision of `stats`), as the layerer's matcher places it. Dropping a group can hand its
-/// names to another group whose pattern is less specific (`gcc` once `gcc@14-base-[0-9]*` is
-/// gone), so groups are dropped until none places such a name.
+/// revision of `stats`), as the layerer's matcher places it ([`without_names`]).
 pub(super) fn without_images(stats: &NameStats, groups: Vec<Group>, images: &Bits) -> Vec<Group> {
     if images.count() == 0 {
         return groups;
     }
     let held: Vec<&str> = (0..stats.labels.len()).filter(|&n| stats.images[n].ones().any(|i| images.get(i))).map(|n| stats.samples[n].as_str()).collect();
-    let mut groups = groups;
+    without_names(groups, &held)
+}
+
+/// `groups` less every group that would place one of `names` ([`placing_groups`]).
+pub(super) fn without_names(groups: Vec<Group>, names: &[&str]) -> Vec<Group> {
+    let placing = placing_groups(&groups, names);
+    groups.into_iter().enumerate().filter(|(k, _)| !placing.contains(k)).map(|(_, g)| g).collect()
+}
+
+/// The positions in `groups` of every group that would place one of `names`, as the layerer's
+/// matcher places it. Without a group its names can go to another group whose pattern is less
+/// specific (`gcc` once `gcc@14-base-[0-9]*` is gone), which then counts too, until none does.
+pub(super) fn placing_groups(groups: &[Group], names: &[&str]) -> BTreeSet<usize> {
+    let mut placing = BTreeSet::new();
     loop {
-        let matcher = Matcher::of(&groups, &[]);
-        let placing: HashSet<usize> = held.iter().filter_map(|name| matcher.place(name).ok()?.group).collect();
-        if placing.is_empty() {
-            return groups;
+        let left: Vec<usize> = (0..groups.len()).filter(|k| !placing.contains(k)).collect();
+        let kept: Vec<Group> = left.iter().map(|&k| groups[k].clone()).collect();
+        let matcher = Matcher::of(&kept, &[]);
+        let more: Vec<usize> = names.iter().filter_map(|name| matcher.place(name).ok()?.group).map(|j| left[j]).collect();
+        if more.is_empty() {
+            return placing;
         }
-        groups = groups.into_iter().enumerate().filter(|(k, _)| !placing.contains(k)).map(|(_, g)| g).collect();
+        placing.extend(more);
     }
 }
 
