@@ -8,7 +8,8 @@
 # comes from Nix itself: no import-from-derivation, no network, the same bytes everywhere.
 # The `hints` binary is the builder; it reads the graph and its output path from
 # `$NIX_ATTRS_JSON_FILE`. `image` is the image's name in the history (`hints scan --image`):
-# an image the hint file lists in `size_first_images` is laid out as size-first.
+# an image the hint file lists in `size_first_images` is laid out as size-first, and one with
+# `opt_outs` without those groups.
 #
 #   imageFromHints { name, roots, hints, config ? { }, maxLayers ? 100, reserve ? 1,
 #                    image ? name, topLayer ? null, compression ? "gzip", hintsTool }

@@ -16,6 +16,8 @@
 //! - An image *goes to size-first* when the new file lists it in `size_first_images` and the
 //!   old one did not (the backtest stopped trusting the groups for it), and *leaves size-first*
 //!   the other way round. Either changes that image's layers, so it is a change to review.
+//! - An image's *opt-outs changed* when the groups it lays out without (`opt_outs`, compared by
+//!   members) differ between the files.
 //! - With a history: the *saving per update* is the update bytes of the old file less those of
 //!   the new one, replayed over the last [`REPLAYED`] updates the history holds, per update (per image,
 //!   summed). The *one-time cost* is what clients of every image pull once at the switch: at the
@@ -52,6 +54,8 @@ pub struct Changes {
     pub to_size_first: Vec<String>,
     /// Images the old file laid out as size-first and the new one does not.
     pub from_size_first: Vec<String>,
+    /// Images whose opt-outs differ: image → the new file's opted-out group ids.
+    pub opt_outs: BTreeMap<String, Vec<String>>,
     /// Whether anything above changed: a file worth proposing.
     pub changed: bool,
 }
@@ -92,6 +96,12 @@ pub fn changes(old: &HintFile, new: &HintFile) -> Changes {
     let (was, now) = (listed(old), listed(new));
     c.to_size_first = now.difference(&was).cloned().collect();
     c.from_size_first = was.difference(&now).cloned().collect();
+    let (was, now) = (opted_out(old), opted_out(new));
+    for image in was.keys().chain(now.keys()).collect::<BTreeSet<_>>() {
+        if was.get(image) != now.get(image) {
+            c.opt_outs.insert(image.to_string(), new.opt_outs.get(*image).cloned().unwrap_or_default());
+        }
+    }
     for g in &old.groups {
         if let Some(main) = main_destination(g, &new_of) {
             for m in &g.members {
@@ -109,8 +119,21 @@ pub fn changes(old: &HintFile, new: &HintFile) -> Changes {
             }
         }
     }
-    c.changed = !(c.split.is_empty() && c.merged.is_empty() && c.added.is_empty() && c.removed.is_empty() && c.moved.is_empty() && c.to_size_first.is_empty() && c.from_size_first.is_empty());
+    c.changed = !(c.split.is_empty()
+        && c.merged.is_empty()
+        && c.added.is_empty()
+        && c.removed.is_empty()
+        && c.moved.is_empty()
+        && c.to_size_first.is_empty()
+        && c.from_size_first.is_empty()
+        && c.opt_outs.is_empty());
     c
+}
+
+/// Image → the member sets of the groups it opts out of.
+fn opted_out(f: &HintFile) -> BTreeMap<&str, BTreeSet<BTreeSet<&str>>> {
+    let members: BTreeMap<&str, BTreeSet<&str>> = f.groups.iter().map(|g| (g.id.as_str(), g.members.iter().map(String::as_str).collect())).collect();
+    f.opt_outs.iter().map(|(image, ids)| (image.as_str(), ids.iter().filter_map(|id| members.get(id.as_str()).cloned()).collect())).collect()
 }
 
 /// Member → the id of the group holding it.
@@ -174,6 +197,9 @@ pub fn markdown(old_name: &str, new_name: &str, c: &Changes, costs: Option<&Cost
         }
         if !c.from_size_first.is_empty() {
             s += &format!("- no longer laid out as size-first: {}\n", list(&c.from_size_first));
+        }
+        for (image, ids) in &c.opt_outs {
+            s += &format!("- `{image}` opts out of: {}\n", if ids.is_empty() { "no group now".to_string() } else { list(ids) });
         }
         if !c.moved.is_empty() {
             s += "\n| name | from | to |\n|---|---|---|\n";
@@ -256,5 +282,22 @@ mod tests {
         let back = changes(&new, &old);
         assert!(back.changed && back.from_size_first == ["api"], "{back:?}");
         assert!(!changes(&new, &new).changed);
+    }
+
+    #[test]
+    fn an_image_opting_out_is_a_change_even_with_the_same_groups() {
+        let old = file(&[("x", &["a"]), ("y", &["b"])]);
+        let mut new = old.clone();
+        new.opt_outs = BTreeMap::from([("api".to_string(), vec!["x".to_string()])]);
+        let c = changes(&old, &new);
+        assert!(c.changed && c.opt_outs == BTreeMap::from([("api".to_string(), vec!["x".to_string()])]), "{c:?}");
+        assert!(markdown("o", "n", &c, None).contains("- `api` opts out of: `x`"));
+        let back = changes(&new, &old);
+        assert!(back.changed && back.opt_outs["api"].is_empty(), "{back:?}");
+        assert!(markdown("n", "o", &back, None).contains("- `api` opts out of: no group now"));
+        // The same opted-out group under another id is no change.
+        let mut renamed = file(&[("z", &["a"]), ("y", &["b"])]);
+        renamed.opt_outs = BTreeMap::from([("api".to_string(), vec!["z".to_string()])]);
+        assert!(!changes(&new, &renamed).changed);
     }
 }

@@ -315,7 +315,8 @@ struct LayerArgs {
     #[arg(long)]
     hints: Option<PathBuf>,
     /// The image's name in the history (as `hints scan --image` stored it): an image the hint
-    /// file lists in `size_first_images` is laid out as size-first.
+    /// file lists in `size_first_images` is laid out as size-first, and one with `opt_outs`
+    /// without those groups.
     #[arg(long, value_name = "NAME")]
     image: Option<String>,
     #[command(flatten)]
@@ -402,7 +403,8 @@ struct ImageArgs {
     #[arg(long)]
     hints: Option<PathBuf>,
     /// The image's name in the history (as `hints scan --image` stored it): an image the hint
-    /// file lists in `size_first_images` is laid out as size-first.
+    /// file lists in `size_first_images` is laid out as size-first, and one with `opt_outs`
+    /// without those groups.
     #[arg(long, value_name = "NAME")]
     image: Option<String>,
     /// Default: hints with --hints, else size-first.

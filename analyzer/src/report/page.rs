@@ -241,6 +241,9 @@ fn regeneration_section(p: &Regeneration) -> Markup {
             @if !c.from_size_first.is_empty() {
                 p { "No longer laid out as size-first: " (c.from_size_first.join(", ")) "." }
             }
+            @for (image, ids) in &c.opt_outs {
+                p { (image) " opts out of: " (if ids.is_empty() { "no group now".to_string() } else { ids.join(", ") }) "." }
+            }
             @if !c.split.is_empty() || !c.merged.is_empty() {
                 table.sortable {
                     thead { tr { th { "change" } th { "group" } th { "with" } } }
