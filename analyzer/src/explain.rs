@@ -58,6 +58,8 @@ pub enum Placement {
         images: u32,
         /// Merge-plan entries naming it: (1-based entry, the other group).
         joined_with: Vec<(usize, String)>,
+        /// Images that lay their paths out without it (`opt_outs`).
+        opted_out_by: Vec<String>,
         /// Entries in the merge plan.
         plan_entries: usize,
     },
@@ -120,6 +122,7 @@ fn placement(hints: &HintFile, sample: &str) -> Result<Placement, MineError> {
                 images: grp.stats.images,
                 joined_with,
                 plan_entries: hints.merges.len(),
+                opted_out_by: hints.opt_outs.iter().filter(|(_, ids)| ids.contains(&grp.id)).map(|(image, _)| image.clone()).collect(),
             }
         }
         (None, None) => Placement::Fallback,
@@ -131,8 +134,11 @@ impl Explanation {
     pub fn text(&self) -> String {
         let mut o = format!("{}\n", self.name);
         let _ = writeln!(o, "  layer: {}", self.placement.text());
-        if let Placement::Group { members, joined_with, plan_entries, .. } = &self.placement {
+        if let Placement::Group { members, joined_with, plan_entries, opted_out_by, .. } = &self.placement {
             let _ = writeln!(o, "  with: {}", members.join(", "));
+            if !opted_out_by.is_empty() {
+                let _ = writeln!(o, "  laid out without this group (their backtest found it costly; its names go to their fallback) by: {}", opted_out_by.join(", "));
+            }
             if !joined_with.is_empty() {
                 let plan: Vec<String> = joined_with.iter().map(|(k, other)| format!("`{other}` (entry {k})")).collect();
                 let _ = writeln!(o, "  in an image over budget, joined with: {} of {plan_entries} plan entries, applied in order until it fits", plan.join(", "));

@@ -369,6 +369,8 @@ fn an_image_the_backtest_finds_paying_for_a_shared_group_opts_out_of_it() {
     let big = at_last("big");
     let big_layers = layering_core::layer_image(&big, budget, f, Some("big")).unwrap();
     assert!(big_layers.iter().any(|l| l.paths.len() == 2 && l.paths.iter().all(|p| p.name().starts_with("lib"))), "{big_layers:?}");
+    let why = explain(&h, (0, 6), f, "libbb").unwrap().text();
+    assert!(why.contains("laid out without this group (their backtest found it costly; its names go to their fallback) by: s1"), "{why}");
     // Each replayed image pulls no more than size-first over the window's later half.
     for (image, hinted, size_first) in replayed(&h, f, 3, 6) {
         assert!(hinted <= size_first, "{image}: {hinted} > {size_first}");
