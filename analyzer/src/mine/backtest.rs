@@ -189,7 +189,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     // Each untrusted image's replay in the round that found it worse (later rounds lay it out
     // as size-first).
     let mut verdicts: Vec<Option<ImageBacktest>> = vec![None; ni];
-    let (mut rounds, mut name_rounds) = (0, 0);
+    let (mut rounds, mut opt_out_rounds) = (0, 0);
     loop {
         rounds += 1;
         let mut learned = vec![0u64; ni];
@@ -212,8 +212,8 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
                 grown = true;
             }
         }
-        if !grown && name_rounds < MAX_OPT_OUT_ROUNDS && add_costly_names(&images, &pulls, &untrusted, &mut costly) {
-            name_rounds += 1;
+        if !grown && opt_out_rounds < MAX_OPT_OUT_ROUNDS && add_costly_names(&images, &pulls, &untrusted, &mut costly) {
+            opt_out_rounds += 1;
             continue;
         }
         if !grown {

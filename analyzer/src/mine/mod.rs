@@ -303,6 +303,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     report_backtest(&mut report, h, &backtest, learned - groups.len());
     let mut file = hint_file(h, opts, (opts.first, opts.last), groups, merges, pins, path_hazard);
     backtest.apply(h, &mut file);
+    report_opt_outs(&mut report, &file, &backtest);
     debug_assert!(file.validate().is_ok());
     Ok(Emitted { file, report, backtest, hysteresis })
 }
@@ -341,8 +342,11 @@ fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usiz
     }
     let untrusted = b.images.iter().filter(|i| !i.trusted).count();
     let _ = writeln!(report, "backtest: {untrusted} of {} images laid out as size-first; {dropped} groups holding their names dropped", h.images.len());
-    for (image, names) in &b.costly_names {
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let _ = writeln!(report, "backtest: {image} opts out of the groups of {} (they cost it more than size-first)", names.join(", "));
+}
+
+fn report_opt_outs(report: &mut String, file: &HintFile, b: &Backtest) {
+    for (image, ids) in &file.opt_outs {
+        let names: Vec<&str> = b.costly_names.get(image).into_iter().flatten().map(String::as_str).collect();
+        let _ = writeln!(report, "backtest: {image} opts out of {} (its paths of {} cost it more than with size-first)", ids.join(", "), names.join(", "));
     }
 }
