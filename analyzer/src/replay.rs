@@ -81,23 +81,21 @@ pub fn replay_many(history: &History, first: usize, last: usize, jobs: &[Job<'_>
     Ok(jobs.iter().enumerate().map(|(j, &(_, strategy))| count(history, first, last, strategy, &laid_out.job(j))).collect())
 }
 
-/// Replays `first..=last` under `strategy` (job 0) and `baseline` (job 1), and gives beside the
-/// strategy's metrics, per image, the bytes each path was pulled with under each, summed over
-/// the updates. A path is pulled with its layer, so a path that did not change is pulled
-/// wherever a layer mate did; per image the sums are the two update bytes.
-pub fn replay_with_path_pulls(history: &History, first: usize, last: usize, jobs: [Job<'_>; 2]) -> Result<(Metrics, Vec<PathPulls>), LayerError> {
-    let laid_out = LaidOut::new(history, first, last, &jobs)?;
-    let each = [laid_out.job(0), laid_out.job(1)];
-    let metrics = count(history, first, last, jobs[0].1, &each[0]);
+/// Replays `first..=last` under `strategy`, and gives beside its metrics, per image, the bytes
+/// each path was pulled with, summed over the updates. A path is pulled with its layer, so a
+/// path that did not change is pulled wherever a layer mate did; per image the sum is the
+/// image's update bytes.
+pub fn replay_path_pulls(history: &History, first: usize, last: usize, budget: Budget, strategy: Replayed<'_>) -> Result<(Metrics, Vec<PathPulls>), LayerError> {
+    let laid_out = LaidOut::new(history, first, last, &[(budget, strategy)])?;
+    let layers = laid_out.job(0);
+    let metrics = count(history, first, last, strategy, &layers);
     let pulls = (0..history.images.len())
         .map(|i| {
             let mut bytes = PathPulls::new();
-            for (j, layers) in each.iter().enumerate() {
-                for r in first + 1..=last {
-                    let (Some(now), Some(before)) = (layers.get(&(i, r)), layers.get(&(i, r - 1))) else { continue };
-                    for &p in pulled(now, before).flat_map(|(l, _)| l) {
-                        bytes.entry(p).or_default()[j] += history.sizes[p as usize];
-                    }
+            for r in first + 1..=last {
+                let (Some(now), Some(before)) = (layers.get(&(i, r)), layers.get(&(i, r - 1))) else { continue };
+                for &p in pulled(now, before).flat_map(|(l, _)| l) {
+                    *bytes.entry(p).or_default() += history.sizes[p as usize];
                 }
             }
             bytes
@@ -106,8 +104,8 @@ pub fn replay_with_path_pulls(history: &History, first: usize, last: usize, jobs
     Ok((metrics, pulls))
 }
 
-/// Per path (history index), the bytes it was pulled with under each of two jobs.
-pub type PathPulls = HashMap<u32, [u64; 2]>;
+/// Per path (history index), the bytes it was pulled with.
+pub type PathPulls = HashMap<u32, u64>;
 
 /// Every snapshot's layers of `first..=last` under each job.
 struct LaidOut {
@@ -118,15 +116,46 @@ struct LaidOut {
 impl LaidOut {
     fn new(history: &History, first: usize, last: usize, jobs: &[Job<'_>]) -> Result<Self, LayerError> {
         let keys: Vec<(usize, usize)> = (0..history.images.len()).flat_map(|i| (first..=last).map(move |r| (i, r))).filter(|k| history.snapshots.contains_key(k)).collect();
-        // Each hint file is compiled once, not once per snapshot.
-        let matchers: Vec<Option<Matcher>> = jobs.iter().map(|(_, s)| if let Replayed::Hints(f) = s { Some(Matcher::new(f)) } else { None }).collect();
-        let per_snapshot = keys.par_iter().map(|&(i, r)| layer_sets(history, i, r, jobs, &matchers)).collect::<Result<_, _>>()?;
+        // Each hint file is compiled once per image that applies it differently, not once per snapshot.
+        let compiled: Vec<Option<Compiled>> = jobs.iter().map(|(_, s)| if let Replayed::Hints(f) = s { Some(Compiled::new(f, &history.images)) } else { None }).collect();
+        let per_snapshot = keys.par_iter().map(|&(i, r)| layer_sets(history, i, r, jobs, &compiled)).collect::<Result<_, _>>()?;
         Ok(LaidOut { keys, per_snapshot })
     }
 
     /// Job `j`'s layers by (image, revision).
     fn job(&self, j: usize) -> HashMap<(usize, usize), &LayerSet> {
         self.keys.iter().zip(&self.per_snapshot).map(|(&k, sets)| (k, &sets[j])).collect()
+    }
+}
+
+/// A hint file compiled for a replay: its matcher, and for each image with opt-outs the file as
+/// that image applies it ([`HintFile::for_image`]) with its own matcher.
+struct Compiled {
+    all: Matcher,
+    own: Vec<Option<(HintFile, Matcher)>>,
+}
+
+impl Compiled {
+    fn new(file: &HintFile, images: &[String]) -> Self {
+        let own = images
+            .iter()
+            .map(|image| match file.for_image(Some(image)) {
+                std::borrow::Cow::Owned(f) => {
+                    let m = Matcher::new(&f);
+                    Some((f, m))
+                }
+                std::borrow::Cow::Borrowed(_) => None,
+            })
+            .collect();
+        Compiled { all: Matcher::new(file), own }
+    }
+
+    /// The file image `i` applies, and its matcher.
+    fn for_image<'c>(&'c self, file: &'c HintFile, i: usize) -> (&'c HintFile, &'c Matcher) {
+        match &self.own[i] {
+            Some((f, m)) => (f, m),
+            None => (file, &self.all),
+        }
     }
 }
 
@@ -137,7 +166,7 @@ fn pulled<'l>(now: &'l LayerSet, before: &'l LayerSet) -> impl Iterator<Item = &
 }
 
 /// One snapshot's layers under each job, as sorted member lists with their bytes.
-fn layer_sets(history: &History, i: usize, r: usize, jobs: &[Job<'_>], matchers: &[Option<Matcher>]) -> Result<Vec<LayerSet>, LayerError> {
+fn layer_sets(history: &History, i: usize, r: usize, jobs: &[Job<'_>], compiled: &[Option<Compiled>]) -> Result<Vec<LayerSet>, LayerError> {
     let members = &history.snapshots[&(i, r)];
     // Built on first use, once for every job that lays the snapshot out.
     let closure = std::cell::OnceCell::new();
@@ -174,21 +203,18 @@ fn layer_sets(history: &History, i: usize, r: usize, jobs: &[Job<'_>], matchers:
         (m, b)
     };
     jobs.iter()
-        .zip(matchers)
-        .map(|(&(budget, s), matcher)| {
+        .zip(compiled)
+        .map(|(&(budget, s), compiled)| {
             let sets = match s {
                 Replayed::Single => vec![members.clone()],
                 Replayed::Floor => members.iter().map(|&p| vec![p]).collect(),
                 Replayed::Popularity => laid_out(budget, Strategy::Popularity, None)?,
                 Replayed::SizeFirst => size_first_sets(budget)?,
                 Replayed::Hints(f) => {
-                    let image = Some(history.images[i].as_str());
-                    let own = f.for_image(image);
-                    // An image with opt-outs has a file of its own, matched on its own.
-                    let own_matcher = matches!(own, std::borrow::Cow::Owned(_)).then(|| Matcher::new(&own));
-                    match Strategy::hints_for(&own, image) {
+                    let (own, matcher) = compiled.as_ref().expect("hint files are compiled").for_image(f, i);
+                    match Strategy::hints_for(own, Some(&history.images[i])) {
                         Strategy::SizeFirst => size_first_sets(budget)?,
-                        hinted => laid_out(budget, hinted, own_matcher.as_ref().or(matcher.as_ref()))?,
+                        hinted => laid_out(budget, hinted, Some(matcher))?,
                     }
                 }
             };

@@ -59,7 +59,7 @@ use super::output::{placing_groups, without_images};
 use super::stats::NameStats;
 use super::{hint_file, mine, EmitOptions, MineError};
 use crate::history::History;
-use crate::replay::{replay, replay_with_path_pulls, PathPulls, Replayed};
+use crate::replay::{replay_path_pulls, PathPulls, Replayed};
 
 /// How much more than size-first an image may pull in the backtest and stay trusted.
 pub const TOLERANCE: f64 = 0.02;
@@ -181,8 +181,8 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     }
     let budget = opts.budget()?;
     // Size-first's replays do not depend on the folds: they fill the threads the folds leave.
-    let (folds, size_first) = rayon::join(|| learn_folds(h, opts, pins, &mids), || replay_size_first(h, opts.last, budget, &mids));
-    let (folds, size_first) = (folds?, size_first?);
+    let (folds, size_first_pulls) = rayon::join(|| learn_folds(h, opts, pins, &mids), || replay_size_first(h, opts.last, budget, &mids));
+    let (folds, (size_first, size_first_pulls)) = (folds?, size_first_pulls?);
     let updates: u64 = mids.iter().map(|&mid| (opts.last - mid) as u64).sum();
     let mut untrusted = Bits::new(ni);
     let mut costly: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -194,12 +194,12 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         rounds += 1;
         let mut learned = vec![0u64; ni];
         let mut pulls: Vec<HashMap<&str, [u64; 2]>> = vec![HashMap::new(); ni];
-        for f in &folds {
+        for (f, size_first_pulls) in folds.iter().zip(&size_first_pulls) {
             let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), without_images(&f.stats, f.groups.clone(), &untrusted), vec![], pins.to_vec(), f.path_hazard);
             apply_verdict(h, &mut file, &untrusted, &costly);
-            let (metrics, path_pulls) = replay_with_path_pulls(h, f.mid, opts.last, [(budget, Replayed::Hints(&file)), (budget, Replayed::SizeFirst)])?;
+            let (metrics, path_pulls) = replay_path_pulls(h, f.mid, opts.last, budget, Replayed::Hints(&file))?;
             add(&mut learned, &metrics.per_image_update_bytes);
-            add_group_pulls(h, &file, &path_pulls, &mut pulls);
+            add_group_pulls(h, &file, [&path_pulls, size_first_pulls], &mut pulls);
         }
         let images: Vec<ImageBacktest> =
             (0..ni).map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], trusted: trusted(size_first[i], learned[i], updates) }).collect();
@@ -225,17 +225,17 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
 }
 
 /// Adds the bytes each path was pulled with (per image, with the learned file and with
-/// size-first, [`replay_with_path_pulls`]) to its name's, for the paths a group places as the
+/// size-first, [`replay_path_pulls`]) to its name's, for the paths a group places as the
 /// image's file applies: only opting out of a group can change what such a path costs.
-fn add_group_pulls<'h>(h: &'h History, file: &HintFile, path_pulls: &[PathPulls], pulls: &mut [HashMap<&'h str, [u64; 2]>]) {
-    for (i, (per_name, per_path)) in pulls.iter_mut().zip(path_pulls).enumerate() {
+fn add_group_pulls<'h>(h: &'h History, file: &HintFile, path_pulls: [&[PathPulls]; 2], pulls: &mut [HashMap<&'h str, [u64; 2]>]) {
+    for (i, per_name) in pulls.iter_mut().enumerate() {
         let matcher = Matcher::new(&file.for_image(Some(&h.images[i])));
-        for (&p, &[learned, size_first]) in per_path {
-            let name = h.paths[p as usize].name();
-            if matches!(matcher.place(name), Ok(placed) if placed.group.is_some()) {
-                let sum = per_name.entry(name).or_default();
-                sum[0] += learned;
-                sum[1] += size_first;
+        for (j, per_path) in path_pulls.iter().enumerate() {
+            for (&p, &bytes) in &per_path[i] {
+                let name = h.paths[p as usize].name();
+                if matches!(matcher.place(name), Ok(placed) if placed.group.is_some()) {
+                    per_name.entry(name).or_default()[j] += bytes;
+                }
             }
         }
     }
@@ -276,13 +276,16 @@ fn learn_folds(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin], mids
 }
 
 /// Size-first's update bytes per image, summed over the replays of every split in `mids` to
-/// `last`.
-fn replay_size_first(h: &History, last: usize, budget: layering_core::Budget, mids: &[usize]) -> Result<Vec<u64>, MineError> {
+/// `last`, and each replay's bytes per path ([`replay_path_pulls`]): the same in every round.
+fn replay_size_first(h: &History, last: usize, budget: layering_core::Budget, mids: &[usize]) -> Result<(Vec<u64>, Vec<Vec<PathPulls>>), MineError> {
     let mut total = vec![0u64; h.images.len()];
+    let mut pulls = vec![];
     for &mid in mids {
-        add(&mut total, &replay(h, mid, last, budget, Replayed::SizeFirst)?.per_image_update_bytes);
+        let (metrics, per_path) = replay_path_pulls(h, mid, last, budget, Replayed::SizeFirst)?;
+        add(&mut total, &metrics.per_image_update_bytes);
+        pulls.push(per_path);
     }
-    Ok(total)
+    Ok((total, pulls))
 }
 
 /// The names of the images in `set`, sorted: a file's `size_first_images`.

@@ -83,16 +83,16 @@ pub(super) fn without_names(groups: Vec<Group>, names: &[&str]) -> Vec<Group> {
 /// matcher places it. Without a group its names can go to another group whose pattern is less
 /// specific (`gcc` once `gcc@14-base-[0-9]*` is gone), which then counts too, until none does.
 pub(super) fn placing_groups(groups: &[Group], names: &[&str]) -> BTreeSet<usize> {
+    let (mut kept, mut left): (Vec<Group>, Vec<usize>) = (groups.to_vec(), (0..groups.len()).collect());
     let mut placing = BTreeSet::new();
     loop {
-        let left: Vec<usize> = (0..groups.len()).filter(|k| !placing.contains(k)).collect();
-        let kept: Vec<Group> = left.iter().map(|&k| groups[k].clone()).collect();
         let matcher = Matcher::of(&kept, &[]);
-        let more: Vec<usize> = names.iter().filter_map(|name| matcher.place(name).ok()?.group).map(|j| left[j]).collect();
+        let more: BTreeSet<usize> = names.iter().filter_map(|name| matcher.place(name).ok()?.group).collect();
         if more.is_empty() {
             return placing;
         }
-        placing.extend(more);
+        placing.extend(more.iter().map(|&j| left[j]));
+        (kept, left) = kept.into_iter().zip(left).enumerate().filter(|(j, _)| !more.contains(j)).map(|(_, pair)| pair).unzip();
     }
 }
 
