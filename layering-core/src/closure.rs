@@ -11,6 +11,7 @@ use hints_format::StorePath;
 use petgraph::graph::DiGraph;
 
 use crate::records::{PathInfo, PathRecord, Records};
+use crate::texts::leading_bytes;
 
 /// Why a list of path records is not a closure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,6 +164,12 @@ fn path_order(records: &[PathRecord]) -> Vec<u32> {
     keyed.into_iter().map(|(_, k)| k).collect()
 }
 
+/// The first 8 bytes of `path` after its first `-`, where auto-layer.py's and closure-graph.py's
+/// sort keys begin (the name, in a store directory without `-`), as [`leading_bytes`] gives them.
+fn name_prefix(path: &str) -> u64 {
+    leading_bytes(&[path.split_once('-').map_or(&b""[..], |(_, name)| name.as_bytes())])
+}
+
 /// Which record of each path a closure keeps: the first in input order.
 struct Kept {
     /// Position `p` is the record kept for its path.
@@ -250,6 +257,8 @@ pub struct Closure {
     /// Kahn's order, references first: computed once, for the cycle check and every
     /// strategy that walks the graph bottom-up.
     topo: Vec<usize>,
+    /// Each path's [`name_prefix`], by index.
+    name_prefixes: Vec<u64>,
 }
 
 impl Closure {
@@ -265,8 +274,11 @@ impl Closure {
         if input.is_empty() {
             return Err(ClosureError::Empty);
         }
+        // Read in input order, the order in which a parser allocated the paths' text.
+        let name_prefixes_in_input: Vec<u64> = input.records.iter().map(|r| name_prefix(r.path.as_str())).collect();
         let order = path_order(&input.records);
         let kept = check_duplicates(&input, &order)?;
+        let name_prefixes = order.iter().filter(|&&p| kept.first[p as usize]).map(|&p| name_prefixes_in_input[p as usize]).collect();
         let mut slots: Vec<Option<PathRecord>> = std::mem::take(&mut input.records).into_iter().map(Some).collect();
         let records: Vec<PathRecord> = order.iter().filter(|&&p| kept.first[p as usize]).map(|&p| slots[p as usize].take().expect("each record is taken once")).collect();
         // Every total of sizes downstream (layers, images, SQLite's signed integers) fits.
@@ -279,7 +291,7 @@ impl Closure {
         }
         let refs = renumbered_references(&input, &order, &kept);
         let users = refs.reversed();
-        let mut closure = Closure { records, index: std::sync::OnceLock::new(), refs, users, topo: vec![] };
+        let mut closure = Closure { records, index: std::sync::OnceLock::new(), refs, users, topo: vec![], name_prefixes };
         closure.topo = closure.kahn_order();
         closure.check_acyclic()?;
         Ok(closure)
@@ -327,6 +339,12 @@ impl Closure {
     /// The path at index `i` (indices follow path order).
     pub fn path(&self, i: usize) -> &StorePath {
         &self.records[i].path
+    }
+
+    /// Path `i`'s [`name_prefix`], read when the closure was built: sorts on names compare
+    /// these first, where reading the paths' text, scattered in memory, would wait on it.
+    pub(crate) fn name_prefix(&self, i: usize) -> u64 {
+        self.name_prefixes[i]
     }
 
     /// The record of path `i` (its references are [`Closure::refs`]).

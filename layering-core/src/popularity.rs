@@ -27,8 +27,8 @@
 //!    every user edge. A path with a heavy user other than `d` is heavy without a walk: that
 //!    user's region lies inside its own.
 //! 4. Paths sort by descending popularity, ties by ascending `package_name`: the path with its
-//!    leading `/nix/store/<hash>` segment moved to the end. Only tied paths need it, and most
-//!    ties are settled by its first 8 bytes.
+//!    leading `/nix/store/<hash>` segment moved to the end. One sort does both, and most ties
+//!    are settled by the name's first 8 bytes, known without reading the path's text.
 //! 5. Grouping follows `buildLayeredImage`'s `limit_layers`: with a budget of `n` store layers,
 //!    the first `n - 1` paths get a layer each and the rest share the last one.
 //!
@@ -44,39 +44,30 @@
 //! sum of every path's ancestors' weights); closure-graph.py's own nested maps cost the sum of
 //! descendant sets over every edge.
 
+use std::cmp::Reverse;
+
 use crate::closure::{Adjacency, Closure};
-use crate::texts::{leading_bytes, sort_on_leading_bytes};
+use crate::texts::leading_bytes;
 use crate::{Layer, LayerError, Reason};
 
-/// The popularity order, most popular first.
+/// The popularity order, most popular first, ties by [`PackageName`] (every path's differs, so
+/// the order is total). One sort does both: names are compared on their first 8 bytes, made
+/// from [`Closure::name_prefix`] in path order, and read whole only where those agree, as the
+/// paths' text lies scattered in memory.
 pub fn order(closure: &Closure) -> Result<Vec<usize>, LayerError> {
-    let mut ranked: Vec<(u128, usize)> = popularity(closure)?.into_iter().zip(0..).collect();
-    ranked.sort_unstable_by_key(|&(popularity, _)| std::cmp::Reverse(popularity));
-    let mut order: Vec<usize> = ranked.iter().map(|&(_, i)| i).collect();
-    break_ties(closure, &ranked, &mut order);
-    Ok(order)
-}
-
-/// Orders each run of equal popularities in `order` (`ranked`'s paths) by [`PackageName`]:
-/// every path's differs, so the order is total. Names are first compared on their first 8
-/// bytes, read once per path in path order: the paths' text lies scattered in memory, and
-/// reading it costs more than the sorts.
-fn break_ties(closure: &Closure, ranked: &[(u128, usize)], order: &mut [usize]) {
-    if !ranked.windows(2).any(|w| w[0].0 == w[1].0) {
-        return;
-    }
     // Every path's first `-` is at the same place: one store directory, then 32 hash digits.
-    let dash = closure.path(0).as_str().find('-');
+    let first = closure.path(0);
+    let dash = first.as_str().find('-');
     let name = |i: usize| PackageName::split_at(closure.path(i).as_str(), dash);
-    let prefixes: Vec<u64> = (0..closure.len()).map(|i| name(i).prefix()).collect();
-    let mut start = 0;
-    for run in ranked.chunk_by(|a, b| a.0 == b.0) {
-        let tied = &mut order[start..start + run.len()];
-        start += run.len();
-        if tied.len() > 1 {
-            sort_on_leading_bytes(tied, |i| prefixes[i], |a, b| name(a).cmp(&name(b)));
-        }
+    // What every path's text holds before its first `-`: the store directory and its `/`.
+    let shared = &first.as_str()[..dash.unwrap_or(0).min(first.store_dir().len() + 1)];
+    let prefix = |i: usize| PackageName::prefix_from(closure.name_prefix(i), shared).unwrap_or_else(|| name(i).prefix());
+    let mut ranked: Vec<(Reverse<u128>, u64, usize)> = popularity(closure)?.into_iter().enumerate().map(|(i, count)| (Reverse(count), prefix(i), i)).collect();
+    ranked.sort_unstable_by_key(|r| r.0);
+    for tied in ranked.chunk_by_mut(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+        tied.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| name(a.2).cmp(&name(b.2))));
     }
+    Ok(ranked.into_iter().map(|(_, _, i)| i).collect())
 }
 
 /// closure-graph.py's tie-break key, a path's *package name*: the path with its first
@@ -101,6 +92,19 @@ impl<'a> PackageName<'a> {
     /// The first 8 bytes ([`leading_bytes`]; a path holds no zero byte).
     fn prefix(self) -> u64 {
         leading_bytes(&self.0)
+    }
+
+    /// The first 8 bytes of the package name of a path whose [`Closure::name_prefix`] is
+    /// `name_prefix` and whose text before its first `-` begins with `shared`, where that is
+    /// enough to know them: for a name of 8 bytes or more, or when `shared` holds the 7 bytes
+    /// that follow a shorter name and its `-`.
+    fn prefix_from(name_prefix: u64, shared: &str) -> Option<u64> {
+        // The name's bytes are those before the zero padding (a path holds no zero byte).
+        let length = 8 - (name_prefix.trailing_zeros() / 8) as usize;
+        match length {
+            8 => Some(name_prefix),
+            _ => (shared.len() >= 7).then(|| leading_bytes(&[&name_prefix.to_be_bytes()[..length], b"-", shared.as_bytes()])),
+        }
     }
 }
 
@@ -554,6 +558,20 @@ mod tests {
             [name("/nix/store/abc-foo-1.0"), name("/nix/store/def"), name("/nix/store/ghi-bar")],
             ["foo-1.0-/nix/store/abc", "/nix/store/def", "bar-/nix/store/ghi"].map(|s| s.as_bytes().to_vec())
         );
+    }
+
+    /// A package name's first 8 bytes, made from the name's, are those of its text; with a store
+    /// directory too short to follow a short name, they are not made.
+    #[test]
+    fn package_name_prefixes_are_made_from_name_prefixes() {
+        let c = Closure::new(["p", "p1234-x", "python3.11", "abcdefg", "abcdefgh"].map(|n| info(n, 1, &[])).into()).unwrap();
+        let dash = c.path(0).as_str().find('-');
+        for i in 0..c.len() {
+            let expected = PackageName::split_at(c.path(i).as_str(), dash).prefix();
+            assert_eq!(PackageName::prefix_from(c.name_prefix(i), "/nix/store/"), Some(expected), "{}", c.path(i));
+            let long = c.path(i).name().len() >= 8;
+            assert_eq!(PackageName::prefix_from(c.name_prefix(i), "/s/"), long.then_some(expected), "{}", c.path(i));
+        }
     }
 
     /// Roots all tie at one; their order is the package names' as whole strings, also where

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use crate::closure::{Closure, Direction};
-use crate::texts::{leading_bytes, sort_on_leading_bytes};
+use crate::texts::sort_on_leading_bytes;
 use crate::{Layer, Reason};
 
 /// Interned primary sets. Set 0 is the empty set.
@@ -263,12 +263,12 @@ pub(crate) fn path_key(path: &str) -> (&str, &str) {
     }
 }
 
-/// Sorts paths by [`path_key`]. Most comparisons are settled by the names' first 8 bytes, read
-/// once per path: the paths' text lies scattered in memory, and a sort that read it at every
-/// comparison would mostly wait on memory.
+/// Sorts paths by [`path_key`]. Most comparisons are settled by the names' first 8 bytes
+/// ([`Closure::name_prefix`]): the paths' text lies scattered in memory, and a sort that read it
+/// at every comparison would mostly wait on memory.
 pub(crate) fn sort_by_path_key(closure: &Closure, paths: &mut [usize]) {
     let key = |i: usize| path_key(closure.path(i).as_str());
-    sort_on_leading_bytes(paths, |i| leading_bytes(&[key(i).0.as_bytes()]), |a, b| key(a).cmp(&key(b)));
+    sort_on_leading_bytes(paths, |i| closure.name_prefix(i), |a, b| key(a).cmp(&key(b)));
 }
 
 /// Groups paths by set id, sorts each group by `path_key`, and orders groups by the narSize of

@@ -455,6 +455,16 @@ fn best_ms(runs: usize, f: impl Fn()) -> f64 {
     best
 }
 
+/// The best time of at least `runs` runs of `f`, run until they take `total_ms` in all.
+fn best_ms_within(runs: usize, total_ms: f64, f: impl Fn()) -> f64 {
+    let (mut best, mut spent, mut done) = (f64::INFINITY, 0.0, 0);
+    while done < runs || spent < total_ms {
+        let ms = best_ms(1, &f);
+        (best, spent, done) = (best.min(ms), spent + ms, done + 1);
+    }
+    best
+}
+
 fn bench_layer(sizes: &[usize], python: Option<&Path>, python_max: usize, hints_bin: &Path) -> Result<()> {
     println!("bench: layer (best of 3, in-process; `hints layer` = whole command incl. JSON parse, median of 5)");
     println!("{:>7} {:>12} {:>12} {:>12} {:>14} {:>10} {:>12} {:>12}", "paths", "popularity", "size-first", "hints", "hints layer", "peak MB", "py pop", "py auto");
@@ -495,12 +505,15 @@ fn bench_layer(sizes: &[usize], python: Option<&Path>, python_max: usize, hints_
     Ok(())
 }
 
-/// Runs per size and strategy in `bench_shapes`, the best one kept: a single run of the largest
-/// sizes takes the machine's noise into the fitted exponent.
+/// Runs per size and strategy in `bench_shapes`, the best one kept: at least this many, and
+/// more until they take [`SHAPE_MS`] in all, so that neither the largest sizes (a single run
+/// takes the machine's noise) nor the smallest (a run of 0.1 ms takes a timer's) carry noise into
+/// the fitted exponent.
 const SHAPE_RUNS: usize = 5;
+const SHAPE_MS: f64 = 200.0;
 
 fn bench_shapes(sizes: &[usize]) -> Result<()> {
-    println!("bench: layer by graph shape (in-process, best of {SHAPE_RUNS} runs at every size)");
+    println!("bench: layer by graph shape (in-process, best of {SHAPE_RUNS} runs or of {SHAPE_MS} ms of runs at every size)");
     println!("{:>13} {:>7} {:>9} {:>12} {:>12} {:>12}", "shape", "paths", "edges", "popularity", "size-first", "hints");
     let budget = Budget::default();
     for shape in GraphShape::ALL {
@@ -509,8 +522,8 @@ fn bench_shapes(sizes: &[usize]) -> Result<()> {
             let closure = Closure::new(shape.closure(n, 5)).context("a generated closure")?;
             let file = hints_over(&closure, 1500.min(n / 2));
             let edges: usize = (0..closure.len()).map(|i| closure.refs(i).len()).sum();
-            let t = [Strategy::Popularity, Strategy::SizeFirst, Strategy::Hints(&file)].map(|s| best_ms(SHAPE_RUNS, || drop(layer(&closure, budget, s))));
-            println!("{:>13} {n:>7} {edges:>9} {:>10.1}ms {:>10.1}ms {:>10.1}ms", shape.name(), t[0], t[1], t[2]);
+            let t = [Strategy::Popularity, Strategy::SizeFirst, Strategy::Hints(&file)].map(|s| best_ms_within(SHAPE_RUNS, SHAPE_MS, || drop(layer(&closure, budget, s))));
+            println!("{:>13} {n:>7} {edges:>9} {:>10.2}ms {:>10.2}ms {:>10.2}ms", shape.name(), t[0], t[1], t[2]);
             times.push((n, t));
         }
         let fit = |k: usize| growth_exponent(&times.iter().map(|&(n, t)| (n as f64, t[k])).collect::<Vec<_>>());
