@@ -3,14 +3,16 @@
 //!
 //! [`explain`] and [`in_image`] gather the facts as data ([`Explanation`], [`Landing`]), which
 //! `hints explain --json` prints as they are and [`Explanation::text`] and [`landings_text`] write
-//! for a reader.
+//! for a reader. [`layers_text`] writes `hints layer --explain`.
 
 use std::fmt::Write as _;
 
 use hints_format::{HintFile, Matcher, NameKey, StorePath};
+use layering_core::{Budget, Closure, Layer};
 use serde::Serialize;
 
 use crate::history::History;
+use crate::human_bytes;
 use crate::mine::{MineError, NameStats};
 
 /// Co-changing names listed at most.
@@ -212,11 +214,13 @@ pub fn in_image(h: &History, image: usize, revision: usize, hints: &HintFile, qu
         Ok(p) => NameKey::identity(p.name()).label(),
         Err(_) => NameKey::identity(query).label(),
     };
+    let matcher = Matcher::new(hints);
     let mut out = vec![];
     for (k, l) in layers.iter().enumerate() {
         for p in l.paths.iter().filter(|p| p.as_str() == query || NameKey::identity(p.name()).label() == label) {
             let (image, revision) = (h.images[image].clone(), h.revisions[revision].label.clone());
-            out.push(Landing { image, revision, path: p.name().to_string(), layer: k + 1, layers: layers.len(), bytes: l.size, paths: l.paths.len(), why: l.reason.to_string() });
+            let why = with_opt_out(l.reason.to_string(), opted_out_group(hints, &matcher, &image, p.name()), &image);
+            out.push(Landing { image, revision, path: p.name().to_string(), layer: k + 1, layers: layers.len(), bytes: l.size, paths: l.paths.len(), why });
         }
     }
     if out.is_empty() {
@@ -233,4 +237,46 @@ pub fn landings_text(landings: &[Landing]) -> String {
         let _ = writeln!(o, "  {}: layer {} of {} from the bottom, {} bytes in {} paths: {}", l.path, l.layer, l.layers, l.bytes, l.paths, l.why);
     }
     o
+}
+
+/// The id of the group of `file` (compiled as `matcher`) that places `name`, where `image` opts
+/// out of it: why a name the file holds lies elsewhere in that image.
+pub fn opted_out_group<'f>(file: &'f HintFile, matcher: &Matcher, image: &str, name: &str) -> Option<&'f str> {
+    let out = file.opt_outs.get(image)?;
+    let group = &file.groups[matcher.place(name).ok()?.group?];
+    out.contains(&group.id).then_some(group.id.as_str())
+}
+
+/// `why`, and the group `image` opts out of, if any.
+fn with_opt_out(why: String, group: Option<&str>, image: &str) -> String {
+    match group {
+        Some(id) => format!("{why} (`{image}` opts out of its group `{id}`)"),
+        None => why,
+    }
+}
+
+/// `hints layer --explain`: the layers bottom-up with their sizes, reasons and paths. Given the
+/// hint file they were laid out by and the image (`by`), it says how the file treats that image
+/// apart: as size-first, or without the groups it opts out of, each path of those named with
+/// its group.
+pub fn layers_text(closure: &Closure, budget: Budget, layers: &[Layer], by: Option<(&HintFile, &str)>) -> String {
+    let mut text = format!("{} paths, {} in {} layers (budget {} store layers)\n", closure.len(), human_bytes(closure.total_size()), layers.len(), budget.store_layers());
+    if let Some((file, image)) = by {
+        if file.lays_out_by_size_first(image) {
+            let _ = writeln!(text, "`{image}` is laid out as size-first (the file's `size_first_images`: its backtest found the groups no help to it)");
+        } else if let Some(ids) = file.opt_outs.get(image) {
+            let groups = if ids.len() == 1 { "group" } else { "groups" };
+            let ids = ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ");
+            let _ = writeln!(text, "`{image}` opts out of {groups} {ids} (the file's `opt_outs`: in its backtest they cost it more than size-first)");
+        }
+    }
+    let matcher = by.map(|(file, _)| Matcher::new(file));
+    for (k, l) in layers.iter().enumerate() {
+        let _ = writeln!(text, "layer {:>3}: {:>10}, {:>4} paths — {}", k + 1, human_bytes(l.size), l.paths.len(), l.reason);
+        for p in &l.paths {
+            let opted = by.zip(matcher.as_ref()).and_then(|((file, image), m)| opted_out_group(file, m, image, p.name()));
+            let _ = writeln!(text, "    {}{}", p.name(), opted.map(|id| format!("  (opted out of group `{id}`)")).unwrap_or_default());
+        }
+    }
+    text
 }

@@ -324,7 +324,8 @@ struct LayerArgs {
     /// Default: hints with --hints, else size-first.
     #[arg(long, value_enum)]
     strategy: Option<StrategyArg>,
-    /// Print each layer's size, members and reason instead of JSON.
+    /// Print each layer's size, members and reason instead of JSON; with --image, also how the
+    /// hint file treats that image (laid out as size-first, or the groups it opts out of).
     #[arg(long)]
     explain: bool,
     #[arg(long, value_enum, default_value = "store-layers")]
@@ -1015,29 +1016,22 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
     let hints = a.hints.as_deref().map(load_hints).transpose()?;
     let budget = a.budget.budget(hints.as_ref())?;
     let layers = chosen_layers(&read.closure, budget, a.strategy, hints.as_ref(), a.image.as_deref())?;
-    let mut text = String::new();
-    if a.explain {
-        let total = read.closure.total_size();
-        text += &format!("{} paths, {} in {} layers (budget {} store layers)\n", read.closure.len(), human_bytes(total), layers.len(), budget.store_layers());
-        for (k, l) in layers.iter().enumerate() {
-            text += &format!("layer {:>3}: {:>10}, {:>4} paths — {}\n", k + 1, human_bytes(l.size), l.paths.len(), l.reason);
-            for p in &l.paths {
-                text += &format!("    {}\n", p.name());
-            }
-        }
+    let text = if a.explain {
+        let by = applied_hints(a.strategy, hints.as_ref())?.zip(a.image.as_deref());
+        hints_analyzer::explain::layers_text(&read.closure, budget, &layers, by)
     } else {
         let lists = layering_core::store_layers(&layers);
         match a.format {
-            OutputFormat::StoreLayers => text = serde_json::to_string(&lists)? + "\n",
+            OutputFormat::StoreLayers => serde_json::to_string(&lists)? + "\n",
             OutputFormat::Nix2container => {
-                text += "[\n";
+                let mut text = "[\n".to_string();
                 for (k, l) in lists.iter().enumerate() {
                     text += &format!("  {}{}\n", serde_json::to_string(l)?, if k + 1 < lists.len() { "," } else { "" });
                 }
-                text += "]\n";
+                text + "]\n"
             }
         }
-    }
+    };
     match output {
         Some(out) => std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?,
         None => outln!("{}", text.trim_end_matches('\n'))?,
@@ -1060,12 +1054,20 @@ fn cmd_man(command: Option<&str>) -> Result<ExitCode> {
 /// The layers of `--strategy`, defaulting to hints when a hint file is given and size-first
 /// otherwise; with hints, what the file says for `--image`.
 fn chosen_layers(closure: &layering_core::Closure, budget: layering_core::Budget, strategy: Option<StrategyArg>, hints: Option<&HintFile>, image: Option<&str>) -> Result<Vec<layering_core::Layer>> {
-    Ok(match (strategy, hints) {
-        (Some(StrategyArg::Popularity), _) => layering_core::layer(closure, budget, CoreStrategy::Popularity)?,
-        (Some(StrategyArg::SizeFirst), _) | (None, None) => layering_core::layer(closure, budget, CoreStrategy::SizeFirst)?,
-        (Some(StrategyArg::Hints) | None, Some(h)) => layering_core::layer_image(closure, budget, h, image)?,
-        (Some(StrategyArg::Hints), None) => bail!(BadInput("--strategy hints needs --hints FILE".into())),
+    Ok(match (strategy, applied_hints(strategy, hints)?) {
+        (_, Some(h)) => layering_core::layer_image(closure, budget, h, image)?,
+        (Some(StrategyArg::Popularity), None) => layering_core::layer(closure, budget, CoreStrategy::Popularity)?,
+        _ => layering_core::layer(closure, budget, CoreStrategy::SizeFirst)?,
     })
+}
+
+/// The hint file the layers follow: the one given, unless another `--strategy` is asked for.
+fn applied_hints(strategy: Option<StrategyArg>, hints: Option<&HintFile>) -> Result<Option<&HintFile>> {
+    match (strategy, hints) {
+        (Some(StrategyArg::Hints) | None, Some(h)) => Ok(Some(h)),
+        (Some(StrategyArg::Hints), None) => bail!(BadInput("--strategy hints needs --hints FILE".into())),
+        _ => Ok(None),
+    }
 }
 
 fn cmd_image(cmd: ImageCmd) -> Result<ExitCode> {

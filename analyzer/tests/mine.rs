@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use hints_analyzer::explain::explain;
+use hints_analyzer::explain::{explain, layers_text};
 use hints_analyzer::history::History;
 use hints_analyzer::mine::backtest::trusted;
 use hints_analyzer::mine::{emit, EmitOptions, Emitted};
@@ -371,6 +371,15 @@ fn an_image_the_backtest_finds_paying_for_a_shared_group_opts_out_of_it() {
     assert!(big_layers.iter().any(|l| l.paths.len() == 2 && l.paths.iter().all(|p| p.name().starts_with("lib"))), "{big_layers:?}");
     let why = explain(&h, (0, 6), f, "libbb").unwrap().text();
     assert!(why.contains("laid out without this group (their backtest found it costly; its names go to their fallback) by: s1"), "{why}");
+    // `hints layer --explain --image` names the group each of `s1`'s paths left; `big` left none.
+    let text = |closure: &layering_core::Closure, image: &str| layers_text(closure, budget, &layering_core::layer_image(closure, budget, f, Some(image)).unwrap(), Some((f, image)));
+    let s1_text = text(&s1, "s1");
+    assert!(s1_text.contains(&format!("`s1` opts out of group `{pair}`")), "{s1_text}");
+    for lib in ["liba", "libbb"] {
+        assert!(s1_text.lines().any(|l| l.trim_start().starts_with(lib) && l.ends_with(&format!("(opted out of group `{pair}`)"))), "{lib}: {s1_text}");
+    }
+    let big_text = text(&big, "big");
+    assert!(!big_text.contains("opt"), "{big_text}");
     // Each replayed image pulls no more than size-first over the window's later half.
     for (image, hinted, size_first) in replayed(&h, f, 3, 6) {
         assert!(hinted <= size_first, "{image}: {hinted} > {size_first}");
