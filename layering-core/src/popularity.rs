@@ -27,8 +27,8 @@
 //!    every user edge. A path with a heavy user other than `d` is heavy without a walk: that
 //!    user's region lies inside its own.
 //! 4. Paths sort by descending popularity, ties by ascending `package_name`: the path with its
-//!    leading `/nix/store/<hash>` segment moved to the end. One sort does both, and most ties
-//!    are settled by the name's first 8 bytes, known without reading the path's text.
+//!    leading `/nix/store/<hash>` segment moved to the end. Most ties are settled by the name's
+//!    first 8 bytes, known without reading the path's text.
 //! 5. Grouping follows `buildLayeredImage`'s `limit_layers`: with a budget of `n` store layers,
 //!    the first `n - 1` paths get a layer each and the rest share the last one.
 //!
@@ -50,10 +50,10 @@ use crate::closure::{Adjacency, Closure};
 use crate::texts::leading_bytes;
 use crate::{Layer, LayerError, Reason};
 
-/// The popularity order, most popular first, ties by [`PackageName`] (every path's differs, so
-/// the order is total). One sort does both: names are compared on their first 8 bytes, made
-/// from [`Closure::name_prefix`] in path order, and read whole only where those agree, as the
-/// paths' text lies scattered in memory.
+/// The popularity order, most popular first, ties by package name (every path's differs, so
+/// the order is total). Names are compared on their first 8 bytes, made from the closure's name
+/// prefixes in path order, and read whole only where those agree, as the paths' text lies
+/// scattered in memory.
 pub fn order(closure: &Closure) -> Result<Vec<usize>, LayerError> {
     // Every path's first `-` is at the same place: one store directory, then 32 hash digits.
     let first = closure.path(0);
