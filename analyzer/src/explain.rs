@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use hints_format::{HintFile, Matcher, NameKey, StorePath};
+use hints_format::{HintFile, Matcher, NameKey, StorePath, Treatment};
 use layering_core::{Budget, Closure, Layer};
 use serde::Serialize;
 
@@ -262,13 +262,12 @@ fn with_opt_out(why: String, group: Option<&str>, image: &str) -> String {
 pub fn layers_text(closure: &Closure, budget: Budget, layers: &[Layer], by: Option<(&HintFile, &str)>) -> String {
     let mut text = format!("{} paths, {} in {} layers (budget {} store layers)\n", closure.len(), human_bytes(closure.total_size()), layers.len(), budget.store_layers());
     if let Some((file, image)) = by {
-        if file.lays_out_by_size_first(image) {
-            let _ = writeln!(text, "`{image}` is laid out as size-first (the file's `size_first_images`: its backtest found the groups no help to it)");
-        } else if let Some(ids) = file.opt_outs.get(image) {
-            let groups = if ids.len() == 1 { "group" } else { "groups" };
-            let ids = ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ");
-            let _ = writeln!(text, "`{image}` opts out of {groups} {ids} (the file's `opt_outs`: in its backtest they cost it more than size-first)");
-        }
+        let why = match file.treatment(image) {
+            Treatment::Groups => "",
+            Treatment::SizeFirst => " (the file's `size_first_images`: its backtest found the groups no help to it)",
+            Treatment::OptsOut(_) => " (the file's `opt_outs`: in its backtest they cost it more than size-first)",
+        };
+        let _ = writeln!(text, "`{image}` is laid out by {}{why}", file.treatment(image));
     }
     let matcher = by.map(|(file, _)| Matcher::new(file));
     for (k, l) in layers.iter().enumerate() {

@@ -69,6 +69,13 @@ fn the_page_is_self_contained_and_carries_the_history() {
         assert_eq!(cell(image, strategy), eval_bytes(&db, &new, image, strategy), "{image} under {strategy}");
     }
     assert_eq!(html.matches("<details class=\"layers\"").count(), 7, "one layer table per image");
+    // Each image's row says how the file lays it out.
+    let file = hints_format::HintFile::parse(&std::fs::read_to_string(&new).unwrap()).unwrap();
+    for image in &file.learned_from.images {
+        let row = &html[html.find(&format!("<tr data-image=\"{image}\">")).unwrap()..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(row.ends_with(&format!("<td class=\"treatment\">{}</td>", file.treatment(image))), "{image}: {row}");
+    }
 }
 
 #[test]

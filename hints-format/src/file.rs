@@ -85,6 +85,29 @@ pub struct HintFile {
     pub pins: Vec<Pin>,
 }
 
+/// How a hint file lays out one image ([`HintFile::treatment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Treatment<'f> {
+    /// With the groups that place its names.
+    Groups,
+    /// As size-first (`size_first_images`): its backtest found the groups no help to it.
+    SizeFirst,
+    /// Without these groups (`opt_outs`): in its backtest they cost it more than size-first.
+    OptsOut(&'f [String]),
+}
+
+impl std::fmt::Display for Treatment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Treatment::Groups => write!(f, "its groups"),
+            Treatment::SizeFirst => write!(f, "size-first"),
+            Treatment::OptsOut(ids) => {
+                write!(f, "its groups, less {} {}", if ids.len() == 1 { "group" } else { "groups" }, ids.join(", "))
+            }
+        }
+    }
+}
+
 /// The layer budget the file was learned for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -408,6 +431,16 @@ impl HintFile {
     /// Whether `image` is laid out as size-first, whatever the groups.
     pub fn lays_out_by_size_first(&self, image: &str) -> bool {
         self.size_first_images.iter().any(|i| i == image)
+    }
+
+    /// How the file lays out `image`: with its groups, as size-first, or without the groups it
+    /// opts out of.
+    pub fn treatment(&self, image: &str) -> Treatment<'_> {
+        match self.opt_outs.get(image) {
+            _ if self.lays_out_by_size_first(image) => Treatment::SizeFirst,
+            Some(ids) => Treatment::OptsOut(ids),
+            None => Treatment::Groups,
+        }
     }
 
     /// The canonical text. Members are written sorted; groups keep their (layer) order.

@@ -20,7 +20,7 @@ pub mod nixbase32;
 pub mod pattern;
 pub mod store_path;
 
-pub use file::{BudgetHeader, ErrorKind, FormatError, Group, GroupStats, HintFile, LearnedFrom, Pin, PinRule, RevisionRange, CURRENT_VERSION};
+pub use file::{BudgetHeader, ErrorKind, FormatError, Group, GroupStats, HintFile, LearnedFrom, Pin, PinRule, RevisionRange, Treatment, CURRENT_VERSION};
 pub use matcher::{MatchError, Matcher, Placement};
 pub use pattern::{MemberPattern, PatternError};
 pub use store_path::{DrvName, NameKey, StorePath, StorePathError};

@@ -107,6 +107,9 @@ fn opt_outs() {
     assert!(api.validate().is_ok());
     assert_eq!(ok.for_image(Some("worker")).groups.len(), 2, "other images keep it");
     assert_eq!(ok.for_image(None).groups.len(), 2, "and so does an image not named");
+    let both = HintFile::parse(&format!("{v2}{groups}size_first_images: [db]\nopt_outs:\n  api: [a, b]\n  db: [a]\n")).unwrap();
+    let treatment = |image: &str| both.treatment(image).to_string();
+    assert_eq!([treatment("api"), treatment("db"), treatment("worker")], ["its groups, less groups a, b", "size-first", "its groups"]);
     check(&format!("{HEAD}{groups}opt_outs:\n  api: [b]\n"), ErrorKind::UnsupportedVersion, 11, 3, &["`opt_outs` needs version 2"]);
     check(&format!("{v2}{groups}opt_outs:\n  api: [a, zz]\n"), ErrorKind::UnknownGroup, 11, 12, &["`api`", "`zz`", "not a group id"]);
     check(&format!("{v2}{groups}opt_outs:\n  api:\n    - a\n    - a\n"), ErrorKind::UnknownGroup, 13, 7, &["`a` twice"]);

@@ -73,6 +73,8 @@ pub struct Report {
     /// The budget every strategy was replayed at.
     pub budget: Budget,
     pub images: Vec<String>,
+    /// How the hint file lays out each image ([`hints_format::Treatment`]), in image order.
+    pub treatments: Vec<String>,
     /// Every strategy's replay, in [`Replayed::all`] order.
     pub strategies: Vec<Metrics>,
     /// The trade-off curve, by budget.
@@ -166,6 +168,7 @@ pub fn build(history: &History, (first, last): (usize, usize), req: &Request<'_>
         range: (history.revisions[first].label.clone(), history.revisions[last].label.clone()),
         budget: req.budget,
         images: history.images.clone(),
+        treatments: history.images.iter().map(|image| req.hints.treatment(image).to_string()).collect(),
         tradeoff,
         layer_maps: layer_maps(history, (first, last), req, &labels, &matcher)?,
         churn: churn(history, (first, last), req.hints, &strategies, &labels, &matcher)?,

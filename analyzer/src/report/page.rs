@@ -101,7 +101,7 @@ fn replay_section(r: &Report) -> Result<Markup, ChartError> {
             }
             h3 { "Update bytes per image" }
             table.sortable #per-image {
-                thead { tr { th { "image" } @for m in &r.strategies { th { (m.strategy) } } th { "hints ÷ size-first" } } }
+                thead { tr { th { "image" } @for m in &r.strategies { th { (m.strategy) } } th { "hints ÷ size-first" } th { "the hint file lays it out by" } } }
                 tbody { @for (i, image) in r.images.iter().enumerate() { (image_row(r, i, image)) } }
             }
         }
@@ -118,6 +118,7 @@ fn image_row(r: &Report, i: usize, image: &str) -> Markup {
                 td.num data-image=(image) data-strategy=(m.strategy) data-bytes=(m.per_image_update_bytes[i].1) data-v=(m.per_image_update_bytes[i].1) { (human_bytes(m.per_image_update_bytes[i].1)) }
             }
             td.num.(if ratio > 1.0 { "worse" } else { "better" }) data-v=(ratio) { (format!("{ratio:.3}")) }
+            td.treatment { (r.treatments[i]) }
         }
     }
 }
