@@ -31,6 +31,8 @@ pub enum ScanError {
     Io { file: String, error: std::io::Error },
     #[error("{file}: not text (UTF-8); expected a closure graph, a hint file or JSON")]
     NotText { file: String },
+    #[error("{file}: no such file")]
+    Missing { file: String },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
     #[error("`nix {command}` failed: {message}")]
@@ -45,7 +47,7 @@ impl ScanError {
     /// Whether the error is in what the user gave (exit 2; HTTP 400 from `hints serve`), not
     /// in the machine or a tool.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. } | ScanError::NotText { .. })
+        matches!(self, ScanError::Input(_) | ScanError::Closure { .. } | ScanError::Usage(_) | ScanError::TooLarge { .. } | ScanError::NotText { .. } | ScanError::Missing { .. })
     }
 }
 
@@ -101,6 +103,7 @@ pub fn read_closure(sources: &[(String, String)], format: Option<Format>) -> Res
 pub fn read_text(path: &str) -> Result<String, ScanError> {
     let io = |error: std::io::Error| match error.kind() {
         std::io::ErrorKind::InvalidData => ScanError::NotText { file: path.to_string() },
+        std::io::ErrorKind::NotFound => ScanError::Missing { file: path.to_string() },
         _ => ScanError::Io { file: path.to_string(), error },
     };
     if path == "-" {

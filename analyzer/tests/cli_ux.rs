@@ -173,6 +173,9 @@ fn bad_input_is_named_once_and_exits_2() {
     assert_eq!(err(&o).matches("the closure is empty").count(), 1, "{}", err(&o));
     std::fs::write(t.join("binary.json"), [0xffu8, 0xfe, 0x00, 0x80]).unwrap();
     bad_input(&run(&["layer", "--graph", "binary.json"], t), "binary.json: not text (UTF-8)");
+    // A file that is not there is the user's to fix, as a database that is not there is.
+    bad_input(&run(&["layer", "--graph", "absent.json"], t), "absent.json: no such file");
+    bad_input(&run(&["validate", "absent.yaml"], t), "absent.yaml: no such file");
     bad_input(&run(&["scan", "--dataset", "x", "--image", "y"], t), "cannot be used with");
     // A manifest naming a graph that is missing: scanned without it, and said.
     let ds = t.join("ds");
