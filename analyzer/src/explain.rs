@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use hints_format::{HintFile, Matcher, NameKey, StorePath, Treatment};
+use hints_format::{HintFile, Matcher, NameKey, StorePath};
 use layering_core::{Budget, Closure, Layer};
 use serde::Serialize;
 
@@ -262,12 +262,9 @@ fn with_opt_out(why: String, group: Option<&str>, image: &str) -> String {
 pub fn layers_text(closure: &Closure, budget: Budget, layers: &[Layer], by: Option<(&HintFile, &str)>) -> String {
     let mut text = format!("{} paths, {} in {} layers (budget {} store layers)\n", closure.len(), human_bytes(closure.total_size()), layers.len(), budget.store_layers());
     if let Some((file, image)) = by {
-        let why = match file.treatment(image) {
-            Treatment::Groups => "",
-            Treatment::SizeFirst => " (the file's `size_first_images`: its backtest found the groups no help to it)",
-            Treatment::OptsOut(_) => " (the file's `opt_outs`: in its backtest they cost it more than size-first)",
-        };
-        let _ = writeln!(text, "`{image}` is laid out by {}{why}", file.treatment(image));
+        let treatment = file.treatment(image);
+        let why = treatment.reason().map(|r| format!(" ({r})")).unwrap_or_default();
+        let _ = writeln!(text, "`{image}` is laid out by {treatment}{why}");
     }
     let matcher = by.map(|(file, _)| Matcher::new(file));
     for (k, l) in layers.iter().enumerate() {

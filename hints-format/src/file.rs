@@ -90,10 +90,21 @@ pub struct HintFile {
 pub enum Treatment<'f> {
     /// With the groups that place its names.
     Groups,
-    /// As size-first (`size_first_images`): its backtest found the groups no help to it.
+    /// As size-first (`size_first_images`).
     SizeFirst,
-    /// Without these groups (`opt_outs`): in its backtest they cost it more than size-first.
+    /// Without these groups (`opt_outs`).
     OptsOut(&'f [String]),
+}
+
+impl Treatment<'_> {
+    /// Why the file treats the image so, where it treats it apart.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Treatment::Groups => None,
+            Treatment::SizeFirst => Some("the file's `size_first_images`: its backtest found the groups no help to it"),
+            Treatment::OptsOut(_) => Some("the file's `opt_outs`: in its backtest they cost it more than size-first"),
+        }
+    }
 }
 
 impl std::fmt::Display for Treatment<'_> {
