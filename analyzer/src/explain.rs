@@ -214,12 +214,12 @@ pub fn in_image(h: &History, image: usize, revision: usize, hints: &HintFile, qu
         Ok(p) => NameKey::identity(p.name()).label(),
         Err(_) => NameKey::identity(query).label(),
     };
-    let matcher = Matcher::new(hints);
+    let notes = path_notes(&closure, hints, Some(&h.images[image]));
     let mut out = vec![];
     for (k, l) in layers.iter().enumerate() {
         for p in l.paths.iter().filter(|p| p.as_str() == query || NameKey::identity(p.name()).label() == label) {
             let (image, revision) = (h.images[image].clone(), h.revisions[revision].label.clone());
-            let why = with_opt_out(l.reason.to_string(), opted_out_group(hints, &matcher, &image, p.name()), &image);
+            let why = notes.get(p.name()).map_or_else(|| l.reason.to_string(), |note| format!("{} ({note})", l.reason));
             out.push(Landing { image, revision, path: p.name().to_string(), layer: k + 1, layers: layers.len(), bytes: l.size, paths: l.paths.len(), why });
         }
     }
@@ -241,38 +241,55 @@ pub fn landings_text(landings: &[Landing]) -> String {
 
 /// The id of the group of `file` (compiled as `matcher`) that places `name`, where `image` opts
 /// out of it: why a name the file holds lies elsewhere in that image.
-pub fn opted_out_group<'f>(file: &'f HintFile, matcher: &Matcher, image: &str, name: &str) -> Option<&'f str> {
+fn opted_out_group<'f>(file: &'f HintFile, matcher: &Matcher, image: &str, name: &str) -> Option<&'f str> {
     let out = file.opt_outs.get(image)?;
     let group = &file.groups[matcher.place(name).ok()?.group?];
     out.contains(&group.id).then_some(group.id.as_str())
 }
 
-/// `why`, and the group `image` opts out of, if any.
-fn with_opt_out(why: String, group: Option<&str>, image: &str) -> String {
-    match group {
-        Some(id) => format!("{why} (`{image}` opts out of its group `{id}`)"),
-        None => why,
-    }
-}
-
 /// `hints layer --explain`: the layers bottom-up with their sizes, reasons and paths. Given the
-/// hint file they were laid out by and the image (`by`), it says how the file treats that image
-/// apart: as size-first, or without the groups it opts out of, each path of those named with
-/// its group.
-pub fn layers_text(closure: &Closure, budget: Budget, layers: &[Layer], by: Option<(&HintFile, &str)>) -> String {
+/// hint file they were laid out by (`by`, with the image when it was named), it says how the
+/// file treats that image apart (as size-first, or without the groups it opts out of), and
+/// beside a path what its layer's reason leaves out: the group the image opts out of, or the
+/// absent member a renamed package took the place of.
+pub fn layers_text(closure: &Closure, budget: Budget, layers: &[Layer], by: Option<(&HintFile, Option<&str>)>) -> String {
     let mut text = format!("{} paths, {} in {} layers (budget {} store layers)\n", closure.len(), human_bytes(closure.total_size()), layers.len(), budget.store_layers());
-    if let Some((file, image)) = by {
+    if let Some((file, Some(image))) = by {
         let treatment = file.treatment(image);
         let why = treatment.reason().map(|r| format!(" ({r})")).unwrap_or_default();
         let _ = writeln!(text, "`{image}` is laid out by {treatment}{why}");
     }
-    let matcher = by.map(|(file, _)| Matcher::new(file));
+    let notes = by.map(|(file, image)| path_notes(closure, file, image)).unwrap_or_default();
     for (k, l) in layers.iter().enumerate() {
         let _ = writeln!(text, "layer {:>3}: {:>10}, {:>4} paths — {}", k + 1, human_bytes(l.size), l.paths.len(), l.reason);
         for p in &l.paths {
-            let opted = by.zip(matcher.as_ref()).and_then(|((file, image), m)| opted_out_group(file, m, image, p.name()));
-            let _ = writeln!(text, "    {}{}", p.name(), opted.map(|id| format!("  (opted out of group `{id}`)")).unwrap_or_default());
+            let note = notes.get(p.name()).map(|n| format!("  ({n})")).unwrap_or_default();
+            let _ = writeln!(text, "    {}{note}", p.name());
         }
     }
     text
+}
+
+/// For the paths of `closure` laid out by `file` (for `image`, if named) whose layer's reason
+/// does not say why they are there, why: the group `image` opts out of, or the member a
+/// renamed package takes the place of ([`Matcher::place_closure`]).
+fn path_notes<'c>(closure: &'c Closure, file: &HintFile, image: Option<&str>) -> std::collections::HashMap<&'c str, String> {
+    let names: Vec<&str> = (0..closure.len()).map(|i| closure.path(i).name()).collect();
+    if image.is_some_and(|i| file.lays_out_by_size_first(i)) {
+        return Default::default();
+    }
+    let applied = file.for_image(image);
+    let placed = Matcher::new(&applied).place_closure(&names).unwrap_or_default();
+    let matcher = Matcher::new(file);
+    let mut notes = std::collections::HashMap::new();
+    for (&name, p) in names.iter().zip(placed) {
+        let opted_out = image.and_then(|image| opted_out_group(file, &matcher, image, name));
+        let note = match (opted_out, p.succeeds) {
+            (Some(id), _) => format!("opted out of group `{id}`"),
+            (None, Some((g, m))) => format!("in place of `{}`, which this closure lacks", applied.groups[g].members[m]),
+            (None, None) => continue,
+        };
+        notes.insert(name, note);
+    }
+    notes
 }

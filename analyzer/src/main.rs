@@ -1017,7 +1017,7 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
     let budget = a.budget.budget(hints.as_ref())?;
     let layers = chosen_layers(&read.closure, budget, a.strategy, hints.as_ref(), a.image.as_deref())?;
     let text = if a.explain {
-        let by = applied_hints(a.strategy, hints.as_ref())?.zip(a.image.as_deref());
+        let by = applied_hints(a.strategy, hints.as_ref())?.map(|file| (file, a.image.as_deref()));
         hints_analyzer::explain::layers_text(&read.closure, budget, &layers, by)
     } else {
         let lists = layering_core::store_layers(&layers);

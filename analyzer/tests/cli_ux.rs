@@ -129,6 +129,25 @@ fn layer_takes_the_hint_files_budget_and_says_when_told_otherwise() {
 }
 
 #[test]
+fn layer_explain_says_which_absent_member_a_renamed_package_replaces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let mut file = hints_format::HintFile::new(hints_format::BudgetHeader { max_layers: 4, reserve: 1 });
+    file.groups = vec![hints_format::Group { id: "perl".into(), members: vec!["libperl5.40".into()], stats: Default::default() }];
+    std::fs::write(t.join("h.yaml"), file.to_canonical_string()).unwrap();
+    let graph = |perl: &str| {
+        let path = |hash: char, name: &str| format!("/nix/store/{}-{name}", hash.to_string().repeat(32));
+        let records = serde_json::json!({ path('a', "a-1.0"): {"narSize": 10_000_000, "references": []}, path('b', perl): {"narSize": 500_000, "references": []} });
+        std::fs::write(t.join("g.json"), records.to_string()).unwrap();
+        ok(run(&["layer", "--graph", "g.json", "--hints", "h.yaml", "--explain"], t))
+    };
+    let renamed = graph("libperl5.42-5.42.3-1");
+    assert!(renamed.contains("hint group `perl`\n    libperl5.42-5.42.3-1  (in place of `libperl5.40`, which this closure lacks)\n"), "{renamed}");
+    let older = graph("libperl5.38-5.38.2-3");
+    assert!(older.contains("fallback") && !older.contains("in place of"), "an older name succeeds no member: {older}");
+}
+
+#[test]
 fn emit_says_when_it_keeps_a_previous_file_and_can_learn_afresh() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();

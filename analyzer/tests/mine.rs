@@ -372,7 +372,7 @@ fn an_image_the_backtest_finds_paying_for_a_shared_group_opts_out_of_it() {
     let why = explain(&h, (0, 6), f, "libbb").unwrap().text();
     assert!(why.contains("laid out without this group (their backtest found it costly; its names go to their fallback) by: s1"), "{why}");
     // `hints layer --explain --image` names the group each of `s1`'s paths left; `big` left none.
-    let text = |closure: &layering_core::Closure, image: &str| layers_text(closure, budget, &layering_core::layer_image(closure, budget, f, Some(image)).unwrap(), Some((f, image)));
+    let text = |closure: &layering_core::Closure, image: &str| layers_text(closure, budget, &layering_core::layer_image(closure, budget, f, Some(image)).unwrap(), Some((f, Some(image))));
     let s1_text = text(&s1, "s1");
     assert!(s1_text.contains(&format!("`s1` is laid out by its groups, less group {pair} (")), "{s1_text}");
     for lib in ["liba", "libbb"] {

@@ -4,6 +4,17 @@
 //! name; glob patterns are tried in turn. A path matched by two groups, or by two placing pins
 //! (`own-layer`, `together`), is an error naming both, because the file would then not say which
 //! layer the path belongs to. A placing pin wins over a group.
+//!
+//! Renames: distributions and Nix put numbers in package names (`libperl5.40`, `libicu76`,
+//! `python3.12-numpy`), and a library or interpreter bump renames the package. Laying out a
+//! whole closure ([`Matcher::place_closure`]), a name the file places nowhere takes the place of
+//! its *predecessor*: among the group members that match nothing in that closure and have the
+//! same identity ([`MemberPattern::identity_of`]) once every run of digits is read as one number
+//! (`Rename`), the one with the highest numbers below the name's. A name has no predecessor
+//! when another name the file places nowhere has the same key. So `libperl5.42` joins the group
+//! `libperl5.40` was in, where its predecessor's layer was, rather than reshuffling the layers
+//! of the names the file does not know. A name below every such member (an image that lags
+//! behind, or `libpcre2-8-0` where the file holds only `libpcre2-32-0`) takes no member's place.
 
 use std::collections::HashMap;
 
@@ -21,6 +32,8 @@ enum Target {
 struct Entry {
     pattern: MemberPattern,
     target: Target,
+    /// Its index in `renamables`, for a group member a renamed package can succeed.
+    renamable: Option<usize>,
 }
 
 /// Where the hint file puts one path.
@@ -34,6 +47,24 @@ pub struct Placement {
     pub bottom: Option<usize>,
     /// Index of a `not-catch-all` pin that covers the path.
     pub not_catch_all: Option<usize>,
+    /// The member the path takes the place of, as (group index, index in its `members`), when
+    /// it is placed as that member's rename (see the module doc).
+    pub succeeds: Option<(usize, usize)>,
+}
+
+impl Placement {
+    /// Whether the file puts the path nowhere: no group, no placing pin, no `not-catch-all`.
+    fn is_unplaced(&self) -> bool {
+        self.group.is_none() && self.pin.is_none() && self.not_catch_all.is_none()
+    }
+}
+
+/// A group member that a renamed package can succeed: one written as a package identity.
+#[derive(Debug, Clone)]
+struct Renamable {
+    group: usize,
+    index: usize,
+    rename: Rename,
 }
 
 /// A name two groups claim equally.
@@ -59,6 +90,8 @@ pub struct Matcher {
     /// Patterns with a literal first version token, by (pname, token).
     by_head: HashMap<String, HashMap<String, Vec<Entry>>>,
     globs: Vec<Entry>,
+    /// Group members written as a package identity with a number in it.
+    renamables: Vec<Renamable>,
     ids: Vec<String>,
     pin_ids: Vec<String>,
 }
@@ -72,13 +105,27 @@ impl Matcher {
 
     /// Compiles groups and pins as [`Matcher::new`] compiles a file's.
     pub fn of(groups: &[Group], pins: &[Pin]) -> Self {
-        let mut m =
-            Matcher { by_pname: HashMap::new(), by_head: HashMap::new(), globs: vec![], ids: groups.iter().map(|g| g.id.clone()).collect(), pin_ids: pins.iter().map(|p| p.id.clone()).collect() };
+        let mut m = Matcher {
+            by_pname: HashMap::new(),
+            by_head: HashMap::new(),
+            globs: vec![],
+            renamables: vec![],
+            ids: groups.iter().map(|g| g.id.clone()).collect(),
+            pin_ids: pins.iter().map(|p| p.id.clone()).collect(),
+        };
         let groups = groups.iter().enumerate().map(|(i, g)| (&g.members, Target::Group(i)));
         let pins = pins.iter().enumerate().map(|(i, p)| (&p.members, Target::Pin(i, p.rule)));
         for (members, target) in groups.chain(pins) {
-            for pattern in members.iter().filter_map(|s| MemberPattern::parse(s).ok()) {
-                let entry = Entry { pattern, target };
+            for (index, member) in members.iter().enumerate() {
+                let Ok(pattern) = MemberPattern::parse(member) else { continue };
+                let renamable = match (target, Rename::of(member)) {
+                    (Target::Group(group), Some(rename)) => {
+                        m.renamables.push(Renamable { group, index, rename });
+                        Some(m.renamables.len() - 1)
+                    }
+                    _ => None,
+                };
+                let entry = Entry { pattern, target, renamable };
                 match (entry.pattern.literal_pname(), entry.pattern.version_head()) {
                     (Some(pname), Some(head)) => m.by_head.entry(pname.to_string()).or_default().entry(head.to_string()).or_default().push(entry),
                     (Some(pname), None) => m.by_pname.entry(pname.to_string()).or_default().push(entry),
@@ -100,6 +147,12 @@ impl Matcher {
     /// pins) match, the most specific pattern wins ([`MemberPattern::specificity`]); two
     /// different groups matching at the same specificity are an error.
     pub fn place(&self, name: &str) -> Result<Placement, MatchError> {
+        self.place_noting(name, |_| {})
+    }
+
+    /// [`Matcher::place`], calling `matched` with every renamable member whose pattern matches
+    /// `name`, whether or not it wins.
+    fn place_noting(&self, name: &str, mut matched: impl FnMut(usize)) -> Result<Placement, MatchError> {
         let key = NameKey::of(name);
         let mut out = Placement::default();
         let mut group_by: Option<&Entry> = None;
@@ -108,6 +161,9 @@ impl Matcher {
         let by_head = self.by_head.get(key.pname).and_then(|h| h.get(head));
         let candidates = self.by_pname.get(key.pname).into_iter().flatten().chain(by_head.into_iter().flatten()).chain(&self.globs);
         for e in candidates.filter(|e| e.pattern.matches(&key)) {
+            if let Some(k) = e.renamable {
+                matched(k);
+            }
             let slot = match e.target {
                 Target::Group(_) => &mut group_by,
                 Target::Pin(_, PinRule::OwnLayer | PinRule::Together) => &mut pin_by,
@@ -144,6 +200,83 @@ impl Matcher {
             });
         }
         Ok(out)
+    }
+
+    /// Places every name of one closure: each as [`Matcher::place`] places it, then the names
+    /// it leaves unplaced that are renames of members absent from the closure (module doc).
+    pub fn place_closure(&self, names: &[&str]) -> Result<Vec<Placement>, MatchError> {
+        let mut present = vec![false; self.renamables.len()];
+        let mut placed = names.iter().map(|name| self.place_noting(name, |k| present[k] = true)).collect::<Result<Vec<_>, _>>()?;
+        self.place_renames(names, &mut placed, &present);
+        Ok(placed)
+    }
+
+    /// Gives each unplaced name that is the only one of its [`Rename::key`] in the closure the
+    /// group of its predecessor among the members not `present` (module doc), if it has one.
+    fn place_renames(&self, names: &[&str], placed: &mut [Placement], present: &[bool]) {
+        let mut absent: HashMap<&str, Vec<&Renamable>> = HashMap::new();
+        for (m, _) in self.renamables.iter().zip(present).filter(|(_, &p)| !p) {
+            absent.entry(m.rename.key.as_str()).or_default().push(m);
+        }
+        if absent.is_empty() {
+            return;
+        }
+        let mut renamed: HashMap<&str, Vec<(usize, Rename)>> = HashMap::new();
+        for i in (0..placed.len()).filter(|&i| placed[i].is_unplaced()) {
+            if let Some(r) = Rename::of(&MemberPattern::identity_of(names[i])) {
+                if let Some((&key, _)) = absent.get_key_value(r.key.as_str()) {
+                    renamed.entry(key).or_default().push((i, r));
+                }
+            }
+        }
+        for (key, names) in renamed {
+            let [(i, name)] = names.as_slice() else { continue };
+            let older = absent[key].iter().filter(|m| m.rename.numbers < name.numbers);
+            if let Some(m) = older.max_by(|a, b| a.rename.numbers.cmp(&b.rename.numbers)) {
+                placed[*i].group = Some(m.group);
+                placed[*i].succeeds = Some((m.group, m.index));
+            }
+        }
+    }
+}
+
+/// How a member or a name reads as a rename: its text as [`MemberPattern::identity_of`] writes
+/// it, less its version glob, split into the digits and the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rename {
+    /// What a member and its renames share: the text with every run of digits read as `#`
+    /// (`libperl#.#`, `python#.#-numpy`, `gcc@#-base`).
+    key: String,
+    /// The runs of digits, as numbers (saturating), in order: the newer of two names with
+    /// one key has the greater.
+    numbers: Vec<u64>,
+}
+
+impl Rename {
+    /// `None` for a text with no digit, whose renames cannot be told from other packages, and
+    /// for a hand-written glob.
+    fn of(member: &str) -> Option<Rename> {
+        let text = member.strip_suffix("-[0-9]*").unwrap_or(member);
+        if text.contains(['*', '?', '[', ']']) || !text.contains(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        let mut r = Rename { key: String::with_capacity(text.len()), numbers: vec![] };
+        let mut in_digits = false;
+        for c in text.chars() {
+            match (c.to_digit(10), in_digits) {
+                (Some(d), true) => {
+                    let n = r.numbers.last_mut().expect("in a run");
+                    *n = n.saturating_mul(10).saturating_add(u64::from(d));
+                }
+                (Some(d), false) => {
+                    r.key.push('#');
+                    r.numbers.push(u64::from(d));
+                }
+                (None, _) => r.key.push(c),
+            }
+            in_digits = c.is_ascii_digit();
+        }
+        Some(r)
     }
 }
 
@@ -183,6 +316,42 @@ mod tests {
         assert_eq!(m.place("gcc-14-base-14.2.0-19").unwrap().group, Some(2));
         let f = file(&[("a", &["lib*"]), ("b", &["libc6"])], &[]);
         assert_eq!(Matcher::new(&f).place("libc6-2.41").unwrap().group, Some(1), "literal beats glob");
+    }
+
+    #[test]
+    fn renames_read_runs_of_digits_as_one_number() {
+        let key = |text: &str| Rename::of(text).map(|r| r.key);
+        assert_eq!(key("libperl5.40").as_deref(), Some("libperl#.#"));
+        assert_eq!(key("python3.12-numpy").as_deref(), Some("python#.#-numpy"));
+        assert_eq!(key("gcc@14-base-[0-9]*").as_deref(), Some("gcc@#-base"));
+        assert_eq!(key("libicu76"), key("libicu77"));
+        assert_ne!(key("libssl3"), key("libssl3t64"));
+        assert_eq!(key("glibc"), None, "no number: no rename");
+        assert_eq!(key("lib*6"), None, "a hand-written glob is not an identity");
+        assert_eq!(Rename::of("libperl5.40").unwrap().numbers, [5, 40]);
+        assert!(Rename::of("python3.9").unwrap().numbers < Rename::of("python3.12").unwrap().numbers, "numbers, not text");
+    }
+
+    /// The groups `place_closure` gives `names`, with the member each rename succeeds.
+    fn closure_groups<'f>(f: &'f HintFile, names: &[&str]) -> Vec<(Option<usize>, Option<&'f str>)> {
+        let member = |(g, m): (usize, usize)| f.groups[g].members[m].as_str();
+        Matcher::new(f).place_closure(names).unwrap().into_iter().map(|p| (p.group, p.succeeds.map(member))).collect()
+    }
+
+    #[test]
+    fn a_renamed_package_takes_its_absent_predecessors_place() {
+        let f = file(&[("perl", &["libperl5.40", "perl-base"]), ("py", &["python3.12-numpy"]), ("gcc", &["gcc@14-base-[0-9]*"]), ("other", &["zlib1g"])], &[]);
+        let renamed = closure_groups(&f, &["libperl5.42-5.42.3-1", "perl-base-5.42.3-1", "python3.13-numpy-2.1.3", "gcc-15-base-15.1.0-1", "hello-2.12"]);
+        assert_eq!(renamed, [(Some(0), Some("libperl5.40")), (Some(0), None), (Some(1), Some("python3.12-numpy")), (Some(2), Some("gcc@14-base-[0-9]*")), (None, None)]);
+        // While the predecessor is still there, the rename is a new name.
+        assert_eq!(closure_groups(&f, &["libperl5.40-5.40.1-6", "libperl5.42-5.42.3-1"]), [(Some(0), None), (None, None)]);
+        // Two names one rename apart from the same member: neither is its successor.
+        assert_eq!(closure_groups(&f, &["libperl5.42-5.42.3-1", "libperl5.44-5.44.0-1"]), [(None, None), (None, None)]);
+        // Of two absent members one rename below the name, it succeeds the newer; a name
+        // below every member (an image that lags behind) succeeds none.
+        let f = file(&[("a", &["libicu72"]), ("b", &["libicu76"])], &[]);
+        assert_eq!(closure_groups(&f, &["libicu77-77.1-1"]), [(Some(1), Some("libicu76"))]);
+        assert_eq!(closure_groups(&f, &["libicu71-71.1-1"]), [(None, None)]);
     }
 
     #[test]

@@ -7,8 +7,12 @@
 //! Algorithm, with `n` store layers:
 //! 1. Match every path's name against the file ([`hints_format::Matcher`]). A placing pin wins
 //!    over a group: `own-layer` gives each matching path a layer, `together` one layer for all
-//!    of them. Otherwise a group match puts the path in its group's layer. A group with no path
-//!    in this closure costs nothing; a group partly present is still one layer.
+//!    of them. Otherwise a group match puts the path in its group's layer. A name the file
+//!    places nowhere that is a rename of a member this closure lacks (`libperl5.42` for
+//!    `libperl5.40`; [`Matcher::place_closure`]) goes to that member's group, so a library or
+//!    interpreter bump keeps its predecessor's layer and leaves the fallback's as they were.
+//!    A group with no path in this closure costs nothing; a group partly present is still one
+//!    layer.
 //! 2. A path that nothing places but a `not-catch-all` pin covers gets a layer of its own.
 //! 3. The rest (names the history never saw) are the fallback. It is promised at least
 //!    `min(count, fallback_reserve(n))` layers, and at least its share of the budget by what
@@ -101,7 +105,8 @@ pub fn layers_matched(closure: &Closure, n: usize, file: &HintFile, matcher: &Ma
     let mut units: BTreeMap<UnitKey, (Vec<usize>, Reason)> = BTreeMap::new();
     let mut fallback = vec![false; closure.len()];
     let mut fallback_count = 0;
-    let placements = (0..closure.len()).map(|i| matcher.place(closure.path(i).name())).collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<&str> = (0..closure.len()).map(|i| closure.path(i).name()).collect();
+    let placements = matcher.place_closure(&names)?;
     for (i, p) in placements.into_iter().enumerate() {
         let (class, index, node, reason) = match (p.pin, p.group, p.not_catch_all) {
             (Some(k), _, _) => {
@@ -508,6 +513,23 @@ mod tests {
             let ours = store_layers(&layer(&c, b, Strategy::Hints(&f)).unwrap());
             assert_eq!(ours, store_layers(&layer(&c, b, Strategy::SizeFirst).unwrap()), "max {max}");
         }
+    }
+
+    #[test]
+    fn a_renamed_package_keeps_its_predecessors_layer_and_leaves_the_others() {
+        // 3 store layers: the file groups only `libperl5.40`; a, b and c are unseen. When the
+        // package is renamed, `libperl5.42` takes its group's layer. As a new name it would join
+        // the fallback, whose size-first split would then break up {b, c}.
+        let f = file(&[("perl", &["libperl5.40"])], &[]);
+        let at = |perl: &str| {
+            let c = Closure::new(vec![info("a-1.0", 10_000_000, &[]), info("b-1.0", 1_000_000, &[]), info("c-1.0", 1_000_000, &[]), info(perl, 500_000, &[])]).unwrap();
+            names(&c, Budget::new(4, 1).unwrap(), &f)
+        };
+        let (before, after) = (at("libperl5.40-5.40.1-6"), at("libperl5.42-5.42.3-1"));
+        assert_eq!(before[0], ["libperl5.40-5.40.1-6"]);
+        assert_eq!(after[0], ["libperl5.42-5.42.3-1"], "{after:?}");
+        assert_eq!(before[1..], after[1..], "the other layers are unchanged");
+        assert_eq!(after[1..], [vec!["b-1.0", "c-1.0"], vec!["a-1.0"]]);
     }
 
     #[test]
