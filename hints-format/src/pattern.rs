@@ -201,6 +201,10 @@ mod tests {
         assert!(p.matches(&NameKey::of("gcc-14-base-14.3.1-2")), "a version bump keeps matching");
         assert!(!p.matches(&NameKey::of("gcc-14-14.2.0-19")));
         assert!(p.specificity() > MemberPattern::parse("gcc").unwrap().specificity());
+        let go = MemberPattern::parse(&MemberPattern::identity_of("golang-1.19-go-1.19.8-2")).unwrap();
+        assert_eq!(go.to_string(), "golang@1.19-go-[0-9]*");
+        assert!(go.matches(&NameKey::of("golang-1.19-go-1.19.13-1")), "a version bump keeps matching");
+        assert!(!go.matches(&NameKey::of("golang-1.19-src-1.19.8-2")), "the source beside it is another package");
     }
 
     #[test]

@@ -221,6 +221,18 @@ impl<'a> DrvName<'a> {
     }
 }
 
+/// Whether a `-`-separated token of a name can start its version: digits, a `.` and a digit,
+/// after an optional epoch (`8_6.9.11`, as Debian's `8:` is written in a store name).
+fn starts_a_version(token: &str) -> bool {
+    let unepoched = match token.split_once('_') {
+        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => token,
+    };
+    let b = unepoched.as_bytes();
+    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    digits > 0 && b.get(digits) == Some(&b'.') && b.get(digits + 1).is_some_and(u8::is_ascii_digit)
+}
+
 /// `(pname, output)` plus the bare version: the identity of a package across version bumps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NameKey<'a> {
@@ -254,11 +266,16 @@ impl<'a> NameKey<'a> {
     }
 
     /// The identity `hints emit` learns per package: like [`NameKey::of`], except that
-    /// dash-separated components between parseDrvName's split and the first *dotted* version
-    /// token stay in the package name. Distribution-style names carry numbers in the package
-    /// name (`gcc-14-base-14.2.0-19`, `libnghttp2-14-1.70.0-1`), which parseDrvName would all
-    /// call `gcc` or `libnghttp2`; here they are `gcc-14-base` and `libnghttp2-14`. When no
-    /// token is dotted (`tzdata-2026c-0`) the parseDrvName split stands.
+    /// dash-separated components between parseDrvName's split and the version stay in the
+    /// package name. The version starts at the first *dotted* token (digits, a `.` and a digit,
+    /// after an optional `N_` epoch) after which no token is a plain word. Distribution-style
+    /// names carry numbers in the package name (`gcc-14-base-14.2.0-19`,
+    /// `libnghttp2-14-1.70.0-1`, `golang-1.19-go-1.19.8-2`, `imagemagick-6.q16-8_6.9.11.60-1`),
+    /// which parseDrvName would call `gcc`, `libnghttp2`, `golang` or `imagemagick`, beside
+    /// other packages of those names in the same closure; here they are `gcc-14-base`,
+    /// `libnghttp2-14`, `golang-1.19-go` and `imagemagick-6.q16`. When no token qualifies
+    /// (`tzdata-2026c-0`, `libevent-core-2.1-7t64-2.1.13-stable-1`) the parseDrvName split
+    /// stands.
     pub fn identity(name: &'a str) -> Self {
         let k = NameKey::of(name);
         if k.version.is_empty() {
@@ -266,7 +283,8 @@ impl<'a> NameKey<'a> {
         }
         let mut offset = 0;
         for (n, token) in k.version.split('-').enumerate() {
-            if token.starts_with(|c: char| c.is_ascii_digit()) && token.contains('.') {
+            let rest = &k.version[(offset + token.len() + 1).min(k.version.len())..];
+            if starts_a_version(token) && !rest.split('-').any(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphabetic())) {
                 if n == 0 {
                     return k;
                 }
@@ -409,6 +427,12 @@ mod tests {
         assert_eq!(id("libnghttp2-14-1.70.0-1"), ("libnghttp2-14", "out", "1.70.0-1"));
         assert_eq!(id("binutils-x86-64-linux-gnu-2.47.50.20261021-1"), ("binutils-x86-64-linux-gnu", "out", "2.47.50.20261021-1"));
         assert_eq!(id("g++-14-x86-64-linux-gnu-14.4.0-3-lib"), ("g++-14-x86-64-linux-gnu", "lib", "14.4.0-3"));
+        // Packages one closure holds side by side, which parseDrvName would all call `golang`,
+        // `imagemagick` or `libjson-glib`.
+        assert_eq!(id("golang-1.19-go-1.19.8-2"), ("golang-1.19-go", "out", "1.19.8-2"));
+        assert_eq!(id("golang-1.19-src-1.19.8-2"), ("golang-1.19-src", "out", "1.19.8-2"));
+        assert_eq!(id("imagemagick-6.q16-8_6.9.11.60_dfsg-1.6_deb12u11"), ("imagemagick-6.q16", "out", "8_6.9.11.60_dfsg-1.6_deb12u11"));
+        assert_eq!(id("libjson-glib-1.0-common-1.6.6-1"), ("libjson-glib-1.0-common", "out", "1.6.6-1"));
         // Where parseDrvName is already right, identity agrees with it.
         for n in [
             "glibc-2.39-52",
@@ -417,6 +441,10 @@ mod tests {
             "tzdata-2026c-0_deb13u1",
             "zlib1g-1_1.3.dfsg_really1.3.1-1_b1",
             "libevent-core-2.1-7t64-2.1.13-stable-1",
+            "imagemagick-8_6.9.11.60_dfsg-1.6_deb12u11",
+            "golang-2_1.19_1",
+            "libjson-glib-1.0-0-1.6.6-1",
+            "foo-1.0-beta-2",
             "source",
             "publicsuffix-list-0-unstable-2024-06-19",
             "util-linux-minimal-2.39.4-lib",
