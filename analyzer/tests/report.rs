@@ -131,3 +131,25 @@ fn a_range_without_an_update_is_bad_input() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no update"));
     assert!(!t.path().join("r.html").exists());
 }
+
+/// The churn timeline names the group a changed path lands in as the layerer places it: a
+/// renamed package (`libfoo2` for `libfoo1`) in its predecessor's group.
+#[test]
+fn the_churn_timeline_gives_a_renamed_package_its_predecessors_group() {
+    use hints_analyzer::{history::History, report, store::Revision, store::Store, synth::store_path};
+    use sha2::{Digest, Sha256};
+    let t = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&t.path().join("h.db")).unwrap();
+    for (r, names) in [["base-1.0", "libfoo1-1.0"], ["base-1.0", "libfoo2-2.0"]].iter().enumerate() {
+        let infos = names.iter().map(|n| layering_core::PathInfo::new(store_path(&Sha256::digest(n.as_bytes()), n), 1_000_000, vec![])).collect();
+        let rev = Revision { label: format!("r{r}"), commit: None, time: format!("2025-01-0{}T00:00:00Z", r + 1), branch: None, dirty: false };
+        store.ingest("app", &rev, &layering_core::Closure::new(infos).unwrap(), true).unwrap();
+    }
+    let history = History::load(&store, None).unwrap();
+    let mut hints = hints_format::HintFile::new(hints_format::BudgetHeader { max_layers: 10, reserve: 1 });
+    hints.groups = vec![hints_format::Group { id: "foo".into(), members: vec!["libfoo1".into()], stats: Default::default() }];
+    let req = report::Request { source: "h.db".into(), hints_name: "h.yaml".into(), hints: &hints, budget: layering_core::Budget::new(10, 1).unwrap(), previous: None };
+    let built = report::build(&history, (0, 1), &req).unwrap();
+    let changed = &built.churn[0].changed;
+    assert_eq!(changed, &[("libfoo2".to_string(), 1_000_000, Some("foo".to_string()))]);
+}

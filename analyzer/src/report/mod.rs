@@ -217,14 +217,23 @@ fn layer_maps(history: &History, (first, last): (usize, usize), req: &Request<'_
         .collect()
 }
 
+/// The group `matcher` places path `p` of a snapshot in, as the layerer places it in that
+/// closure: a renamed package in its predecessor's group ([`Matcher::place_closure`]).
+fn group_in_snapshot(history: &History, matcher: &Matcher, snapshot: (usize, usize), p: u32) -> Result<Option<usize>, MatchError> {
+    let paths = &history.snapshots[&snapshot];
+    let names: Vec<&str> = paths.iter().map(|&q| history.paths[q as usize].name()).collect();
+    let at = paths.iter().position(|&q| q == p).expect("a gained path is in its snapshot");
+    Ok(matcher.place_closure(&names)?[at].group)
+}
+
 fn churn(history: &History, (first, last): (usize, usize), hints: &HintFile, strategies: &[Metrics], labels: &[String], matcher: &Matcher) -> Result<Vec<Update>, ReportError> {
     (first + 1..=last)
         .map(|r| {
-            // label → (bytes, paths counted)
-            let mut bytes: BTreeMap<&str, (u64, Vec<u32>)> = BTreeMap::new();
+            // label → (bytes, paths counted, the image of the first)
+            let mut bytes: BTreeMap<&str, (u64, Vec<u32>, usize)> = BTreeMap::new();
             for i in 0..history.images.len() {
                 for (label, p) in gained(history, labels, i, r) {
-                    let (b, paths) = bytes.entry(label).or_default();
+                    let (b, paths, _) = bytes.entry(label).or_insert((0, vec![], i));
                     if !paths.contains(&p) {
                         paths.push(p);
                         *b += history.sizes[p as usize];
@@ -232,12 +241,12 @@ fn churn(history: &History, (first, last): (usize, usize), hints: &HintFile, str
                 }
             }
             let changed_total = bytes.len();
-            let mut changed: Vec<(&str, u64, u32)> = bytes.into_iter().map(|(l, (b, paths))| (l, b, paths[0])).collect();
+            let mut changed: Vec<(&str, u64, u32, usize)> = bytes.into_iter().map(|(l, (b, paths, i))| (l, b, paths[0], i)).collect();
             changed.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
             changed.truncate(CHANGED_SHOWN);
             let changed = changed
                 .into_iter()
-                .map(|(l, b, sample)| Ok((l.to_string(), b, matcher.place(history.paths[sample as usize].name())?.group.map(|g| hints.groups[g].id.clone()))))
+                .map(|(l, b, sample, i)| Ok((l.to_string(), b, group_in_snapshot(history, matcher, (i, r), sample)?.map(|g| hints.groups[g].id.clone()))))
                 .collect::<Result<_, MatchError>>()?;
             let pulled = strategies.iter().map(|m| m.per_update_bytes[r - first - 1]).collect();
             Ok(Update { revision: history.revisions[r].label.clone(), pulled, changed, changed_total })
