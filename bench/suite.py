@@ -58,6 +58,12 @@ CASES = {
     "testing-coarse": ("trixie,~8,forky", "14", [DESKTOP, SCIENCE, WEBSTACK, GIS], [2]),
     "bookworm-to-trixie": ("bookworm,~10,trixie", "15", [DESKTOP, BUILDER, WEBSTACK, SMALL], [4]),
     "quiet-then-testing": ("bookworm,~3,bookworm+bookworm-updates,~6,trixie", "16", [STUDIO, OFFICE, DEVBOX, MAIL], [2]),
+    # Added after the renames and identities of 2026-12-02 were tuned on the cases above, as a
+    # check on histories they were not tuned on.
+    "testing-mix": (TESTING, "21", [DESKTOP, DEVBOX, GIS, SMALL], [4]),
+    "security-tools": (SECURITY, "22", [STUDIO, TOOLCHAIN, OPS, WEBSTACK], [4]),
+    "b2t-science": ("bookworm,~10,trixie", "23", [SCIENCE, MEDIA, MAIL, OFFICE], [4]),
+    "coarse-builder": ("trixie,~8,forky", "24", [BUILDER, GRAPHICS, DEVBOX], [2, 4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4

@@ -11,10 +11,13 @@
 //! its *predecessor*: among the group members that match nothing in that closure and have the
 //! same identity ([`MemberPattern::identity_of`]) once every run of digits is read as one number
 //! (`Rename`), the one with the highest numbers below the name's. A name has no predecessor
-//! when another name the file places nowhere has the same key. So `libperl5.42` joins the group
+//! when another such name of the closure has the same key. So `libperl5.42` joins the group
 //! `libperl5.40` was in, where its predecessor's layer was, rather than reshuffling the layers
 //! of the names the file does not know. A name below every such member (an image that lags
 //! behind, or `libpcre2-8-0` where the file holds only `libpcre2-32-0`) takes no member's place.
+//! A name that a plain package name places *loosely*, one that is not its identity (the
+//! metapackage `golang` placing `golang-1.27-go-1.27.3-1`), takes its predecessor's place
+//! (`golang@1.24-go-[0-9]*`) too, where it has one.
 
 use std::collections::HashMap;
 
@@ -147,12 +150,14 @@ impl Matcher {
     /// pins) match, the most specific pattern wins ([`MemberPattern::specificity`]); two
     /// different groups matching at the same specificity are an error.
     pub fn place(&self, name: &str) -> Result<Placement, MatchError> {
-        self.place_noting(name, |_| {})
+        Ok(self.place_noting(name, |_| {})?.0)
     }
 
     /// [`Matcher::place`], calling `matched` with every renamable member whose pattern matches
-    /// `name`, whether or not it wins.
-    fn place_noting(&self, name: &str, mut matched: impl FnMut(usize)) -> Result<Placement, MatchError> {
+    /// `name`, whether or not it wins; and whether the group that places it does so *loosely*:
+    /// by a plain package name that is not the name's identity (`golang` for
+    /// `golang-1.27-go-1.27.3-1`, whose identity is `golang-1.27-go`).
+    fn place_noting(&self, name: &str, mut matched: impl FnMut(usize)) -> Result<(Placement, bool), MatchError> {
         let key = NameKey::of(name);
         let mut out = Placement::default();
         let mut group_by: Option<&Entry> = None;
@@ -199,21 +204,24 @@ impl Matcher {
                 Target::Group(i) | Target::Pin(i, _) => i,
             });
         }
-        Ok(out)
+        let plain = group_by.is_some_and(|e| e.pattern.literal_pname().is_some() && !e.pattern.specificity().0);
+        let loose = plain && out.pin.is_none() && key.version.contains('-') && NameKey::identity(name).pname != key.pname;
+        Ok((out, loose))
     }
 
     /// Places every name of one closure: each as [`Matcher::place`] places it, then the names
     /// it leaves unplaced that are renames of members absent from the closure (module doc).
     pub fn place_closure(&self, names: &[&str]) -> Result<Vec<Placement>, MatchError> {
         let mut present = vec![false; self.renamables.len()];
-        let mut placed = names.iter().map(|name| self.place_noting(name, |k| present[k] = true)).collect::<Result<Vec<_>, _>>()?;
-        self.place_renames(names, &mut placed, &present);
+        let (mut placed, loose): (Vec<Placement>, Vec<bool>) = names.iter().map(|name| self.place_noting(name, |k| present[k] = true)).collect::<Result<Vec<_>, _>>()?.into_iter().unzip();
+        self.place_renames(names, &mut placed, &loose, &present);
         Ok(placed)
     }
 
-    /// Gives each unplaced name that is the only one of its [`Rename::key`] in the closure the
-    /// group of its predecessor among the members not `present` (module doc), if it has one.
-    fn place_renames(&self, names: &[&str], placed: &mut [Placement], present: &[bool]) {
+    /// Gives each name that is unplaced or `loose`ly placed, and the only such name of its
+    /// [`Rename::key`] in the closure, the group of its predecessor among the members not
+    /// `present` (module doc), if it has one.
+    fn place_renames(&self, names: &[&str], placed: &mut [Placement], loose: &[bool], present: &[bool]) {
         let mut absent: HashMap<&str, Vec<&Renamable>> = HashMap::new();
         for (m, _) in self.renamables.iter().zip(present).filter(|(_, &p)| !p) {
             absent.entry(m.rename.key.as_str()).or_default().push(m);
@@ -222,7 +230,7 @@ impl Matcher {
             return;
         }
         let mut renamed: HashMap<&str, Vec<(usize, Rename)>> = HashMap::new();
-        for i in (0..placed.len()).filter(|&i| placed[i].is_unplaced()) {
+        for i in (0..placed.len()).filter(|&i| placed[i].is_unplaced() || loose[i]) {
             if let Some(r) = Rename::of(&MemberPattern::identity_of(names[i])) {
                 if let Some((&key, _)) = absent.get_key_value(r.key.as_str()) {
                     renamed.entry(key).or_default().push((i, r));
@@ -347,6 +355,11 @@ mod tests {
         assert_eq!(closure_groups(&f, &["libperl5.40-5.40.1-6", "libperl5.42-5.42.3-1"]), [(Some(0), None), (None, None)]);
         // Two names one rename apart from the same member: neither is its successor.
         assert_eq!(closure_groups(&f, &["libperl5.42-5.42.3-1", "libperl5.44-5.44.0-1"]), [(None, None), (None, None)]);
+        // A name a plain package name places loosely (`golang`, the metapackage's identity,
+        // places `golang-1.27-go`) takes its predecessor's place where it has one.
+        let f = file(&[("meta", &["golang"]), ("go", &["golang@1.24-go-[0-9]*"])], &[]);
+        let placed = closure_groups(&f, &["golang-2_1.27_1", "golang-1.27-go-1.27.3-1", "golang-1.27-src-1.27.3-1"]);
+        assert_eq!(placed, [(Some(0), None), (Some(1), Some("golang@1.24-go-[0-9]*")), (Some(0), None)]);
         // Of two absent members one rename below the name, it succeeds the newer; a name
         // below every member (an image that lags behind) succeeds none.
         let f = file(&[("a", &["libicu72"]), ("b", &["libicu76"])], &[]);
