@@ -210,7 +210,8 @@ impl Matcher {
     }
 
     /// Places every name of one closure: each as [`Matcher::place`] places it, then the names
-    /// it leaves unplaced that are renames of members absent from the closure (module doc).
+    /// it leaves unplaced, or places only loosely, that are renames of members absent from the
+    /// closure (module doc).
     pub fn place_closure(&self, names: &[&str]) -> Result<Vec<Placement>, MatchError> {
         let mut present = vec![false; self.renamables.len()];
         let (mut placed, loose): (Vec<Placement>, Vec<bool>) = names.iter().map(|name| self.place_noting(name, |k| present[k] = true)).collect::<Result<Vec<_>, _>>()?.into_iter().unzip();
