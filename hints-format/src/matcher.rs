@@ -154,9 +154,8 @@ impl Matcher {
     }
 
     /// [`Matcher::place`], calling `matched` with every renamable member whose pattern matches
-    /// `name`, whether or not it wins; and whether the group that places it does so *loosely*:
-    /// by a plain package name that is not the name's identity (`golang` for
-    /// `golang-1.27-go-1.27.3-1`, whose identity is `golang-1.27-go`).
+    /// `name`, whether or not it wins; and whether a group places it by a plain package name
+    /// (no version, no glob), which may be loose ([`loosely_placed`]).
     fn place_noting(&self, name: &str, mut matched: impl FnMut(usize)) -> Result<(Placement, bool), MatchError> {
         let key = NameKey::of(name);
         let mut out = Placement::default();
@@ -204,9 +203,8 @@ impl Matcher {
                 Target::Group(i) | Target::Pin(i, _) => i,
             });
         }
-        let plain = group_by.is_some_and(|e| e.pattern.literal_pname().is_some() && !e.pattern.specificity().0);
-        let loose = plain && out.pin.is_none() && key.version.contains('-') && NameKey::identity(name).pname != key.pname;
-        Ok((out, loose))
+        let by_plain_name = out.pin.is_none() && group_by.is_some_and(|e| e.pattern.literal_pname().is_some() && !e.pattern.specificity().0);
+        Ok((out, by_plain_name))
     }
 
     /// Places every name of one closure: each as [`Matcher::place`] places it, then the names
@@ -214,15 +212,15 @@ impl Matcher {
     /// closure (module doc).
     pub fn place_closure(&self, names: &[&str]) -> Result<Vec<Placement>, MatchError> {
         let mut present = vec![false; self.renamables.len()];
-        let (mut placed, loose): (Vec<Placement>, Vec<bool>) = names.iter().map(|name| self.place_noting(name, |k| present[k] = true)).collect::<Result<Vec<_>, _>>()?.into_iter().unzip();
-        self.place_renames(names, &mut placed, &loose, &present);
+        let (mut placed, by_plain_name): (Vec<Placement>, Vec<bool>) = names.iter().map(|name| self.place_noting(name, |k| present[k] = true)).collect::<Result<Vec<_>, _>>()?.into_iter().unzip();
+        self.place_renames(names, &mut placed, &by_plain_name, &present);
         Ok(placed)
     }
 
-    /// Gives each name that is unplaced or `loose`ly placed, and the only such name of its
-    /// [`Rename::key`] in the closure, the group of its predecessor among the members not
-    /// `present` (module doc), if it has one.
-    fn place_renames(&self, names: &[&str], placed: &mut [Placement], loose: &[bool], present: &[bool]) {
+    /// Gives each name that is unplaced or loosely placed (of those a group places
+    /// `by_plain_name`), and the only such name of its [`Rename::key`] in the closure, the group
+    /// of its predecessor among the members not `present` (module doc), if it has one.
+    fn place_renames(&self, names: &[&str], placed: &mut [Placement], by_plain_name: &[bool], present: &[bool]) {
         let mut absent: HashMap<&str, Vec<&Renamable>> = HashMap::new();
         for (m, _) in self.renamables.iter().zip(present).filter(|(_, &p)| !p) {
             absent.entry(m.rename.key.as_str()).or_default().push(m);
@@ -231,7 +229,7 @@ impl Matcher {
             return;
         }
         let mut renamed: HashMap<&str, Vec<(usize, Rename)>> = HashMap::new();
-        for i in (0..placed.len()).filter(|&i| placed[i].is_unplaced() || loose[i]) {
+        for i in (0..placed.len()).filter(|&i| placed[i].is_unplaced() || (by_plain_name[i] && loosely_placed(names[i]))) {
             if let Some(r) = Rename::of(&MemberPattern::identity_of(names[i])) {
                 if let Some((&key, _)) = absent.get_key_value(r.key.as_str()) {
                     renamed.entry(key).or_default().push((i, r));
@@ -247,6 +245,14 @@ impl Matcher {
             }
         }
     }
+}
+
+/// Whether a plain package name places `name` only loosely: its identity is longer than its
+/// parseDrvName package name (`golang-1.27-go` for `golang-1.27-go-1.27.3-1`, which the plain
+/// `golang` matches). Only a version holding a `-` can refine the package name.
+fn loosely_placed(name: &str) -> bool {
+    let key = NameKey::of(name);
+    key.version.contains('-') && NameKey::identity(name).pname != key.pname
 }
 
 /// How a member or a name reads as a rename: its text as [`MemberPattern::identity_of`] writes
