@@ -4,7 +4,7 @@
 Each case is a history made by ../shared/tools/deb2nix.py from the Debian indices in
 ../shared/data/debian, a learning window of W transitions (revisions 0..W) and a replay of the
 next 4 (W..W+4). The cases cover several suites and seeds, large union images (desktop apps,
-media tools, toolchains) with hundreds of names only they hold, windows of 2, 4 and 6
+media tools, toolchains) with hundreds of names only they hold, windows of 2, 3, 4 and 6
 transitions, and quiet windows followed by busy ones (bookworm's point-release overlay, which
 touches almost nothing, then its security overlay).
 
@@ -64,6 +64,12 @@ CASES = {
     "security-tools": (SECURITY, "22", [STUDIO, TOOLCHAIN, OPS, WEBSTACK], [4]),
     "b2t-science": ("bookworm,~10,trixie", "23", [SCIENCE, MEDIA, MAIL, OFFICE], [4]),
     "coarse-builder": ("trixie,~8,forky", "24", [BUILDER, GRAPHICS, DEVBOX], [2, 4]),
+    # Added with the rule that a backtest of one replayed update allows no excess (2026-12-02,
+    # ninth session): short windows (2 and 3 transitions) on histories it was not tuned on.
+    "coarse-desktop-ops": ("trixie,~8,forky", "31", [DESKTOP, DEVBOX, OPS], [2, 3]),
+    "security-media": (SECURITY, "32", [BUILDER, MEDIA, SMALL], [2, 3]),
+    "b2t-studio": ("bookworm,~10,trixie", "33", [STUDIO, WEBSTACK, GIS], [2, 3]),
+    "testing-toolchain": (TESTING, "34", [TOOLCHAIN, OFFICE, SCIENCE, MAIL], [2, 3]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4

@@ -19,7 +19,9 @@
 //! - An image is *trusted* when the replays show evidence (size-first pulled something: a
 //!   replay in which nothing changed cannot tell a safe grouping from an unsafe one) and the
 //!   learned files pulled no more than size-first, within [`TOLERANCE`] or [`SMALL_EXCESS`]
-//!   bytes per update for small images.
+//!   bytes per update for small images. A window of 2 or 3 transitions replays one update,
+//!   which allows no excess at all: one update is too little evidence to tell a small loss
+//!   from noise.
 //! - A path's *cost* to an image is the bytes it was pulled with under the learned file less
 //!   those under size-first, summed over the replays: a path is pulled with its whole layer, so
 //!   an unchanged path costs bytes wherever a layer mate changed. Per image the costs sum to the
@@ -135,9 +137,12 @@ fn apply_verdict(h: &History, file: &mut HintFile, untrusted: &Bits, costly: &BT
 }
 
 /// Whether an image whose replay pulled `hints` bytes against size-first's `size_first` over
-/// `updates` updates keeps its groups.
+/// `updates` updates keeps its groups. The allowances ([`TOLERANCE`], [`SMALL_EXCESS`]) need
+/// more than one update behind them: a replay of one update is the least evidence there is,
+/// and then the image keeps its groups only if it pulled no more than size-first.
 pub fn trusted(size_first: u64, hints: u64, updates: u64) -> bool {
-    size_first > 0 && (hints as f64 <= size_first as f64 * (1.0 + TOLERANCE) || hints.saturating_sub(size_first) <= SMALL_EXCESS * updates)
+    let within_allowance = || updates > 1 && (hints as f64 <= size_first as f64 * (1.0 + TOLERANCE) || hints.saturating_sub(size_first) <= SMALL_EXCESS * updates);
+    size_first > 0 && (hints <= size_first || within_allowance())
 }
 
 /// Transitions the earliest fold replays, at most: the evidence of the last few updates, at a
@@ -324,5 +329,14 @@ mod tests {
         assert!(!trusted(1_000_000_000, 1_030_000_000, 4), "3% over");
         assert!(trusted(10_000_000, 10_000_000 + 4 * SMALL_EXCESS, 4), "a small image, 1 MiB per update over");
         assert!(!trusted(10_000_000, 10_000_000 + 4 * SMALL_EXCESS + 1, 4));
+    }
+
+    #[test]
+    fn one_replayed_update_allows_no_excess() {
+        assert!(trusted(1_000_000_000, 1_000_000_000, 1));
+        assert!(!trusted(1_000_000_000, 1_002_000_000, 1), "0.2% over, on one update");
+        assert!(!trusted(10_000_000, 10_000_001, 1), "a small image, one byte over");
+        assert!(trusted(1_000_000_000, 1_002_000_000, 2), "the same excess over two updates is within 2%");
+        assert!(!trusted(0, 0, 1));
     }
 }

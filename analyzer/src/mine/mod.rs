@@ -77,7 +77,8 @@
 //! # Backtest ([`backtest`])
 //! Before writing, `emit` learns the same way from the early half of its window and replays the
 //! later half with that file and with size-first. An image whose replay shows no change (no
-//! evidence) or more bytes than size-first's (beyond 2%, or 1 MiB per update) is *untrusted*;
+//! evidence) or more bytes than size-first's (beyond 2%, or 1 MiB per update; beyond nothing
+//! when the replay is a single update) is *untrusted*;
 //! every group that holds one of its names is left out of the file, and the file lists it in
 //! `size_first_images`, so the layerer, told which image it lays out, lays it out exactly as
 //! size-first does, even after it gains names that the kept groups hold. A window of fewer than 2 transitions cannot be
