@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -1008,6 +1009,7 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
     } else {
         (a.graph.clone().expect("clap requires --graph"), None)
     };
+    let started = Instant::now();
     let text = scan::read_text(&graph)?;
     let read = scan::read_closure(&[(graph.clone(), text)], a.input_format)?;
     for w in &read.warnings {
@@ -1015,7 +1017,9 @@ fn cmd_layer(a: LayerArgs) -> Result<ExitCode> {
     }
     let hints = a.hints.as_deref().map(load_hints).transpose()?;
     let budget = a.budget.budget(hints.as_ref())?;
+    let read_ms = started.elapsed().as_secs_f64() * 1000.0;
     let layers = chosen_layers(&read.closure, budget, a.strategy, hints.as_ref(), a.image.as_deref())?;
+    tracing::info!("{} paths read in {read_ms:.1} ms, laid out in {:.3} ms", read.closure.len(), started.elapsed().as_secs_f64() * 1000.0 - read_ms);
     let text = if a.explain {
         let by = applied_hints(a.strategy, hints.as_ref())?.map(|file| (file, a.image.as_deref()));
         hints_analyzer::explain::layers_text(&read.closure, budget, &layers, by)

@@ -126,6 +126,11 @@ fn layer_takes_the_hint_files_budget_and_says_when_told_otherwise() {
     let (n, warned) = layers(&["--max-layers", "100"]);
     assert!(n > 11 && warned.contains("the hint file was learned for 12 layers (1 reserved); laying out for 100 (1 reserved)"), "{n} {warned}");
     assert!(!warned.contains("\u{1b}["), "no colour codes when stderr is not a terminal: {warned:?}");
+    // -v says how long reading and laying out took, and how many paths.
+    let paths = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&graph).unwrap()).unwrap().as_array().map_or(0, |a| a.len());
+    let (_, said) = layers(&["-v"]);
+    assert!(said.contains(&format!(" {paths} paths read in ")) && said.contains(" ms, laid out in "), "{paths}: {said}");
+    assert!(!layers(&[]).1.contains("laid out in"), "only with -v");
 }
 
 #[test]

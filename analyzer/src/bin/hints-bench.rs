@@ -71,7 +71,8 @@ enum Cmd {
         hints: PathBuf,
     },
     /// Layer closures of each graph shape (preferential attachment, chain, fan, hub) with every
-    /// strategy, and fit each one's growth exponent.
+    /// strategy, and fit each one's growth exponent: in-process, then the layering step of fresh
+    /// `hints layer` commands.
     Shapes {
         #[arg(long, value_delimiter = ',', default_value = "1000,3000,10000,30000,100000,200000")]
         sizes: Vec<usize>,
@@ -533,6 +534,50 @@ fn bench_shapes(sizes: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// Fresh `hints layer` commands per shape, size and strategy in `bench_shapes_fresh`.
+const FRESH_RUNS: usize = 7;
+
+/// The layering step as a fresh `hints layer` process runs it (the time it logs between reading
+/// the closure and writing the layers, median of [`FRESH_RUNS`]), for each shape, size and
+/// strategy, with the fitted growth exponent and the slope between the two largest sizes. The
+/// in-process table above runs each closure again and again with everything in the caches;
+/// here, as in a build, the step meets its data once.
+fn bench_shapes_fresh(sizes: &[usize], bin: &Path) -> Result<()> {
+    println!("bench: the layering step in a fresh `hints layer` process (median of {FRESH_RUNS} runs), growth exponent and the slope between the two largest sizes");
+    let dir = std::env::temp_dir().join("hints-bench-shapes");
+    std::fs::create_dir_all(&dir)?;
+    for shape in GraphShape::ALL {
+        let mut times: Vec<(usize, [f64; 3])> = vec![];
+        for &n in sizes {
+            let (graph, hints_file) = shape_files(&dir, shape, n)?;
+            let hints_arg = hints_file.to_str().context("a UTF-8 temporary path")?;
+            let mut t = [0.0; 3];
+            for (k, extra) in [&["--strategy", "popularity"][..], &["--strategy", "size-first"], &["--hints", hints_arg]].into_iter().enumerate() {
+                let mut step: Vec<f64> = (0..FRESH_RUNS).map(|_| run_hints_layer_once(bin, &graph, extra).map(|stderr| logged_step_ms(&stderr))).collect::<Result<_>>()?;
+                step.sort_by(f64::total_cmp);
+                t[k] = step[FRESH_RUNS / 2];
+            }
+            println!("{:>13} {n:>7} {:>19.3}ms {:>10.3}ms {:>10.3}ms", shape.name(), t[0], t[1], t[2]);
+            times.push((n, t));
+        }
+        let fit = |k: usize| growth_exponent(&times.iter().map(|&(n, t)| (n as f64, t[k])).collect::<Vec<_>>());
+        let last = |k: usize| growth_exponent(&times[times.len().saturating_sub(2)..].iter().map(|&(n, t)| (n as f64, t[k])).collect::<Vec<_>>());
+        println!("{:>13} {:>7} {:>12.2} ({:.2}) {:>5.2} ({:.2}) {:>5.2} ({:.2})", shape.name(), "exponent", fit(0), last(0), fit(1), last(1), fit(2), last(2));
+    }
+    Ok(())
+}
+
+/// The closure of `shape` with `n` paths and a hint file over it, written to `dir` as graph
+/// JSON and YAML.
+fn shape_files(dir: &Path, shape: GraphShape, n: usize) -> Result<(PathBuf, PathBuf)> {
+    let closure_infos = shape.closure(n, 5);
+    let graph = dir.join(format!("{}-{n}.json", shape.name()));
+    std::fs::write(&graph, synth::graph_json(&closure_infos))?;
+    let hints_file = dir.join(format!("{}-{n}.yaml", shape.name()));
+    std::fs::write(&hints_file, hints_over(&Closure::new(closure_infos).context("a generated closure")?, 1500.min(n / 2)).to_canonical_string())?;
+    Ok((graph, hints_file))
+}
+
 /// Whole `hints layer` commands on one closure of each shape, every strategy, beside the floor:
 /// `serde_json` reading and parsing the same file, in this process.
 fn bench_shapes_whole(n: usize, bin: &Path) -> Result<()> {
@@ -542,11 +587,7 @@ fn bench_shapes_whole(n: usize, bin: &Path) -> Result<()> {
     let dir = std::env::temp_dir().join("hints-bench-shapes");
     std::fs::create_dir_all(&dir)?;
     for shape in GraphShape::ALL {
-        let closure_infos = shape.closure(n, 5);
-        let graph = dir.join(format!("{}-{n}.json", shape.name()));
-        std::fs::write(&graph, synth::graph_json(&closure_infos))?;
-        let hints_file = dir.join(format!("{}-{n}.yaml", shape.name()));
-        std::fs::write(&hints_file, hints_over(&Closure::new(closure_infos).context("a generated closure")?, 1500.min(n / 2)).to_canonical_string())?;
+        let (graph, hints_file) = shape_files(&dir, shape, n)?;
         let mut parse_ms: Vec<f64> = (0..RUNS)
             .map(|_| {
                 let t = Instant::now();
@@ -586,19 +627,29 @@ fn run_hints_layer(bin: &Path, graph: &Path, extra: &[&str], runs: usize) -> Res
     let (mut times, mut peak) = (vec![], 0.0f64);
     for _ in 0..runs {
         let t = Instant::now();
-        let out = Command::new(bin).args(["-v", "layer", "--graph"]).arg(graph).args(extra).output().with_context(|| format!("running {}", bin.display()))?;
-        let ms = t.elapsed().as_secs_f64() * 1000.0;
-        if !out.status.success() {
-            bail!("hints layer failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        times.push(ms);
-        peak = peak.max(logged_peak_mb(&out.stderr));
+        let stderr = run_hints_layer_once(bin, graph, extra)?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        peak = peak.max(logged_peak_mb(&stderr));
     }
     times.sort_by(f64::total_cmp);
     Ok((times[runs / 2], peak))
 }
 
+/// One `hints -v layer` command; its log (standard error).
+fn run_hints_layer_once(bin: &Path, graph: &Path, extra: &[&str]) -> Result<Vec<u8>> {
+    let out = Command::new(bin).args(["-v", "layer", "--graph"]).arg(graph).args(extra).output().with_context(|| format!("running {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("hints layer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(out.stderr)
+}
+
 /// The peak memory a `hints -v` command logged, in MB.
+/// The layering step's time, as `hints -v layer` logs it.
+fn logged_step_ms(stderr: &[u8]) -> f64 {
+    String::from_utf8_lossy(stderr).lines().find_map(|l| l.split("laid out in ").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(f64::NAN)
+}
+
 fn logged_peak_mb(stderr: &[u8]) -> f64 {
     String::from_utf8_lossy(stderr).lines().find_map(|l| l.split("peak memory: ").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(f64::NAN)
 }
@@ -683,6 +734,7 @@ fn main() -> Result<()> {
         Cmd::Layer { sizes, python, python_max, hints } => bench_layer(&sizes, python.as_deref(), python_max, &hints),
         Cmd::Shapes { sizes, whole, hints } => {
             bench_shapes(&sizes)?;
+            bench_shapes_fresh(&sizes, &hints)?;
             bench_shapes_whole(whole, &hints)
         }
         Cmd::Serve { clients, per_client, images, revisions, hints, dataset } => {
