@@ -544,6 +544,7 @@ const FRESH_RUNS: usize = 7;
 /// here, as in a build, the step meets its data once.
 fn bench_shapes_fresh(sizes: &[usize], bin: &Path) -> Result<()> {
     println!("bench: the layering step in a fresh `hints layer` process (median of {FRESH_RUNS} runs), growth exponent and the slope between the two largest sizes");
+    println!("{:>13} {:>7} {:>21} {:>12} {:>12}", "shape", "paths", "popularity", "size-first", "hints");
     let dir = std::env::temp_dir().join("hints-bench-shapes");
     std::fs::create_dir_all(&dir)?;
     for shape in GraphShape::ALL {
@@ -644,12 +645,12 @@ fn run_hints_layer_once(bin: &Path, graph: &Path, extra: &[&str]) -> Result<Vec<
     Ok(out.stderr)
 }
 
-/// The peak memory a `hints -v` command logged, in MB.
 /// The layering step's time, as `hints -v layer` logs it.
 fn logged_step_ms(stderr: &[u8]) -> f64 {
     String::from_utf8_lossy(stderr).lines().find_map(|l| l.split("laid out in ").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(f64::NAN)
 }
 
+/// The peak memory a `hints -v` command logged, in MB.
 fn logged_peak_mb(stderr: &[u8]) -> f64 {
     String::from_utf8_lossy(stderr).lines().find_map(|l| l.split("peak memory: ").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(f64::NAN)
 }
