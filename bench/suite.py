@@ -70,6 +70,11 @@ CASES = {
     "security-media": (SECURITY, "32", [BUILDER, MEDIA, SMALL], [2, 3]),
     "b2t-studio": ("bookworm,~10,trixie", "33", [STUDIO, WEBSTACK, GIS], [2, 3]),
     "testing-toolchain": (TESTING, "34", [TOOLCHAIN, OFFICE, SCIENCE, MAIL], [2, 3]),
+    # Made after that rule was committed, as a second check on short windows.
+    "coarse-studio-mail": ("trixie,~8,forky", "41", [STUDIO, BUILDER, MAIL], [2, 3]),
+    "security-desktop": (SECURITY, "42", [DESKTOP, GIS, DEVBOX], [2, 3]),
+    "b2t-office-tools": ("bookworm,~10,trixie", "43", [OFFICE, TOOLCHAIN, OPS, SMALL], [2, 3]),
+    "testing-graphics": (TESTING, "44", [GRAPHICS, MEDIA, WEBSTACK, DEVBOX], [2, 3]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4
