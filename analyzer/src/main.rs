@@ -1059,10 +1059,24 @@ fn cmd_man(command: Option<&str>) -> Result<ExitCode> {
 /// otherwise; with hints, what the file says for `--image`.
 fn chosen_layers(closure: &layering_core::Closure, budget: layering_core::Budget, strategy: Option<StrategyArg>, hints: Option<&HintFile>, image: Option<&str>) -> Result<Vec<layering_core::Layer>> {
     Ok(match (strategy, applied_hints(strategy, hints)?) {
-        (_, Some(h)) => layering_core::layer_image(closure, budget, h, image)?,
+        (_, Some(h)) => {
+            if image.is_none() {
+                warn_unnamed_image(h);
+            }
+            layering_core::layer_image(closure, budget, h, image)?
+        }
         (Some(StrategyArg::Popularity), None) => layering_core::layer(closure, budget, CoreStrategy::Popularity)?,
         _ => layering_core::layer(closure, budget, CoreStrategy::SizeFirst)?,
     })
+}
+
+/// Without `--image`, the file's groups lay the closure out as they do for an image the file
+/// trusts: say so when the file lays some images out otherwise.
+fn warn_unnamed_image(file: &HintFile) {
+    let own_way: Vec<&str> = file.size_first_images.iter().map(String::as_str).chain(file.opt_outs.keys().map(String::as_str)).collect();
+    if !own_way.is_empty() {
+        tracing::warn!("the hint file lays out {} its own way (`size_first_images`, `opt_outs`); without --image this closure gets the groups as a trusted image does", own_way.join(", "));
+    }
 }
 
 /// The hint file the layers follow: the one given, unless another `--strategy` is asked for.

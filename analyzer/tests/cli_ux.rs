@@ -124,7 +124,12 @@ fn layer_takes_the_hint_files_budget_and_says_when_told_otherwise() {
     assert!(n <= 11, "the file's 12 layers, one reserved: {n}");
     assert!(!warned.contains("learned for"), "{warned}");
     let (n, warned) = layers(&["--max-layers", "100"]);
-    assert!(n > 11 && warned.contains("the hint file was learned for 12 layers (1 reserved); laying out for 100 (1 reserved)"), "{n} {warned}");
+    assert!(n <= 99 && warned.contains("the hint file was learned for 12 layers (1 reserved); laying out for 100 (1 reserved)"), "{n} {warned}");
+    let (n, warned) = layers(&["--max-layers", "6"]);
+    assert!(n <= 5 && warned.contains("laying out for 6 (1 reserved)"), "{n} {warned}");
+    // Without --image the file's groups apply as for a trusted image; it says which images it
+    // lays out otherwise.
+    assert!(warned.contains("its own way") && warned.contains("without --image"), "{warned}");
     assert!(!warned.contains("\u{1b}["), "no colour codes when stderr is not a terminal: {warned:?}");
     // -v says how long reading and laying out took, and how many paths.
     let paths = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&graph).unwrap()).unwrap().as_array().map_or(0, |a| a.len());

@@ -32,10 +32,12 @@
 //! # Algorithm
 //! 1. With `T < 2` there is nothing to replay: no image is trusted.
 //! 2. Learn each fold's early part; replay its later part with size-first once.
-//! 3. Replay the learned files; every image that is not trusted joins the untrusted set. Drop
-//!    every group that holds a name of an untrusted image, and replay again: an image that kept
-//!    its groups may now lay out the dropped names differently. Repeat until no image joins
-//!    (at most one round per image, since the set only grows).
+//! 3. Replay the learned files; every image that is not trusted joins the untrusted set and is
+//!    laid out as size-first. Drop every group that only untrusted images hold, and replay again.
+//!    Repeat until no image joins (at most one round per image, since the set only grows).
+//!    The trusted images keep every group they hold, the ones they share with untrusted images
+//!    included: dropping those would change the trusted images' layouts after the replay that
+//!    judged them.
 //! 4. Then, while no image joins, a trusted image that pulled more than size-first beyond
 //!    [`OPT_OUT_TOLERANCE`] opts out of the groups placing its costliest group-placed names,
 //!    most costly first, until their costs cover its excess; replay again (at most
@@ -43,7 +45,7 @@
 //!    joins the untrusted set. An opt-out costs the other images nothing, where dropping the
 //!    group would re-split their fallback and share less; the costs come from the replays the
 //!    image was trusted on, so an image found worse is never rescued by them.
-//! 5. `emit` drops from the file it writes every group holding a name of an untrusted image, and
+//! 5. `emit` drops from the file it writes every group that only untrusted images hold, and
 //!    lists the untrusted images in `size_first_images`: told the image (`hints layer --image`,
 //!    `nix/lib.nix`, every replay), the layerer lays such an image out exactly as size-first,
 //!    also once it holds names the window never showed it with, which other images' groups hold.
@@ -57,7 +59,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::bits::Bits;
-use super::output::{placing_groups, without_images};
+use super::output::{held_by_trusted, placing_groups};
 use super::stats::NameStats;
 use super::{hint_file, mine, EmitOptions, MineError};
 use crate::history::History;
@@ -108,10 +110,9 @@ pub struct Backtest {
 }
 
 impl Backtest {
-    /// `groups` (learned from `stats`) less every group that places a name of an untrusted
-    /// image.
+    /// `groups` (learned from `stats`) less those that only untrusted images hold.
     pub(super) fn kept_groups(&self, stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
-        without_images(stats, groups, &self.untrusted)
+        held_by_trusted(stats, groups, &self.untrusted)
     }
 
     /// Gives `file` (holding the kept groups) the verdict: the untrusted images in
@@ -200,7 +201,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         let mut learned = vec![0u64; ni];
         let mut pulls: Vec<HashMap<&str, [u64; 2]>> = vec![HashMap::new(); ni];
         for (f, size_first_pulls) in folds.iter().zip(&size_first_pulls) {
-            let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), without_images(&f.stats, f.groups.clone(), &untrusted), vec![], pins.to_vec(), f.path_hazard);
+            let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), held_by_trusted(&f.stats, f.groups.clone(), &untrusted), vec![], pins.to_vec(), f.path_hazard);
             apply_verdict(h, &mut file, &untrusted, &costly);
             let (metrics, path_pulls) = replay_path_pulls(h, f.mid, opts.last, budget, Replayed::Hints(&file))?;
             add(&mut learned, &metrics.per_image_update_bytes);

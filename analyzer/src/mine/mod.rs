@@ -79,9 +79,10 @@
 //! later half with that file and with size-first. An image whose replay shows no change (no
 //! evidence) or more bytes than size-first's (beyond 2%, or 1 MiB per update; beyond nothing
 //! when the replay is a single update) is *untrusted*;
-//! every group that holds one of its names is left out of the file, and the file lists it in
-//! `size_first_images`, so the layerer, told which image it lays out, lays it out exactly as
-//! size-first does, even after it gains names that the kept groups hold. A window of fewer than 2 transitions cannot be
+//! the file lists it in `size_first_images`, so the layerer, told which image it lays out,
+//! lays it out exactly as size-first does, even after it gains names that the kept groups hold;
+//! the groups it shares with trusted images stay for them, and those only untrusted images hold
+//! are left out. A window of fewer than 2 transitions cannot be
 //! backtested, and its file holds no groups. A trusted image that still pulled more than
 //! size-first (beyond 0.25%) *opts out* of the groups that cost it most, found by what each of
 //! its paths was pulled with in the replays: the file lists them under `opt_outs`, the layerer
@@ -287,7 +288,7 @@ fn learn(h: &History, opts: &EmitOptions, previous: Option<&HintFile>, pins: &[P
 }
 
 /// Learns the hint file: the groups of the window, hysteresis against `previous`, and the
-/// backtest's verdict (groups that hold a name of an untrusted image are not written).
+/// backtest's verdict (groups that only untrusted images hold are not written).
 pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Result<Emitted, MineError> {
     opts.budget()?;
     if !(opts.registry_weight.is_finite() && opts.registry_weight >= 0.0) {
@@ -342,7 +343,7 @@ fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usiz
         let _ = writeln!(report, "  {:<24} {:>14.1} {:>14.1} {:>7}  {verdict}", i.image, mib(i.size_first), mib(i.hints), ratio);
     }
     let untrusted = b.images.iter().filter(|i| !i.trusted).count();
-    let _ = writeln!(report, "backtest: {untrusted} of {} images laid out as size-first; {dropped} groups holding their names dropped", h.images.len());
+    let _ = writeln!(report, "backtest: {untrusted} of {} images laid out as size-first; {dropped} groups that only they hold dropped", h.images.len());
 }
 
 fn report_opt_outs(report: &mut String, file: &HintFile, b: &Backtest) {

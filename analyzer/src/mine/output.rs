@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use hints_format::{Group, GroupStats, Matcher};
+use hints_format::{Group, GroupStats, Matcher, Placement};
 
 use super::bits::Bits;
 use super::model::{GroupState, Model};
@@ -63,20 +63,21 @@ pub(super) fn file_groups(stats: &NameStats, groups: &[GroupState]) -> Vec<Group
     order.into_iter().map(|(_, _, id, k)| to_group(stats, &id, &groups[k])).collect()
 }
 
-/// `groups` less every group that would place a name one of the `images` contains (at the last
-/// revision of `stats`), as the layerer's matcher places it ([`without_names`]).
-pub(super) fn without_images(stats: &NameStats, groups: Vec<Group>, images: &Bits) -> Vec<Group> {
-    if images.count() == 0 {
+/// `groups` less those that place no name a trusted image (one not in `untrusted`) contains at
+/// the last revision of `stats`, as the layerer's matcher places them. Every image that holds
+/// such a group is laid out as size-first, so it would lay out nothing.
+pub(super) fn held_by_trusted(stats: &NameStats, groups: Vec<Group>, untrusted: &Bits) -> Vec<Group> {
+    if untrusted.count() == 0 {
         return groups;
     }
-    let held: Vec<&str> = (0..stats.labels.len()).filter(|&n| stats.images[n].ones().any(|i| images.get(i))).map(|n| stats.samples[n].as_str()).collect();
-    without_names(groups, &held)
-}
-
-/// `groups` less every group that would place one of `names` ([`placing_groups`]).
-pub(super) fn without_names(groups: Vec<Group>, names: &[&str]) -> Vec<Group> {
-    let placing = placing_groups(&groups, names);
-    groups.into_iter().enumerate().filter(|(k, _)| !placing.contains(k)).map(|(_, g)| g).collect()
+    let matcher = Matcher::of(&groups, &[]);
+    let mut held = vec![false; groups.len()];
+    for n in (0..stats.labels.len()).filter(|&n| stats.images[n].ones().any(|i| !untrusted.get(i))) {
+        if let Ok(Placement { group: Some(g), .. }) = matcher.place(&stats.samples[n]) {
+            held[g] = true;
+        }
+    }
+    groups.into_iter().zip(held).filter_map(|(g, held)| held.then_some(g)).collect()
 }
 
 /// The positions in `groups` of every group that would place one of `names`, as the layerer's
@@ -99,4 +100,32 @@ pub(super) fn placing_groups(groups: &[Group], names: &[&str]) -> BTreeSet<usize
 /// The bytes of `members` (each at its largest over the images), saturating.
 fn bytes(stats: &NameStats, members: &[u32]) -> u64 {
     members.iter().fold(0u64, |t, &m| t.saturating_add(stats.size[m as usize]))
+}
+
+#[cfg(test)]
+mod tests {
+    use hints_format::{Group, GroupStats};
+
+    use super::held_by_trusted;
+    use crate::mine::bits::Bits;
+    use crate::mine::greedy::tests::stats;
+
+    fn group(id: &str, members: &[&str]) -> Group {
+        Group { id: id.into(), members: members.iter().map(|m| m.to_string()).collect(), stats: GroupStats::default() }
+    }
+
+    #[test]
+    fn a_group_stays_while_a_trusted_image_holds_it() {
+        // n0 in images 0 and 1, n1 in image 1 only, n2 in image 2 only; image 1 is untrusted.
+        let s = stats(&[(1, &[0, 1]), (1, &[1]), (1, &[2])], 3);
+        let groups = vec![group("shared", &["n0"]), group("untrusted-only", &["n1"]), group("mixed", &["n1", "n2"])];
+        let mut untrusted = Bits::new(3);
+        untrusted.set(1);
+        let kept: Vec<String> = held_by_trusted(&s, groups.clone(), &untrusted).into_iter().map(|g| g.id).collect();
+        assert_eq!(kept, ["shared", "mixed"]);
+        assert_eq!(held_by_trusted(&s, groups.clone(), &Bits::new(3)), groups, "nothing untrusted: every group stays");
+        let mut all = Bits::new(3);
+        (0..3).for_each(|i| all.set(i));
+        assert!(held_by_trusted(&s, groups, &all).is_empty(), "nothing trusted: no group stays");
+    }
 }
