@@ -74,7 +74,9 @@ fn learn(h: &History, max_layers: u32) -> HintFile {
 ///   exactly one layer and no layer empty;
 /// - the backtest kept the groups of an image only where its replay trusted it, and an image
 ///   it does not trust is laid out exactly as size-first at every revision;
-/// - a trusted image is laid out without a group placing any of its costly names.
+/// - a trusted image is laid out without a group placing any of its costly names;
+/// - with the size-first singles taken, a path an untrusted image's size-first layout keeps
+///   alone at the window's last revision is in no group with other members.
 fn checked_emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Emitted {
     let e = emit(h, opts, previous).unwrap();
     let f = &e.file;
@@ -100,6 +102,18 @@ fn checked_emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) ->
         let own = Matcher::new(&f.for_image(Some(image)));
         for name in names {
             assert!(own.place(name).unwrap().group.is_none(), "{image} opts out of {name}'s group, yet a group places it");
+        }
+    }
+    if e.backtest.size_first_singles {
+        let groups = Matcher::of(&f.groups, &[]);
+        for (i, b) in e.backtest.images.iter().enumerate().filter(|(_, b)| !b.trusted) {
+            let Some(c) = h.closure(i, opts.last) else { continue };
+            for alone in layer(&c, budget, Strategy::SizeFirst).unwrap().into_iter().filter(|l| l.paths.len() == 1) {
+                let name = alone.paths[0].name();
+                if let Some(g) = groups.place(name).unwrap().group {
+                    assert_eq!(f.groups[g].members.len(), 1, "{} keeps {name} alone, but the file groups it with others", b.image);
+                }
+            }
         }
     }
     let updates = e.backtest.updates;
@@ -511,4 +525,41 @@ fn a_name_no_pattern_can_name_is_left_to_the_fallback() {
     let (_t, h) = world(&pkgs, 5, ONE);
     let f = learn(&h, 5);
     assert!(f.groups.iter().all(|g| !g.members.iter().any(|m| m.contains("05ib"))), "{}", f.to_canonical_string());
+}
+
+/// `app` (trusted) and `viewer` (nothing of it changes, so untrusted) share `bigdata` (80 MB) and
+/// `sharedlib`, both stable; `app` at 3 store layers groups them.
+fn shared_with_an_untrusted_image(sharedlib: u64) -> (tempfile::TempDir, History) {
+    let pkgs = [
+        pkg("bigdata", 80_000_000, &["app", "viewer"], &[]),
+        pkg("sharedlib", sharedlib, &["app", "viewer"], &[]),
+        pkg("fontdata", 60_000_000, &["app"], &[]),
+        pkg("libfoo", 1_000_000, &["app"], &[1, 3, 5]),
+        pkg("libbar", 1_200_000, &["app"], &[2, 4]),
+        pkg("appcore", 2_000_000, &["app"], &[1, 2, 3, 4, 5, 6]),
+        pkg("viewercfg", 10_000, &["viewer"], &[]),
+    ];
+    world(&pkgs, 8, &["app", "viewer"])
+}
+
+#[test]
+fn paths_an_untrusted_image_keeps_alone_get_groups_of_their_own_when_no_trusted_image_pulls_more() {
+    // viewer's size-first layout keeps bigdata and sharedlib (40 MB) alone. app, at its budget,
+    // joins the two stable singles again, which costs it nothing.
+    let (_t, h) = shared_with_an_untrusted_image(40_000_000);
+    let e = checked_emit(&h, &options(&h, 4), None);
+    assert_eq!(e.file.size_first_images, ["viewer"]);
+    assert!(e.backtest.size_first_singles, "{}", e.report);
+    for name in ["bigdata", "sharedlib"] {
+        assert_eq!(e.file.groups.iter().find(|g| g.id == name).map(|g| g.members.as_slice()), Some([name.to_string()].as_slice()), "{}", e.file.to_canonical_string());
+    }
+    assert!(e.report.contains("1 members that the untrusted images' size-first layouts keep alone get groups of their own"), "{}", e.report);
+    // With a small sharedlib, app would join it to its volatile names instead, and pull it at
+    // every update: the singles are not taken.
+    let (_t, h) = shared_with_an_untrusted_image(1_000_000);
+    let e = checked_emit(&h, &options(&h, 4), None);
+    assert!(!e.backtest.size_first_singles);
+    assert_eq!(e.backtest.costlier_with_singles, ["app"]);
+    assert_eq!(group_of(&e.file, "bigdata"), group_of(&e.file, "sharedlib"), "{}", e.file.to_canonical_string());
+    assert!(e.report.contains("no size-first singles: app pulled more with them"), "{}", e.report);
 }

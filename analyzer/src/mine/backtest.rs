@@ -45,8 +45,17 @@
 //!    joins the untrusted set. An opt-out costs the other images nothing, where dropping the
 //!    group would re-split their fallback and share less; the costs come from the replays the
 //!    image was trusted on, so an image found worse is never rescued by them.
-//! 5. `emit` drops from the file it writes every group that only untrusted images hold, and
-//!    lists the untrusted images in `size_first_images`: told the image (`hints layer --image`,
+//! 5. With some image untrusted, one more round replays the files with the *size-first singles*
+//!    (`output::with_size_first_singles`): every member placing a path that an untrusted image's
+//!    size-first layout keeps alone moves to a group of its own, so the trusted images that
+//!    hold the path store and pull the same one-path layer as the untrusted image, where they
+//!    held it in a blob of their own before. The singles are taken only if no trusted image
+//!    pulled more with them than without: they are for the registry and the fleet, and an
+//!    image's own updates come first. A single adds a layer to every trusted image that holds
+//!    its path; one at its budget merges another pair of layers to make room.
+//! 6. `emit` drops from the file it writes every group that only untrusted images hold, moves
+//!    the singles (when taken) out of their groups as the untrusted images' layouts at the
+//!    window's last revision have them, and lists the untrusted images in `size_first_images`: told the image (`hints layer --image`,
 //!    `nix/lib.nix`, every replay), the layerer lays such an image out exactly as size-first,
 //!    also once it holds names the window never showed it with, which other images' groups hold.
 //!    So the file's backtest is never worse than size-first's for any image. Each trusted
@@ -59,7 +68,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::bits::Bits;
-use super::output::{held_by_trusted, placing_groups};
+use super::output::{held_by_trusted, placing_groups, with_size_first_singles};
 use super::stats::NameStats;
 use super::{hint_file, mine, EmitOptions, MineError};
 use crate::history::History;
@@ -68,7 +77,7 @@ use crate::replay::{replay_path_pulls, PathPulls, Replayed};
 /// How much more than size-first an image may pull in the backtest and stay trusted.
 pub const TOLERANCE: f64 = 0.02;
 /// How much more than size-first a trusted image may pull before it opts out of the groups that
-/// cost it most. On the generalization suite every value from 0 to 0.25% leaves the same images
+/// cost it most, and how much more the size-first singles may make it pull. On the generalization suite every value from 0 to 0.25% leaves the same images
 /// over size-first in the replay, while below 0.25% the dev history's fleet bytes grow by a
 /// tenth: such small excesses are not worth the layers the image stops sharing.
 pub const OPT_OUT_TOLERANCE: f64 = 0.0025;
@@ -105,6 +114,11 @@ pub struct Backtest {
     /// Per trusted image, the names whose groups it opts out of: those that cost it most where
     /// it pulled more than size-first.
     pub costly_names: BTreeMap<String, BTreeSet<String>>,
+    /// Whether the file gives the untrusted images' size-first singles groups of their own
+    /// (`output::with_size_first_singles`): only when no trusted image pulled more with them.
+    pub size_first_singles: bool,
+    /// The trusted images that pulled more with the singles than without them.
+    pub costlier_with_singles: Vec<String>,
     #[serde(skip)]
     pub(super) untrusted: Bits,
 }
@@ -113,6 +127,15 @@ impl Backtest {
     /// `groups` (learned from `stats`) less those that only untrusted images hold.
     pub(super) fn kept_groups(&self, stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
         held_by_trusted(stats, groups, &self.untrusted)
+    }
+
+    /// The kept `groups` with the untrusted images' size-first singles at the window's last
+    /// revision (`output::with_size_first_singles`) when the backtest took them.
+    pub(super) fn with_singles(&self, h: &History, store_layers: usize, stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
+        match self.size_first_singles {
+            true => with_size_first_singles(&closures_of(h, &self.untrusted, self.window.1), store_layers, stats, groups),
+            false => groups,
+        }
     }
 
     /// Gives `file` (holding the kept groups) the verdict: the untrusted images in
@@ -144,6 +167,14 @@ fn apply_verdict(h: &History, file: &mut HintFile, untrusted: &Bits, costly: &BT
 pub fn trusted(size_first: u64, hints: u64, updates: u64) -> bool {
     let within_allowance = || updates > 1 && (hints as f64 <= size_first as f64 * (1.0 + TOLERANCE) || hints.saturating_sub(size_first) <= SMALL_EXCESS * updates);
     size_first > 0 && (hints <= size_first || within_allowance())
+}
+
+/// Whether the size-first singles cost the trusted image `b` too much: with them it pulled
+/// `with_singles` bytes, more than [`OPT_OUT_TOLERANCE`] of its size-first bytes over what it
+/// pulled without them, or enough to lose its trust.
+fn costlier_with_singles(b: &ImageBacktest, with_singles: u64, updates: u64) -> bool {
+    let beyond_tolerance = with_singles as f64 > b.hints as f64 + b.size_first as f64 * OPT_OUT_TOLERANCE;
+    b.trusted && (beyond_tolerance || !trusted(b.size_first, with_singles, updates))
 }
 
 /// Transitions the earliest fold replays, at most: the evidence of the last few updates, at a
@@ -183,13 +214,14 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         let mut untrusted = Bits::new(ni);
         (0..ni).for_each(|i| untrusted.set(i));
         let images = h.images.iter().map(|image| ImageBacktest { image: image.clone(), size_first: 0, hints: 0, trusted: false }).collect();
-        return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted, costly_names: BTreeMap::new() });
+        return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted, costly_names: BTreeMap::new(), size_first_singles: false, costlier_with_singles: vec![] });
     }
     let budget = opts.budget()?;
     // Size-first's replays do not depend on the folds: they fill the threads the folds leave.
     let (folds, size_first_pulls) = rayon::join(|| learn_folds(h, opts, pins, &mids), || replay_size_first(h, opts.last, budget, &mids));
     let (folds, (size_first, size_first_pulls)) = (folds?, size_first_pulls?);
     let updates: u64 = mids.iter().map(|&mid| (opts.last - mid) as u64).sum();
+    let replays = Replays { h, opts, pins, budget, folds: &folds, size_first_pulls: &size_first_pulls };
     let mut untrusted = Bits::new(ni);
     let mut costly: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     // Each untrusted image's replay in the round that found it worse (later rounds lay it out
@@ -198,15 +230,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     let (mut rounds, mut opt_out_rounds) = (0, 0);
     loop {
         rounds += 1;
-        let mut learned = vec![0u64; ni];
-        let mut pulls: Vec<HashMap<&str, [u64; 2]>> = vec![HashMap::new(); ni];
-        for (f, size_first_pulls) in folds.iter().zip(&size_first_pulls) {
-            let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), held_by_trusted(&f.stats, f.groups.clone(), &untrusted), vec![], pins.to_vec(), f.path_hazard);
-            apply_verdict(h, &mut file, &untrusted, &costly);
-            let (metrics, path_pulls) = replay_path_pulls(h, f.mid, opts.last, budget, Replayed::Hints(&file))?;
-            add(&mut learned, &metrics.per_image_update_bytes);
-            add_group_pulls(h, &file, [&path_pulls, size_first_pulls], &mut pulls);
-        }
+        let (learned, pulls) = replays.round(&untrusted, &costly, false)?;
         let images: Vec<ImageBacktest> =
             (0..ni).map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], trusted: trusted(size_first[i], learned[i], updates) }).collect();
         let mut grown = false;
@@ -223,17 +247,63 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
             continue;
         }
         if !grown {
+            let costlier_with_singles = match untrusted.count() {
+                0 => vec![],
+                _ => {
+                    rounds += 1;
+                    let (with_singles, _) = replays.round(&untrusted, &costly, true)?;
+                    images.iter().zip(with_singles).filter(|&(b, with)| costlier_with_singles(b, with, updates)).map(|(b, _)| b.image.clone()).collect()
+                }
+            };
+            let size_first_singles = untrusted.count() > 0 && costlier_with_singles.is_empty();
             let images = images.into_iter().zip(verdicts).map(|(b, verdict)| verdict.unwrap_or(b)).collect();
             let folds = folds.iter().map(|f| (f.from, f.mid)).collect();
-            return Ok(Backtest { window, folds, updates, images, rounds, untrusted, costly_names: costly });
+            return Ok(Backtest { window, folds, updates, images, rounds, costly_names: costly, size_first_singles, costlier_with_singles, untrusted });
         }
+    }
+}
+
+/// Per name, the bytes its paths were pulled with: `[learned file, size-first]`.
+type NamePulls<'h> = HashMap<&'h str, [u64; 2]>;
+
+/// What every round of the backtest replays: the folds, and size-first's pulls in each.
+struct Replays<'a> {
+    h: &'a History,
+    opts: &'a EmitOptions,
+    pins: &'a [hints_format::Pin],
+    budget: layering_core::Budget,
+    folds: &'a [Fold],
+    size_first_pulls: &'a [Vec<PathPulls>],
+}
+
+impl<'a> Replays<'a> {
+    /// Each fold's file with the verdict so far (`untrusted`, the `costly` names' opt-outs) and,
+    /// with `singles`, the untrusted images' size-first singles at the fold's split, replayed:
+    /// each image's update bytes summed over the folds, and the pulls of each name a group
+    /// places ([`add_group_pulls`]).
+    fn round(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, singles: bool) -> Result<(Vec<u64>, Vec<NamePulls<'a>>), MineError> {
+        let (h, opts) = (self.h, self.opts);
+        let mut learned = vec![0u64; h.images.len()];
+        let mut pulls: Vec<NamePulls> = vec![HashMap::new(); h.images.len()];
+        for (f, size_first_pulls) in self.folds.iter().zip(self.size_first_pulls) {
+            let mut groups = held_by_trusted(&f.stats, f.groups.clone(), untrusted);
+            if singles {
+                groups = with_size_first_singles(&closures_of(h, untrusted, f.mid), self.budget.store_layers(), &f.stats, groups);
+            }
+            let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), groups, vec![], self.pins.to_vec(), f.path_hazard);
+            apply_verdict(h, &mut file, untrusted, costly);
+            let (metrics, path_pulls) = replay_path_pulls(h, f.mid, opts.last, self.budget, Replayed::Hints(&file))?;
+            add(&mut learned, &metrics.per_image_update_bytes);
+            add_group_pulls(h, &file, [&path_pulls, size_first_pulls], &mut pulls);
+        }
+        Ok((learned, pulls))
     }
 }
 
 /// Adds the bytes each path was pulled with (per image, with the learned file and with
 /// size-first, [`replay_path_pulls`]) to its name's, for the paths a group places as the
 /// image's file applies: only opting out of a group can change what such a path costs.
-fn add_group_pulls<'h>(h: &'h History, file: &HintFile, path_pulls: [&[PathPulls]; 2], pulls: &mut [HashMap<&'h str, [u64; 2]>]) {
+fn add_group_pulls<'h>(h: &'h History, file: &HintFile, path_pulls: [&[PathPulls]; 2], pulls: &mut [NamePulls<'h>]) {
     for (i, per_name) in pulls.iter_mut().enumerate() {
         let matcher = Matcher::new(&file.for_image(Some(&h.images[i])));
         for (j, per_path) in path_pulls.iter().enumerate() {
@@ -250,7 +320,7 @@ fn add_group_pulls<'h>(h: &'h History, file: &HintFile, path_pulls: [&[PathPulls
 /// For every trusted image that pulled more than size-first (beyond [`OPT_OUT_TOLERANCE`]), adds
 /// to its costly names those it pulled more of than size-first did, most costly first, until
 /// their costs cover its excess. Whether any was added.
-fn add_costly_names(images: &[ImageBacktest], pulls: &[HashMap<&str, [u64; 2]>], untrusted: &Bits, costly: &mut BTreeMap<String, BTreeSet<String>>) -> bool {
+fn add_costly_names(images: &[ImageBacktest], pulls: &[NamePulls], untrusted: &Bits, costly: &mut BTreeMap<String, BTreeSet<String>>) -> bool {
     let mut added = false;
     for (i, b) in images.iter().enumerate().filter(|(i, _)| !untrusted.get(*i)) {
         let mut excess = b.hints as f64 - b.size_first as f64 * (1.0 + OPT_OUT_TOLERANCE);
@@ -294,6 +364,11 @@ fn replay_size_first(h: &History, last: usize, budget: layering_core::Budget, mi
     Ok((total, pulls))
 }
 
+/// The closures of the images in `set` at `revision` (those that hold anything there).
+fn closures_of(h: &History, set: &Bits, revision: usize) -> Vec<layering_core::Closure> {
+    set.ones().filter_map(|i| h.closure(i, revision)).collect()
+}
+
 /// The names of the images in `set`, sorted: a file's `size_first_images`.
 pub(super) fn image_names(h: &History, set: &Bits) -> Vec<String> {
     let mut names: Vec<String> = set.ones().map(|i| h.images[i].clone()).collect();
@@ -310,7 +385,7 @@ fn add(total: &mut [u64], per_image: &[(String, u64)]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{trusted, SMALL_EXCESS};
+    use super::{costlier_with_singles, trusted, ImageBacktest, SMALL_EXCESS};
 
     #[test]
     fn folds_learn_from_at_least_half_the_window_and_replay_at_least_one_update() {
@@ -330,6 +405,18 @@ mod tests {
         assert!(!trusted(1_000_000_000, 1_030_000_000, 4), "3% over");
         assert!(trusted(10_000_000, 10_000_000 + 4 * SMALL_EXCESS, 4), "a small image, 1 MiB per update over");
         assert!(!trusted(10_000_000, 10_000_000 + 4 * SMALL_EXCESS + 1, 4));
+    }
+
+    #[test]
+    fn singles_may_cost_a_trusted_image_a_quarter_percent_of_size_first() {
+        let b = ImageBacktest { image: "app".into(), size_first: 1_000_000_000, hints: 900_000_000, trusted: true };
+        assert!(!costlier_with_singles(&b, 900_000_000, 4));
+        assert!(!costlier_with_singles(&b, 902_500_000, 4), "0.25% of size-first more");
+        assert!(costlier_with_singles(&b, 902_500_001, 4));
+        let edge = ImageBacktest { hints: 1_019_000_000, ..b.clone() };
+        assert!(costlier_with_singles(&edge, 1_021_000_000, 4), "within the quarter percent, but no longer trusted");
+        let untrusted = ImageBacktest { trusted: false, ..b };
+        assert!(!costlier_with_singles(&untrusted, 2_000_000_000, 4), "an untrusted image is laid out as size-first anyway");
     }
 
     #[test]

@@ -86,8 +86,12 @@
 //! backtested, and its file holds no groups. A trusted image that still pulled more than
 //! size-first (beyond 0.25%) *opts out* of the groups that cost it most, found by what each of
 //! its paths was pulled with in the replays: the file lists them under `opt_outs`, the layerer
-//! lays that image out without them, and the other images keep them. The summary (and
-//! `--json`) prints the replay per image, the verdict and the opt-outs.
+//! lays that image out without them, and the other images keep them. Where a trusted image
+//! holds, in a group, a path that an untrusted image's size-first layout keeps alone, the two
+//! store the same bytes in different blobs: the path's member gets a group of its own (a
+//! *size-first single*) when a last replay shows that no trusted image pulls more with the
+//! singles (beyond 0.25% of its size-first bytes). The summary (and `--json`) prints the
+//! replay per image, the verdict, the singles and the opt-outs.
 //!
 //! # Hysteresis ([`hysteresis`])
 //! Regrouping makes every client download the regrouped layers once. Given the previous hint
@@ -288,7 +292,8 @@ fn learn(h: &History, opts: &EmitOptions, previous: Option<&HintFile>, pins: &[P
 }
 
 /// Learns the hint file: the groups of the window, hysteresis against `previous`, and the
-/// backtest's verdict (groups that only untrusted images hold are not written).
+/// backtest's verdict (groups that only untrusted images hold are not written; the size-first
+/// singles when the backtest took them).
 pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Result<Emitted, MineError> {
     opts.budget()?;
     if !(opts.registry_weight.is_finite() && opts.registry_weight >= 0.0) {
@@ -300,9 +305,12 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     let (backtest, Learned { stats, groups, merges, hysteresis, path_hazard, mut report }) = (backtest?, learned?);
     let learned = groups.len();
     let groups = backtest.kept_groups(&stats, groups);
+    let (dropped, kept) = (learned - groups.len(), groups.len());
+    let groups = backtest.with_singles(h, opts.store_layers(), &stats, groups);
     let ids: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     let merges = merges.into_iter().filter(|[a, b]| ids.contains(a.as_str()) && ids.contains(b.as_str())).collect();
-    report_backtest(&mut report, h, &backtest, learned - groups.len());
+    report_backtest(&mut report, h, &backtest, dropped);
+    report_singles(&mut report, &backtest, groups.len() - kept);
     let mut file = hint_file(h, opts, (opts.first, opts.last), groups, merges, pins, path_hazard);
     backtest.apply(h, &mut file);
     report_opt_outs(&mut report, &file, &backtest);
@@ -344,6 +352,15 @@ fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usiz
     }
     let untrusted = b.images.iter().filter(|i| !i.trusted).count();
     let _ = writeln!(report, "backtest: {untrusted} of {} images laid out as size-first; {dropped} groups that only they hold dropped", h.images.len());
+}
+
+fn report_singles(report: &mut String, b: &Backtest, singles: usize) {
+    if b.size_first_singles && singles > 0 {
+        let _ =
+            writeln!(report, "backtest: {singles} members that the untrusted images' size-first layouts keep alone get groups of their own, so those layers are shared (no trusted image pulled more)");
+    } else if !b.costlier_with_singles.is_empty() {
+        let _ = writeln!(report, "backtest: no size-first singles: {} pulled more with them", b.costlier_with_singles.join(", "));
+    }
 }
 
 fn report_opt_outs(report: &mut String, file: &HintFile, b: &Backtest) {

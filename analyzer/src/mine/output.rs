@@ -1,8 +1,11 @@
-//! The file's groups from the greedy's states: ids, members as patterns, and statistics.
+//! The file's groups from the greedy's states: ids, members as patterns, and statistics; and
+//! what the backtest's verdict does to them (groups only untrusted images hold, size-first
+//! singles).
 
 use std::collections::{BTreeSet, HashMap};
 
-use hints_format::{Group, GroupStats, Matcher, Placement};
+use hints_format::{Group, GroupStats, Matcher, MemberPattern, Placement};
+use layering_core::Closure;
 
 use super::bits::Bits;
 use super::model::{GroupState, Model};
@@ -80,6 +83,58 @@ pub(super) fn held_by_trusted(stats: &NameStats, groups: Vec<Group>, untrusted: 
     groups.into_iter().zip(held).filter_map(|(g, held)| held.then_some(g)).collect()
 }
 
+/// `groups` with every member that places a path an untrusted image keeps alone moved to a
+/// group of its own, right after the group it leaves: the *size-first singles*.
+///
+/// An untrusted image is laid out as size-first, which gives its largest paths a layer each.
+/// Where a trusted image holds such a path in a group with other names, the two images store
+/// and pull its bytes in different layers; as a group of its own, the path's layer is the same
+/// blob in both (a layer of one path is the same bytes whatever image holds it). Singles are
+/// taken from the size-first layout, with `store_layers` layers, of each closure in
+/// `size_first` (the untrusted images'); a member that is already a group alone stays. The single keeps its group's
+/// `change_rate` (the model's probability for the whole group, at least the member's own), and
+/// both take their share of the group's size.
+pub(super) fn with_size_first_singles(size_first: &[Closure], store_layers: usize, stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
+    let matcher = Matcher::of(&groups, &[]);
+    let mut singles: Vec<BTreeSet<String>> = vec![BTreeSet::new(); groups.len()];
+    for closure in size_first {
+        for layer in layering_core::size_first::layers(closure, store_layers).into_iter().filter(|l| l.paths.len() == 1) {
+            let path = &layer.paths[0];
+            let Ok(Placement { group: Some(g), .. }) = matcher.place(path.name()) else { continue };
+            let member = groups[g].members.iter().find(|m| MemberPattern::parse(m).is_ok_and(|p| p.matches(&path.name_key())));
+            if let Some(member) = member.filter(|_| groups[g].members.len() > 1) {
+                singles[g].insert(member.clone());
+            }
+        }
+    }
+    let index: HashMap<&str, u32> = stats.patterns.iter().enumerate().map(|(n, p)| (p.as_str(), n as u32)).collect();
+    let known = |members: &[String]| -> Vec<u32> { members.iter().filter_map(|m| index.get(m.as_str()).copied()).collect() };
+    let mut out: Vec<Group> = Vec::with_capacity(groups.len());
+    for (mut group, mut singles) in groups.into_iter().zip(singles) {
+        // A group whose members are all singles keeps its first one.
+        if singles.len() == group.members.len() {
+            singles.pop_first();
+        }
+        if singles.is_empty() {
+            out.push(group);
+            continue;
+        }
+        let rate = group.stats.change_rate;
+        group.members.retain(|m| !singles.contains(m));
+        let rest = known(&group.members);
+        if !rest.is_empty() {
+            (group.id, group.stats) = (group_id(stats, &rest), group_stats(stats, &rest, rate));
+        }
+        out.push(group);
+        for member in singles {
+            let n = known(std::slice::from_ref(&member));
+            let (id, stats) = if n.is_empty() { (member.clone(), GroupStats { change_rate: rate, ..GroupStats::default() }) } else { (group_id(stats, &n), group_stats(stats, &n, rate)) };
+            out.push(Group { id, members: vec![member], stats });
+        }
+    }
+    out
+}
+
 /// The positions in `groups` of every group that would place one of `names`, as the layerer's
 /// matcher places it. Without a group its names can go to another group whose pattern is less
 /// specific (`gcc` once `gcc@14-base-[0-9]*` is gone), which then counts too, until none does.
@@ -106,9 +161,13 @@ fn bytes(stats: &NameStats, members: &[u32]) -> u64 {
 mod tests {
     use hints_format::{Group, GroupStats};
 
-    use super::held_by_trusted;
+    use layering_core::{Closure, PathInfo};
+    use sha2::{Digest, Sha256};
+
+    use super::{held_by_trusted, with_size_first_singles};
     use crate::mine::bits::Bits;
     use crate::mine::greedy::tests::stats;
+    use crate::synth::store_path;
 
     fn group(id: &str, members: &[&str]) -> Group {
         Group { id: id.into(), members: members.iter().map(|m| m.to_string()).collect(), stats: GroupStats::default() }
@@ -127,5 +186,33 @@ mod tests {
         let mut all = Bits::new(3);
         (0..3).for_each(|i| all.set(i));
         assert!(held_by_trusted(&s, groups, &all).is_empty(), "nothing trusted: no group stays");
+    }
+
+    /// A closure of unrelated paths `n{k}-1.0` of the given sizes.
+    fn closure(paths: &[(usize, u64)]) -> Closure {
+        Closure::new(paths.iter().map(|&(k, size)| PathInfo::new(store_path(&Sha256::digest(format!("{k}")), &format!("n{k}-1.0")), size, vec![])).collect()).unwrap()
+    }
+
+    fn members(groups: &[Group]) -> Vec<(&str, Vec<&str>)> {
+        groups.iter().map(|g| (g.id.as_str(), g.members.iter().map(String::as_str).collect())).collect()
+    }
+
+    #[test]
+    fn a_path_an_untrusted_image_keeps_alone_gets_a_group_of_its_own() {
+        // n0 and n2 are big and in both images; n1, n3, n4 and n5 only in the trusted image 0.
+        let s = stats(&[(50 << 20, &[0, 1]), (1 << 20, &[0]), (40 << 20, &[0, 1]), (2 << 20, &[0]), (30 << 20, &[0, 1]), (3 << 20, &[0])], 2);
+        let groups = vec![group("n0", &["n0", "n1"]), group("n2", &["n2", "n3"]), group("n4", &["n4", "n5"])];
+        // Image 1 at 3 store layers: n0 and n2 alone, n4 with the small path n6.
+        let untrusted = closure(&[(0, 50 << 20), (2, 40 << 20), (4, 30 << 20), (6, 1 << 10)]);
+        let split = with_size_first_singles(std::slice::from_ref(&untrusted), 3, &s, groups.clone());
+        assert_eq!(members(&split), [("n1", vec!["n1"]), ("n0", vec!["n0"]), ("n3", vec!["n3"]), ("n2", vec!["n2"]), ("n4", vec!["n4", "n5"])]);
+        assert_eq!((split[1].stats.size, split[0].stats.size), (50 << 20, 1 << 20), "each takes its share of the size");
+        assert_eq!(split[1].stats.images, 2);
+        // At one store layer size-first keeps nothing alone; without untrusted images, nothing changes.
+        assert_eq!(with_size_first_singles(std::slice::from_ref(&untrusted), 1, &s, groups.clone()), groups);
+        assert_eq!(with_size_first_singles(&[], 3, &s, groups.clone()), groups);
+        // A group whose members are all kept alone keeps its first member.
+        let both = closure(&[(0, 50 << 20), (1, 1 << 20)]);
+        assert_eq!(members(&with_size_first_singles(&[both], 3, &s, vec![group("n0", &["n0", "n1"])])), [("n0", vec!["n0"]), ("n1", vec!["n1"])]);
     }
 }
