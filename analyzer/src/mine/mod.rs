@@ -357,7 +357,7 @@ fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usiz
 fn report_singles(report: &mut String, b: &Backtest, singles: usize) {
     if b.size_first_singles && singles > 0 {
         let _ =
-            writeln!(report, "backtest: {singles} members that the untrusted images' size-first layouts keep alone get groups of their own, so those layers are shared (no trusted image pulled more)");
+            writeln!(report, "backtest: size-first singles: {singles} members that the untrusted images' size-first layouts keep alone get groups of their own, so the trusted images share those layers (none pulled more)");
     } else if !b.costlier_with_singles.is_empty() {
         let _ = writeln!(report, "backtest: no size-first singles: {} pulled more with them", b.costlier_with_singles.join(", "));
     }
