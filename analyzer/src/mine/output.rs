@@ -132,7 +132,22 @@ pub(super) fn with_size_first_singles(size_first: &[Closure], store_layers: usiz
             out.push(Group { id, members: vec![member], stats });
         }
     }
+    unique_ids(&mut out);
     out
+}
+
+/// Gives every group whose id an earlier group has the first free `<id>-<k>`, `k` from 2: ids
+/// made from names can meet an id written by hand (a previous file's, kept by hysteresis).
+fn unique_ids(groups: &mut [Group]) {
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let taken: BTreeSet<String> = groups.iter().map(|g| g.id.clone()).collect();
+    for g in groups.iter_mut() {
+        if !used.insert(g.id.clone()) {
+            let id = (2..).map(|k| format!("{}-{k}", g.id)).find(|id| !taken.contains(id) && !used.contains(id)).expect("some suffix is free");
+            used.insert(id.clone());
+            g.id = id;
+        }
+    }
 }
 
 /// The positions in `groups` of every group that would place one of `names`, as the layerer's
@@ -211,6 +226,10 @@ mod tests {
         // At one store layer size-first keeps nothing alone; without untrusted images, nothing changes.
         assert_eq!(with_size_first_singles(std::slice::from_ref(&untrusted), 1, &s, groups.clone()), groups);
         assert_eq!(with_size_first_singles(&[], 3, &s, groups.clone()), groups);
+        // A single's id that a hand-written group already has gets a suffix.
+        let clash = vec![group("n0", &["n5"]), group("big", &["n0", "n1"])];
+        let ids: Vec<String> = with_size_first_singles(std::slice::from_ref(&untrusted), 3, &s, clash).into_iter().map(|g| g.id).collect();
+        assert_eq!(ids, ["n0", "n1", "n0-2"]);
         // A group whose members are all kept alone keeps its first member.
         let both = closure(&[(0, 50 << 20), (1, 1 << 20)]);
         assert_eq!(members(&with_size_first_singles(&[both], 3, &s, vec![group("n0", &["n0", "n1"])])), [("n0", vec!["n0"]), ("n1", vec!["n1"])]);
