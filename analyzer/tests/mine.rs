@@ -76,7 +76,8 @@ fn learn(h: &History, max_layers: u32) -> HintFile {
 ///   it does not trust is laid out exactly as size-first at every revision;
 /// - a trusted image is laid out without a group placing any of its costly names;
 /// - with the size-first singles taken, a path an untrusted image's size-first layout keeps
-///   alone at the window's last revision is in no group with other members.
+///   alone at the window's last revision is in no group with other members, unless an image
+///   kept whole holds that group.
 fn checked_emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Emitted {
     let e = emit(h, opts, previous).unwrap();
     let f = &e.file;
@@ -106,11 +107,14 @@ fn checked_emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) ->
     }
     if e.backtest.size_first_singles {
         let groups = Matcher::of(&f.groups, &[]);
-        for (i, b) in e.backtest.images.iter().enumerate().filter(|(_, b)| !b.trusted) {
-            let Some(c) = h.closure(i, opts.last) else { continue };
+        let closure_of = |image: &str| h.closure(h.images.iter().position(|i| i == image).unwrap(), opts.last);
+        let whole: Vec<usize> =
+            e.backtest.kept_whole.iter().filter_map(|image| closure_of(image)).flat_map(|c| (0..c.len()).filter_map(|k| groups.place(c.path(k).name()).unwrap().group).collect::<Vec<_>>()).collect();
+        for b in e.backtest.images.iter().filter(|b| !b.trusted) {
+            let Some(c) = closure_of(&b.image) else { continue };
             for alone in layer(&c, budget, Strategy::SizeFirst).unwrap().into_iter().filter(|l| l.paths.len() == 1) {
                 let name = alone.paths[0].name();
-                if let Some(g) = groups.place(name).unwrap().group {
+                if let Some(g) = groups.place(name).unwrap().group.filter(|g| !whole.contains(g)) {
                     assert_eq!(f.groups[g].members.len(), 1, "{} keeps {name} alone, but the file groups it with others", b.image);
                 }
             }
@@ -555,11 +559,10 @@ fn paths_an_untrusted_image_keeps_alone_get_groups_of_their_own_when_no_trusted_
     }
     assert!(e.report.contains("size-first singles: 1 members that the untrusted images' size-first layouts keep alone get groups of their own"), "{}", e.report);
     // With a small sharedlib, app would join it to its volatile names instead, and pull it at
-    // every update: the singles are not taken.
+    // every update: app keeps its groups whole, and it holds them all.
     let (_t, h) = shared_with_an_untrusted_image(1_000_000);
     let e = checked_emit(&h, &options(&h, 4), None);
-    assert!(!e.backtest.size_first_singles);
-    assert_eq!(e.backtest.costlier_with_singles, ["app"]);
+    assert_eq!(e.backtest.kept_whole, ["app"]);
     assert_eq!(group_of(&e.file, "bigdata"), group_of(&e.file, "sharedlib"), "{}", e.file.to_canonical_string());
     assert!(e.report.contains("no size-first singles: app pulled more with them"), "{}", e.report);
 }

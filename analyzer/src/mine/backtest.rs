@@ -49,10 +49,13 @@
 //!    (`output::with_size_first_singles`): every member placing a path that an untrusted image's
 //!    size-first layout keeps alone moves to a group of its own, so the trusted images that
 //!    hold the path store and pull the same one-path layer as the untrusted image, where they
-//!    held it in a blob of their own before. The singles are taken only if no trusted image
-//!    pulled more with them than without: they are for the registry and the fleet, and an
-//!    image's own updates come first. A single adds a layer to every trusted image that holds
-//!    its path; one at its budget merges another pair of layers to make room.
+//!    held it in a blob of their own before. A single adds a layer to every trusted image that
+//!    holds its path; one at its budget merges another pair of layers to make room. A trusted
+//!    image that pulled more with the singles than without (beyond [`OPT_OUT_TOLERANCE`] of
+//!    its size-first bytes), or would lose its trust, is *kept whole*: no group it holds is
+//!    split, and the folds are replayed once more (at most [`MAX_SINGLES_ROUNDS`] rounds). The
+//!    singles are taken when a round costs no trusted image: they are for the registry and the
+//!    fleet, and an image's own updates come first.
 //! 6. `emit` drops from the file it writes every group that only untrusted images hold, moves
 //!    the singles (when taken) out of their groups as the untrusted images' layouts at the
 //!    window's last revision have them, and lists the untrusted images in `size_first_images`: told the image (`hints layer --image`,
@@ -115,12 +118,16 @@ pub struct Backtest {
     /// it pulled more than size-first.
     pub costly_names: BTreeMap<String, BTreeSet<String>>,
     /// Whether the file gives the untrusted images' size-first singles groups of their own
-    /// (`output::with_size_first_singles`): only when no trusted image pulled more with them.
+    /// (`output::with_size_first_singles`), but in groups an image kept whole holds: only when
+    /// no trusted image pulled more with them.
     pub size_first_singles: bool,
-    /// The trusted images that pulled more with the singles than without them.
-    pub costlier_with_singles: Vec<String>,
+    /// The trusted images that pulled more with the singles: no group they hold is split.
+    pub kept_whole: Vec<String>,
     #[serde(skip)]
     pub(super) untrusted: Bits,
+    /// [`Backtest::kept_whole`] as a set.
+    #[serde(skip)]
+    whole: Bits,
 }
 
 impl Backtest {
@@ -133,7 +140,7 @@ impl Backtest {
     /// revision (`output::with_size_first_singles`) when the backtest took them.
     pub(super) fn with_singles(&self, h: &History, store_layers: usize, stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
         match self.size_first_singles {
-            true => with_size_first_singles(&closures_of(h, &self.untrusted, self.window.1), store_layers, stats, groups),
+            true => with_size_first_singles(&closures_of(h, &self.untrusted, self.window.1), &closures_of(h, &self.whole, self.window.1), store_layers, stats, groups),
             false => groups,
         }
     }
@@ -214,7 +221,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         let mut untrusted = Bits::new(ni);
         (0..ni).for_each(|i| untrusted.set(i));
         let images = h.images.iter().map(|image| ImageBacktest { image: image.clone(), size_first: 0, hints: 0, trusted: false }).collect();
-        return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted, costly_names: BTreeMap::new(), size_first_singles: false, costlier_with_singles: vec![] });
+        return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted, costly_names: BTreeMap::new(), size_first_singles: false, kept_whole: vec![], whole: Bits::new(ni) });
     }
     let budget = opts.budget()?;
     // Size-first's replays do not depend on the folds: they fill the threads the folds leave.
@@ -230,7 +237,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     let (mut rounds, mut opt_out_rounds) = (0, 0);
     loop {
         rounds += 1;
-        let (learned, pulls) = replays.round(&untrusted, &costly, false)?;
+        let (learned, pulls) = replays.round(&untrusted, &costly, None)?;
         let images: Vec<ImageBacktest> =
             (0..ni).map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], trusted: trusted(size_first[i], learned[i], updates) }).collect();
         let mut grown = false;
@@ -247,24 +254,41 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
             continue;
         }
         if !grown {
-            let costlier_with_singles = match untrusted.count() {
-                0 => vec![],
-                _ => {
-                    rounds += 1;
-                    let (with_singles, _) = replays.round(&untrusted, &costly, true)?;
-                    images.iter().zip(with_singles).filter(|&(b, with)| costlier_with_singles(b, with, updates)).map(|(b, _)| b.image.clone()).collect()
-                }
-            };
-            let size_first_singles = untrusted.count() > 0 && costlier_with_singles.is_empty();
+            let (size_first_singles, whole, singles_rounds) = singles_verdict(&replays, &images, &untrusted, &costly, updates)?;
+            rounds += singles_rounds;
             let images = images.into_iter().zip(verdicts).map(|(b, verdict)| verdict.unwrap_or(b)).collect();
             let folds = folds.iter().map(|f| (f.from, f.mid)).collect();
-            return Ok(Backtest { window, folds, updates, images, rounds, costly_names: costly, size_first_singles, costlier_with_singles, untrusted });
+            return Ok(Backtest { window, folds, updates, images, rounds, costly_names: costly, size_first_singles, kept_whole: image_names(h, &whole), untrusted, whole });
         }
     }
 }
 
 /// Per name, the bytes its paths were pulled with: `[learned file, size-first]`.
 type NamePulls<'h> = HashMap<&'h str, [u64; 2]>;
+
+/// Rounds of the size-first singles at most: the second keeps whole the images the first found
+/// costlier.
+pub const MAX_SINGLES_ROUNDS: usize = 2;
+
+/// The last rounds (module doc, step 5): whether the size-first singles are taken, the images
+/// whose groups stay whole, and the rounds replayed. Each round replays the folds with the
+/// singles, less those of groups the images kept whole hold; a trusted image they cost too much
+/// ([`costlier_with_singles`]) is kept whole from then on.
+fn singles_verdict(replays: &Replays, images: &[ImageBacktest], untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, updates: u64) -> Result<(bool, Bits, usize), MineError> {
+    let mut whole = Bits::new(images.len());
+    if untrusted.count() == 0 {
+        return Ok((false, whole, 0));
+    }
+    for round in 1..=MAX_SINGLES_ROUNDS {
+        let (with_singles, _) = replays.round(untrusted, costly, Some(&whole))?;
+        let costlier: Vec<usize> = (0..images.len()).filter(|&i| costlier_with_singles(&images[i], with_singles[i], updates)).collect();
+        if costlier.is_empty() {
+            return Ok((true, whole, round));
+        }
+        costlier.into_iter().for_each(|i| whole.set(i));
+    }
+    Ok((false, whole, MAX_SINGLES_ROUNDS))
+}
 
 /// What every round of the backtest replays: the folds, and size-first's pulls in each.
 struct Replays<'a> {
@@ -278,17 +302,18 @@ struct Replays<'a> {
 
 impl<'a> Replays<'a> {
     /// Each fold's file with the verdict so far (`untrusted`, the `costly` names' opt-outs) and,
-    /// with `singles`, the untrusted images' size-first singles at the fold's split, replayed:
+    /// with `singles`, the untrusted images' size-first singles at the fold's split, less those
+    /// of groups that the images in `singles` (kept whole) hold, replayed:
     /// each image's update bytes summed over the folds, and the pulls of each name a group
     /// places ([`add_group_pulls`]).
-    fn round(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, singles: bool) -> Result<(Vec<u64>, Vec<NamePulls<'a>>), MineError> {
+    fn round(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, singles: Option<&Bits>) -> Result<(Vec<u64>, Vec<NamePulls<'a>>), MineError> {
         let (h, opts) = (self.h, self.opts);
         let mut learned = vec![0u64; h.images.len()];
         let mut pulls: Vec<NamePulls> = vec![HashMap::new(); h.images.len()];
         for (f, size_first_pulls) in self.folds.iter().zip(self.size_first_pulls) {
             let mut groups = held_by_trusted(&f.stats, f.groups.clone(), untrusted);
-            if singles {
-                groups = with_size_first_singles(&closures_of(h, untrusted, f.mid), self.budget.store_layers(), &f.stats, groups);
+            if let Some(whole) = singles {
+                groups = with_size_first_singles(&closures_of(h, untrusted, f.mid), &closures_of(h, whole, f.mid), self.budget.store_layers(), &f.stats, groups);
             }
             let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), groups, vec![], self.pins.to_vec(), f.path_hazard);
             apply_verdict(h, &mut file, untrusted, costly);

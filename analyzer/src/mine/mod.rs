@@ -90,7 +90,8 @@
 //! holds, in a group, a path that an untrusted image's size-first layout keeps alone, the two
 //! store the same bytes in different blobs: the path's member gets a group of its own (a
 //! *size-first single*) when a last replay shows that no trusted image pulls more with the
-//! singles (beyond 0.25% of its size-first bytes). The summary (and `--json`) prints the
+//! singles (beyond 0.25% of its size-first bytes); an image that does keeps the groups it holds
+//! whole, and the replay runs once more. The summary (and `--json`) prints the
 //! replay per image, the verdict, the singles and the opt-outs.
 //!
 //! # Hysteresis ([`hysteresis`])
@@ -355,11 +356,15 @@ fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usiz
 }
 
 fn report_singles(report: &mut String, b: &Backtest, singles: usize) {
-    if b.size_first_singles && singles > 0 {
-        let _ =
-            writeln!(report, "backtest: size-first singles: {singles} members that the untrusted images' size-first layouts keep alone get groups of their own, so the trusted images share those layers (none pulled more)");
-    } else if !b.costlier_with_singles.is_empty() {
-        let _ = writeln!(report, "backtest: no size-first singles: {} pulled more with them", b.costlier_with_singles.join(", "));
+    let whole = b.kept_whole.join(", ");
+    if singles > 0 {
+        let spared = if whole.is_empty() { String::new() } else { format!("; {whole} pulled more with them and keep their groups whole") };
+        let _ = writeln!(
+            report,
+            "backtest: size-first singles: {singles} members that the untrusted images' size-first layouts keep alone get groups of their own, so the trusted images share those layers{spared}"
+        );
+    } else if !whole.is_empty() {
+        let _ = writeln!(report, "backtest: no size-first singles: {whole} pulled more with them");
     }
 }
 
