@@ -58,20 +58,20 @@
 //!    fleet, and an image's own updates come first.
 //! 6. `emit` drops from the file it writes every group that only untrusted images hold, moves
 //!    the singles (when taken) out of their groups as the untrusted images' layouts at the
-//!    window's last revision have them, and lists the untrusted images in `size_first_images`: told the image (`hints layer --image`,
-//!    `nix/lib.nix`, every replay), the layerer lays such an image out exactly as size-first,
-//!    also once it holds names the window never showed it with, which other images' groups hold.
-//!    So the file's backtest is never worse than size-first's for any image. Each trusted
+//!    window's last revision have them, and lists the untrusted images in `size_first_images`:
+//!    told the image (`hints layer --image`, `nix/lib.nix`, every replay), the layerer lays
+//!    such an image out exactly as size-first, also once it holds names the window never showed
+//!    it with, which other images' groups hold. So the file's backtest is never worse than size-first's for any image. Each trusted
 //!    image's costly names become its `opt_outs`: the ids of the groups that place them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use hints_format::{Group, HintFile, Matcher};
+use hints_format::{Group, HintFile, Matcher, StorePath};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::bits::Bits;
-use super::output::{held_by_trusted, placing_groups, with_size_first_singles};
+use super::output::{held_by_trusted, kept_alone, placing_groups, with_size_first_singles};
 use super::stats::NameStats;
 use super::{hint_file, mine, EmitOptions, MineError};
 use crate::history::History;
@@ -80,8 +80,9 @@ use crate::replay::{replay_path_pulls, PathPulls, Replayed};
 /// How much more than size-first an image may pull in the backtest and stay trusted.
 pub const TOLERANCE: f64 = 0.02;
 /// How much more than size-first a trusted image may pull before it opts out of the groups that
-/// cost it most, and how much more the size-first singles may make it pull. On the generalization suite every value from 0 to 0.25% leaves the same images
-/// over size-first in the replay, while below 0.25% the dev history's fleet bytes grow by a
+/// cost it most, and how much more the size-first singles may make it pull. On the
+/// generalization suite every value from 0 to 0.25% leaves the same images over size-first in
+/// the replay, while below 0.25% the dev history's fleet bytes grow by a
 /// tenth: such small excesses are not worth the layers the image stops sharing.
 pub const OPT_OUT_TOLERANCE: f64 = 0.0025;
 /// Rounds of opt-outs at most: each replays the folds again.
@@ -140,7 +141,7 @@ impl Backtest {
     /// revision (`output::with_size_first_singles`) when the backtest took them.
     pub(super) fn with_singles(&self, h: &History, store_layers: usize, stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
         match self.size_first_singles {
-            true => with_size_first_singles(&closures_of(h, &self.untrusted, self.window.1), &closures_of(h, &self.whole, self.window.1), store_layers, stats, groups),
+            true => with_size_first_singles(&kept_alone(&closures_of(h, &self.untrusted, self.window.1), store_layers), &closures_of(h, &self.whole, self.window.1), stats, groups),
             false => groups,
         }
     }
@@ -279,8 +280,10 @@ fn singles_verdict(replays: &Replays, images: &[ImageBacktest], untrusted: &Bits
     if untrusted.count() == 0 {
         return Ok((false, whole, 0));
     }
+    // Per fold, what the untrusted images' size-first layouts keep alone at its split.
+    let alone: Vec<Vec<StorePath>> = replays.folds.iter().map(|f| kept_alone(&closures_of(replays.h, untrusted, f.mid), replays.budget.store_layers())).collect();
     for round in 1..=MAX_SINGLES_ROUNDS {
-        let (with_singles, _) = replays.round(untrusted, costly, Some(&whole))?;
+        let (with_singles, _) = replays.round(untrusted, costly, Some((&alone, &whole)))?;
         let costlier: Vec<usize> = (0..images.len()).filter(|&i| costlier_with_singles(&images[i], with_singles[i], updates)).collect();
         if costlier.is_empty() {
             return Ok((true, whole, round));
@@ -302,18 +305,18 @@ struct Replays<'a> {
 
 impl<'a> Replays<'a> {
     /// Each fold's file with the verdict so far (`untrusted`, the `costly` names' opt-outs) and,
-    /// with `singles`, the untrusted images' size-first singles at the fold's split, less those
-    /// of groups that the images in `singles` (kept whole) hold, replayed:
+    /// with `singles` (per fold the paths the untrusted images keep alone, and the images kept
+    /// whole), the size-first singles at the fold's split, replayed:
     /// each image's update bytes summed over the folds, and the pulls of each name a group
     /// places ([`add_group_pulls`]).
-    fn round(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, singles: Option<&Bits>) -> Result<(Vec<u64>, Vec<NamePulls<'a>>), MineError> {
+    fn round(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, singles: Option<(&[Vec<StorePath>], &Bits)>) -> Result<(Vec<u64>, Vec<NamePulls<'a>>), MineError> {
         let (h, opts) = (self.h, self.opts);
         let mut learned = vec![0u64; h.images.len()];
         let mut pulls: Vec<NamePulls> = vec![HashMap::new(); h.images.len()];
-        for (f, size_first_pulls) in self.folds.iter().zip(self.size_first_pulls) {
+        for (k, (f, size_first_pulls)) in self.folds.iter().zip(self.size_first_pulls).enumerate() {
             let mut groups = held_by_trusted(&f.stats, f.groups.clone(), untrusted);
-            if let Some(whole) = singles {
-                groups = with_size_first_singles(&closures_of(h, untrusted, f.mid), &closures_of(h, whole, f.mid), self.budget.store_layers(), &f.stats, groups);
+            if let Some((alone, whole)) = singles {
+                groups = with_size_first_singles(&alone[k], &closures_of(h, whole, f.mid), &f.stats, groups);
             }
             let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), groups, vec![], self.pins.to_vec(), f.path_hazard);
             apply_verdict(h, &mut file, untrusted, costly);

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use hints_format::{Group, GroupStats, Matcher, MemberPattern, Placement};
+use hints_format::{Group, GroupStats, Matcher, MemberPattern, Placement, StorePath};
 use layering_core::Closure;
 
 use super::bits::Bits;
@@ -83,19 +83,25 @@ pub(super) fn held_by_trusted(stats: &NameStats, groups: Vec<Group>, untrusted: 
     groups.into_iter().zip(held).filter_map(|(g, held)| held.then_some(g)).collect()
 }
 
-/// `groups` with every member that places a path an untrusted image keeps alone moved to a
-/// group of its own, right after the group it leaves: the *size-first singles*.
+/// The paths that size-first, with `store_layers` layers, keeps alone in each of `closures`
+/// (the untrusted images'): where [`with_size_first_singles`] takes its singles from.
+pub(super) fn kept_alone(closures: &[Closure], store_layers: usize) -> Vec<StorePath> {
+    let alone = closures.iter().flat_map(|c| layering_core::size_first::layers(c, store_layers));
+    alone.filter(|l| l.paths.len() == 1).map(|mut l| l.paths.swap_remove(0)).collect()
+}
+
+/// `groups` with every member that places a path of `alone` moved to a group of its own, right
+/// after the group it leaves: the *size-first singles*.
 ///
-/// An untrusted image is laid out as size-first, which gives its largest paths a layer each.
-/// Where a trusted image holds such a path in a group with other names, the two images store
-/// and pull its bytes in different layers; as a group of its own, the path's layer is the same
-/// blob in both (a layer of one path is the same bytes whatever image holds it). Singles are
-/// taken from the size-first layout, with `store_layers` layers, of each closure in
-/// `size_first` (the untrusted images'); a member that is already a group alone stays, and so
-/// does every group a closure in `whole` holds (a trusted image the singles cost too much). The single keeps its group's
+/// An untrusted image is laid out as size-first, which gives its largest paths a layer each
+/// ([`kept_alone`]). Where a trusted image holds such a path in a group with other names, the
+/// two images store and pull its bytes in different layers; as a group of its own, the path's
+/// layer is the same blob in both (a layer of one path is the same bytes whatever image holds
+/// it). A member that is already a group alone stays, and so does every group a closure in
+/// `whole` holds (a trusted image the singles cost too much). The single keeps its group's
 /// `change_rate` (the model's probability for the whole group, at least the member's own), and
 /// both take their share of the group's size.
-pub(super) fn with_size_first_singles(size_first: &[Closure], whole: &[Closure], store_layers: usize, stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
+pub(super) fn with_size_first_singles(alone: &[StorePath], whole: &[Closure], stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
     let matcher = Matcher::of(&groups, &[]);
     let mut held_whole = vec![false; groups.len()];
     for closure in whole {
@@ -106,14 +112,11 @@ pub(super) fn with_size_first_singles(size_first: &[Closure], whole: &[Closure],
         }
     }
     let mut singles: Vec<BTreeSet<String>> = vec![BTreeSet::new(); groups.len()];
-    for closure in size_first {
-        for layer in layering_core::size_first::layers(closure, store_layers).into_iter().filter(|l| l.paths.len() == 1) {
-            let path = &layer.paths[0];
-            let Ok(Placement { group: Some(g), .. }) = matcher.place(path.name()) else { continue };
-            let member = groups[g].members.iter().find(|m| MemberPattern::parse(m).is_ok_and(|p| p.matches(&path.name_key())));
-            if let Some(member) = member.filter(|_| !held_whole[g] && groups[g].members.len() > 1) {
-                singles[g].insert(member.clone());
-            }
+    for path in alone {
+        let Ok(Placement { group: Some(g), .. }) = matcher.place(path.name()) else { continue };
+        let member = groups[g].members.iter().find(|m| MemberPattern::parse(m).is_ok_and(|p| p.matches(&path.name_key())));
+        if let Some(member) = member.filter(|_| !held_whole[g] && groups[g].members.len() > 1) {
+            singles[g].insert(member.clone());
         }
     }
     let index: HashMap<&str, u32> = stats.patterns.iter().enumerate().map(|(n, p)| (p.as_str(), n as u32)).collect();
@@ -188,7 +191,7 @@ mod tests {
     use layering_core::{Closure, PathInfo};
     use sha2::{Digest, Sha256};
 
-    use super::{held_by_trusted, with_size_first_singles};
+    use super::{held_by_trusted, kept_alone, with_size_first_singles};
     use crate::mine::bits::Bits;
     use crate::mine::greedy::tests::stats;
     use crate::synth::store_path;
@@ -228,22 +231,22 @@ mod tests {
         let groups = vec![group("n0", &["n0", "n1"]), group("n2", &["n2", "n3"]), group("n4", &["n4", "n5"])];
         // Image 1 at 3 store layers: n0 and n2 alone, n4 with the small path n6.
         let untrusted = closure(&[(0, 50 << 20), (2, 40 << 20), (4, 30 << 20), (6, 1 << 10)]);
-        let split = with_size_first_singles(std::slice::from_ref(&untrusted), &[], 3, &s, groups.clone());
+        let split = with_size_first_singles(&kept_alone(std::slice::from_ref(&untrusted), 3), &[], &s, groups.clone());
         assert_eq!(members(&split), [("n1", vec!["n1"]), ("n0", vec!["n0"]), ("n3", vec!["n3"]), ("n2", vec!["n2"]), ("n4", vec!["n4", "n5"])]);
         assert_eq!((split[1].stats.size, split[0].stats.size), (50 << 20, 1 << 20), "each takes its share of the size");
         assert_eq!(split[1].stats.images, 2);
         // At one store layer size-first keeps nothing alone; without untrusted images, nothing changes.
-        assert_eq!(with_size_first_singles(std::slice::from_ref(&untrusted), &[], 1, &s, groups.clone()), groups);
-        assert_eq!(with_size_first_singles(&[], &[], 3, &s, groups.clone()), groups);
+        assert_eq!(with_size_first_singles(&kept_alone(std::slice::from_ref(&untrusted), 1), &[], &s, groups.clone()), groups);
+        assert_eq!(with_size_first_singles(&kept_alone(&[], 3), &[], &s, groups.clone()), groups);
         // A trusted image kept whole keeps the groups it holds: here the one holding n2.
         let kept = closure(&[(2, 40 << 20), (3, 2 << 20)]);
-        assert_eq!(members(&with_size_first_singles(std::slice::from_ref(&untrusted), &[kept], 3, &s, groups.clone()))[2..], [("n2", vec!["n2", "n3"]), ("n4", vec!["n4", "n5"])]);
+        assert_eq!(members(&with_size_first_singles(&kept_alone(std::slice::from_ref(&untrusted), 3), &[kept], &s, groups.clone()))[2..], [("n2", vec!["n2", "n3"]), ("n4", vec!["n4", "n5"])]);
         // A single's id that a hand-written group already has gets a suffix.
         let clash = vec![group("n0", &["n5"]), group("big", &["n0", "n1"])];
-        let ids: Vec<String> = with_size_first_singles(std::slice::from_ref(&untrusted), &[], 3, &s, clash).into_iter().map(|g| g.id).collect();
+        let ids: Vec<String> = with_size_first_singles(&kept_alone(std::slice::from_ref(&untrusted), 3), &[], &s, clash).into_iter().map(|g| g.id).collect();
         assert_eq!(ids, ["n0", "n1", "n0-2"]);
         // A group whose members are all kept alone keeps its first member.
         let both = closure(&[(0, 50 << 20), (1, 1 << 20)]);
-        assert_eq!(members(&with_size_first_singles(&[both], &[], 3, &s, vec![group("n0", &["n0", "n1"])])), [("n0", vec!["n0"]), ("n1", vec!["n1"])]);
+        assert_eq!(members(&with_size_first_singles(&kept_alone(&[both], 3), &[], &s, vec![group("n0", &["n0", "n1"])])), [("n0", vec!["n0"]), ("n1", vec!["n1"])]);
     }
 }
