@@ -45,17 +45,20 @@
 //!    joins the untrusted set. An opt-out costs the other images nothing, where dropping the
 //!    group would re-split their fallback and share less; the costs come from the replays the
 //!    image was trusted on, so an image found worse is never rescued by them.
-//! 5. With some image untrusted, one more round replays the files with the *size-first singles*
-//!    (`output::with_size_first_singles`): every member placing a path that an untrusted image's
-//!    size-first layout keeps alone moves to a group of its own, so the trusted images that
-//!    hold the path store and pull the same one-path layer as the untrusted image, where they
-//!    held it in a blob of their own before. A single adds a layer to every trusted image that
-//!    holds its path; one at its budget merges another pair of layers to make room. A trusted
-//!    image that pulled more with the singles than without (beyond [`OPT_OUT_TOLERANCE`] of
-//!    its size-first bytes), or would lose its trust, is *kept whole*: no group it holds is
-//!    split, and the folds are replayed once more (at most [`MAX_SINGLES_ROUNDS`] rounds). The
-//!    singles are taken when a round costs no trusted image: they are for the registry and the
-//!    fleet, and an image's own updates come first.
+//! 5. With some image untrusted, the files are replayed with the *size-first singles*
+//!    (`output::with_size_first_singles`): the members placing the paths of a layer of an
+//!    untrusted image's size-first layout (a large path with what only it uses there, or one
+//!    path alone) move to a group of their own, so the trusted images that hold those paths
+//!    store and pull the same layer as the untrusted image, where they held its bytes in blobs
+//!    of their own before. A single adds a layer to every trusted image that holds its paths;
+//!    one at its budget merges another pair of layers to make room. A trusted image that pulled
+//!    more with the singles than without (beyond [`OPT_OUT_TOLERANCE`] of its size-first
+//!    bytes) while no longer [`SINGLES_ROOM`] under size-first, or would lose its trust, costs
+//!    too much. [`SINGLES_TRIES`]: first every such layer, in one round; if it costs an image,
+//!    the one-path layers alone, and if those cost an image, they are replayed once more with
+//!    that image *kept whole* (no group it holds is split). The singles are taken when a round
+//!    costs no trusted image: they are for the registry and the fleet, and an image's own
+//!    updates come first.
 //! 6. `emit` drops from the file it writes every group that only untrusted images hold, moves
 //!    the singles (when taken) out of their groups as the untrusted images' layouts at the
 //!    window's last revision have them, and lists the untrusted images in `size_first_images`:
@@ -71,7 +74,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::bits::Bits;
-use super::output::{held_by_trusted, kept_alone, placing_groups, with_size_first_singles};
+use super::output::{held_by_trusted, placing_groups, size_first_layers, with_size_first_singles};
 use super::stats::NameStats;
 use super::{hint_file, mine, EmitOptions, MineError};
 use crate::history::History;
@@ -85,6 +88,12 @@ pub const TOLERANCE: f64 = 0.02;
 /// the replay, while below 0.25% the dev history's fleet bytes grow by a
 /// tenth: such small excesses are not worth the layers the image stops sharing.
 pub const OPT_OUT_TOLERANCE: f64 = 0.0025;
+/// How far under size-first a trusted image's replay with the size-first singles must stay for
+/// it to take them whatever they cost it: five times the allowance ([`TOLERANCE`]) under. The
+/// singles serve the registry and the fleet; such an image's own updates keep a wide margin. On
+/// the generalization suite 3%, 5% and 10% differ by at most 0.0011 in any mean; 10% is the most
+/// careful of them.
+pub const SINGLES_ROOM: f64 = 0.10;
 /// Rounds of opt-outs at most: each replays the folds again.
 pub const MAX_OPT_OUT_ROUNDS: usize = 3;
 /// Below this excess per update (bytes), a small image stays trusted whatever the ratio.
@@ -118,10 +127,10 @@ pub struct Backtest {
     /// Per trusted image, the names whose groups it opts out of: those that cost it most where
     /// it pulled more than size-first.
     pub costly_names: BTreeMap<String, BTreeSet<String>>,
-    /// Whether the file gives the untrusted images' size-first singles groups of their own
-    /// (`output::with_size_first_singles`), but in groups an image kept whole holds: only when
-    /// no trusted image pulled more with them.
-    pub size_first_singles: bool,
+    /// Which of the untrusted images' size-first layers the file repeats as groups of their own
+    /// (the *size-first singles*, `output::with_size_first_singles`), but in groups an image
+    /// kept whole holds; `None` when every try cost some trusted image.
+    pub size_first_singles: Option<Mirror>,
     /// The trusted images that pulled more with the singles: no group they hold is split.
     pub kept_whole: Vec<String>,
     #[serde(skip)]
@@ -131,6 +140,24 @@ pub struct Backtest {
     whole: Bits,
 }
 
+/// Which layers of an untrusted image's size-first layout the size-first singles repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mirror {
+    /// Every layer of one path, and every layer of one primary with what only it uses there.
+    Layers,
+    /// The layers of one path.
+    Paths,
+}
+
+impl Mirror {
+    /// Whether the singles repeat `layer`, one of size-first's.
+    pub fn repeats(self, layer: &layering_core::Layer) -> bool {
+        let one_primary = || matches!(&layer.reason, layering_core::Reason::SizeFirst { used_by } if used_by.len() == 1);
+        layer.paths.len() == 1 || (self == Mirror::Layers && one_primary())
+    }
+}
+
 impl Backtest {
     /// `groups` (learned from `stats`) less those that only untrusted images hold.
     pub(super) fn kept_groups(&self, stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
@@ -138,11 +165,15 @@ impl Backtest {
     }
 
     /// The kept `groups` with the untrusted images' size-first singles at the window's last
-    /// revision (`output::with_size_first_singles`) when the backtest took them.
-    pub(super) fn with_singles(&self, h: &History, store_layers: usize, stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
+    /// revision (`output::with_size_first_singles`) when the backtest took them, and how many
+    /// there are.
+    pub(super) fn with_singles(&self, h: &History, store_layers: usize, stats: &NameStats, groups: Vec<Group>) -> (Vec<Group>, usize) {
         match self.size_first_singles {
-            true => with_size_first_singles(&kept_alone(&closures_of(h, &self.untrusted, self.window.1), store_layers), &closures_of(h, &self.whole, self.window.1), stats, groups),
-            false => groups,
+            Some(mirror) => {
+                let layers = size_first_layers(&closures_of(h, &self.untrusted, self.window.1), store_layers, mirror);
+                with_size_first_singles(&layers, &closures_of(h, &self.whole, self.window.1), stats, groups)
+            }
+            None => (groups, 0),
         }
     }
 
@@ -179,10 +210,12 @@ pub fn trusted(size_first: u64, hints: u64, updates: u64) -> bool {
 
 /// Whether the size-first singles cost the trusted image `b` too much: with them it pulled
 /// `with_singles` bytes, more than [`OPT_OUT_TOLERANCE`] of its size-first bytes over what it
-/// pulled without them, or enough to lose its trust.
+/// pulled without them while no longer [`SINGLES_ROOM`] under size-first, or enough to lose its
+/// trust.
 fn costlier_with_singles(b: &ImageBacktest, with_singles: u64, updates: u64) -> bool {
     let beyond_tolerance = with_singles as f64 > b.hints as f64 + b.size_first as f64 * OPT_OUT_TOLERANCE;
-    b.trusted && (beyond_tolerance || !trusted(b.size_first, with_singles, updates))
+    let room = with_singles as f64 <= b.size_first as f64 * (1.0 - SINGLES_ROOM);
+    b.trusted && ((beyond_tolerance && !room) || !trusted(b.size_first, with_singles, updates))
 }
 
 /// Transitions the earliest fold replays, at most: the evidence of the last few updates, at a
@@ -222,7 +255,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         let mut untrusted = Bits::new(ni);
         (0..ni).for_each(|i| untrusted.set(i));
         let images = h.images.iter().map(|image| ImageBacktest { image: image.clone(), size_first: 0, hints: 0, trusted: false }).collect();
-        return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted, costly_names: BTreeMap::new(), size_first_singles: false, kept_whole: vec![], whole: Bits::new(ni) });
+        return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted, costly_names: BTreeMap::new(), size_first_singles: None, kept_whole: vec![], whole: Bits::new(ni) });
     }
     let budget = opts.budget()?;
     // Size-first's replays do not depend on the folds: they fill the threads the folds leave.
@@ -267,31 +300,41 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
 /// Per name, the bytes its paths were pulled with: `[learned file, size-first]`.
 type NamePulls<'h> = HashMap<&'h str, [u64; 2]>;
 
-/// Rounds of the size-first singles at most: the second keeps whole the images the first found
-/// costlier.
-pub const MAX_SINGLES_ROUNDS: usize = 2;
+/// How the size-first singles are tried, in order: which layers they repeat, and the rounds
+/// each try replays at most. Whole layers share the most; where one round shows that they cost
+/// a trusted image, the one-path layers are tried, and in a second round without the groups of
+/// the images they cost.
+pub const SINGLES_TRIES: [(Mirror, usize); 2] = [(Mirror::Layers, 1), (Mirror::Paths, 2)];
 
-/// The last rounds (module doc, step 5): whether the size-first singles are taken, the images
-/// whose groups stay whole, and the rounds replayed. Each round replays the folds with the
-/// singles, less those of groups the images kept whole hold; a trusted image they cost too much
-/// ([`costlier_with_singles`]) is kept whole from then on.
-fn singles_verdict(replays: &Replays, images: &[ImageBacktest], untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, updates: u64) -> Result<(bool, Bits, usize), MineError> {
+/// The last rounds (module doc, step 5): which layers the size-first singles repeat (`None`:
+/// none), the images whose groups stay whole, and the rounds replayed. Each round replays the
+/// folds with the singles, less those of groups the images kept whole hold; a trusted image they
+/// cost too much ([`costlier_with_singles`]) is kept whole for the rest of the try.
+fn singles_verdict(replays: &Replays, images: &[ImageBacktest], untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, updates: u64) -> Result<(Option<Mirror>, Bits, usize), MineError> {
     let mut whole = Bits::new(images.len());
+    let mut rounds = 0;
     if untrusted.count() == 0 {
-        return Ok((false, whole, 0));
+        return Ok((None, whole, rounds));
     }
-    // Per fold, what the untrusted images' size-first layouts keep alone at its split.
-    let alone: Vec<Vec<StorePath>> = replays.folds.iter().map(|f| kept_alone(&closures_of(replays.h, untrusted, f.mid), replays.budget.store_layers())).collect();
-    for round in 1..=MAX_SINGLES_ROUNDS {
-        let (with_singles, _) = replays.round(untrusted, costly, Some((&alone, &whole)))?;
-        let costlier: Vec<usize> = (0..images.len()).filter(|&i| costlier_with_singles(&images[i], with_singles[i], updates)).collect();
-        if costlier.is_empty() {
-            return Ok((true, whole, round));
+    for (mirror, max_rounds) in SINGLES_TRIES {
+        whole = Bits::new(images.len());
+        // Per fold, the layers the singles repeat, at its split.
+        let layers: Vec<SingleLayers> = replays.folds.iter().map(|f| size_first_layers(&closures_of(replays.h, untrusted, f.mid), replays.budget.store_layers(), mirror)).collect();
+        for _ in 0..max_rounds {
+            rounds += 1;
+            let (with_singles, _) = replays.round(untrusted, costly, Some((&layers, &whole)))?;
+            let costlier: Vec<usize> = (0..images.len()).filter(|&i| costlier_with_singles(&images[i], with_singles[i], updates)).collect();
+            if costlier.is_empty() {
+                return Ok((Some(mirror), whole, rounds));
+            }
+            costlier.into_iter().for_each(|i| whole.set(i));
         }
-        costlier.into_iter().for_each(|i| whole.set(i));
     }
-    Ok((false, whole, MAX_SINGLES_ROUNDS))
+    Ok((None, whole, rounds))
 }
+
+/// The layers the size-first singles repeat, each as its paths.
+type SingleLayers = Vec<Vec<StorePath>>;
 
 /// What every round of the backtest replays: the folds, and size-first's pulls in each.
 struct Replays<'a> {
@@ -305,18 +348,18 @@ struct Replays<'a> {
 
 impl<'a> Replays<'a> {
     /// Each fold's file with the verdict so far (`untrusted`, the `costly` names' opt-outs) and,
-    /// with `singles` (per fold the paths the untrusted images keep alone, and the images kept
+    /// with `singles` (per fold the layers the singles repeat, and the images kept
     /// whole), the size-first singles at the fold's split, replayed:
     /// each image's update bytes summed over the folds, and the pulls of each name a group
     /// places ([`add_group_pulls`]).
-    fn round(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, singles: Option<(&[Vec<StorePath>], &Bits)>) -> Result<(Vec<u64>, Vec<NamePulls<'a>>), MineError> {
+    fn round(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, singles: Option<(&[SingleLayers], &Bits)>) -> Result<(Vec<u64>, Vec<NamePulls<'a>>), MineError> {
         let (h, opts) = (self.h, self.opts);
         let mut learned = vec![0u64; h.images.len()];
         let mut pulls: Vec<NamePulls> = vec![HashMap::new(); h.images.len()];
         for (k, (f, size_first_pulls)) in self.folds.iter().zip(self.size_first_pulls).enumerate() {
             let mut groups = held_by_trusted(&f.stats, f.groups.clone(), untrusted);
-            if let Some((alone, whole)) = singles {
-                groups = with_size_first_singles(&alone[k], &closures_of(h, whole, f.mid), &f.stats, groups);
+            if let Some((layers, whole)) = singles {
+                groups = with_size_first_singles(&layers[k], &closures_of(h, whole, f.mid), &f.stats, groups).0;
             }
             let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), groups, vec![], self.pins.to_vec(), f.path_hazard);
             apply_verdict(h, &mut file, untrusted, costly);
@@ -436,11 +479,14 @@ mod tests {
     }
 
     #[test]
-    fn singles_may_cost_a_trusted_image_a_quarter_percent_of_size_first() {
-        let b = ImageBacktest { image: "app".into(), size_first: 1_000_000_000, hints: 900_000_000, trusted: true };
-        assert!(!costlier_with_singles(&b, 900_000_000, 4));
-        assert!(!costlier_with_singles(&b, 902_500_000, 4), "0.25% of size-first more");
-        assert!(costlier_with_singles(&b, 902_500_001, 4));
+    fn singles_may_cost_a_trusted_image_a_quarter_percent_of_size_first_or_anything_a_tenth_under_it() {
+        let b = ImageBacktest { image: "app".into(), size_first: 1_000_000_000, hints: 950_000_000, trusted: true };
+        assert!(!costlier_with_singles(&b, 950_000_000, 4));
+        assert!(!costlier_with_singles(&b, 952_500_000, 4), "0.25% of size-first more");
+        assert!(costlier_with_singles(&b, 952_500_001, 4));
+        let roomy = ImageBacktest { hints: 800_000_000, ..b.clone() };
+        assert!(!costlier_with_singles(&roomy, 900_000_000, 4), "10% more, and still a tenth under size-first");
+        assert!(costlier_with_singles(&roomy, 900_000_001, 4));
         let edge = ImageBacktest { hints: 1_019_000_000, ..b.clone() };
         assert!(costlier_with_singles(&edge, 1_021_000_000, 4), "within the quarter percent, but no longer trusted");
         let untrusted = ImageBacktest { trusted: false, ..b };

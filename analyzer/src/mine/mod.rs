@@ -87,12 +87,14 @@
 //! size-first (beyond 0.25%) *opts out* of the groups that cost it most, found by what each of
 //! its paths was pulled with in the replays: the file lists them under `opt_outs`, the layerer
 //! lays that image out without them, and the other images keep them. Where a trusted image
-//! holds, in a group, a path that an untrusted image's size-first layout keeps alone, the two
-//! store the same bytes in different blobs: the path's member gets a group of its own (a
-//! *size-first single*) when a last replay shows that no trusted image pulls more with the
-//! singles (beyond 0.25% of its size-first bytes); an image that does keeps the groups it holds
-//! whole, and the replay runs once more. The summary (and `--json`) prints the
-//! replay per image, the verdict, the singles and the opt-outs.
+//! holds, in groups with other names, the paths of a layer of an untrusted image's size-first
+//! layout (a large path with what only it uses there), the two store the same bytes in
+//! different blobs: the layer's members get a group of their own (a *size-first single*) when a
+//! last replay shows that no trusted image pulls more with the singles (beyond 0.25% of its
+//! size-first bytes, unless it still pulls a tenth less than size-first). If one does, only the
+//! one-path layers are tried, and an image they cost keeps the groups it holds whole. The
+//! summary (and `--json`) prints the replay per image, the verdict, the singles and the
+//! opt-outs.
 //!
 //! # Hysteresis ([`hysteresis`])
 //! Regrouping makes every client download the regrouped layers once. Given the previous hint
@@ -120,7 +122,7 @@ use std::fmt::Write as _;
 
 use hints_format::{BudgetHeader, Group, HintFile, LearnedFrom, Matcher, MemberPattern, Pin, RevisionRange};
 
-pub use backtest::{Backtest, ImageBacktest};
+pub use backtest::{Backtest, ImageBacktest, Mirror};
 pub use hysteresis::Decision;
 pub(crate) use stats::NameStats;
 
@@ -306,12 +308,12 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     let (backtest, Learned { stats, groups, merges, hysteresis, path_hazard, mut report }) = (backtest?, learned?);
     let learned = groups.len();
     let groups = backtest.kept_groups(&stats, groups);
-    let (dropped, kept) = (learned - groups.len(), groups.len());
-    let groups = backtest.with_singles(h, opts.store_layers(), &stats, groups);
+    let dropped = learned - groups.len();
+    let (groups, singles) = backtest.with_singles(h, opts.store_layers(), &stats, groups);
     let ids: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     let merges = merges.into_iter().filter(|[a, b]| ids.contains(a.as_str()) && ids.contains(b.as_str())).collect();
     report_backtest(&mut report, h, &backtest, dropped);
-    report_singles(&mut report, &backtest, groups.len() - kept);
+    report_singles(&mut report, &backtest, singles);
     let mut file = hint_file(h, opts, (opts.first, opts.last), groups, merges, pins, path_hazard);
     backtest.apply(h, &mut file);
     report_opt_outs(&mut report, &file, &backtest);
@@ -357,14 +359,19 @@ fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usiz
 
 fn report_singles(report: &mut String, b: &Backtest, singles: usize) {
     let whole = b.kept_whole.join(", ");
-    if singles > 0 {
-        let spared = if whole.is_empty() { String::new() } else { format!("; {whole} pulled more with them and keep their groups whole") };
-        let _ = writeln!(
-            report,
-            "backtest: size-first singles: {singles} members that the untrusted images' size-first layouts keep alone get groups of their own, so the trusted images share those layers{spared}"
-        );
-    } else if !whole.is_empty() {
-        let _ = writeln!(report, "backtest: no size-first singles: {whole} pulled more with them");
+    match b.size_first_singles {
+        Some(mirror) if singles > 0 => {
+            let spared = if whole.is_empty() { String::new() } else { format!("; {whole} pulled more with them and keep their groups whole") };
+            let layers = match mirror {
+                Mirror::Layers => "layers (a large path with what only it uses there)",
+                Mirror::Paths => "one-path layers",
+            };
+            let _ = writeln!(report, "backtest: size-first singles: {singles} {layers} of the untrusted images' size-first layouts are groups of their own, so the trusted images share them{spared}");
+        }
+        _ if !whole.is_empty() => {
+            let _ = writeln!(report, "backtest: no size-first singles: {whole} pulled more with them");
+        }
+        _ => {}
     }
 }
 

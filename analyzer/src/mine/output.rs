@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use hints_format::{Group, GroupStats, Matcher, MemberPattern, Placement, StorePath};
 use layering_core::Closure;
 
+use super::backtest::Mirror;
 use super::bits::Bits;
 use super::model::{GroupState, Model};
 use super::stats::NameStats;
@@ -83,68 +84,91 @@ pub(super) fn held_by_trusted(stats: &NameStats, groups: Vec<Group>, untrusted: 
     groups.into_iter().zip(held).filter_map(|(g, held)| held.then_some(g)).collect()
 }
 
-/// The paths that size-first, with `store_layers` layers, keeps alone in each of `closures`
-/// (the untrusted images'): where [`with_size_first_singles`] takes its singles from.
-pub(super) fn kept_alone(closures: &[Closure], store_layers: usize) -> Vec<StorePath> {
-    let alone = closures.iter().flat_map(|c| layering_core::size_first::layers(c, store_layers));
-    alone.filter(|l| l.paths.len() == 1).map(|mut l| l.paths.swap_remove(0)).collect()
+/// The layers of size-first's layout, with `store_layers` layers, of each of `closures` (the
+/// untrusted images') that `mirror` repeats: where [`with_size_first_singles`] takes its
+/// singles from.
+pub(super) fn size_first_layers(closures: &[Closure], store_layers: usize, mirror: Mirror) -> Vec<Vec<StorePath>> {
+    let layers = closures.iter().flat_map(|c| layering_core::size_first::layers(c, store_layers));
+    layers.filter(|l| mirror.repeats(l)).map(|l| l.paths).collect()
 }
 
-/// `groups` with every member that places a path of `alone` moved to a group of its own, right
-/// after the group it leaves: the *size-first singles*.
+/// `groups` with the members that place each of `layers` moved to a group of their own, right
+/// after the first group they leave: the *size-first singles*.
 ///
-/// An untrusted image is laid out as size-first, which gives its largest paths a layer each
-/// ([`kept_alone`]). Where a trusted image holds such a path in a group with other names, the
-/// two images store and pull its bytes in different layers; as a group of its own, the path's
-/// layer is the same blob in both (a layer of one path is the same bytes whatever image holds
-/// it). A member that is already a group alone stays, and so does every group a closure in
-/// `whole` holds (a trusted image the singles cost too much). The single keeps its group's
-/// `change_rate` (the model's probability for the whole group, at least the member's own), and
-/// both take their share of the group's size.
-pub(super) fn with_size_first_singles(alone: &[StorePath], whole: &[Closure], stats: &NameStats, groups: Vec<Group>) -> Vec<Group> {
-    let matcher = Matcher::of(&groups, &[]);
-    let mut held_whole = vec![false; groups.len()];
-    for closure in whole {
-        for k in 0..closure.len() {
-            if let Ok(Placement { group: Some(g), .. }) = matcher.place(closure.path(k).name()) {
-                held_whole[g] = true;
-            }
-        }
+/// An untrusted image is laid out as size-first, which gives its largest paths a layer each,
+/// with what only they use there ([`size_first_layers`]). Where a trusted image holds such a
+/// layer's paths in groups with other names, the two images store and pull those bytes in
+/// different layers; as a group of its own, the layer is the same blob in both (a trusted image
+/// that holds a path holds its dependencies, so it holds the whole layer). A layer is skipped
+/// when a path of it has no group, when a group a closure in `whole` holds places one (a trusted
+/// image the singles cost too much), or when an earlier layer took one of its members; one that
+/// is a group already stays. A single's `change_rate` is the highest of the groups it leaves
+/// (the model's probability for the whole group, at least its members' own), and every group
+/// changed gets its members' size and image count. Also gives the number of singles.
+pub(super) fn with_size_first_singles(layers: &[Vec<StorePath>], whole: &[Closure], stats: &NameStats, groups: Vec<Group>) -> (Vec<Group>, usize) {
+    let singles = singles(layers, whole, &groups);
+    let count = singles.len();
+    let mut after: Vec<Vec<Single>> = (0..groups.len()).map(|_| vec![]).collect();
+    for single in singles {
+        after[single.after].push(single);
     }
-    let mut singles: Vec<BTreeSet<String>> = vec![BTreeSet::new(); groups.len()];
-    for path in alone {
-        let Ok(Placement { group: Some(g), .. }) = matcher.place(path.name()) else { continue };
-        let member = groups[g].members.iter().find(|m| MemberPattern::parse(m).is_ok_and(|p| p.matches(&path.name_key())));
-        if let Some(member) = member.filter(|_| !held_whole[g] && groups[g].members.len() > 1) {
-            singles[g].insert(member.clone());
-        }
-    }
+    let leaving: BTreeSet<&String> = after.iter().flatten().flat_map(|s| &s.members).collect();
     let index: HashMap<&str, u32> = stats.patterns.iter().enumerate().map(|(n, p)| (p.as_str(), n as u32)).collect();
     let known = |members: &[String]| -> Vec<u32> { members.iter().filter_map(|m| index.get(m.as_str()).copied()).collect() };
+    let restated = |id: &str, members: Vec<String>, rate: f64| {
+        let n = known(&members);
+        let (id, stats) = if n.is_empty() { (id.to_string(), GroupStats { change_rate: rate, ..GroupStats::default() }) } else { (group_id(stats, &n), group_stats(stats, &n, rate)) };
+        Group { id, members, stats }
+    };
     let mut out: Vec<Group> = Vec::with_capacity(groups.len());
-    for (mut group, mut singles) in groups.into_iter().zip(singles) {
-        // A group whose members are all singles keeps its first one.
-        if singles.len() == group.members.len() {
-            singles.pop_first();
+    for (group, singles) in groups.iter().zip(&after) {
+        let rest: Vec<String> = group.members.iter().filter(|m| !leaving.contains(m)).cloned().collect();
+        if rest.len() == group.members.len() {
+            out.push(group.clone());
+        } else if !rest.is_empty() {
+            out.push(restated(&group.id, rest, group.stats.change_rate));
         }
-        if singles.is_empty() {
-            out.push(group);
-            continue;
-        }
-        let rate = group.stats.change_rate;
-        group.members.retain(|m| !singles.contains(m));
-        let rest = known(&group.members);
-        if !rest.is_empty() {
-            (group.id, group.stats) = (group_id(stats, &rest), group_stats(stats, &rest, rate));
-        }
-        out.push(group);
-        for member in singles {
-            let n = known(std::slice::from_ref(&member));
-            let (id, stats) = if n.is_empty() { (member.clone(), GroupStats { change_rate: rate, ..GroupStats::default() }) } else { (group_id(stats, &n), group_stats(stats, &n, rate)) };
-            out.push(Group { id, members: vec![member], stats });
-        }
+        out.extend(singles.iter().map(|s| restated(&s.members[0], s.members.clone(), s.rate)));
     }
     unique_ids(&mut out);
+    (out, count)
+}
+
+/// A layer repeated as a group: its members (sorted), the position of the first group they
+/// leave, and the highest change rate of those groups.
+struct Single {
+    members: Vec<String>,
+    after: usize,
+    rate: f64,
+}
+
+/// The singles of [`with_size_first_singles`], first come first served.
+fn singles(layers: &[Vec<StorePath>], whole: &[Closure], groups: &[Group]) -> Vec<Single> {
+    let matcher = Matcher::of(groups, &[]);
+    let place = |path: &StorePath| -> Option<(usize, &String)> {
+        let Ok(Placement { group: Some(g), .. }) = matcher.place(path.name()) else { return None };
+        Some((g, groups[g].members.iter().find(|m| MemberPattern::parse(m).is_ok_and(|p| p.matches(&path.name_key())))?))
+    };
+    let mut held_whole = vec![false; groups.len()];
+    for g in whole.iter().flat_map(|c| (0..c.len()).filter_map(|k| matcher.place(c.path(k).name()).ok()?.group)) {
+        held_whole[g] = true;
+    }
+    let mut taken: BTreeSet<&String> = BTreeSet::new();
+    let mut out = vec![];
+    for layer in layers {
+        let Some(placed) = layer.iter().map(place).collect::<Option<Vec<_>>>() else { continue };
+        let members: BTreeSet<&String> = placed.iter().map(|&(_, m)| m).collect();
+        if placed.iter().any(|&(g, _)| held_whole[g]) || members.iter().any(|m| taken.contains(m)) {
+            continue;
+        }
+        taken.extend(&members);
+        let after = placed.iter().map(|&(g, _)| g).min().expect("a layer holds a path");
+        if groups[after].members.len() == members.len() && placed.iter().all(|&(g, _)| g == after) {
+            continue;
+        }
+        let rate = placed.iter().map(|&(g, _)| groups[g].stats.change_rate).fold(0.0, f64::max);
+        out.push(Single { members: members.into_iter().cloned().collect(), after, rate });
+    }
     out
 }
 
@@ -191,7 +215,7 @@ mod tests {
     use layering_core::{Closure, PathInfo};
     use sha2::{Digest, Sha256};
 
-    use super::{held_by_trusted, kept_alone, with_size_first_singles};
+    use super::{held_by_trusted, size_first_layers, with_size_first_singles, Mirror};
     use crate::mine::bits::Bits;
     use crate::mine::greedy::tests::stats;
     use crate::synth::store_path;
@@ -215,13 +239,23 @@ mod tests {
         assert!(held_by_trusted(&s, groups, &all).is_empty(), "nothing trusted: no group stays");
     }
 
+    /// A closure of paths `n{k}-1.0` of the given sizes, each referencing the listed others.
+    fn closure_with(paths: &[(usize, u64, &[usize])]) -> Closure {
+        let path = |k: usize| store_path(&Sha256::digest(format!("{k}")), &format!("n{k}-1.0"));
+        Closure::new(paths.iter().map(|&(k, size, refs)| PathInfo::new(path(k), size, refs.iter().map(|&r| path(r)).collect())).collect()).unwrap()
+    }
+
     /// A closure of unrelated paths `n{k}-1.0` of the given sizes.
     fn closure(paths: &[(usize, u64)]) -> Closure {
-        Closure::new(paths.iter().map(|&(k, size)| PathInfo::new(store_path(&Sha256::digest(format!("{k}")), &format!("n{k}-1.0")), size, vec![])).collect()).unwrap()
+        closure_with(&paths.iter().map(|&(k, size)| (k, size, &[][..])).collect::<Vec<_>>())
     }
 
     fn members(groups: &[Group]) -> Vec<(&str, Vec<&str>)> {
         groups.iter().map(|g| (g.id.as_str(), g.members.iter().map(String::as_str).collect())).collect()
+    }
+
+    fn singled(layers: &[Closure], store_layers: usize, mirror: Mirror, whole: &[Closure], s: &crate::mine::NameStats, groups: &[Group]) -> Vec<Group> {
+        with_size_first_singles(&size_first_layers(layers, store_layers, mirror), whole, s, groups.to_vec()).0
     }
 
     #[test]
@@ -231,22 +265,49 @@ mod tests {
         let groups = vec![group("n0", &["n0", "n1"]), group("n2", &["n2", "n3"]), group("n4", &["n4", "n5"])];
         // Image 1 at 3 store layers: n0 and n2 alone, n4 with the small path n6.
         let untrusted = closure(&[(0, 50 << 20), (2, 40 << 20), (4, 30 << 20), (6, 1 << 10)]);
-        let split = with_size_first_singles(&kept_alone(std::slice::from_ref(&untrusted), 3), &[], &s, groups.clone());
+        let one = std::slice::from_ref(&untrusted);
+        let split = singled(one, 3, Mirror::Paths, &[], &s, &groups);
         assert_eq!(members(&split), [("n1", vec!["n1"]), ("n0", vec!["n0"]), ("n3", vec!["n3"]), ("n2", vec!["n2"]), ("n4", vec!["n4", "n5"])]);
         assert_eq!((split[1].stats.size, split[0].stats.size), (50 << 20, 1 << 20), "each takes its share of the size");
         assert_eq!(split[1].stats.images, 2);
+        assert_eq!(with_size_first_singles(&size_first_layers(one, 3, Mirror::Paths), &[], &s, groups.clone()).1, 2);
         // At one store layer size-first keeps nothing alone; without untrusted images, nothing changes.
-        assert_eq!(with_size_first_singles(&kept_alone(std::slice::from_ref(&untrusted), 1), &[], &s, groups.clone()), groups);
-        assert_eq!(with_size_first_singles(&kept_alone(&[], 3), &[], &s, groups.clone()), groups);
+        assert_eq!(singled(one, 1, Mirror::Paths, &[], &s, &groups), groups);
+        assert_eq!(singled(&[], 3, Mirror::Paths, &[], &s, &groups), groups);
         // A trusted image kept whole keeps the groups it holds: here the one holding n2.
         let kept = closure(&[(2, 40 << 20), (3, 2 << 20)]);
-        assert_eq!(members(&with_size_first_singles(&kept_alone(std::slice::from_ref(&untrusted), 3), &[kept], &s, groups.clone()))[2..], [("n2", vec!["n2", "n3"]), ("n4", vec!["n4", "n5"])]);
+        assert_eq!(members(&singled(one, 3, Mirror::Paths, &[kept], &s, &groups))[2..], [("n2", vec!["n2", "n3"]), ("n4", vec!["n4", "n5"])]);
         // A single's id that a hand-written group already has gets a suffix.
         let clash = vec![group("n0", &["n5"]), group("big", &["n0", "n1"])];
-        let ids: Vec<String> = with_size_first_singles(&kept_alone(std::slice::from_ref(&untrusted), 3), &[], &s, clash).into_iter().map(|g| g.id).collect();
+        let ids: Vec<String> = singled(one, 3, Mirror::Paths, &[], &s, &clash).into_iter().map(|g| g.id).collect();
         assert_eq!(ids, ["n0", "n1", "n0-2"]);
-        // A group whose members are all kept alone keeps its first member.
+        // A group whose members are all kept alone gives way to them.
         let both = closure(&[(0, 50 << 20), (1, 1 << 20)]);
-        assert_eq!(members(&with_size_first_singles(&kept_alone(&[both], 3), &[], &s, vec![group("n0", &["n0", "n1"])])), [("n0", vec!["n0"]), ("n1", vec!["n1"])]);
+        assert_eq!(members(&singled(&[both], 3, Mirror::Paths, &[], &s, &[group("n0", &["n0", "n1"])])), [("n1", vec!["n1"]), ("n0", vec!["n0"])]);
+    }
+
+    #[test]
+    fn a_large_path_and_what_only_it_uses_become_one_group() {
+        // n0 (50 MB) uses n1 (1 MB); n2 (40 MB) stands alone; n3 is only in the trusted image 0.
+        let s = stats(&[(50 << 20, &[0, 1]), (1 << 20, &[0, 1]), (40 << 20, &[0, 1]), (2 << 20, &[0])], 2);
+        let mut groups = vec![group("n0", &["n0", "n3"]), group("n2", &["n1", "n2"])];
+        (groups[0].stats.change_rate, groups[1].stats.change_rate) = (0.1, 0.3);
+        // Image 1 at 2 store layers: n0 with n1, and n2.
+        let untrusted = closure_with(&[(0, 50 << 20, &[1]), (1, 1 << 20, &[]), (2, 40 << 20, &[])]);
+        let one = std::slice::from_ref(&untrusted);
+        let split = singled(one, 2, Mirror::Layers, &[], &s, &groups);
+        assert_eq!(members(&split), [("n3", vec!["n3"]), ("n0", vec!["n0", "n1"]), ("n2", vec!["n2"])], "the group n2 gives way");
+        assert_eq!(split[1].stats.change_rate, 0.3, "the highest rate of the groups it leaves");
+        assert_eq!(split[1].stats.size, 51 << 20);
+        // Only the one-path layer with Mirror::Paths.
+        assert_eq!(members(&singled(one, 2, Mirror::Paths, &[], &s, &groups)), [("n0", vec!["n0", "n3"]), ("n1", vec!["n1"]), ("n2", vec!["n2"])]);
+        // An earlier layer that takes n1 alone leaves n0's layer out.
+        let first = closure(&[(1, 1 << 20)]);
+        assert_eq!(members(&singled(&[first, untrusted.clone()], 2, Mirror::Layers, &[], &s, &groups)), [("n0", vec!["n0", "n3"]), ("n1", vec!["n1"]), ("n2", vec!["n2"])]);
+        // A layer that is a group already stays as it is, and a path with no group leaves its layer out.
+        let exact = vec![group("n0", &["n0", "n1"]), group("n2", &["n2", "n3"])];
+        assert_eq!(members(&singled(one, 2, Mirror::Layers, &[], &s, &exact)), [("n0", vec!["n0", "n1"]), ("n3", vec!["n3"]), ("n2", vec!["n2"])]);
+        let partial = vec![group("n0", &["n0", "n3"]), group("n2", &["n2"])];
+        assert_eq!(singled(one, 2, Mirror::Layers, &[], &s, &partial), partial);
     }
 }
