@@ -69,7 +69,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use hints_format::{Group, HintFile, Matcher, StorePath};
+use hints_format::{Group, HintFile, Matcher};
+use layering_core::Layer;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -152,7 +153,7 @@ pub enum Mirror {
 
 impl Mirror {
     /// Whether the singles repeat `layer`, one of size-first's.
-    pub fn repeats(self, layer: &layering_core::Layer) -> bool {
+    pub fn repeats(self, layer: &Layer) -> bool {
         let one_primary = || matches!(&layer.reason, layering_core::Reason::SizeFirst { used_by } if used_by.len() == 1);
         layer.paths.len() == 1 || (self == Mirror::Layers && one_primary())
     }
@@ -170,8 +171,8 @@ impl Backtest {
     pub(super) fn with_singles(&self, h: &History, store_layers: usize, stats: &NameStats, groups: Vec<Group>) -> (Vec<Group>, usize) {
         match self.size_first_singles {
             Some(mirror) => {
-                let layers = size_first_layers(&closures_of(h, &self.untrusted, self.window.1), store_layers, mirror);
-                with_size_first_singles(&layers, &closures_of(h, &self.whole, self.window.1), stats, groups)
+                let layers = size_first_layers(&closures_of(h, &self.untrusted, self.window.1), store_layers);
+                with_size_first_singles(&layers, mirror, &self.whole, stats, groups)
             }
             None => (groups, 0),
         }
@@ -316,13 +317,13 @@ fn singles_verdict(replays: &Replays, images: &[ImageBacktest], untrusted: &Bits
     if untrusted.count() == 0 {
         return Ok((None, whole, rounds));
     }
+    // Per fold, the untrusted images' size-first layers at its split.
+    let layers: Vec<Vec<Layer>> = replays.folds.iter().map(|f| size_first_layers(&closures_of(replays.h, untrusted, f.mid), replays.budget.store_layers())).collect();
     for (mirror, max_rounds) in SINGLES_TRIES {
         whole = Bits::new(images.len());
-        // Per fold, the layers the singles repeat, at its split.
-        let layers: Vec<SingleLayers> = replays.folds.iter().map(|f| size_first_layers(&closures_of(replays.h, untrusted, f.mid), replays.budget.store_layers(), mirror)).collect();
         for _ in 0..max_rounds {
             rounds += 1;
-            let (with_singles, _) = replays.round(untrusted, costly, Some((&layers, &whole)))?;
+            let (with_singles, _) = replays.round(untrusted, costly, Some(Singles { layers: &layers, mirror, whole: &whole }))?;
             let costlier: Vec<usize> = (0..images.len()).filter(|&i| costlier_with_singles(&images[i], with_singles[i], updates)).collect();
             if costlier.is_empty() {
                 return Ok((Some(mirror), whole, rounds));
@@ -333,8 +334,14 @@ fn singles_verdict(replays: &Replays, images: &[ImageBacktest], untrusted: &Bits
     Ok((None, whole, rounds))
 }
 
-/// The layers the size-first singles repeat, each as its paths.
-type SingleLayers = Vec<Vec<StorePath>>;
+/// The size-first singles a round replays with: per fold the untrusted images' size-first
+/// layers, which of them are repeated, and the images kept whole.
+#[derive(Clone, Copy)]
+struct Singles<'s> {
+    layers: &'s [Vec<Layer>],
+    mirror: Mirror,
+    whole: &'s Bits,
+}
 
 /// What every round of the backtest replays: the folds, and size-first's pulls in each.
 struct Replays<'a> {
@@ -348,18 +355,17 @@ struct Replays<'a> {
 
 impl<'a> Replays<'a> {
     /// Each fold's file with the verdict so far (`untrusted`, the `costly` names' opt-outs) and,
-    /// with `singles` (per fold the layers the singles repeat, and the images kept
-    /// whole), the size-first singles at the fold's split, replayed:
+    /// with `singles`, the size-first singles at the fold's split, replayed:
     /// each image's update bytes summed over the folds, and the pulls of each name a group
     /// places ([`add_group_pulls`]).
-    fn round(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, singles: Option<(&[SingleLayers], &Bits)>) -> Result<(Vec<u64>, Vec<NamePulls<'a>>), MineError> {
+    fn round(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, singles: Option<Singles>) -> Result<(Vec<u64>, Vec<NamePulls<'a>>), MineError> {
         let (h, opts) = (self.h, self.opts);
         let mut learned = vec![0u64; h.images.len()];
         let mut pulls: Vec<NamePulls> = vec![HashMap::new(); h.images.len()];
         for (k, (f, size_first_pulls)) in self.folds.iter().zip(self.size_first_pulls).enumerate() {
             let mut groups = held_by_trusted(&f.stats, f.groups.clone(), untrusted);
-            if let Some((layers, whole)) = singles {
-                groups = with_size_first_singles(&layers[k], &closures_of(h, whole, f.mid), &f.stats, groups).0;
+            if let Some(Singles { layers, mirror, whole }) = singles {
+                groups = with_size_first_singles(&layers[k], mirror, whole, &f.stats, groups).0;
             }
             let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), groups, vec![], self.pins.to_vec(), f.path_hazard);
             apply_verdict(h, &mut file, untrusted, costly);

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use hints_format::{Group, GroupStats, Matcher, MemberPattern, Placement, StorePath};
-use layering_core::Closure;
+use layering_core::{Closure, Layer};
 
 use super::backtest::Mirror;
 use super::bits::Bits;
@@ -74,39 +74,45 @@ pub(super) fn held_by_trusted(stats: &NameStats, groups: Vec<Group>, untrusted: 
     if untrusted.count() == 0 {
         return groups;
     }
-    let matcher = Matcher::of(&groups, &[]);
+    let held = held_by(stats, &groups, |i| !untrusted.get(i));
+    groups.into_iter().zip(held).filter_map(|(g, held)| held.then_some(g)).collect()
+}
+
+/// Per group of `groups`, whether it places a name that an image `of` contains at the last
+/// revision of `stats`, as the layerer's matcher places it.
+fn held_by(stats: &NameStats, groups: &[Group], of: impl Fn(usize) -> bool) -> Vec<bool> {
+    let matcher = Matcher::of(groups, &[]);
     let mut held = vec![false; groups.len()];
-    for n in (0..stats.labels.len()).filter(|&n| stats.images[n].ones().any(|i| !untrusted.get(i))) {
+    for n in (0..stats.labels.len()).filter(|&n| stats.images[n].ones().any(&of)) {
         if let Ok(Placement { group: Some(g), .. }) = matcher.place(&stats.samples[n]) {
             held[g] = true;
         }
     }
-    groups.into_iter().zip(held).filter_map(|(g, held)| held.then_some(g)).collect()
+    held
 }
 
 /// The layers of size-first's layout, with `store_layers` layers, of each of `closures` (the
-/// untrusted images') that `mirror` repeats: where [`with_size_first_singles`] takes its
-/// singles from.
-pub(super) fn size_first_layers(closures: &[Closure], store_layers: usize, mirror: Mirror) -> Vec<Vec<StorePath>> {
-    let layers = closures.iter().flat_map(|c| layering_core::size_first::layers(c, store_layers));
-    layers.filter(|l| mirror.repeats(l)).map(|l| l.paths).collect()
+/// untrusted images'): where [`with_size_first_singles`] takes its singles from.
+pub(super) fn size_first_layers(closures: &[Closure], store_layers: usize) -> Vec<Layer> {
+    closures.iter().flat_map(|c| layering_core::size_first::layers(c, store_layers)).collect()
 }
 
-/// `groups` with the members that place each of `layers` moved to a group of their own, right
-/// after the first group they leave: the *size-first singles*.
+/// `groups` with the members that place each of `layers` that `mirror` repeats moved to a group
+/// of their own, right after the first group they leave: the *size-first singles*.
 ///
 /// An untrusted image is laid out as size-first, which gives its largest paths a layer each,
 /// with what only they use there ([`size_first_layers`]). Where a trusted image holds such a
 /// layer's paths in groups with other names, the two images store and pull those bytes in
 /// different layers; as a group of its own, the layer is the same blob in both (a trusted image
 /// that holds a path holds its dependencies, so it holds the whole layer). A layer is skipped
-/// when a path of it has no group, when a group a closure in `whole` holds places one (a trusted
+/// when a path of it has no group, when a group an image in `whole` holds places one (a trusted
 /// image the singles cost too much), or when an earlier layer took one of its members; one that
 /// is a group already stays. A single's `change_rate` is the highest of the groups it leaves
 /// (the model's probability for the whole group, at least its members' own), and every group
 /// changed gets its members' size and image count. Also gives the number of singles.
-pub(super) fn with_size_first_singles(layers: &[Vec<StorePath>], whole: &[Closure], stats: &NameStats, groups: Vec<Group>) -> (Vec<Group>, usize) {
-    let singles = singles(layers, whole, &groups);
+pub(super) fn with_size_first_singles(layers: &[Layer], mirror: Mirror, whole: &Bits, stats: &NameStats, groups: Vec<Group>) -> (Vec<Group>, usize) {
+    let held_whole = held_by(stats, &groups, |i| whole.get(i));
+    let singles = singles(layers.iter().filter(|l| mirror.repeats(l)), &held_whole, &groups);
     let count = singles.len();
     let mut after: Vec<Vec<Single>> = (0..groups.len()).map(|_| vec![]).collect();
     for single in singles {
@@ -142,21 +148,18 @@ struct Single {
     rate: f64,
 }
 
-/// The singles of [`with_size_first_singles`], first come first served.
-fn singles(layers: &[Vec<StorePath>], whole: &[Closure], groups: &[Group]) -> Vec<Single> {
+/// The singles of [`with_size_first_singles`], first come first served (`held_whole`: per
+/// group, whether an image kept whole holds it).
+fn singles<'l>(layers: impl Iterator<Item = &'l Layer>, held_whole: &[bool], groups: &[Group]) -> Vec<Single> {
     let matcher = Matcher::of(groups, &[]);
     let place = |path: &StorePath| -> Option<(usize, &String)> {
         let Ok(Placement { group: Some(g), .. }) = matcher.place(path.name()) else { return None };
         Some((g, groups[g].members.iter().find(|m| MemberPattern::parse(m).is_ok_and(|p| p.matches(&path.name_key())))?))
     };
-    let mut held_whole = vec![false; groups.len()];
-    for g in whole.iter().flat_map(|c| (0..c.len()).filter_map(|k| matcher.place(c.path(k).name()).ok()?.group)) {
-        held_whole[g] = true;
-    }
     let mut taken: BTreeSet<&String> = BTreeSet::new();
     let mut out = vec![];
     for layer in layers {
-        let Some(placed) = layer.iter().map(place).collect::<Option<Vec<_>>>() else { continue };
+        let Some(placed) = layer.paths.iter().map(place).collect::<Option<Vec<_>>>() else { continue };
         let members: BTreeSet<&String> = placed.iter().map(|&(_, m)| m).collect();
         if placed.iter().any(|&(g, _)| held_whole[g]) || members.iter().any(|m| taken.contains(m)) {
             continue;
@@ -254,60 +257,64 @@ mod tests {
         groups.iter().map(|g| (g.id.as_str(), g.members.iter().map(String::as_str).collect())).collect()
     }
 
-    fn singled(layers: &[Closure], store_layers: usize, mirror: Mirror, whole: &[Closure], s: &crate::mine::NameStats, groups: &[Group]) -> Vec<Group> {
-        with_size_first_singles(&size_first_layers(layers, store_layers, mirror), whole, s, groups.to_vec()).0
+    fn singled(layers: &[Closure], store_layers: usize, mirror: Mirror, whole: &Bits, s: &crate::mine::NameStats, groups: &[Group]) -> Vec<Group> {
+        with_size_first_singles(&size_first_layers(layers, store_layers), mirror, whole, s, groups.to_vec()).0
     }
 
     #[test]
     fn a_path_an_untrusted_image_keeps_alone_gets_a_group_of_its_own() {
-        // n0 and n2 are big and in both images; n1, n3, n4 and n5 only in the trusted image 0.
-        let s = stats(&[(50 << 20, &[0, 1]), (1 << 20, &[0]), (40 << 20, &[0, 1]), (2 << 20, &[0]), (30 << 20, &[0, 1]), (3 << 20, &[0])], 2);
+        // n0 and n2 are big and in images 0 and 1; n1, n3, n4 and n5 only in the trusted image 0;
+        // the trusted image 2 holds n2 and n3.
+        let s = stats(&[(50 << 20, &[0, 1]), (1 << 20, &[0]), (40 << 20, &[0, 1, 2]), (2 << 20, &[0, 2]), (30 << 20, &[0, 1]), (3 << 20, &[0])], 3);
+        let none = Bits::new(3);
         let groups = vec![group("n0", &["n0", "n1"]), group("n2", &["n2", "n3"]), group("n4", &["n4", "n5"])];
         // Image 1 at 3 store layers: n0 and n2 alone, n4 with the small path n6.
         let untrusted = closure(&[(0, 50 << 20), (2, 40 << 20), (4, 30 << 20), (6, 1 << 10)]);
         let one = std::slice::from_ref(&untrusted);
-        let split = singled(one, 3, Mirror::Paths, &[], &s, &groups);
+        let split = singled(one, 3, Mirror::Paths, &none, &s, &groups);
         assert_eq!(members(&split), [("n1", vec!["n1"]), ("n0", vec!["n0"]), ("n3", vec!["n3"]), ("n2", vec!["n2"]), ("n4", vec!["n4", "n5"])]);
         assert_eq!((split[1].stats.size, split[0].stats.size), (50 << 20, 1 << 20), "each takes its share of the size");
         assert_eq!(split[1].stats.images, 2);
-        assert_eq!(with_size_first_singles(&size_first_layers(one, 3, Mirror::Paths), &[], &s, groups.clone()).1, 2);
+        assert_eq!(with_size_first_singles(&size_first_layers(one, 3), Mirror::Paths, &none, &s, groups.clone()).1, 2);
         // At one store layer size-first keeps nothing alone; without untrusted images, nothing changes.
-        assert_eq!(singled(one, 1, Mirror::Paths, &[], &s, &groups), groups);
-        assert_eq!(singled(&[], 3, Mirror::Paths, &[], &s, &groups), groups);
-        // A trusted image kept whole keeps the groups it holds: here the one holding n2.
-        let kept = closure(&[(2, 40 << 20), (3, 2 << 20)]);
-        assert_eq!(members(&singled(one, 3, Mirror::Paths, &[kept], &s, &groups))[2..], [("n2", vec!["n2", "n3"]), ("n4", vec!["n4", "n5"])]);
+        assert_eq!(singled(one, 1, Mirror::Paths, &none, &s, &groups), groups);
+        assert_eq!(singled(&[], 3, Mirror::Paths, &none, &s, &groups), groups);
+        // A trusted image kept whole keeps the groups it holds: image 2, the one holding n2.
+        let mut kept = Bits::new(3);
+        kept.set(2);
+        assert_eq!(members(&singled(one, 3, Mirror::Paths, &kept, &s, &groups))[2..], [("n2", vec!["n2", "n3"]), ("n4", vec!["n4", "n5"])]);
         // A single's id that a hand-written group already has gets a suffix.
         let clash = vec![group("n0", &["n5"]), group("big", &["n0", "n1"])];
-        let ids: Vec<String> = singled(one, 3, Mirror::Paths, &[], &s, &clash).into_iter().map(|g| g.id).collect();
+        let ids: Vec<String> = singled(one, 3, Mirror::Paths, &none, &s, &clash).into_iter().map(|g| g.id).collect();
         assert_eq!(ids, ["n0", "n1", "n0-2"]);
         // A group whose members are all kept alone gives way to them.
         let both = closure(&[(0, 50 << 20), (1, 1 << 20)]);
-        assert_eq!(members(&singled(&[both], 3, Mirror::Paths, &[], &s, &[group("n0", &["n0", "n1"])])), [("n1", vec!["n1"]), ("n0", vec!["n0"])]);
+        assert_eq!(members(&singled(&[both], 3, Mirror::Paths, &none, &s, &[group("n0", &["n0", "n1"])])), [("n1", vec!["n1"]), ("n0", vec!["n0"])]);
     }
 
     #[test]
     fn a_large_path_and_what_only_it_uses_become_one_group() {
         // n0 (50 MB) uses n1 (1 MB); n2 (40 MB) stands alone; n3 is only in the trusted image 0.
         let s = stats(&[(50 << 20, &[0, 1]), (1 << 20, &[0, 1]), (40 << 20, &[0, 1]), (2 << 20, &[0])], 2);
+        let none = Bits::new(2);
         let mut groups = vec![group("n0", &["n0", "n3"]), group("n2", &["n1", "n2"])];
         (groups[0].stats.change_rate, groups[1].stats.change_rate) = (0.1, 0.3);
         // Image 1 at 2 store layers: n0 with n1, and n2.
         let untrusted = closure_with(&[(0, 50 << 20, &[1]), (1, 1 << 20, &[]), (2, 40 << 20, &[])]);
         let one = std::slice::from_ref(&untrusted);
-        let split = singled(one, 2, Mirror::Layers, &[], &s, &groups);
+        let split = singled(one, 2, Mirror::Layers, &none, &s, &groups);
         assert_eq!(members(&split), [("n3", vec!["n3"]), ("n0", vec!["n0", "n1"]), ("n2", vec!["n2"])], "the group n2 gives way");
         assert_eq!(split[1].stats.change_rate, 0.3, "the highest rate of the groups it leaves");
         assert_eq!(split[1].stats.size, 51 << 20);
         // Only the one-path layer with Mirror::Paths.
-        assert_eq!(members(&singled(one, 2, Mirror::Paths, &[], &s, &groups)), [("n0", vec!["n0", "n3"]), ("n1", vec!["n1"]), ("n2", vec!["n2"])]);
+        assert_eq!(members(&singled(one, 2, Mirror::Paths, &none, &s, &groups)), [("n0", vec!["n0", "n3"]), ("n1", vec!["n1"]), ("n2", vec!["n2"])]);
         // An earlier layer that takes n1 alone leaves n0's layer out.
         let first = closure(&[(1, 1 << 20)]);
-        assert_eq!(members(&singled(&[first, untrusted.clone()], 2, Mirror::Layers, &[], &s, &groups)), [("n0", vec!["n0", "n3"]), ("n1", vec!["n1"]), ("n2", vec!["n2"])]);
+        assert_eq!(members(&singled(&[first, untrusted.clone()], 2, Mirror::Layers, &none, &s, &groups)), [("n0", vec!["n0", "n3"]), ("n1", vec!["n1"]), ("n2", vec!["n2"])]);
         // A layer that is a group already stays as it is, and a path with no group leaves its layer out.
         let exact = vec![group("n0", &["n0", "n1"]), group("n2", &["n2", "n3"])];
-        assert_eq!(members(&singled(one, 2, Mirror::Layers, &[], &s, &exact)), [("n0", vec!["n0", "n1"]), ("n3", vec!["n3"]), ("n2", vec!["n2"])]);
+        assert_eq!(members(&singled(one, 2, Mirror::Layers, &none, &s, &exact)), [("n0", vec!["n0", "n1"]), ("n3", vec!["n3"]), ("n2", vec!["n2"])]);
         let partial = vec![group("n0", &["n0", "n3"]), group("n2", &["n2"])];
-        assert_eq!(singled(one, 2, Mirror::Layers, &[], &s, &partial), partial);
+        assert_eq!(singled(one, 2, Mirror::Layers, &none, &s, &partial), partial);
     }
 }
