@@ -75,6 +75,12 @@ CASES = {
     "security-desktop": (SECURITY, "42", [DESKTOP, GIS, DEVBOX], [2, 3]),
     "b2t-office-tools": ("bookworm,~10,trixie", "43", [OFFICE, TOOLCHAIN, OPS, SMALL], [2, 3]),
     "testing-graphics": (TESTING, "44", [GRAPHICS, MEDIA, WEBSTACK, DEVBOX], [2, 3]),
+    # Made on 2026-12-03, after the whole-layer singles and their room were committed, as a third
+    # check: longer windows (4 and 6 transitions) beside short ones.
+    "testing-web-science": (TESTING, "51", [WEBSTACK, MAIL, SCIENCE, SMALL], [4, 6]),
+    "security-studio-ops": (SECURITY, "52", [STUDIO, DESKTOP, OPS], [3, 6]),
+    "b2t-builder-gis": ("bookworm,~10,trixie", "53", [BUILDER, GIS, GRAPHICS, SMALL], [2, 4]),
+    "coarse-media-office": ("trixie,~8,forky", "54", [MEDIA, OFFICE, TOOLCHAIN, DEVBOX], [3, 4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4

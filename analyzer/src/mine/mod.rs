@@ -59,14 +59,22 @@
 //!   only big images need, and that would cost every small image re-downloads, is left to the
 //!   big images. Local merges are not written to the file.
 //!
+//! An image's own updates come first: global merges that an image within its budget does not
+//! need may add, in all, at most 1% of its expected update bytes with one group per name (half the
+//! backtest's allowance); a global merge that would add more to such an image is local. Without
+//! this bound, at 30 layers a small image beside big ones took the big images' merges until it
+//! used a fraction of its budget (22 of 29 layers), and a busier future than the window made it
+//! pull more than size-first.
+//!
 //! The target is the full budget. An image that later holds names the history never saw, or
 //! grows past it, makes room the same way, by the layerer's least-waste merging: it merges what is
 //! actually in the closure, which does better than a written plan of merges at both 30 and 100
 //! layers on six histories (the format still accepts a hand-written plan, `merges`, applied
 //! first). A merge across classes is allowed only through
 //! an image with more classes than its target (where no grouping can avoid it), and counts
-//! double (`CROSS_CLASS_PENALTY`); so a path several images share never shares a layer with one
-//! only some of them have unless the budget leaves no other way. While an image holds at most 400
+//! double (`CROSS_CLASS_PENALTY`); so a path several images share never shares a group with one
+//! only some of them have unless the budget leaves no other way (an image over budget may still
+//! join the two in a layer, where that wastes least for it). While an image holds at most 400
 //! groups every pair is considered; beyond that (large histories), each group is paired with its
 //! 12 neighbours nearest in change probability, which keeps emit near-linear. Big volatile names
 //! stay alone because merging them is expensive; small names that change together merge for free.

@@ -179,17 +179,39 @@ impl Model<'_> {
     /// signature held on one side only keeps that side's change probability, and one held on
     /// both walks the union of the two sides' sources.
     pub(super) fn joined_cost(&self, a: &GroupState, b: &GroupState, images: &Bits) -> f64 {
+        self.joined_held(a, b, images).iter().map(|j| self.term(j.size(), self.joined_prob(j), j.images.count())).sum()
+    }
+
+    fn joined_prob(&self, j: &JoinedHeld) -> f64 {
+        match (j.a, j.b) {
+            (Some(x), Some(y)) => fold_in_either(&x.deps, &y.deps, Hazard::default(), |hazard, s| hazard.plus(self, s)).prob(),
+            (Some(h), None) | (None, Some(h)) => h.prob,
+            (None, None) => unreachable!("a joined signature holds a part"),
+        }
+    }
+
+    /// What joining `a` and `b` adds to the expected update bytes of each image of `images`
+    /// that holds both: per signature, its images and the increase.
+    pub(super) fn imposed(&self, a: &GroupState, b: &GroupState, images: &Bits) -> Vec<(Bits, f64)> {
         self.joined_held(a, b, images)
             .iter()
+            .filter(|j| j.a.is_some() && j.b.is_some())
             .map(|j| {
-                let prob = match (j.a, j.b) {
-                    (Some(x), Some(y)) => fold_in_either(&x.deps, &y.deps, Hazard::default(), |hazard, s| hazard.plus(self, s)).prob(),
-                    (Some(h), None) | (None, Some(h)) => h.prob,
-                    (None, None) => unreachable!("a joined signature holds a part"),
-                };
-                self.term(j.size(), prob, j.images.count())
+                let apart: f64 = [j.a, j.b].into_iter().flatten().map(|h| h.size as f64 * h.prob).sum();
+                (j.images.clone(), j.size() as f64 * self.joined_prob(j) - apart)
             })
-            .sum()
+            .collect()
+    }
+
+    /// Each image's expected update bytes with `groups`.
+    pub(super) fn image_costs(&self, groups: &[GroupState], images: usize) -> Vec<f64> {
+        let mut costs = vec![0.0; images];
+        for g in groups.iter().filter(|g| g.alive) {
+            for h in &g.held {
+                h.images.common_ones(&g.images).for_each(|i| costs[i] += h.size as f64 * h.prob);
+            }
+        }
+        costs
     }
 
     /// The signatures of `a` and `b` joined that the images `within` have, in signature order.
