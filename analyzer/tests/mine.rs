@@ -551,6 +551,20 @@ fn a_one_transition_history_cannot_be_backtested_and_is_laid_out_as_size_first()
 }
 
 #[test]
+fn one_replayed_update_trusts_only_a_gain_beyond_the_allowance() {
+    // A window of 2 transitions replays one update. Every name has a layer of its own, with the
+    // file as with size-first: a tie, which one update cannot tell from a small loss.
+    let pkgs = [pkg("liba", 1_000_000, ONE, &[1, 2]), pkg("libb", 2_000_000, ONE, &[2]), pkg("data", 5_000_000, ONE, &[])];
+    let (_t, h) = world(&pkgs, 3, ONE);
+    let e = checked_emit(&h, &options(&h, 10), None);
+    assert_eq!(e.backtest.updates, 1);
+    let b = &e.backtest.images[0];
+    assert!(b.size_first > 0 && b.hints == b.size_first && !b.trusted, "{b:?}");
+    assert_eq!(e.file.size_first_images, ["app"]);
+    assert!(e.report.contains("one update shows no gain beyond noise: laid out as size-first"), "{}", e.report);
+}
+
+#[test]
 fn a_name_no_pattern_can_name_is_left_to_the_fallback() {
     // parseDrvName gives `-05ib-1.0` no package name, so no member pattern names it (found by
     // fuzzing: emit wrote `@05ib-[0-9]*`, which does not parse).

@@ -20,8 +20,9 @@
 //!   replay in which nothing changed cannot tell a safe grouping from an unsafe one) and the
 //!   learned files pulled no more than size-first, within [`TOLERANCE`] or [`SMALL_EXCESS`]
 //!   bytes per update for small images. A window of 2 or 3 transitions replays one update,
-//!   which allows no excess at all: one update is too little evidence to tell a small loss
-//!   from noise.
+//!   which is too little evidence to tell a small loss or a small gain from noise: it allows
+//!   no excess, and the image is trusted only if it pulled less than size-first by more than
+//!   [`TOLERANCE`].
 //! - A path's *cost* to an image is the bytes it was pulled with under the learned file less
 //!   those under size-first, summed over the replays: a path is pulled with its whole layer, so
 //!   an unchanged path costs bytes wherever a layer mate changed. Per image the costs sum to the
@@ -203,10 +204,12 @@ fn apply_verdict(h: &History, file: &mut HintFile, untrusted: &Bits, costly: &BT
 /// Whether an image whose replay pulled `hints` bytes against size-first's `size_first` over
 /// `updates` updates keeps its groups. The allowances ([`TOLERANCE`], [`SMALL_EXCESS`]) need
 /// more than one update behind them: a replay of one update is the least evidence there is,
-/// and then the image keeps its groups only if it pulled no more than size-first.
+/// too little to tell a small loss or a small gain from noise, and then the image keeps its
+/// groups only if it pulled less than size-first by more than the allowance.
 pub fn trusted(size_first: u64, hints: u64, updates: u64) -> bool {
     let within_allowance = || updates > 1 && (hints as f64 <= size_first as f64 * (1.0 + TOLERANCE) || hints.saturating_sub(size_first) <= SMALL_EXCESS * updates);
-    size_first > 0 && (hints <= size_first || within_allowance())
+    let gain_beyond_noise = || updates > 1 || hints as f64 <= size_first as f64 * (1.0 - TOLERANCE);
+    size_first > 0 && ((hints <= size_first && gain_beyond_noise()) || within_allowance())
 }
 
 /// Whether the size-first singles cost the trusted image `b` too much: with them it pulled
@@ -500,8 +503,11 @@ mod tests {
     }
 
     #[test]
-    fn one_replayed_update_allows_no_excess() {
-        assert!(trusted(1_000_000_000, 1_000_000_000, 1));
+    fn one_replayed_update_allows_no_excess_and_needs_a_gain_beyond_the_allowance() {
+        assert!(trusted(1_000_000_000, 980_000_000, 1), "2% under");
+        assert!(!trusted(1_000_000_000, 984_000_000, 1), "1.6% under: within the noise of one update");
+        assert!(!trusted(1_000_000_000, 1_000_000_000, 1));
+        assert!(trusted(1_000_000_000, 1_000_000_000, 2), "a tie over two updates");
         assert!(!trusted(1_000_000_000, 1_002_000_000, 1), "0.2% over, on one update");
         assert!(!trusted(10_000_000, 10_000_001, 1), "a small image, one byte over");
         assert!(trusted(1_000_000_000, 1_002_000_000, 2), "the same excess over two updates is within 2%");

@@ -85,8 +85,8 @@
 //! # Backtest ([`backtest`])
 //! Before writing, `emit` learns the same way from the early half of its window and replays the
 //! later half with that file and with size-first. An image whose replay shows no change (no
-//! evidence) or more bytes than size-first's (beyond 2%, or 1 MiB per update; beyond nothing
-//! when the replay is a single update) is *untrusted*;
+//! evidence) or more bytes than size-first's (beyond 2%, or 1 MiB per update; when the replay
+//! is a single update, anything but a gain of more than 2%) is *untrusted*;
 //! the file lists it in `size_first_images`, so the layerer, told which image it lays out,
 //! lays it out exactly as size-first does, even after it gains names that the kept groups hold;
 //! the groups it shares with trusted images stay for them, and those only untrusted images hold
@@ -355,6 +355,7 @@ fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usiz
         let verdict = match (i.trusted, i.size_first) {
             (true, _) => "groups kept",
             (false, 0) => "no change replayed: laid out as size-first",
+            (false, _) if i.hints <= i.size_first => "one update shows no gain beyond noise: laid out as size-first",
             (false, _) => "worse than size-first: laid out as size-first",
         };
         let ratio = if i.size_first > 0 { format!("{:.3}", i.hints as f64 / i.size_first as f64) } else { "-".into() };
