@@ -128,7 +128,8 @@ fn the_registry_serves_exactly_the_layers_eval_predicts() {
         for ((image, r), graph) in &graphs {
             let tag = format!("{image}-r{r}");
             let mut cmd = hints();
-            cmd.args(["image", "--graph"]).arg(graph).args(["--strategy", strategy, "--hints"]).arg(&hint_file);
+            // Named, as `nix/lib.nix` names it: an image the file lays out as size-first gets those layers.
+            cmd.args(["image", "--graph"]).arg(graph).args(["--image", image, "--strategy", strategy, "--hints"]).arg(&hint_file);
             cmd.args(["--max-layers", "20", "--out", &format!("oci:{}:{tag}", oci.display())]);
             ok(&mut cmd);
             layers_of_images.extend(layer_digests(&manifest(&oci, &tag)));
