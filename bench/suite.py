@@ -81,6 +81,12 @@ CASES = {
     "security-studio-ops": (SECURITY, "52", [STUDIO, DESKTOP, OPS], [3, 6]),
     "b2t-builder-gis": ("bookworm,~10,trixie", "53", [BUILDER, GIS, GRAPHICS, SMALL], [2, 4]),
     "coarse-media-office": ("trixie,~8,forky", "54", [MEDIA, OFFICE, TOOLCHAIN, DEVBOX], [3, 4]),
+    # Made after the room of an image within its budget and the one-update rule were committed
+    # (2026-12-03), as a check on them.
+    "testing-office-gis": (TESTING, "61", [OFFICE, GIS, OPS, SMALL], [2, 4]),
+    "security-graphics-mail": (SECURITY, "62", [GRAPHICS, MAIL, DEVBOX, SCIENCE], [3, 4]),
+    "b2t-desktop-tools": ("bookworm,~10,trixie", "63", [DESKTOP, TOOLCHAIN, MAIL], [2, 6]),
+    "coarse-web-studio": ("trixie,~8,forky", "64", [WEBSTACK, STUDIO, OPS, SMALL], [3, 4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4
