@@ -10,7 +10,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use rayon::prelude::*;
 
 use super::bits::Bits;
-use super::model::{GroupState, Model};
+use super::model::{GroupState, Joined, Model};
 
 /// A candidate merge of groups `a < b` with its score: in a max-heap, the smallest score pops
 /// first, ties to the smallest ids. One `u128` holds all three and orders that way (reversed):
@@ -201,8 +201,9 @@ impl<'m, 'a> Greedy<'m, 'a> {
             }
             let fresh = match mode {
                 Mode::Global => {
-                    for (images, more) in imposed(model, &self.states[c.a()], &self.states[c.b()], &over_budget) {
-                        images.ones().for_each(|i| self.room[i] -= more);
+                    let (a, b) = (&self.states[c.a()], &self.states[c.b()]);
+                    for (i, more) in imposed(&model.joined(a, b, &a.images.union(&b.images)), &over_budget) {
+                        self.room[i] -= more;
                     }
                     vec![self.global(c.a(), c.b())]
                 }
@@ -322,17 +323,10 @@ impl<'m, 'a> Greedy<'m, 'a> {
     }
 }
 
-/// What a global merge of `a` and `b` adds to the expected update bytes of the images that hold
-/// both without being over budget.
-fn imposed(model: &Model<'_>, a: &GroupState, b: &GroupState, over_budget: &[bool]) -> Vec<(Bits, f64)> {
-    let mut others = Bits::new(over_budget.len());
-    for i in a.images.common_ones(&b.images).filter(|&i| !over_budget[i]) {
-        others.set(i);
-    }
-    if others.count() == 0 {
-        return vec![];
-    }
-    model.imposed(a, b, &others)
+/// What a global merge, `joined` (its signatures), adds to the expected update bytes of each
+/// image that holds both groups without being over budget.
+fn imposed<'j>(joined: &'j [Joined], over_budget: &'j [bool]) -> impl Iterator<Item = (usize, f64)> + 'j {
+    joined.iter().filter_map(|j| Some((j, j.added()?))).flat_map(move |(j, more)| j.images.ones().filter(move |&i| !over_budget[i]).map(move |i| (i, more)))
 }
 
 /// The images over budget that hold both groups.
@@ -360,13 +354,14 @@ fn score_merge(model: &Model<'_>, a: &GroupState, b: &GroupState, over_budget: &
     let weight = if same_class { 1.0 } else { CROSS_CLASS_PENALTY };
     let both = a.images.common_count(&b.images);
     let global_ok = !local_only && a.unit.is_some() && b.unit.is_some();
-    let global = global_ok.then(|| model.joined_cost(a, b, &a.images.union(&b.images)) - a.cost - b.cost);
+    let joined = global_ok.then(|| model.joined(a, b, &a.images.union(&b.images)));
+    let global = joined.as_ref().map(|j| model.cost_of_joined(j) - a.cost - b.cost);
     // Only images that hold both without needing the merge (so `relief < both`) can lack room.
     let local = (!global_ok || relief < both).then(|| {
         let rest = |g: &GroupState| model.cost(&g.held, &g.images.minus(&n));
         model.joined_cost(a, b, &n) + rest(a) + rest(b) - a.cost - b.cost
     });
-    let within_room = || imposed(model, a, b, over_budget).iter().all(|(images, more)| images.ones().all(|i| *more <= room[i]));
+    let within_room = || joined.as_ref().is_none_or(|j| imposed(j, over_budget).all(|(i, more)| more <= room[i]));
     let (delta, mode) = match (global, local) {
         (Some(g), Some(l)) if l < g || !within_room() => (l, Mode::Local),
         (Some(g), _) => (g, Mode::Global),
@@ -502,10 +497,10 @@ pub(super) mod tests {
         let m = model(&s, 0.2);
         let g: Vec<_> = (0..2u32).map(|k| pristine(&m, k)).collect();
         let over = [false, true];
-        let more = super::imposed(&m, &g[0], &g[1], &over);
+        let more: Vec<(usize, f64)> = super::imposed(&m.joined(&g[0], &g[1], &g[0].images.union(&g[1].images)), &over).collect();
         assert_eq!(more.len(), 1);
-        let (images, added) = &more[0];
-        assert_eq!(images.ones().collect::<Vec<_>>(), [0], "only the image that does not need the merge");
+        let (image, added) = &more[0];
+        assert_eq!(*image, 0, "only the image that does not need the merge");
         assert!(*added > 0.0);
         let mode = |room: f64| score_merge(&m, &g[0], &g[1], &over, &[false, false], false, &[room, 0.0]).unwrap().1;
         assert_eq!(mode(*added), Mode::Global);

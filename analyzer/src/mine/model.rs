@@ -163,6 +163,23 @@ impl JoinedHeld<'_> {
     }
 }
 
+/// One signature of two groups joined, priced ([`Model::joined`]).
+pub(super) struct Joined {
+    pub(super) images: Bits,
+    size: u64,
+    prob: f64,
+    /// The expected bytes of the two sides apart, where the signature holds both.
+    apart: Option<f64>,
+}
+
+impl Joined {
+    /// What joining adds to the expected update bytes of each of its images: nothing where
+    /// they hold one side only.
+    pub(super) fn added(&self) -> Option<f64> {
+        self.apart.map(|apart| self.size as f64 * self.prob - apart)
+    }
+}
+
 impl Model<'_> {
     /// The expected cost per transition of a group held by `images`: Σ over images of S·P of
     /// what each holds, + Σ over the distinct things held (registry copies, weighted) of S·P.
@@ -175,30 +192,34 @@ impl Model<'_> {
         size as f64 * prob * (holders as f64 + self.registry_weight)
     }
 
-    /// The cost of `a` and `b` joined, held by `images`, without building the joined group: a
-    /// signature held on one side only keeps that side's change probability, and one held on
-    /// both walks the union of the two sides' sources.
+    /// The cost of `a` and `b` joined, held by `images`, without building the joined group
+    /// ([`Model::joined`]).
     pub(super) fn joined_cost(&self, a: &GroupState, b: &GroupState, images: &Bits) -> f64 {
-        self.joined_held(a, b, images).iter().map(|j| self.term(j.size(), self.joined_prob(j), j.images.count())).sum()
+        self.cost_of_joined(&self.joined(a, b, images))
     }
 
-    fn joined_prob(&self, j: &JoinedHeld) -> f64 {
-        match (j.a, j.b) {
-            (Some(x), Some(y)) => fold_in_either(&x.deps, &y.deps, Hazard::default(), |hazard, s| hazard.plus(self, s)).prob(),
-            (Some(h), None) | (None, Some(h)) => h.prob,
-            (None, None) => unreachable!("a joined signature holds a part"),
-        }
+    /// The cost of a joined group from its signatures, summed in signature order.
+    pub(super) fn cost_of_joined(&self, joined: &[Joined]) -> f64 {
+        joined.iter().map(|j| self.term(j.size, j.prob, j.images.count())).sum()
     }
 
-    /// What joining `a` and `b` adds to the expected update bytes of each image of `images`
-    /// that holds both: per signature, its images and the increase.
-    pub(super) fn imposed(&self, a: &GroupState, b: &GroupState, images: &Bits) -> Vec<(Bits, f64)> {
+    /// The signatures of `a` and `b` joined that the images `images` have, priced: a signature
+    /// held on one side only keeps that side's change probability, and one held on both walks
+    /// the union of the two sides' sources.
+    pub(super) fn joined(&self, a: &GroupState, b: &GroupState, images: &Bits) -> SmallVec<[Joined; 8]> {
         self.joined_held(a, b, images)
-            .iter()
-            .filter(|j| j.a.is_some() && j.b.is_some())
+            .into_iter()
             .map(|j| {
-                let apart: f64 = [j.a, j.b].into_iter().flatten().map(|h| h.size as f64 * h.prob).sum();
-                (j.images.clone(), j.size() as f64 * self.joined_prob(j) - apart)
+                let size = j.size();
+                let (prob, apart) = match (j.a, j.b) {
+                    (Some(x), Some(y)) => {
+                        let prob = fold_in_either(&x.deps, &y.deps, Hazard::default(), |hazard, s| hazard.plus(self, s)).prob();
+                        (prob, Some(x.size as f64 * x.prob + y.size as f64 * y.prob))
+                    }
+                    (Some(h), None) | (None, Some(h)) => (h.prob, None),
+                    (None, None) => unreachable!("a joined signature holds a part"),
+                };
+                Joined { images: j.images, size, prob, apart }
             })
             .collect()
     }
