@@ -87,6 +87,13 @@ CASES = {
     "security-graphics-mail": (SECURITY, "62", [GRAPHICS, MAIL, DEVBOX, SCIENCE], [3, 4]),
     "b2t-desktop-tools": ("bookworm,~10,trixie", "63", [DESKTOP, TOOLCHAIN, MAIL], [2, 6]),
     "coarse-web-studio": ("trixie,~8,forky", "64", [WEBSTACK, STUDIO, OPS, SMALL], [3, 4]),
+    # Made after joins the window cannot show were left to the layerer (2026-12-03, sixth
+    # session), as a check on that rule: migrations and toolchains, where every top-level tool
+    # changes at every step.
+    "b2t-toolchain-web": ("bookworm,~10,trixie", "71", [TOOLCHAIN, WEBSTACK, SMALL], [4, 6]),
+    "testing-builder-media": (TESTING, "72", [BUILDER, MEDIA, OFFICE], [3, 6]),
+    "security-toolchain-gis": (SECURITY, "73", [TOOLCHAIN, GIS, MAIL], [2, 4]),
+    "coarse-desktop-science": ("trixie,~8,forky", "74", [DESKTOP, SCIENCE, OPS, SMALL], [3, 4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4

@@ -486,6 +486,50 @@ fn a_quiet_window_shows_nothing_safe_so_a_busy_future_is_laid_out_as_size_first(
     assert!(!busy.file.groups.is_empty(), "{}", busy.report);
 }
 
+/// Four big tools, each over two libraries of its own, all of which take an update at every
+/// transition up to 4 (a migration); from then on one library a step (security updates). A
+/// stable base under every tool, and small stable names the budget may join instead.
+fn migration_then_updates() -> Vec<Pkg> {
+    let mut pkgs = vec![pkg("base", 8_000_000, ONE, &[])];
+    // Library names of distinct lengths, so that their versions differ (`world`): each is a bump
+    // source of its own.
+    let tools: [(&'static str, [&'static str; 2], u64, usize); 4] = [
+        ("clang", ["lz3", "llvm"], 50_000_000, 5),
+        ("cmake", ["lcurl", "libarc"], 30_000_000, 6),
+        ("golang", ["golibs1", "gosource"], 40_000_000, 7),
+        ("rustc", ["rustlibs1", "libgit2rs1"], 45_000_000, 8),
+    ];
+    for (tool, libs, size, quiet_bump) in tools {
+        let bumps: &'static [usize] = Box::leak(vec![1, 2, 3, 4, quiet_bump].into_boxed_slice());
+        pkgs.push(Pkg { deps: &["base"], ..pkg(libs[0], 2_000_000, ONE, bumps) });
+        pkgs.push(Pkg { deps: &["base"], ..pkg(libs[1], 1_000_000, ONE, &[1, 2, 3, 4]) });
+        pkgs.push(Pkg { deps: Box::leak(Box::new([libs[0], libs[1], "base"])), ..pkg(tool, size, ONE, &[]) });
+    }
+    for k in 0..8 {
+        pkgs.push(pkg(Box::leak(format!("doc{k}").into_boxed_str()), 300_000 + 50_000 * k as u64, ONE, &[]));
+    }
+    pkgs
+}
+
+#[test]
+fn big_names_a_busy_window_never_showed_apart_are_not_grouped_for_a_quiet_future() {
+    let (_t, h) = world(&migration_then_updates(), 9, ONE);
+    let e = checked_emit(&h, &EmitOptions { last: 4, ..options(&h, 8) }, None);
+    // Every tool changed at every transition of the window, each through libraries of its own:
+    // the window cannot show that two of them change together, so no group of the file joins
+    // two (the layerer joins what the budget requires, pricing each join).
+    let tools = ["clang", "cmake", "golang", "rustc"];
+    for (k, a) in tools.iter().enumerate() {
+        for b in &tools[k + 1..] {
+            assert!(!e.file.groups.iter().any(|g| g.members.iter().any(|m| m == a) && g.members.iter().any(|m| m == b)), "{a} and {b} grouped\n{}", e.file.to_canonical_string());
+        }
+    }
+    // Then one tool changes a step: the image pulls no more than with size-first.
+    for (image, hinted, size_first) in replayed(&h, &e.file, 4, 8) {
+        assert!(hinted as f64 <= size_first as f64 * 1.02, "{image}: {hinted} > {size_first}\n{}", e.report);
+    }
+}
+
 #[test]
 fn an_untrusted_image_stays_size_first_after_it_gains_a_name_another_image_groups() {
     // `app` changes at every step and is grouped; `side` shows no change while learning (0..4),

@@ -2,7 +2,9 @@
 //! budget, each merge global (a group of the file) or local (left to the layerer). A global
 //! merge adds to the expected update bytes of the images within their budget that hold both
 //! groups; each such image has a room for what those merges may add ([`IMPOSED_SHARE`]), and a
-//! merge that does not fit it is local.
+//! merge that does not fit it is local. A join the window cannot show (both groups change beyond
+//! what its transitions can show, through sources they do not share) is local too: the layerer
+//! prices it, by the groups' written change rates, where an image must join.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -342,7 +344,8 @@ fn relief_images(a: &GroupState, b: &GroupState, over_budget: &[bool]) -> Bits {
 /// across classes) and how: globally when both are pristine and that is no dearer than joining
 /// them only where the budget requires, which keeps the finer groups (and their update bytes)
 /// in the images that have room at the price of one more registry layer; and locally when a
-/// global merge would add more to an image within its budget than that image's `room` has left.
+/// global merge would add more to an image within its budget than that image's `room` has left,
+/// or when the window cannot show that the two change together ([`Model::joined`]'s `unseen`).
 /// `None` when the merge relieves no over-budget image, or crosses classes needlessly.
 fn score_merge(model: &Model<'_>, a: &GroupState, b: &GroupState, over_budget: &[bool], needs_cross: &[bool], local_only: bool, room: &[f64]) -> Option<(f64, Mode)> {
     let n = relief_images(a, b, over_budget);
@@ -353,11 +356,12 @@ fn score_merge(model: &Model<'_>, a: &GroupState, b: &GroupState, over_budget: &
     }
     let weight = if same_class { 1.0 } else { CROSS_CLASS_PENALTY };
     let both = a.images.common_count(&b.images);
-    let global_ok = !local_only && a.unit.is_some() && b.unit.is_some();
-    let joined = global_ok.then(|| model.joined(a, b, &a.images.union(&b.images)));
+    let pristine = !local_only && a.unit.is_some() && b.unit.is_some();
+    // A join the window cannot show is left to the layerer, which prices it where it must join.
+    let joined = pristine.then(|| model.joined(a, b, &a.images.union(&b.images))).filter(|j| j.iter().all(|j| !j.unseen));
     let global = joined.as_ref().map(|j| model.cost_of_joined(j) - a.cost - b.cost);
     // Only images that hold both without needing the merge (so `relief < both`) can lack room.
-    let local = (!global_ok || relief < both).then(|| {
+    let local = (joined.is_none() || relief < both).then(|| {
         let rest = |g: &GroupState| model.cost(&g.held, &g.images.minus(&n));
         model.joined_cost(a, b, &n) + rest(a) + rest(b) - a.cost - b.cost
     });
@@ -505,6 +509,28 @@ pub(super) mod tests {
         let mode = |room: f64| score_merge(&m, &g[0], &g[1], &over, &[false, false], false, &[room, 0.0]).unwrap().1;
         assert_eq!(mode(*added), Mode::Global);
         assert_eq!(mode(added * 0.99), Mode::Local);
+    }
+
+    #[test]
+    fn a_join_the_window_cannot_show_is_left_to_the_layerer() {
+        // Four transitions: a chance of change above 1 − ½/5 = 0.9 is beyond what they show.
+        // n0 and n1 share source 3; n2 shares nothing; n3 only lends its source.
+        let mut s = stats(&[(10_000_000, &[0]), (10_000_000, &[0]), (10_000_000, &[0]), (1, &[0])], 1);
+        s.transitions = 4;
+        s.size_over_time = vec![vec![1; 5]; 4];
+        s.changed = vec![Bits::new(4); 4];
+        for k in [0, 1] {
+            s.closure[k].insert(3);
+        }
+        let mode = |w: f64, a: u32, b: u32| {
+            let m = model(&s, w);
+            score_merge(&m, &pristine(&m, a), &pristine(&m, b), &[true], &[false], false, &[f64::INFINITY]).unwrap().1
+        };
+        // Every source bumps with chance 1 − e^(−3) = 0.95.
+        assert_eq!(mode(3.0, 0, 2), Mode::Local, "each changes beyond the window, and nothing they share does");
+        assert_eq!(mode(3.0, 0, 1), Mode::Global, "the source they share changes beyond the window: they change together");
+        // Every source bumps with chance 0.1: the window shows what a join costs.
+        assert_eq!(mode(0.1, 0, 2), Mode::Global);
     }
 
     #[test]

@@ -66,6 +66,20 @@
 //! used a fraction of its budget (22 of 29 layers), and a busier future than the window made it
 //! pull more than size-first.
 //!
+//! Joins the window cannot show are left to the layerer. A window of `T` transitions cannot
+//! show a chance of change above `1 − ½/(T+1)` (a name that changed at every one of them may
+//! still stay unchanged at the next with about that chance), yet the model, summing hundreds of
+//! sources over a deep closure, puts many names there: every top-level tool of a migration,
+//! changing at every step through dependencies of its own. Joining two such names costs next to
+//! nothing in the model, so the greedy would spend its merges on them and build a *sink*, a group
+//! of big volatile names pulled whole whenever one of them changes; at a quiet update after a
+//! busy window it re-pulls hundreds of MB that size-first keeps in layers of their own. So a
+//! join of two groups that each change beyond what the window shows, while the sources they
+//! share do not, is never a group of the file: it is local, and the layerer (which prices each
+//! join by the groups' written rates, shrunk by one pseudo-update) joins in an image over budget
+//! what wastes least there. Where the shared sources themselves change beyond the window, the
+//! two change together through them, and the join may be global.
+//!
 //! The target is the full budget. An image that later holds names the history never saw, or
 //! grows past it, makes room the same way, by the layerer's least-waste merging: it merges what is
 //! actually in the closure, which does better than a written plan of merges at both 30 and 100

@@ -57,8 +57,9 @@ pub(super) struct Held {
     parts: Signature,
     /// The bytes of those parts.
     size: u64,
-    /// The union of those parts' sources, and P(any of them bumps).
+    /// The union of those parts' sources, their hazards, and P(any of them bumps).
     deps: Arc<SourceSet>,
+    hazard: Hazard,
     prob: f64,
 }
 
@@ -99,6 +100,12 @@ impl Hazard {
     /// The mean of the two regimes' P(change).
     fn prob(&self) -> f64 {
         1.0 - 0.5 * ((-self.fitted).exp() + (-self.busy).exp())
+    }
+
+    /// The hazards of the sources two sets share, from theirs and their union's (hazards add
+    /// up over sources).
+    fn shared(x: Hazard, y: Hazard, union: Hazard) -> Hazard {
+        Hazard { fitted: x.fitted + y.fitted - union.fitted, busy: x.busy + y.busy - union.busy }
     }
 }
 
@@ -170,6 +177,9 @@ pub(super) struct Joined {
     prob: f64,
     /// The expected bytes of the two sides apart, where the signature holds both.
     apart: Option<f64>,
+    /// Whether the window cannot show that the two sides change together ([`Model::unseen`]);
+    /// `false` where the signature holds one side only.
+    pub(super) unseen: bool,
 }
 
 impl Joined {
@@ -198,6 +208,22 @@ impl Model<'_> {
         self.cost_of_joined(&self.joined(a, b, images))
     }
 
+    /// Whether a chance of change is beyond what the window's `T` transitions can show: a name
+    /// that changed at every one still stays unchanged at the next with chance `½/(T+1)`
+    /// (Jeffreys), however many sources the model sums for it.
+    fn beyond_window(&self, prob: f64) -> bool {
+        prob > 1.0 - 0.5 / (self.stats.transitions as f64 + 1.0)
+    }
+
+    /// Whether the window cannot show that `x` and `y` (whose sources' union has hazard
+    /// `union`) change together: each changes beyond what it can show, so that joining them
+    /// costs next to nothing in the model, while the sources they share do not. Such a join is
+    /// free only as long as every update stays as busy as the window's; at a quieter one, one
+    /// side changes and the other's bytes are pulled with it.
+    fn unseen(&self, x: &Held, y: &Held, union: Hazard) -> bool {
+        self.beyond_window(x.prob) && self.beyond_window(y.prob) && !self.beyond_window(Hazard::shared(x.hazard, y.hazard, union).prob())
+    }
+
     /// The cost of a joined group from its signatures, summed in signature order.
     pub(super) fn cost_of_joined(&self, joined: &[Joined]) -> f64 {
         joined.iter().map(|j| self.term(j.size, j.prob, j.images.count())).sum()
@@ -211,15 +237,15 @@ impl Model<'_> {
             .into_iter()
             .map(|j| {
                 let size = j.size();
-                let (prob, apart) = match (j.a, j.b) {
+                let (prob, apart, unseen) = match (j.a, j.b) {
                     (Some(x), Some(y)) => {
-                        let prob = fold_in_either(&x.deps, &y.deps, Hazard::default(), |hazard, s| hazard.plus(self, s)).prob();
-                        (prob, Some(x.size as f64 * x.prob + y.size as f64 * y.prob))
+                        let union = fold_in_either(&x.deps, &y.deps, Hazard::default(), |hazard, s| hazard.plus(self, s));
+                        (union.prob(), Some(x.size as f64 * x.prob + y.size as f64 * y.prob), self.unseen(x, y, union))
                     }
-                    (Some(h), None) | (None, Some(h)) => (h.prob, None),
+                    (Some(h), None) | (None, Some(h)) => (h.prob, None, false),
                     (None, None) => unreachable!("a joined signature holds a part"),
                 };
-                Joined { images: j.images, size, prob, apart }
+                Joined { images: j.images, size, prob, apart, unseen }
             })
             .collect()
     }
@@ -319,7 +345,8 @@ impl Model<'_> {
             for ((sig, images), union) in batch.iter().zip(unions) {
                 let size = parts.iter().enumerate().filter(|&(k, _)| sig.holds(k)).map(|(_, (p, _))| p.size).sum();
                 let deps = SourceSet::from_sorted(self.weight.len(), union);
-                held.push(Held { images: images.clone(), parts: sig.clone(), size, prob: self.hazard_of(&deps).prob(), deps: Arc::new(deps) });
+                let hazard = self.hazard_of(&deps);
+                held.push(Held { images: images.clone(), parts: sig.clone(), size, hazard, prob: hazard.prob(), deps: Arc::new(deps) });
             }
         }
         held
@@ -353,17 +380,17 @@ impl Model<'_> {
         let size = j.size();
         let on = |h: Option<&Held>, k: Option<usize>| k.is_some_and(|k| h.is_some_and(|h| h.parts.holds(k)));
         let parts = Signature::new(layout.len(), |k| on(j.a, layout[k].0) || on(j.b, layout[k].1));
-        let (deps, prob) = match (j.a, j.b) {
+        let (deps, hazard) = match (j.a, j.b) {
             (Some(x), Some(y)) => {
                 let mut union = (*x.deps).clone();
                 union.union_with(&y.deps);
-                let prob = self.hazard_of(&union).prob();
-                (Arc::new(union), prob)
+                let hazard = self.hazard_of(&union);
+                (Arc::new(union), hazard)
             }
-            (Some(h), None) | (None, Some(h)) => (h.deps.clone(), h.prob),
+            (Some(h), None) | (None, Some(h)) => (h.deps.clone(), h.hazard),
             (None, None) => unreachable!("a joined signature holds a part"),
         };
-        Held { images: j.images, parts, size, deps, prob }
+        Held { images: j.images, parts, size, deps, hazard, prob: hazard.prob() }
     }
 
     /// P(change) of a group: any source of any signature's union bumps. Summed in increasing
