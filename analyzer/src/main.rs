@@ -1457,7 +1457,7 @@ fn cmd_emit(a: EmitArgs, quiet: bool) -> Result<ExitCode> {
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "out": a.out, "previous": previous_path, "groups": emitted.file.groups.len(), "range": [first, last],
-                "backtest": emitted.backtest, "hysteresis": emitted.hysteresis,
+                "unseen_joins": emitted.unseen_joins, "backtest": emitted.backtest, "hysteresis": emitted.hysteresis,
             }))?
         )?;
     } else if !quiet {

@@ -524,6 +524,7 @@ fn big_names_a_busy_window_never_showed_apart_are_not_grouped_for_a_quiet_future
             assert!(!e.file.groups.iter().any(|g| g.members.iter().any(|m| m == a) && g.members.iter().any(|m| m == b)), "{a} and {b} grouped\n{}", e.file.to_canonical_string());
         }
     }
+    assert!(e.unseen_joins > 0 && e.report.contains(&format!("{} merges left to the layerer because 4 transitions cannot show that the two change together", e.unseen_joins)), "{}", e.report);
     // Then one tool changes a step: the image pulls no more than with size-first.
     for (image, hinted, size_first) in replayed(&h, &e.file, 4, 8) {
         assert!(hinted as f64 <= size_first as f64 * 1.02, "{image}: {hinted} > {size_first}\n{}", e.report);

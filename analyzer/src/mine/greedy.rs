@@ -63,6 +63,8 @@ enum Mode {
     Global,
     /// Only in the over-budget images that hold both, as the layerer merges there.
     Local,
+    /// Local because the window cannot show that the two change together.
+    Unseen,
 }
 
 /// The greedy's state: live groups as each image sees them, and the file's groups.
@@ -78,6 +80,8 @@ struct Greedy<'m, 'a> {
     /// Per image, the expected update bytes that global merges it does not need may still add
     /// ([`IMPOSED_SHARE`]).
     room: Vec<f64>,
+    /// The merges made local because the window cannot show that the two change together.
+    unseen: usize,
 }
 
 /// The share of an image's expected update bytes with one group per name that global merges
@@ -107,7 +111,7 @@ impl<'m, 'a> Greedy<'m, 'a> {
         }
         let units = states.iter().cloned().map(Some).collect();
         let room = model.image_costs(&states, ni).into_iter().map(|c| c * IMPOSED_SHARE).collect();
-        let mut g = Greedy { model, states, units, count, holder: vec![HashMap::new(); ni], room };
+        let mut g = Greedy { model, states, units, count, holder: vec![HashMap::new(); ni], room, unseen: 0 };
         for s in 0..g.states.len() {
             g.adopt(s);
         }
@@ -209,7 +213,8 @@ impl<'m, 'a> Greedy<'m, 'a> {
                     }
                     vec![self.global(c.a(), c.b())]
                 }
-                Mode::Local => {
+                Mode::Local | Mode::Unseen => {
+                    self.unseen += usize::from(mode == Mode::Unseen);
                     let (x, y) = (self.states[c.a()].units[0], self.states[c.b()].units[0]);
                     self.apply_local(x, y, target)
                 }
@@ -358,7 +363,9 @@ fn score_merge(model: &Model<'_>, a: &GroupState, b: &GroupState, over_budget: &
     let both = a.images.common_count(&b.images);
     let pristine = !local_only && a.unit.is_some() && b.unit.is_some();
     // A join the window cannot show is left to the layerer, which prices it where it must join.
-    let joined = pristine.then(|| model.joined(a, b, &a.images.union(&b.images))).filter(|j| j.iter().all(|j| !j.unseen));
+    let joined = pristine.then(|| model.joined(a, b, &a.images.union(&b.images)));
+    let unseen = joined.as_ref().is_some_and(|j| j.iter().any(|j| j.unseen));
+    let joined = joined.filter(|_| !unseen);
     let global = joined.as_ref().map(|j| model.cost_of_joined(j) - a.cost - b.cost);
     // Only images that hold both without needing the merge (so `relief < both`) can lack room.
     let local = (joined.is_none() || relief < both).then(|| {
@@ -369,21 +376,29 @@ fn score_merge(model: &Model<'_>, a: &GroupState, b: &GroupState, over_budget: &
     let (delta, mode) = match (global, local) {
         (Some(g), Some(l)) if l < g || !within_room() => (l, Mode::Local),
         (Some(g), _) => (g, Mode::Global),
-        (None, Some(l)) => (l, Mode::Local),
+        (None, Some(l)) => (l, if unseen { Mode::Unseen } else { Mode::Local }),
         (None, None) => unreachable!("a merge is global or local"),
     };
     Some((weight * delta / relief as f64, mode))
 }
 
-/// The file's groups from the greedy, run to `full` groups per image, and the greedy's
-/// expected cost per transition. Its local merges are not written: they stand for the
-/// layerer's own merging in the images over budget.
-pub(super) fn group_names(model: &Model<'_>, names: &[u32], full: usize) -> (Vec<GroupState>, f64) {
+/// What the greedy made of the names, run to `full` groups per image.
+pub(super) struct Grouping {
+    /// The file's groups. The local merges are not written: they stand for the layerer's own
+    /// merging in the images over budget.
+    pub(super) groups: Vec<GroupState>,
+    /// The expected cost per transition, the local merges included.
+    pub(super) cost: f64,
+    /// The local merges made so because the window cannot show that the two change together.
+    pub(super) unseen_joins: usize,
+}
+
+pub(super) fn group_names(model: &Model<'_>, names: &[u32], full: usize) -> Grouping {
     let singles: Vec<Vec<u32>> = names.iter().map(|&n| vec![n]).collect();
     let mut g = Greedy::new(model, &singles);
     g.run(full, false);
     let cost = g.cost();
-    (g.units.into_iter().flatten().collect(), cost)
+    Grouping { groups: g.units.into_iter().flatten().collect(), cost, unseen_joins: g.unseen }
 }
 
 /// Expected cost per transition of groups (and a plan, in a file that has one) as images use
@@ -527,7 +542,7 @@ pub(super) mod tests {
             score_merge(&m, &pristine(&m, a), &pristine(&m, b), &[true], &[false], false, &[f64::INFINITY]).unwrap().1
         };
         // Every source bumps with chance 1 − e^(−3) = 0.95.
-        assert_eq!(mode(3.0, 0, 2), Mode::Local, "each changes beyond the window, and nothing they share does");
+        assert_eq!(mode(3.0, 0, 2), Mode::Unseen, "each changes beyond the window, and nothing they share does");
         assert_eq!(mode(3.0, 0, 1), Mode::Global, "the source they share changes beyond the window: they change together");
         // Every source bumps with chance 0.1: the window shows what a join costs.
         assert_eq!(mode(0.1, 0, 2), Mode::Global);

@@ -90,8 +90,10 @@
 //! only some of them have unless the budget leaves no other way (an image over budget may still
 //! join the two in a layer, where that wastes least for it). While an image holds at most 400
 //! groups every pair is considered; beyond that (large histories), each group is paired with its
-//! 12 neighbours nearest in change probability, which keeps emit near-linear. Big volatile names
-//! stay alone because merging them is expensive; small names that change together merge for free.
+//! 12 neighbours nearest in change probability, which keeps emit near-linear. A big volatile name
+//! stays out of stable names' groups because joining it to them is expensive, and out of other
+//! volatile names' groups unless the window shows they change together (above); small names that
+//! change together merge for free.
 //! Groups are written bottom-up from the least to the most likely to change, each with the
 //! model's probability that it changes at an update (`stats.change_rate`), which the layerer
 //! weighs when it must merge.
@@ -116,7 +118,8 @@
 //! size-first bytes, unless it still pulls a tenth less than size-first). If one does, only the
 //! one-path layers are tried, and an image they cost keeps the groups it holds whole. The
 //! summary (and `--json`) prints the replay per image, the verdict, the singles and the
-//! opt-outs.
+//! opt-outs, and, before them, how many merges the greedy left to the layerer because the window
+//! cannot show that the two change together (`unseen_joins`).
 //!
 //! # Hysteresis ([`hysteresis`])
 //! Regrouping makes every client download the regrouped layers once. Given the previous hint
@@ -149,7 +152,7 @@ pub use hysteresis::Decision;
 pub(crate) use stats::NameStats;
 
 use crate::history::History;
-use greedy::group_names;
+use greedy::{group_names, Grouping};
 use model::{build_model, path_hazard, GroupState, Model};
 use output::file_groups;
 
@@ -202,6 +205,9 @@ pub struct Emitted {
     pub file: HintFile,
     /// The human-readable summary.
     pub report: String,
+    /// The window's merges left to the layerer because it cannot show that the two change
+    /// together.
+    pub unseen_joins: usize,
     pub backtest: Backtest,
     /// What hysteresis decided, when a previous file with the same budget was given.
     pub hysteresis: Option<Decision>,
@@ -216,6 +222,8 @@ struct Mined<'a> {
     groups: Vec<GroupState>,
     /// The greedy's expected cost per transition.
     cost: f64,
+    /// Its merges left to the layerer because the window cannot show the join.
+    unseen_joins: usize,
     path_hazard: f64,
 }
 
@@ -242,10 +250,10 @@ fn mine<'a>(stats: &'a NameStats, pins: &[Pin], opts: &EmitOptions) -> Result<Mi
     }
     let model = build_model(stats, &names, opts.registry_weight);
     let t = std::time::Instant::now();
-    let (groups, cost) = group_names(&model, &names, opts.store_layers());
+    let Grouping { groups, cost, unseen_joins } = group_names(&model, &names, opts.store_layers());
     tracing::info!("grouping: {} classes -> {} groups, {:.1} s", model.class_images.len(), groups.len(), t.elapsed().as_secs_f64());
     let path_hazard = path_hazard(&model, &names);
-    Ok(Mined { model, names, groups, cost, path_hazard })
+    Ok(Mined { model, names, groups, cost, unseen_joins, path_hazard })
 }
 
 /// The hint file learned from revisions `window` of `h`.
@@ -277,6 +285,7 @@ struct Learned {
     merges: Vec<[String; 2]>,
     hysteresis: Option<Decision>,
     path_hazard: f64,
+    unseen_joins: usize,
     /// The summary's lines on the learning and on hysteresis.
     report: String,
 }
@@ -302,6 +311,13 @@ fn learn(h: &History, opts: &EmitOptions, previous: Option<&HintFile>, pins: &[P
         new_groups.len(),
         opts.store_layers()
     );
+    if mined.unseen_joins > 0 {
+        let _ = writeln!(
+            report,
+            "{} merges left to the layerer because {} transitions cannot show that the two change together (each changed beyond what they can show, through sources the two do not share)",
+            mined.unseen_joins, stats.transitions
+        );
+    }
     let budget = BudgetHeader { max_layers: opts.max_layers, reserve: opts.reserve };
     let (groups, merges, hysteresis) = match previous.filter(|p| !p.groups.is_empty() && p.budget == budget) {
         Some(prev) => {
@@ -311,9 +327,9 @@ fn learn(h: &History, opts: &EmitOptions, previous: Option<&HintFile>, pins: &[P
         }
         None => (new_groups, vec![], None),
     };
-    let path_hazard = mined.path_hazard;
+    let (path_hazard, unseen_joins) = (mined.path_hazard, mined.unseen_joins);
     drop(mined);
-    Ok(Learned { stats, groups, merges, hysteresis, path_hazard, report })
+    Ok(Learned { stats, groups, merges, hysteresis, path_hazard, unseen_joins, report })
 }
 
 /// Learns the hint file: the groups of the window, hysteresis against `previous`, and the
@@ -327,7 +343,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     let pins = previous.map(|p| p.pins.clone()).unwrap_or_default();
     // The backtest's folds and the whole window's learning are independent: run side by side.
     let (backtest, learned) = rayon::join(|| backtest::run(h, opts, &pins), || learn(h, opts, previous, &pins));
-    let (backtest, Learned { stats, groups, merges, hysteresis, path_hazard, mut report }) = (backtest?, learned?);
+    let (backtest, Learned { stats, groups, merges, hysteresis, path_hazard, unseen_joins, mut report }) = (backtest?, learned?);
     let learned = groups.len();
     let groups = backtest.kept_groups(&stats, groups);
     let dropped = learned - groups.len();
@@ -340,7 +356,7 @@ pub fn emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) -> Res
     backtest.apply(h, &mut file);
     report_opt_outs(&mut report, &file, &backtest);
     debug_assert!(file.validate().is_ok());
-    Ok(Emitted { file, report, backtest, hysteresis })
+    Ok(Emitted { file, report, unseen_joins, backtest, hysteresis })
 }
 
 fn report_hysteresis(report: &mut String, d: &Decision, min_gain: f64) {
