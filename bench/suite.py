@@ -94,6 +94,13 @@ CASES = {
     "testing-builder-media": (TESTING, "72", [BUILDER, MEDIA, OFFICE], [3, 6]),
     "security-toolchain-gis": (SECURITY, "73", [TOOLCHAIN, GIS, MAIL], [2, 4]),
     "coarse-desktop-science": ("trixie,~8,forky", "74", [DESKTOP, SCIENCE, OPS, SMALL], [3, 4]),
+    # A second check on that rule, made the same session. b2t-media-gis W=4 at 100 layers found
+    # devbox 3.7% over size-first: a group's plain `cpp` took in trixie's compilers, which
+    # parseDrvName names alike; group members now match their identity only.
+    "security-builder-office": (SECURITY, "81", [BUILDER, OFFICE, SMALL], [3, 6]),
+    "b2t-media-gis": ("bookworm,~10,trixie", "82", [MEDIA, GIS, DEVBOX], [2, 4]),
+    "testing-toolchain-desktop": (TESTING, "83", [TOOLCHAIN, DESKTOP, MAIL], [4, 6]),
+    "quiet-then-b2t": ("bookworm,~3,bookworm+bookworm-updates,~6,trixie", "84", [TOOLCHAIN, STUDIO, OPS], [2, 4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4

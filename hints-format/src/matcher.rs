@@ -15,9 +15,15 @@
 //! `libperl5.40` was in, where its predecessor's layer was, rather than reshuffling the layers
 //! of the names the file does not know. A name below every such member (an image that lags
 //! behind, or `libpcre2-8-0` where the file holds only `libpcre2-32-0`) takes no member's place.
-//! A name that a plain package name places *loosely*, one that is not its identity (the
-//! metapackage `golang` placing `golang-1.27-go-1.27.3-1`), takes its predecessor's place
-//! (`golang@1.24-go-[0-9]*`) too, where it has one.
+//!
+//! Groups are written by `hints emit`, each member as the package identity it learned
+//! ([`MemberPattern::identity_of`]), so a group's plain package name (no version, no glob)
+//! matches only the paths whose identity it is: the metapackage `golang` matches
+//! `golang-2_1.27_1` but not `golang-1.27-go-1.27.3-1` (identity `golang-1.27-go`), a package the
+//! file may never have seen. Such a name takes its predecessor's place
+//! (`golang@1.24-go-[0-9]*`) where it has one, and is otherwise left to the layerer's fallback,
+//! like any name the file does not know. Pins, written by hand, match as their patterns read
+//! (parseDrvName's package name).
 
 use std::collections::HashMap;
 
@@ -37,6 +43,13 @@ struct Entry {
     target: Target,
     /// Its index in `renamables`, for a group member a renamed package can succeed.
     renamable: Option<usize>,
+}
+
+impl Entry {
+    /// A group member written as a plain package name: it names one package identity.
+    fn is_plain_member(&self) -> bool {
+        matches!(self.target, Target::Group(_)) && self.pattern.literal_pname().is_some() && !self.pattern.specificity().0
+    }
 }
 
 /// Where the hint file puts one path.
@@ -150,13 +163,12 @@ impl Matcher {
     /// pins) match, the most specific pattern wins ([`MemberPattern::specificity`]); two
     /// different groups matching at the same specificity are an error.
     pub fn place(&self, name: &str) -> Result<Placement, MatchError> {
-        Ok(self.place_noting(name, |_| {})?.0)
+        self.place_noting(name, |_| {})
     }
 
     /// [`Matcher::place`], calling `matched` with every renamable member whose pattern matches
-    /// `name`, whether or not it wins; and whether a group places it by a plain package name
-    /// (no version, no glob), which may be loose ([`loosely_placed`]).
-    fn place_noting(&self, name: &str, mut matched: impl FnMut(usize)) -> Result<(Placement, bool), MatchError> {
+    /// `name`, whether or not it wins.
+    fn place_noting(&self, name: &str, mut matched: impl FnMut(usize)) -> Result<Placement, MatchError> {
         let key = NameKey::of(name);
         let mut out = Placement::default();
         let mut group_by: Option<&Entry> = None;
@@ -164,7 +176,7 @@ impl Matcher {
         let head = key.version.split('-').next().unwrap_or_default();
         let by_head = self.by_head.get(key.pname).and_then(|h| h.get(head));
         let candidates = self.by_pname.get(key.pname).into_iter().flatten().chain(by_head.into_iter().flatten()).chain(&self.globs);
-        for e in candidates.filter(|e| e.pattern.matches(&key)) {
+        for e in candidates.filter(|e| e.pattern.matches(&key) && !(e.is_plain_member() && names_another_package(name))) {
             if let Some(k) = e.renamable {
                 matched(k);
             }
@@ -203,24 +215,22 @@ impl Matcher {
                 Target::Group(i) | Target::Pin(i, _) => i,
             });
         }
-        let by_plain_name = out.pin.is_none() && group_by.is_some_and(|e| e.pattern.literal_pname().is_some() && !e.pattern.specificity().0);
-        Ok((out, by_plain_name))
+        Ok(out)
     }
 
     /// Places every name of one closure: each as [`Matcher::place`] places it, then the names
-    /// it leaves unplaced, or places only loosely, that are renames of members absent from the
-    /// closure (module doc).
+    /// it leaves unplaced that are renames of members absent from the closure (module doc).
     pub fn place_closure(&self, names: &[&str]) -> Result<Vec<Placement>, MatchError> {
         let mut present = vec![false; self.renamables.len()];
-        let (mut placed, by_plain_name): (Vec<Placement>, Vec<bool>) = names.iter().map(|name| self.place_noting(name, |k| present[k] = true)).collect::<Result<Vec<_>, _>>()?.into_iter().unzip();
-        self.place_renames(names, &mut placed, &by_plain_name, &present);
+        let mut placed: Vec<Placement> = names.iter().map(|name| self.place_noting(name, |k| present[k] = true)).collect::<Result<_, _>>()?;
+        self.place_renames(names, &mut placed, &present);
         Ok(placed)
     }
 
-    /// Gives each name that is unplaced or loosely placed (of those a group places
-    /// `by_plain_name`), and the only such name of its [`Rename::key`] in the closure, the group
-    /// of its predecessor among the members not `present` (module doc), if it has one.
-    fn place_renames(&self, names: &[&str], placed: &mut [Placement], by_plain_name: &[bool], present: &[bool]) {
+    /// Gives each name that is unplaced, and the only such name of its [`Rename::key`] in the
+    /// closure, the group of its predecessor among the members not `present` (module doc), if
+    /// it has one.
+    fn place_renames(&self, names: &[&str], placed: &mut [Placement], present: &[bool]) {
         let mut absent: HashMap<&str, Vec<&Renamable>> = HashMap::new();
         for (m, _) in self.renamables.iter().zip(present).filter(|(_, &p)| !p) {
             absent.entry(m.rename.key.as_str()).or_default().push(m);
@@ -229,7 +239,7 @@ impl Matcher {
             return;
         }
         let mut renamed: HashMap<&str, Vec<(usize, Rename)>> = HashMap::new();
-        for i in (0..placed.len()).filter(|&i| placed[i].is_unplaced() || (by_plain_name[i] && loosely_placed(names[i]))) {
+        for i in (0..placed.len()).filter(|&i| placed[i].is_unplaced()) {
             if let Some(r) = Rename::of(&MemberPattern::identity_of(names[i])) {
                 if let Some((&key, _)) = absent.get_key_value(r.key.as_str()) {
                     renamed.entry(key).or_default().push((i, r));
@@ -247,10 +257,10 @@ impl Matcher {
     }
 }
 
-/// Whether a plain package name places `name` only loosely: its identity is longer than its
-/// parseDrvName package name (`golang-1.27-go` for `golang-1.27-go-1.27.3-1`, which the plain
-/// `golang` matches). Only a version holding a `-` can refine the package name.
-fn loosely_placed(name: &str) -> bool {
+/// Whether `name` is another package than its parseDrvName package name: its identity is
+/// longer (`golang-1.27-go` for `golang-1.27-go-1.27.3-1`, which a group's plain `golang` does
+/// not match). Only a version holding a `-` can refine the package name.
+fn names_another_package(name: &str) -> bool {
     let key = NameKey::of(name);
     key.version.contains('-') && NameKey::identity(name).pname != key.pname
 }
@@ -362,11 +372,15 @@ mod tests {
         assert_eq!(closure_groups(&f, &["libperl5.40-5.40.1-6", "libperl5.42-5.42.3-1"]), [(Some(0), None), (None, None)]);
         // Two names one rename apart from the same member: neither is its successor.
         assert_eq!(closure_groups(&f, &["libperl5.42-5.42.3-1", "libperl5.44-5.44.0-1"]), [(None, None), (None, None)]);
-        // A name a plain package name places loosely (`golang`, the metapackage's identity,
-        // places `golang-1.27-go`) takes its predecessor's place where it has one.
+        // A group's plain package name (`golang`, the metapackage's identity) does not match
+        // another package parseDrvName names alike (`golang-1.27-go`): that one takes its
+        // predecessor's place where it has one, and is left to the fallback where it has none.
         let f = file(&[("meta", &["golang"]), ("go", &["golang@1.24-go-[0-9]*"])], &[]);
         let placed = closure_groups(&f, &["golang-2_1.27_1", "golang-1.27-go-1.27.3-1", "golang-1.27-src-1.27.3-1"]);
-        assert_eq!(placed, [(Some(0), None), (Some(1), Some("golang@1.24-go-[0-9]*")), (Some(0), None)]);
+        assert_eq!(placed, [(Some(0), None), (Some(1), Some("golang@1.24-go-[0-9]*")), (None, None)]);
+        // A pin, written by hand, matches as its pattern reads.
+        let f = file(&[("meta", &["golang"])], &[("all-go", PinRule::OwnLayer, &["golang"])]);
+        assert_eq!(Matcher::new(&f).place("golang-1.27-src-1.27.3-1").unwrap().pin, Some(0));
         // Of two absent members one rename below the name, it succeeds the newer; a name
         // below every member (an image that lags behind) succeeds none.
         let f = file(&[("a", &["libicu72"]), ("b", &["libicu76"])], &[]);

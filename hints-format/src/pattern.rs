@@ -8,7 +8,9 @@
 //! - Each part may use the globs `*`, `?` and `[...]`.
 //!
 //! Because matching ignores the version unless one is given, a version bump (which renames the
-//! store path) keeps the path in its group.
+//! store path) keeps the path in its group. A group's plain package name names one package
+//! identity, as `hints emit` writes it ([`MemberPattern::identity_of`]); the matcher does not let
+//! it take in another package that parseDrvName names alike (`crate::matcher`).
 
 use std::fmt;
 
