@@ -101,6 +101,13 @@ CASES = {
     "b2t-media-gis": ("bookworm,~10,trixie", "82", [MEDIA, GIS, DEVBOX], [2, 4]),
     "testing-toolchain-desktop": (TESTING, "83", [TOOLCHAIN, DESKTOP, MAIL], [4, 6]),
     "quiet-then-b2t": ("bookworm,~3,bookworm+bookworm-updates,~6,trixie", "84", [TOOLCHAIN, STUDIO, OPS], [2, 4]),
+    # A third check, made after the identity rule. coarse-office-toolchain W=2 at 30 layers found
+    # a sink again (toolchain 1.154): its tools share a deep base whose never-bumped sources'
+    # prior rates summed beyond the window; shared sources now count only where they bumped.
+    "testing-media-ops": (TESTING, "91", [MEDIA, OPS, WEBSTACK, SMALL], [3, 6]),
+    "security-studio-gis": (SECURITY, "92", [STUDIO, GIS, DEVBOX], [2, 4]),
+    "b2t-builder-science": ("bookworm,~10,trixie", "93", [BUILDER, SCIENCE, MAIL], [4, 6]),
+    "coarse-office-toolchain": ("trixie,~8,forky", "94", [OFFICE, TOOLCHAIN, GRAPHICS, SMALL], [2, 4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4

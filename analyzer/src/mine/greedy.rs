@@ -463,6 +463,7 @@ pub(super) mod tests {
         let mut m = crate::mine::model::build_model(stats, &names, 1.0);
         m.weight = vec![w; n];
         m.busy = vec![w; n];
+        m.bumped = vec![w; n];
         m
     }
 
@@ -537,13 +538,18 @@ pub(super) mod tests {
         for k in [0, 1] {
             s.closure[k].insert(3);
         }
-        let mode = |w: f64, a: u32, b: u32| {
-            let m = model(&s, w);
+        let mode_with = |w: f64, shared_bumped: bool, a: u32, b: u32| {
+            let mut m = model(&s, w);
+            if !shared_bumped {
+                m.bumped[3] = 0.0;
+            }
             score_merge(&m, &pristine(&m, a), &pristine(&m, b), &[true], &[false], false, &[f64::INFINITY]).unwrap().1
         };
+        let mode = |w: f64, a: u32, b: u32| mode_with(w, true, a, b);
         // Every source bumps with chance 1 − e^(−3) = 0.95.
         assert_eq!(mode(3.0, 0, 2), Mode::Unseen, "each changes beyond the window, and nothing they share does");
         assert_eq!(mode(3.0, 0, 1), Mode::Global, "the source they share changes beyond the window: they change together");
+        assert_eq!(mode_with(3.0, false, 0, 1), Mode::Unseen, "a shared source that never bumped shows nothing, whatever its prior rate");
         // Every source bumps with chance 0.1: the window shows what a join costs.
         assert_eq!(mode(0.1, 0, 2), Mode::Global);
     }

@@ -78,7 +78,9 @@
 //! share do not, is never a group of the file: it is local, and the layerer (which prices each
 //! join by the groups' written rates, shrunk by one pseudo-update) joins in an image over budget
 //! what wastes least there. Where the shared sources themselves change beyond the window, the
-//! two change together through them, and the join may be global.
+//! two change together through them, and the join may be global; only shared sources that
+//! bumped in the window count there, since a deep base's never-bumped sources, summed at the
+//! prior's rate, would put the shared part of any two big closures beyond the window too.
 //!
 //! The target is the full budget. An image that later holds names the history never saw, or
 //! grows past it, makes room the same way, by the layerer's least-waste merging: it merges what is

@@ -32,6 +32,9 @@ pub(super) struct Model<'a> {
     pub(super) weight: Vec<f64>,
     /// −ln(1 − q) per bump source in the busy regime.
     pub(super) busy: Vec<f64>,
+    /// The fitted −ln(1 − q) of each bump source that bumped in the window, 0 for the others
+    /// (whose rate is the prior's alone).
+    pub(super) bumped: Vec<f64>,
     /// Class (image set) of each name, and each class's images.
     pub(super) class_of: Vec<u32>,
     pub(super) class_images: Vec<Bits>,
@@ -81,11 +84,13 @@ pub(super) struct GroupState {
     pub(super) units: Vec<usize>,
 }
 
-/// Hazards summed over a set of sources, in both regimes.
+/// Hazards summed over a set of sources, in both regimes, and the fitted hazard of those of
+/// them that bumped in the window.
 #[derive(Clone, Copy, Default)]
 struct Hazard {
     fitted: f64,
     busy: f64,
+    bumped: f64,
 }
 
 impl Hazard {
@@ -94,7 +99,7 @@ impl Hazard {
     }
 
     fn plus(self, model: &Model<'_>, source: usize) -> Hazard {
-        Hazard { fitted: self.fitted + model.weight[source], busy: self.busy + model.busy[source] }
+        Hazard { fitted: self.fitted + model.weight[source], busy: self.busy + model.busy[source], bumped: self.bumped + model.bumped[source] }
     }
 
     /// The mean of the two regimes' P(change).
@@ -105,7 +110,7 @@ impl Hazard {
     /// The hazards of the sources two sets share, from theirs and their union's (hazards add
     /// up over sources).
     fn shared(x: Hazard, y: Hazard, union: Hazard) -> Hazard {
-        Hazard { fitted: x.fitted + y.fitted - union.fitted, busy: x.busy + y.busy - union.busy }
+        Hazard { fitted: x.fitted + y.fitted - union.fitted, busy: x.busy + y.busy - union.busy, bumped: x.bumped + y.bumped - union.bumped }
     }
 }
 
@@ -217,11 +222,14 @@ impl Model<'_> {
 
     /// Whether the window cannot show that `x` and `y` (whose sources' union has hazard
     /// `union`) change together: each changes beyond what it can show, so that joining them
-    /// costs next to nothing in the model, while the sources they share do not. Such a join is
-    /// free only as long as every update stays as busy as the window's; at a quieter one, one
-    /// side changes and the other's bytes are pulled with it.
+    /// costs next to nothing in the model, while the sources they share that bumped in the
+    /// window do not. Such a join is free only as long as every update stays as busy as the
+    /// window's; at a quieter one, one side changes and the other's bytes are pulled with it.
+    /// Shared sources that never bumped show nothing: summed over a deep closure, their prior
+    /// rates alone would put any two big closures beyond the window.
     fn unseen(&self, x: &Held, y: &Held, union: Hazard) -> bool {
-        self.beyond_window(x.prob) && self.beyond_window(y.prob) && !self.beyond_window(Hazard::shared(x.hazard, y.hazard, union).prob())
+        let shared = Hazard::shared(x.hazard, y.hazard, union);
+        self.beyond_window(x.prob) && self.beyond_window(y.prob) && !self.beyond_window(1.0 - (-shared.bumped).exp())
     }
 
     /// The cost of a joined group from its signatures, summed in signature order.
@@ -478,11 +486,14 @@ pub(super) fn build_model<'a>(stats: &'a NameStats, names: &[u32], registry_weig
     let raw: Vec<f64> = stats.source_rate.iter().map(|q| -(1.0 - q).ln()).collect();
     let beta = calibration(stats, names, &raw);
     tracing::info!("change model calibrated to the training history: hazard scale {beta:.3}");
-    let weight = raw.iter().map(|w| w * beta).collect();
+    let weight: Vec<f64> = raw.iter().map(|w| w * beta).collect();
     // The busy regime: the sources' own smoothed rates, or the fitted ones where the window
     // was busier than that.
     let busy = raw.iter().map(|w| w * beta.max(1.0)).collect();
-    Model { stats, weight, busy, class_of, class_images, registry_weight }
+    // A source that bumped once has rate 1.5/(T+1); one that never did, the prior's 0.5/(T+1).
+    let once = 1.0 / (stats.transitions as f64 + 1.0);
+    let bumped = weight.iter().zip(&stats.source_rate).map(|(&w, &q)| if q > once { w } else { 0.0 }).collect();
+    Model { stats, weight, busy, bumped, class_of, class_images, registry_weight }
 }
 
 /// The hazard scale `β` that makes the independence model agree with the training history.
