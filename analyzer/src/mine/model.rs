@@ -106,12 +106,6 @@ impl Hazard {
     fn prob(&self) -> f64 {
         1.0 - 0.5 * ((-self.fitted).exp() + (-self.busy).exp())
     }
-
-    /// The hazards of the sources two sets share, from theirs and their union's (hazards add
-    /// up over sources).
-    fn shared(x: Hazard, y: Hazard, union: Hazard) -> Hazard {
-        Hazard { fitted: x.fitted + y.fitted - union.fitted, busy: x.busy + y.busy - union.busy, bumped: x.bumped + y.bumped - union.bumped }
-    }
 }
 
 /// Which of a group's parts an image holds: bit `k` for part `k`. Signatures are ordered as
@@ -217,7 +211,7 @@ impl Model<'_> {
     /// that changed at every one still stays unchanged at the next with chance `½/(T+1)`
     /// (Jeffreys), however many sources the model sums for it.
     fn beyond_window(&self, prob: f64) -> bool {
-        prob > 1.0 - 0.5 / (self.stats.transitions as f64 + 1.0)
+        prob > 1.0 - self.stats.unseen_rate()
     }
 
     /// Whether the window cannot show that `x` and `y` (whose sources' union has hazard
@@ -228,8 +222,9 @@ impl Model<'_> {
     /// Shared sources that never bumped show nothing: summed over a deep closure, their prior
     /// rates alone would put any two big closures beyond the window.
     fn unseen(&self, x: &Held, y: &Held, union: Hazard) -> bool {
-        let shared = Hazard::shared(x.hazard, y.hazard, union);
-        self.beyond_window(x.prob) && self.beyond_window(y.prob) && !self.beyond_window(1.0 - (-shared.bumped).exp())
+        // Hazards add up over sources: what the two share is theirs less their union's.
+        let shared_bumped = x.hazard.bumped + y.hazard.bumped - union.bumped;
+        self.beyond_window(x.prob) && self.beyond_window(y.prob) && !self.beyond_window(1.0 - (-shared_bumped).exp())
     }
 
     /// The cost of a joined group from its signatures, summed in signature order.
@@ -490,9 +485,8 @@ pub(super) fn build_model<'a>(stats: &'a NameStats, names: &[u32], registry_weig
     // The busy regime: the sources' own smoothed rates, or the fitted ones where the window
     // was busier than that.
     let busy = raw.iter().map(|w| w * beta.max(1.0)).collect();
-    // A source that bumped once has rate 1.5/(T+1); one that never did, the prior's 0.5/(T+1).
-    let once = 1.0 / (stats.transitions as f64 + 1.0);
-    let bumped = weight.iter().zip(&stats.source_rate).map(|(&w, &q)| if q > once { w } else { 0.0 }).collect();
+    // A source that never bumped has the prior's rate alone.
+    let bumped = weight.iter().zip(&stats.source_rate).map(|(&w, &q)| if q > stats.unseen_rate() { w } else { 0.0 }).collect();
     Model { stats, weight, busy, bumped, class_of, class_images, registry_weight }
 }
 

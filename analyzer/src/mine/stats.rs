@@ -131,6 +131,12 @@ impl Names<'_> {
     }
 }
 
+/// The Jeffreys estimate of an event's chance per transition, `(k+½)/(T+1)`, from `k` of `T`
+/// transitions showing it.
+fn jeffreys(k: usize, transitions: usize) -> f64 {
+    (k as f64 + 0.5) / (transitions as f64 + 1.0)
+}
+
 /// What the history says about every name at the training revisions.
 pub(crate) struct NameStats {
     /// `NameKey::identity` labels, e.g. `gcc-14-base` or `glibc:bin`.
@@ -215,7 +221,7 @@ impl NameStats {
         for name in 0..n {
             let v: Vec<bool> = bumped.iter().map(|b| b.get(name)).collect();
             let bumps = v.iter().filter(|&&b| b).count();
-            let rate = (bumps as f64 + 0.5) / (transitions as f64 + 1.0);
+            let rate = jeffreys(bumps, transitions);
             let fresh = |source_rate: &mut Vec<f64>| {
                 source_rate.push(rate);
                 source_rate.len() as u32 - 1
@@ -253,6 +259,13 @@ impl NameStats {
             }
         }
         Ok(NameStats { labels, patterns, samples, size, images, changed, bumped, closure, source, source_rate, transitions, image_names: h.images.clone(), size_over_time })
+    }
+
+    /// The chance of what the training transitions never showed, `½/(T+1)`: a source's bump
+    /// rate when it never bumped, and the chance that a name that changed at every transition
+    /// stays unchanged at the next.
+    pub(crate) fn unseen_rate(&self) -> f64 {
+        jeffreys(0, self.transitions)
     }
 
     pub(crate) fn present(&self, name: usize) -> bool {
