@@ -4,7 +4,7 @@
 Each case is a history made by ../shared/tools/deb2nix.py from the Debian indices in
 ../shared/data/debian, a learning window of W transitions (revisions 0..W) and a replay of the
 next 4 (W..W+4). The cases cover several suites and seeds, large union images (desktop apps,
-media tools, toolchains) with hundreds of names only they hold, windows of 2, 3, 4 and 6
+media tools, toolchains) with hundreds of names only they hold, windows of 2 to 6
 transitions, and quiet windows followed by busy ones (bookworm's point-release overlay, which
 touches almost nothing, then its security overlay).
 
@@ -41,6 +41,8 @@ MAIL = "mailsrv=postfix,dovecot-imapd,spamassassin"
 GIS = "gis=gdal-bin,python3-gdal,postgis"
 OPS = "ops=ansible,openssh-client,rsync,jq"
 SMALL = "tiny=busybox,ca-certificates"
+BROWSER = "browser=firefox-esr,chromium,thunderbird,evince"
+DBSRV = "dbsrv=mariadb-server,apache2,php,redis-server"
 
 QUIET_BUSY = "bookworm,~4,bookworm+bookworm-updates,~4,bookworm+bookworm-updates+bookworm-security"
 SECURITY = "bookworm,bookworm+bookworm-updates,~10,bookworm+bookworm-updates+bookworm-security"
@@ -108,6 +110,17 @@ CASES = {
     "security-studio-gis": (SECURITY, "92", [STUDIO, GIS, DEVBOX], [2, 4]),
     "b2t-builder-science": ("bookworm,~10,trixie", "93", [BUILDER, SCIENCE, MAIL], [4, 6]),
     "coarse-office-toolchain": ("trixie,~8,forky", "94", [OFFICE, TOOLCHAIN, GRAPHICS, SMALL], [2, 4]),
+    # A fourth and fifth check, made on 2026-12-03 (seventh session) with no rule changed since the
+    # third: two images no earlier history has (a browser union, a database and web server), a
+    # quiet start followed by security updates and a migration, and windows of 2 to 6.
+    "testing-browser-db": (TESTING, "101", [BROWSER, DBSRV, SMALL], [3, 5]),
+    "security-science-devbox": (SECURITY, "102", [SCIENCE, DEVBOX, WEBSTACK], [2, 5]),
+    "b2t-desktop-db": ("bookworm,~10,trixie", "103", [DESKTOP, DBSRV, OPS], [3, 4]),
+    "quiet-sec-b2t": ("bookworm,~3,bookworm+bookworm-updates+bookworm-security,~5,trixie", "104", [GRAPHICS, BUILDER, MAIL, SMALL], [2, 4]),
+    "security-browser-ops": (SECURITY, "111", [BROWSER, OPS, DEVBOX, SMALL], [3, 6]),
+    "testing-db-studio": (TESTING, "112", [DBSRV, STUDIO, MAIL], [2, 4]),
+    "b2t-browser-science": ("bookworm,~10,trixie", "113", [BROWSER, SCIENCE, GIS], [2, 5]),
+    "coarse-db-builder": ("trixie,~8,forky", "114", [DBSRV, BUILDER, MEDIA, SMALL], [3, 4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4
