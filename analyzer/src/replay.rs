@@ -104,6 +104,75 @@ pub fn replay_path_pulls(history: &History, first: usize, last: usize, budget: B
     Ok((metrics, pulls))
 }
 
+/// Per image, the standard deviation that chance alone gives the difference between two
+/// layouts' update bytes (`a`'s less `b`'s) over `first..=last`, every path changing at an
+/// update with hazard `hazard` (`learned_from.path_hazard`), independently of the others.
+///
+/// A layer both layouts have is pulled under both or neither and cancels. Each other layer is
+/// pulled when anything in its closure `C` changes, so it stays unchanged with probability
+/// `e^(−hazard·|C|)`, and two such layers together with probability `e^(−hazard·|C ∪ C'|)`:
+/// their pulls covary by that less the product of the two. The variance of the difference sums
+/// those covariances over every pair of layers, weighted by their bytes and signs, at each
+/// replayed revision. Layers that share paths covary, so it is neither the sum of the layers'
+/// own variances nor bounded by it.
+pub fn chance_deviation(history: &History, first: usize, last: usize, a: Job<'_>, b: Job<'_>, hazard: f64) -> Result<Vec<f64>, LayerError> {
+    let laid_out = LaidOut::new(history, first, last, &[a, b])?;
+    let (a, b) = (laid_out.job(0), laid_out.job(1));
+    let variance_at = |i: usize, r: usize| -> f64 {
+        let (Some(x), Some(y)) = (a.get(&(i, r)), b.get(&(i, r))) else { return 0.0 };
+        let members = &history.snapshots[&(i, r)];
+        let closure = |layer: &[u32]| closure_bits(history, members, layer);
+        let layers: Vec<(f64, Vec<u64>)> = differing(x, y).map(|(l, bytes)| (bytes as f64, closure(l))).chain(differing(y, x).map(|(l, bytes)| (-(bytes as f64), closure(l)))).collect();
+        difference_variance(&layers, hazard)
+    };
+    Ok((0..history.images.len()).map(|i| (first + 1..=last).map(|r| variance_at(i, r)).sum::<f64>().max(0.0).sqrt()).collect())
+}
+
+/// The layers of `x` that `y` does not have, with their bytes.
+fn differing<'l>(x: &'l LayerSet, y: &'l LayerSet) -> impl Iterator<Item = (&'l [u32], u64)> {
+    let other: HashSet<&Vec<u32>> = y.iter().map(|(l, _)| l).collect();
+    x.iter().filter(move |(l, _)| !other.contains(l)).map(|(l, bytes)| (l.as_slice(), *bytes))
+}
+
+/// The variance of `Σ w·[the layer is pulled]` over `layers`, each given as its signed bytes
+/// `w` and its closure as a bit set, every path changing with hazard `hazard`.
+fn difference_variance(layers: &[(f64, Vec<u64>)], hazard: f64) -> f64 {
+    let paths = |bits: &mut dyn Iterator<Item = u64>| bits.map(u64::count_ones).sum::<u32>() as f64;
+    let unchanged: Vec<f64> = layers.iter().map(|(_, c)| (-hazard * paths(&mut c.iter().copied())).exp()).collect();
+    let mut variance = 0.0;
+    for (u, (wu, cu)) in layers.iter().enumerate() {
+        for (v, (wv, cv)) in layers.iter().enumerate() {
+            let both_unchanged = (-hazard * paths(&mut cu.iter().zip(cv).map(|(x, y)| x | y))).exp();
+            variance += wu * wv * (both_unchanged - unchanged[u] * unchanged[v]);
+        }
+    }
+    variance
+}
+
+/// The closure of `layer` (history indices) within the snapshot of `members` (sorted, closed
+/// under references), as a bit set over the members' positions.
+fn closure_bits(history: &History, members: &[u32], layer: &[u32]) -> Vec<u64> {
+    let position = |p: u32| members.binary_search(&p).expect("a snapshot is closed under references");
+    let mut bits = vec![0u64; members.len().div_ceil(64)];
+    let mut stack: Vec<u32> = vec![];
+    let reach = |p: u32, bits: &mut [u64], stack: &mut Vec<u32>| {
+        let k = position(p);
+        if bits[k / 64] & (1 << (k % 64)) == 0 {
+            bits[k / 64] |= 1 << (k % 64);
+            stack.push(p);
+        }
+    };
+    for &p in layer {
+        reach(p, &mut bits, &mut stack);
+    }
+    while let Some(p) = stack.pop() {
+        for &r in &history.refs[p as usize] {
+            reach(r, &mut bits, &mut stack);
+        }
+    }
+    bits
+}
+
 /// Per path (history index), the bytes it was pulled with.
 pub type PathPulls = HashMap<u32, u64>;
 
@@ -278,5 +347,38 @@ pub fn training_overlap(history: &History, file: &HintFile, first: usize, last: 
         (Ok(lo), Ok(hi)) if hi > first && lo <= last => Overlap::Overlaps(lo, hi),
         (Ok(_), Ok(_)) => Overlap::Disjoint,
         _ => Overlap::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::difference_variance;
+
+    /// The variance of a signed sum of pulls, by enumerating which of the paths change.
+    fn enumerated(layers: &[(f64, Vec<u64>)], paths: usize, hazard: f64) -> f64 {
+        let p = 1.0 - (-hazard).exp();
+        let (mut mean, mut square) = (0.0, 0.0);
+        for changed in 0u64..1 << paths {
+            let chance: f64 = (0..paths).map(|k| if changed >> k & 1 == 1 { p } else { 1.0 - p }).product();
+            let value: f64 = layers.iter().filter(|(_, c)| c[0] & changed != 0).map(|(w, _)| w).sum();
+            mean += chance * value;
+            square += chance * value * value;
+        }
+        square - mean * mean
+    }
+
+    #[test]
+    fn the_difference_variance_counts_layers_that_share_paths_together() {
+        // Paths 0..3; 1 references 2. Size-first's layers {0} and {1, 2} (30 and 20 bytes)
+        // against one learned layer holding all three (50): layers both had would cancel and
+        // are not given.
+        let layers = [(30.0, vec![0b001]), (20.0, vec![0b110]), (-50.0, vec![0b111])];
+        for hazard in [0.05, 0.3, 2.0] {
+            let (variance, expected) = (difference_variance(&layers, hazard), enumerated(&layers, 3, hazard));
+            assert!((variance - expected).abs() < 1e-9 * expected.max(1.0), "hazard {hazard}: {variance} against {expected}");
+            assert!(variance > 0.0);
+        }
+        // A layer and its opposite cancel whatever their paths do.
+        assert!(difference_variance(&[(10.0, vec![0b110]), (-10.0, vec![0b110])], 0.3).abs() < 1e-9);
     }
 }

@@ -111,7 +111,7 @@ fn checked_emit(h: &History, opts: &EmitOptions, previous: Option<&HintFile>) ->
     let updates = e.backtest.updates;
     for (i, b) in e.backtest.images.iter().enumerate() {
         if b.trusted {
-            assert!(trusted(b.size_first, b.hints, updates), "{b:?}");
+            assert!(trusted(b.size_first, b.hints, updates, b.chance), "{b:?}");
             continue;
         }
         for c in (opts.first..=opts.last).filter_map(|r| h.closure(i, r)) {
@@ -606,6 +606,7 @@ fn one_replayed_update_trusts_only_a_gain_beyond_the_allowance() {
     assert_eq!(e.backtest.updates, 1);
     let b = &e.backtest.images[0];
     assert!(b.size_first > 0 && b.hints == b.size_first && !b.trusted, "{b:?}");
+    assert_eq!(b.chance, 0, "the same layers in both layouts: nothing for chance to move");
     assert_eq!(e.file.size_first_images, ["app"]);
     assert!(e.report.contains("one update shows no gain beyond noise: laid out as size-first"), "{}", e.report);
 }
@@ -667,4 +668,40 @@ fn an_untrusted_images_size_first_layers_become_groups_unless_a_trusted_image_ne
     assert!(app.trusted && (app.hints as f64) < app.size_first as f64 * 0.9, "{app:?}");
     assert_eq!((e.backtest.size_first_singles, e.backtest.kept_whole.len()), (Some(Mirror::Layers), 0), "{}", e.report);
     assert_ne!(group_of(&e.file, "bigdata"), group_of(&e.file, "sharedlib"), "{}", e.file.to_canonical_string());
+}
+
+/// Big paths that changed only through their shared base, and small ones, half of them changing
+/// at every transition, half never, `stable` bytes in all.
+fn big_pair_over_a_busy_base(stable: u64) -> Vec<Pkg> {
+    let mut pkgs = vec![pkg("libc", 5_000_000, ONE, &[1, 2])];
+    pkgs.push(Pkg { deps: &["libc"], ..pkg("bigone", 30_000_000, ONE, &[]) });
+    pkgs.push(Pkg { deps: &["libc"], ..pkg("bigtwo", 20_000_000, ONE, &[]) });
+    for k in 0..12 {
+        let name: &'static str = Box::leak(format!("small{k}").into_boxed_str());
+        let (size, bumps): (u64, &'static [usize]) = if k % 2 == 0 { (300_000, &[1, 2]) } else { (stable / 6, &[]) };
+        pkgs.push(pkg(name, size, ONE, bumps));
+    }
+    pkgs
+}
+
+#[test]
+fn one_replayed_update_trusts_a_gain_only_beyond_what_chance_gives_the_layers_at_stake() {
+    // The window (2 transitions) replays one update. The file joins the two big paths with
+    // their base, which changed together at both transitions, where size-first keeps each big
+    // path in a layer of its own; the stable small paths it keeps apart from the volatile
+    // ones, where size-first lumps them together. At the replayed update the file pulls less.
+    for (stable, kept) in [(4_500_000, false), (6_000_000, true)] {
+        let (_t, h) = world(&big_pair_over_a_busy_base(stable), 3, ONE);
+        let e = checked_emit(&h, &options(&h, 8), None);
+        assert_eq!(e.backtest.updates, 1);
+        let b = &e.backtest.images[0];
+        let gain = b.size_first - b.hints;
+        assert!((b.hints as f64) < b.size_first as f64 * 0.98, "{stable}: a gain beyond the allowance: {b:?}");
+        assert!(b.chance > 0, "the layers at stake can move the difference");
+        assert_eq!(gain > b.chance, kept, "{stable}: {b:?}");
+        assert_eq!(b.trusted, kept, "{stable}: {b:?}\n{}", e.report);
+        if !kept {
+            assert!(e.report.contains("one update shows no gain beyond noise: laid out as size-first (chance alone moves it by 2.1 MiB)"), "{}", e.report);
+        }
+    }
 }

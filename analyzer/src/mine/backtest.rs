@@ -22,7 +22,14 @@
 //!   bytes per update for small images. A window of 2 or 3 transitions replays one update,
 //!   which is too little evidence to tell a small loss or a small gain from noise: it allows
 //!   no excess, and the image is trusted only if it pulled less than size-first by more than
-//!   [`TOLERANCE`].
+//!   [`TOLERANCE`] and by more than *chance*.
+//! - An image's *chance* (computed where one update is replayed) is the standard deviation
+//!   that chance alone gives its learned files' update bytes less size-first's
+//!   ([`chance_deviation`]): every path changing independently at the fold's path hazard, each
+//!   layer that one layout has and the other does not is pulled when anything in its closure
+//!   changes, and layers that share paths covary. One update in which two big paths the file
+//!   joins happened to change together cannot tell a gain from luck when the layers at stake
+//!   are far larger than the gain.
 //! - A path's *cost* to an image is the bytes it was pulled with under the learned file less
 //!   those under size-first, summed over the replays: a path is pulled with its whole layer, so
 //!   an unchanged path costs bytes wherever a layer mate changed. Per image the costs sum to the
@@ -33,7 +40,8 @@
 //! # Algorithm
 //! 1. With `T < 2` there is nothing to replay: no image is trusted.
 //! 2. Learn each fold's early part; replay its later part with size-first once.
-//! 3. Replay the learned files; every image that is not trusted joins the untrusted set and is
+//! 3. Replay the learned files (and where one update is replayed, measure each image's chance
+//!    with the same files); every image that is not trusted joins the untrusted set and is
 //!    laid out as size-first. Drop every group that only untrusted images hold, and replay again.
 //!    Repeat until no image joins (at most one round per image, since the set only grows).
 //!    The trusted images keep every group they hold, the ones they share with untrusted images
@@ -80,7 +88,7 @@ use super::output::{held_by_trusted, placing_groups, size_first_layers, with_siz
 use super::stats::NameStats;
 use super::{hint_file, mine, EmitOptions, MineError};
 use crate::history::History;
-use crate::replay::{replay_path_pulls, PathPulls, Replayed};
+use crate::replay::{chance_deviation, replay_path_pulls, PathPulls, Replayed};
 
 /// How much more than size-first an image may pull in the backtest and stay trusted.
 pub const TOLERANCE: f64 = 0.02;
@@ -110,6 +118,10 @@ pub struct ImageBacktest {
     /// Update bytes with the file learned from the early part, less the groups dropped so far:
     /// in the round that found the image worse, or in the last round if it is trusted.
     pub hints: u64,
+    /// Where the backtest replays a single update: the bytes by which chance alone moves
+    /// `hints` against `size_first`, one standard deviation ([`chance_deviation`]). 0 where it
+    /// replays more.
+    pub chance: u64,
     pub trusted: bool,
 }
 
@@ -205,10 +217,11 @@ fn apply_verdict(h: &History, file: &mut HintFile, untrusted: &Bits, costly: &BT
 /// `updates` updates keeps its groups. The allowances ([`TOLERANCE`], [`SMALL_EXCESS`]) need
 /// more than one update behind them: a replay of one update is the least evidence there is,
 /// too little to tell a small loss or a small gain from noise, and then the image keeps its
-/// groups only if it pulled less than size-first by more than the allowance.
-pub fn trusted(size_first: u64, hints: u64, updates: u64) -> bool {
+/// groups only if it pulled less than size-first by more than the allowance and by more than
+/// `chance`, the bytes by which chance alone moves the difference (one standard deviation).
+pub fn trusted(size_first: u64, hints: u64, updates: u64, chance: u64) -> bool {
     let within_allowance = || updates > 1 && (hints as f64 <= size_first as f64 * (1.0 + TOLERANCE) || hints.saturating_sub(size_first) <= SMALL_EXCESS * updates);
-    let gain_beyond_noise = || updates > 1 || hints as f64 <= size_first as f64 * (1.0 - TOLERANCE);
+    let gain_beyond_noise = || updates > 1 || (hints as f64 <= size_first as f64 * (1.0 - TOLERANCE) && size_first.saturating_sub(hints) > chance);
     size_first > 0 && ((hints <= size_first && gain_beyond_noise()) || within_allowance())
 }
 
@@ -219,7 +232,7 @@ pub fn trusted(size_first: u64, hints: u64, updates: u64) -> bool {
 fn costlier_with_singles(b: &ImageBacktest, with_singles: u64, updates: u64) -> bool {
     let beyond_tolerance = with_singles as f64 > b.hints as f64 + b.size_first as f64 * OPT_OUT_TOLERANCE;
     let room = with_singles as f64 <= b.size_first as f64 * (1.0 - SINGLES_ROOM);
-    b.trusted && ((beyond_tolerance && !room) || !trusted(b.size_first, with_singles, updates))
+    b.trusted && ((beyond_tolerance && !room) || !trusted(b.size_first, with_singles, updates, b.chance))
 }
 
 /// Transitions the earliest fold replays, at most: the evidence of the last few updates, at a
@@ -258,7 +271,7 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     if mids.is_empty() {
         let mut untrusted = Bits::new(ni);
         (0..ni).for_each(|i| untrusted.set(i));
-        let images = h.images.iter().map(|image| ImageBacktest { image: image.clone(), size_first: 0, hints: 0, trusted: false }).collect();
+        let images = h.images.iter().map(|image| ImageBacktest { image: image.clone(), size_first: 0, hints: 0, chance: 0, trusted: false }).collect();
         return Ok(Backtest { window, folds: vec![], updates: 0, images, rounds: 0, untrusted, costly_names: BTreeMap::new(), size_first_singles: None, kept_whole: vec![], whole: Bits::new(ni) });
     }
     let budget = opts.budget()?;
@@ -276,8 +289,10 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     loop {
         rounds += 1;
         let (learned, pulls) = replays.round(&untrusted, &costly, None)?;
-        let images: Vec<ImageBacktest> =
-            (0..ni).map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], trusted: trusted(size_first[i], learned[i], updates) }).collect();
+        let chance = if updates == 1 { replays.chance(&untrusted, &costly)? } else { vec![0; ni] };
+        let images: Vec<ImageBacktest> = (0..ni)
+            .map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], chance: chance[i], trusted: trusted(size_first[i], learned[i], updates, chance[i]) })
+            .collect();
         let mut grown = false;
         for (i, b) in images.iter().enumerate() {
             if !b.trusted && !untrusted.get(i) {
@@ -357,6 +372,33 @@ struct Replays<'a> {
 }
 
 impl<'a> Replays<'a> {
+    /// Fold `k`'s file with the verdict so far (`untrusted`, the `costly` names' opt-outs) and,
+    /// with `singles`, the size-first singles at the fold's split.
+    fn file(&self, k: usize, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, singles: Option<Singles>) -> HintFile {
+        let f = &self.folds[k];
+        let mut groups = held_by_trusted(&f.stats, f.groups.clone(), untrusted);
+        if let Some(Singles { layers, mirror, whole }) = singles {
+            groups = with_size_first_singles(&layers[k], mirror, whole, &f.stats, groups).0;
+        }
+        let mut file = hint_file(self.h, self.opts, (f.from, f.mid), groups, vec![], self.pins.to_vec(), f.path_hazard);
+        apply_verdict(self.h, &mut file, untrusted, costly);
+        file
+    }
+
+    /// Per image, the bytes by which chance alone moves the learned files' replay against
+    /// size-first's, with the verdict so far: one standard deviation ([`chance_deviation`], at
+    /// each fold's path hazard), the folds taken as independent.
+    fn chance(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>) -> Result<Vec<u64>, MineError> {
+        let (h, opts) = (self.h, self.opts);
+        let mut variance = vec![0.0; h.images.len()];
+        for (k, f) in self.folds.iter().enumerate() {
+            let file = self.file(k, untrusted, costly, None);
+            let deviation = chance_deviation(h, f.mid, opts.last, (self.budget, Replayed::Hints(&file)), (self.budget, Replayed::SizeFirst), f.path_hazard)?;
+            variance.iter_mut().zip(deviation).for_each(|(v, d)| *v += d * d);
+        }
+        Ok(variance.into_iter().map(|v| v.sqrt().round() as u64).collect())
+    }
+
     /// Each fold's file with the verdict so far (`untrusted`, the `costly` names' opt-outs) and,
     /// with `singles`, the size-first singles at the fold's split, replayed:
     /// each image's update bytes summed over the folds, and the pulls of each name a group
@@ -366,12 +408,7 @@ impl<'a> Replays<'a> {
         let mut learned = vec![0u64; h.images.len()];
         let mut pulls: Vec<NamePulls> = vec![HashMap::new(); h.images.len()];
         for (k, (f, size_first_pulls)) in self.folds.iter().zip(self.size_first_pulls).enumerate() {
-            let mut groups = held_by_trusted(&f.stats, f.groups.clone(), untrusted);
-            if let Some(Singles { layers, mirror, whole }) = singles {
-                groups = with_size_first_singles(&layers[k], mirror, whole, &f.stats, groups).0;
-            }
-            let mut file: HintFile = hint_file(h, opts, (f.from, f.mid), groups, vec![], self.pins.to_vec(), f.path_hazard);
-            apply_verdict(h, &mut file, untrusted, costly);
+            let file = self.file(k, untrusted, costly, singles);
             let (metrics, path_pulls) = replay_path_pulls(h, f.mid, opts.last, self.budget, Replayed::Hints(&file))?;
             add(&mut learned, &metrics.per_image_update_bytes);
             add_group_pulls(h, &file, [&path_pulls, size_first_pulls], &mut pulls);
@@ -479,17 +516,17 @@ mod tests {
 
     #[test]
     fn an_image_is_trusted_only_on_evidence_and_within_tolerance() {
-        assert!(!trusted(0, 0, 4), "nothing changed: no evidence");
-        assert!(trusted(1_000_000_000, 1_000_000_000, 4));
-        assert!(trusted(1_000_000_000, 1_019_000_000, 4), "within 2%");
-        assert!(!trusted(1_000_000_000, 1_030_000_000, 4), "3% over");
-        assert!(trusted(10_000_000, 10_000_000 + 4 * SMALL_EXCESS, 4), "a small image, 1 MiB per update over");
-        assert!(!trusted(10_000_000, 10_000_000 + 4 * SMALL_EXCESS + 1, 4));
+        assert!(!trusted(0, 0, 4, 0), "nothing changed: no evidence");
+        assert!(trusted(1_000_000_000, 1_000_000_000, 4, 0));
+        assert!(trusted(1_000_000_000, 1_019_000_000, 4, 0), "within 2%");
+        assert!(!trusted(1_000_000_000, 1_030_000_000, 4, 0), "3% over");
+        assert!(trusted(10_000_000, 10_000_000 + 4 * SMALL_EXCESS, 4, 0), "a small image, 1 MiB per update over");
+        assert!(!trusted(10_000_000, 10_000_000 + 4 * SMALL_EXCESS + 1, 4, 0));
     }
 
     #[test]
     fn singles_may_cost_a_trusted_image_a_quarter_percent_of_size_first_or_anything_a_tenth_under_it() {
-        let b = ImageBacktest { image: "app".into(), size_first: 1_000_000_000, hints: 950_000_000, trusted: true };
+        let b = ImageBacktest { image: "app".into(), size_first: 1_000_000_000, hints: 950_000_000, chance: 0, trusted: true };
         assert!(!costlier_with_singles(&b, 950_000_000, 4));
         assert!(!costlier_with_singles(&b, 952_500_000, 4), "0.25% of size-first more");
         assert!(costlier_with_singles(&b, 952_500_001, 4));
@@ -504,13 +541,24 @@ mod tests {
 
     #[test]
     fn one_replayed_update_allows_no_excess_and_needs_a_gain_beyond_the_allowance() {
-        assert!(trusted(1_000_000_000, 980_000_000, 1), "2% under");
-        assert!(!trusted(1_000_000_000, 984_000_000, 1), "1.6% under: within the noise of one update");
-        assert!(!trusted(1_000_000_000, 1_000_000_000, 1));
-        assert!(trusted(1_000_000_000, 1_000_000_000, 2), "a tie over two updates");
-        assert!(!trusted(1_000_000_000, 1_002_000_000, 1), "0.2% over, on one update");
-        assert!(!trusted(10_000_000, 10_000_001, 1), "a small image, one byte over");
-        assert!(trusted(1_000_000_000, 1_002_000_000, 2), "the same excess over two updates is within 2%");
-        assert!(!trusted(0, 0, 1));
+        assert!(trusted(1_000_000_000, 980_000_000, 1, 0), "2% under");
+        assert!(!trusted(1_000_000_000, 984_000_000, 1, 0), "1.6% under: within the noise of one update");
+        assert!(!trusted(1_000_000_000, 1_000_000_000, 1, 0));
+        assert!(trusted(1_000_000_000, 1_000_000_000, 2, 0), "a tie over two updates");
+        assert!(!trusted(1_000_000_000, 1_002_000_000, 1, 0), "0.2% over, on one update");
+        assert!(!trusted(10_000_000, 10_000_001, 1, 0), "a small image, one byte over");
+        assert!(trusted(1_000_000_000, 1_002_000_000, 2, 0), "the same excess over two updates is within 2%");
+        assert!(!trusted(0, 0, 1, 0));
+    }
+
+    #[test]
+    fn one_replayed_update_needs_a_gain_beyond_what_chance_alone_gives() {
+        assert!(trusted(1_000_000_000, 950_000_000, 1, 49_999_999), "5% under, chance 5% less a byte");
+        assert!(!trusted(1_000_000_000, 950_000_000, 1, 50_000_000), "a gain no larger than chance's standard deviation");
+        assert!(trusted(1_000_000_000, 1_010_000_000, 2, 500_000_000), "over more updates the allowance decides");
+        let b = ImageBacktest { image: "app".into(), size_first: 1_000_000_000, hints: 950_000_000, chance: 40_000_000, trusted: true };
+        assert!(!costlier_with_singles(&b, 952_000_000, 1), "within the quarter percent, and still beyond chance");
+        let b = ImageBacktest { chance: 50_000_000, ..b };
+        assert!(costlier_with_singles(&b, 952_000_000, 1), "within the quarter percent, but the gain left is within chance");
     }
 }

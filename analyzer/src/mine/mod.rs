@@ -392,7 +392,8 @@ fn report_backtest(report: &mut String, h: &History, b: &Backtest, dropped: usiz
         };
         let ratio = if i.size_first > 0 { format!("{:.3}", i.hints as f64 / i.size_first as f64) } else { "-".into() };
         let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
-        let _ = writeln!(report, "  {:<24} {:>14.1} {:>14.1} {:>7}  {verdict}", i.image, mib(i.size_first), mib(i.hints), ratio);
+        let chance = if i.chance > 0 && i.size_first > 0 { format!(" (chance alone moves it by {:.1} MiB)", mib(i.chance)) } else { String::new() };
+        let _ = writeln!(report, "  {:<24} {:>14.1} {:>14.1} {:>7}  {verdict}{chance}", i.image, mib(i.size_first), mib(i.hints), ratio);
     }
     let untrusted = b.images.iter().filter(|i| !i.trusted).count();
     let _ = writeln!(report, "backtest: {untrusted} of {} images laid out as size-first; {dropped} groups that only they hold dropped", h.images.len());
