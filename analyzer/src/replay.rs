@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::history::History;
+use crate::mine::bits::Bits;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Replayed<'a> {
@@ -122,7 +123,7 @@ pub fn chance_deviation(history: &History, first: usize, last: usize, a: Job<'_>
         let (Some(x), Some(y)) = (a.get(&(i, r)), b.get(&(i, r))) else { return 0.0 };
         let members = &history.snapshots[&(i, r)];
         let closure = |layer: &[u32]| closure_bits(history, members, layer);
-        let layers: Vec<(f64, Vec<u64>)> = differing(x, y).map(|(l, bytes)| (bytes as f64, closure(l))).chain(differing(y, x).map(|(l, bytes)| (-(bytes as f64), closure(l)))).collect();
+        let layers: Vec<(f64, Bits)> = differing(x, y).map(|(l, bytes)| (bytes as f64, closure(l))).chain(differing(y, x).map(|(l, bytes)| (-(bytes as f64), closure(l)))).collect();
         difference_variance(&layers, hazard)
     };
     Ok((0..history.images.len()).map(|i| (first + 1..=last).map(|r| variance_at(i, r)).sum::<f64>().max(0.0).sqrt()).collect())
@@ -135,42 +136,33 @@ fn differing<'l>(x: &'l LayerSet, y: &'l LayerSet) -> impl Iterator<Item = (&'l 
 }
 
 /// The variance of `Σ w·[the layer is pulled]` over `layers`, each given as its signed bytes
-/// `w` and its closure as a bit set, every path changing with hazard `hazard`.
-fn difference_variance(layers: &[(f64, Vec<u64>)], hazard: f64) -> f64 {
-    let paths = |bits: &mut dyn Iterator<Item = u64>| bits.map(u64::count_ones).sum::<u32>() as f64;
-    let unchanged: Vec<f64> = layers.iter().map(|(_, c)| (-hazard * paths(&mut c.iter().copied())).exp()).collect();
+/// `w` and its closure, every path changing with hazard `hazard`.
+fn difference_variance(layers: &[(f64, Bits)], hazard: f64) -> f64 {
+    let unchanged = |paths: usize| (-hazard * paths as f64).exp();
+    let counts: Vec<usize> = layers.iter().map(|(_, c)| c.count()).collect();
     let mut variance = 0.0;
     for (u, (wu, cu)) in layers.iter().enumerate() {
         for (v, (wv, cv)) in layers.iter().enumerate() {
-            let both_unchanged = (-hazard * paths(&mut cu.iter().zip(cv).map(|(x, y)| x | y))).exp();
-            variance += wu * wv * (both_unchanged - unchanged[u] * unchanged[v]);
+            let union = counts[u] + counts[v] - cu.common_count(cv);
+            variance += wu * wv * (unchanged(union) - unchanged(counts[u]) * unchanged(counts[v]));
         }
     }
     variance
 }
 
 /// The closure of `layer` (history indices) within the snapshot of `members` (sorted, closed
-/// under references), as a bit set over the members' positions.
-fn closure_bits(history: &History, members: &[u32], layer: &[u32]) -> Vec<u64> {
-    let position = |p: u32| members.binary_search(&p).expect("a snapshot is closed under references");
-    let mut bits = vec![0u64; members.len().div_ceil(64)];
-    let mut stack: Vec<u32> = vec![];
-    let reach = |p: u32, bits: &mut [u64], stack: &mut Vec<u32>| {
-        let k = position(p);
-        if bits[k / 64] & (1 << (k % 64)) == 0 {
-            bits[k / 64] |= 1 << (k % 64);
-            stack.push(p);
-        }
-    };
-    for &p in layer {
-        reach(p, &mut bits, &mut stack);
-    }
+/// under references), as a set of the members' positions.
+fn closure_bits(history: &History, members: &[u32], layer: &[u32]) -> Bits {
+    let mut closure = Bits::new(members.len());
+    let mut stack = layer.to_vec();
     while let Some(p) = stack.pop() {
-        for &r in &history.refs[p as usize] {
-            reach(r, &mut bits, &mut stack);
+        let k = members.binary_search(&p).expect("a snapshot is closed under references");
+        if !closure.get(k) {
+            closure.set(k);
+            stack.extend(&history.refs[p as usize]);
         }
     }
-    bits
+    closure
 }
 
 /// Per path (history index), the bytes it was pulled with.
@@ -353,14 +345,22 @@ pub fn training_overlap(history: &History, file: &HintFile, first: usize, last: 
 #[cfg(test)]
 mod tests {
     use super::difference_variance;
+    use crate::mine::bits::Bits;
+
+    /// A closure over paths `0..8` from a mask.
+    fn paths(mask: u64) -> Bits {
+        let mut bits = Bits::new(8);
+        (0..8).filter(|k| mask >> k & 1 == 1).for_each(|k| bits.set(k));
+        bits
+    }
 
     /// The variance of a signed sum of pulls, by enumerating which of the paths change.
-    fn enumerated(layers: &[(f64, Vec<u64>)], paths: usize, hazard: f64) -> f64 {
+    fn enumerated(layers: &[(f64, Bits)], paths: usize, hazard: f64) -> f64 {
         let p = 1.0 - (-hazard).exp();
         let (mut mean, mut square) = (0.0, 0.0);
         for changed in 0u64..1 << paths {
             let chance: f64 = (0..paths).map(|k| if changed >> k & 1 == 1 { p } else { 1.0 - p }).product();
-            let value: f64 = layers.iter().filter(|(_, c)| c[0] & changed != 0).map(|(w, _)| w).sum();
+            let value: f64 = layers.iter().filter(|(_, c)| c.ones().any(|k| changed >> k & 1 == 1)).map(|(w, _)| w).sum();
             mean += chance * value;
             square += chance * value * value;
         }
@@ -372,13 +372,13 @@ mod tests {
         // Paths 0..3; 1 references 2. Size-first's layers {0} and {1, 2} (30 and 20 bytes)
         // against one learned layer holding all three (50): layers both had would cancel and
         // are not given.
-        let layers = [(30.0, vec![0b001]), (20.0, vec![0b110]), (-50.0, vec![0b111])];
+        let layers = [(30.0, paths(0b001)), (20.0, paths(0b110)), (-50.0, paths(0b111))];
         for hazard in [0.05, 0.3, 2.0] {
             let (variance, expected) = (difference_variance(&layers, hazard), enumerated(&layers, 3, hazard));
             assert!((variance - expected).abs() < 1e-9 * expected.max(1.0), "hazard {hazard}: {variance} against {expected}");
             assert!(variance > 0.0);
         }
         // A layer and its opposite cancel whatever their paths do.
-        assert!(difference_variance(&[(10.0, vec![0b110]), (-10.0, vec![0b110])], 0.3).abs() < 1e-9);
+        assert!(difference_variance(&[(10.0, paths(0b110)), (-10.0, paths(0b110))], 0.3).abs() < 1e-9);
     }
 }

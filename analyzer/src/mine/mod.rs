@@ -137,7 +137,7 @@
 //! [`hysteresis`]; `explain` lives in [`crate::explain`].
 
 pub mod backtest;
-mod bits;
+pub(crate) mod bits;
 mod greedy;
 pub mod hysteresis;
 mod model;
