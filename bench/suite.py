@@ -138,6 +138,14 @@ CASES = {
     "coarse-fleet-studio": ("trixie,~8,forky", "132", SERVICES[:5] + [STUDIO], [3, 4]),
     "security-browser-media": (SECURITY, "133", [BROWSER, MEDIA, SMALL], [2, 3]),
     "b2t-db-toolchain": ("bookworm,~10,trixie", "134", [DBSRV, TOOLCHAIN, GIS], [2, 3]),
+    # Made the same session, with windows of 4 to 6 (backtests of several updates).
+    # coarse-browser-builder W=4 found mailsrv 7.5% over size-first at 100 layers, unresolved:
+    # libicu78 coexisted with libicu76 for a revision, then took its place in libicu76's group
+    # (docs/bench.md, "A rename that moves an unchanged path").
+    "testing-browser-gis": (TESTING, "141", [BROWSER, GIS, OPS, SMALL], [4, 6]),
+    "security-db-desktop": (SECURITY, "142", [DBSRV, DESKTOP, DEVBOX], [4, 5]),
+    "b2t-fleet-science": ("bookworm,~10,trixie", "143", SERVICES[5:] + [SCIENCE], [5, 6]),
+    "coarse-browser-builder": ("trixie,~8,forky", "144", [BROWSER, BUILDER, MAIL], [4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4
