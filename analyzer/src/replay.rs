@@ -123,16 +123,11 @@ pub fn chance_deviation(history: &History, first: usize, last: usize, a: Job<'_>
         let (Some(x), Some(y)) = (a.get(&(i, r)), b.get(&(i, r))) else { return 0.0 };
         let members = &history.snapshots[&(i, r)];
         let closure = |layer: &[u32]| closure_bits(history, members, layer);
-        let layers: Vec<(f64, Bits)> = differing(x, y).map(|(l, bytes)| (bytes as f64, closure(l))).chain(differing(y, x).map(|(l, bytes)| (-(bytes as f64), closure(l)))).collect();
+        // The layers one layout has and the other lacks: what a client holding the other pulls.
+        let layers: Vec<(f64, Bits)> = pulled(x, y).map(|(l, bytes)| (*bytes as f64, closure(l))).chain(pulled(y, x).map(|(l, bytes)| (-(*bytes as f64), closure(l)))).collect();
         difference_variance(&layers, hazard)
     };
     Ok((0..history.images.len()).map(|i| (first + 1..=last).map(|r| variance_at(i, r)).sum::<f64>().max(0.0).sqrt()).collect())
-}
-
-/// The layers of `x` that `y` does not have, with their bytes.
-fn differing<'l>(x: &'l LayerSet, y: &'l LayerSet) -> impl Iterator<Item = (&'l [u32], u64)> {
-    let other: HashSet<&Vec<u32>> = y.iter().map(|(l, _)| l).collect();
-    x.iter().filter(move |(l, _)| !other.contains(l)).map(|(l, bytes)| (l.as_slice(), *bytes))
 }
 
 /// The variance of `Σ w·[the layer is pulled]` over `layers`, each given as its signed bytes
@@ -220,7 +215,7 @@ impl Compiled {
     }
 }
 
-/// The layers of `now` a client holding `before` pulls.
+/// The layers of `now` a client holding `before` pulls: those of `now` that `before` lacks.
 fn pulled<'l>(now: &'l LayerSet, before: &'l LayerSet) -> impl Iterator<Item = &'l (Vec<u32>, u64)> {
     let held: HashSet<&Vec<u32>> = before.iter().map(|(l, _)| l).collect();
     now.iter().filter(move |(l, _)| !held.contains(l))
