@@ -139,13 +139,23 @@ CASES = {
     "security-browser-media": (SECURITY, "133", [BROWSER, MEDIA, SMALL], [2, 3]),
     "b2t-db-toolchain": ("bookworm,~10,trixie", "134", [DBSRV, TOOLCHAIN, GIS], [2, 3]),
     # Made the same session, with windows of 4 to 6 (backtests of several updates).
-    # coarse-browser-builder W=4 found mailsrv 7.5% over size-first at 100 layers, unresolved:
+    # coarse-browser-builder W=4 found mailsrv 7.5% over size-first at 100 layers and 2.9% at 30:
     # libicu78 coexisted with libicu76 for a revision, then took its place in libicu76's group
-    # (docs/bench.md, "A rename that moves an unchanged path").
+    # (docs/bench.md, "A rename that moves an unchanged path"). The 100-layer row is within since
+    # a loss within the allowance is forgiven only beyond chance; the 30-layer one is unresolved.
     "testing-browser-gis": (TESTING, "141", [BROWSER, GIS, OPS, SMALL], [4, 6]),
     "security-db-desktop": (SECURITY, "142", [DBSRV, DESKTOP, DEVBOX], [4, 5]),
     "b2t-fleet-science": ("bookworm,~10,trixie", "143", SERVICES[5:] + [SCIENCE], [5, 6]),
     "coarse-browser-builder": ("trixie,~8,forky", "144", [BROWSER, BUILDER, MAIL], [4]),
+    # Made after a loss within the allowance came to be forgiven only beyond chance (2026-12-03,
+    # eighth session), as a check on it: windows of 4 to 6, each history with a small image.
+    # testing-desktop-fleet found django (W=4, 30 layers) and pg (W=5) over size-first, behind
+    # backtests level with it; unresolved (docs/bench.md, "A loss within the allowance, forgiven
+    # only beyond chance").
+    "testing-desktop-fleet": (TESTING, "151", SERVICES[:4] + [DESKTOP, MAIL], [4, 5]),
+    "security-browser-builder": (SECURITY, "152", [BROWSER, BUILDER, SMALL], [4, 6]),
+    "b2t-studio-db": ("bookworm,~10,trixie", "153", [STUDIO, DBSRV, MAIL, SMALL], [4, 5]),
+    "coarse-media-devbox": ("trixie,~8,forky", "154", [MEDIA, DEVBOX, OPS, SMALL], [4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4

@@ -78,7 +78,7 @@ pub fn replay(history: &History, first: usize, last: usize, budget: Budget, stra
 /// Replays `first..=last` once per job, building each snapshot's closure once for all of them.
 /// Memory holds every job's layers of every snapshot in the range.
 pub fn replay_many(history: &History, first: usize, last: usize, jobs: &[Job<'_>]) -> Result<Vec<Metrics>, LayerError> {
-    let laid_out = LaidOut::new(history, first, last, jobs)?;
+    let laid_out = LaidOut::new(history, first, last, jobs, |_| true)?;
     Ok(jobs.iter().enumerate().map(|(j, &(_, strategy))| count(history, first, last, strategy, &laid_out.job(j))).collect())
 }
 
@@ -87,7 +87,7 @@ pub fn replay_many(history: &History, first: usize, last: usize, jobs: &[Job<'_>
 /// path that did not change is pulled wherever a layer mate did; per image the sum is the
 /// image's update bytes.
 pub fn replay_path_pulls(history: &History, first: usize, last: usize, budget: Budget, strategy: Replayed<'_>) -> Result<(Metrics, Vec<PathPulls>), LayerError> {
-    let laid_out = LaidOut::new(history, first, last, &[(budget, strategy)])?;
+    let laid_out = LaidOut::new(history, first, last, &[(budget, strategy)], |_| true)?;
     let layers = laid_out.job(0);
     let metrics = count(history, first, last, strategy, &layers);
     let pulls = (0..history.images.len())
@@ -105,9 +105,10 @@ pub fn replay_path_pulls(history: &History, first: usize, last: usize, budget: B
     Ok((metrics, pulls))
 }
 
-/// Per image, the standard deviation that chance alone gives the difference between two
-/// layouts' update bytes (`a`'s less `b`'s) over `first..=last`, every path changing at an
-/// update with hazard `hazard` (`learned_from.path_hazard`), independently of the others.
+/// Per image of `images` (0 for the others, which are not laid out), the standard deviation
+/// that chance alone gives the difference between two layouts' update bytes (`a`'s less `b`'s)
+/// over `first..=last`, every path changing at an update with hazard `hazard`
+/// (`learned_from.path_hazard`), independently of the others.
 ///
 /// A layer both layouts have is pulled under both or neither and cancels. Each other layer is
 /// pulled when anything in its closure `C` changes, so it stays unchanged with probability
@@ -116,8 +117,8 @@ pub fn replay_path_pulls(history: &History, first: usize, last: usize, budget: B
 /// those covariances over every pair of layers, weighted by their bytes and signs, at each
 /// replayed revision. Layers that share paths covary, so it is neither the sum of the layers'
 /// own variances nor bounded by it.
-pub fn chance_deviation(history: &History, first: usize, last: usize, a: Job<'_>, b: Job<'_>, hazard: f64) -> Result<Vec<f64>, LayerError> {
-    let laid_out = LaidOut::new(history, first, last, &[a, b])?;
+pub(crate) fn chance_deviation(history: &History, first: usize, last: usize, a: Job<'_>, b: Job<'_>, hazard: f64, images: &Bits) -> Result<Vec<f64>, LayerError> {
+    let laid_out = LaidOut::new(history, first, last, &[a, b], |i| images.get(i))?;
     let (a, b) = (laid_out.job(0), laid_out.job(1));
     let variance_at = |i: usize, r: usize| -> f64 {
         let (Some(x), Some(y)) = (a.get(&(i, r)), b.get(&(i, r))) else { return 0.0 };
@@ -170,8 +171,10 @@ struct LaidOut {
 }
 
 impl LaidOut {
-    fn new(history: &History, first: usize, last: usize, jobs: &[Job<'_>]) -> Result<Self, LayerError> {
-        let keys: Vec<(usize, usize)> = (0..history.images.len()).flat_map(|i| (first..=last).map(move |r| (i, r))).filter(|k| history.snapshots.contains_key(k)).collect();
+    /// The snapshots of `first..=last` of the images `laid_out` admits, laid out by each job.
+    fn new(history: &History, first: usize, last: usize, jobs: &[Job<'_>], laid_out: impl Fn(usize) -> bool) -> Result<Self, LayerError> {
+        let images = (0..history.images.len()).filter(|&i| laid_out(i));
+        let keys: Vec<(usize, usize)> = images.flat_map(|i| (first..=last).map(move |r| (i, r))).filter(|k| history.snapshots.contains_key(k)).collect();
         // Each hint file is compiled once per image that applies it differently, not once per snapshot.
         let compiled: Vec<Option<Compiled>> = jobs.iter().map(|(_, s)| if let Replayed::Hints(f) = s { Some(Compiled::new(f, &history.images)) } else { None }).collect();
         let per_snapshot = keys.par_iter().map(|&(i, r)| layer_sets(history, i, r, jobs, &compiled)).collect::<Result<_, _>>()?;

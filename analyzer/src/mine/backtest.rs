@@ -18,18 +18,20 @@
 //!   nearly as much as the file written, and every fold adds evidence).
 //! - An image is *trusted* when the replays show evidence (size-first pulled something: a
 //!   replay in which nothing changed cannot tell a safe grouping from an unsafe one) and the
-//!   learned files pulled no more than size-first, within [`TOLERANCE`] or [`SMALL_EXCESS`]
-//!   bytes per update for small images. A window of 2 or 3 transitions replays one update,
-//!   which is too little evidence to tell a small loss or a small gain from noise: it allows
-//!   no excess, and the image is trusted only if it pulled less than size-first by more than
-//!   [`TOLERANCE`] and by more than *chance*.
-//! - An image's *chance* (computed where one update is replayed) is the standard deviation
-//!   that chance alone gives its learned files' update bytes less size-first's
-//!   ([`chance_deviation`]): every path changing independently at the fold's path hazard, each
-//!   layer that one layout has and the other does not is pulled when anything in its closure
-//!   changes, and layers that share paths covary. One update in which two big paths the file
-//!   joins happened to change together cannot tell a gain from luck when the layers at stake
-//!   are far larger than the gain.
+//!   learned files pulled no more than size-first, or more by less than the allowance
+//!   ([`TOLERANCE`], or [`SMALL_EXCESS`] bytes per update for small images) even with half its
+//!   *chance* added: a loss that chance could carry past the allowance is not forgiven. A
+//!   window of 2 or 3 transitions replays one update, which is too little evidence to tell a
+//!   small loss or a small gain from noise: it allows no excess, and the image is trusted only
+//!   if it pulled less than size-first by more than [`TOLERANCE`] and by more than its chance.
+//! - An image's *chance* is the standard deviation that chance alone gives its learned files'
+//!   update bytes less size-first's (`replay::chance_deviation`): every path changing independently
+//!   at the fold's path hazard, each layer that one layout has and the other does not is pulled
+//!   when anything in its closure changes, and layers that share paths covary. One update in
+//!   which two big paths the file joins happened to change together cannot tell a gain from
+//!   luck when the layers at stake are far larger than the gain; and a loss of 1% over a few
+//!   updates says little where the layers at stake move the difference by 5%. It is measured
+//!   only for the images whose verdict it can change (`chance_matters`).
 //! - A path's *cost* to an image is the bytes it was pulled with under the learned file less
 //!   those under size-first, summed over the replays: a path is pulled with its whole layer, so
 //!   an unchanged path costs bytes wherever a layer mate changed. Per image the costs sum to the
@@ -40,8 +42,8 @@
 //! # Algorithm
 //! 1. With `T < 2` there is nothing to replay: no image is trusted.
 //! 2. Learn each fold's early part; replay its later part with size-first once.
-//! 3. Replay the learned files (and where one update is replayed, measure each image's chance
-//!    with the same files); every image that is not trusted joins the untrusted set and is
+//! 3. Replay the learned files (and where the verdict depends on it, measure each image's
+//!    chance with the same files); every image that is not trusted joins the untrusted set and is
 //!    laid out as size-first. Drop every group that only untrusted images hold, and replay again.
 //!    Repeat until no image joins (at most one round per image, since the set only grows).
 //!    The trusted images keep every group they hold, the ones they share with untrusted images
@@ -118,9 +120,9 @@ pub struct ImageBacktest {
     /// Update bytes with the file learned from the early part, less the groups dropped so far:
     /// in the round that found the image worse, or in the last round if it is trusted.
     pub hints: u64,
-    /// Where the backtest replays a single update: the bytes by which chance alone moves
-    /// `hints` against `size_first`, one standard deviation ([`chance_deviation`]). 0 where it
-    /// replays more.
+    /// The bytes by which chance alone moves `hints` against `size_first`, one standard
+    /// deviation (`replay::chance_deviation`), where the verdict depends on it (`chance_matters`);
+    /// 0 elsewhere.
     pub chance: u64,
     pub trusted: bool,
 }
@@ -214,15 +216,25 @@ fn apply_verdict(h: &History, file: &mut HintFile, untrusted: &Bits, costly: &BT
 }
 
 /// Whether an image whose replay pulled `hints` bytes against size-first's `size_first` over
-/// `updates` updates keeps its groups. The allowances ([`TOLERANCE`], [`SMALL_EXCESS`]) need
-/// more than one update behind them: a replay of one update is the least evidence there is,
-/// too little to tell a small loss or a small gain from noise, and then the image keeps its
-/// groups only if it pulled less than size-first by more than the allowance and by more than
-/// `chance`, the bytes by which chance alone moves the difference (one standard deviation).
+/// `updates` updates keeps its groups, `chance` being the bytes by which chance alone moves the
+/// difference (one standard deviation). A loss is forgiven within the allowances
+/// ([`TOLERANCE`], [`SMALL_EXCESS`]) only while it stays within them with half of `chance`
+/// added, and only with more than one update behind it: a replay of one update is the least
+/// evidence there is, too little to tell a small loss or a small gain from noise, and then the
+/// image keeps its groups only if it pulled less than size-first by more than the allowance and
+/// by more than `chance`.
 pub fn trusted(size_first: u64, hints: u64, updates: u64, chance: u64) -> bool {
-    let within_allowance = || updates > 1 && (hints as f64 <= size_first as f64 * (1.0 + TOLERANCE) || hints.saturating_sub(size_first) <= SMALL_EXCESS * updates);
+    let worst = hints.saturating_add(chance / 2);
+    let within_allowance = || updates > 1 && (worst as f64 <= size_first as f64 * (1.0 + TOLERANCE) || worst.saturating_sub(size_first) <= SMALL_EXCESS * updates);
     let gain_beyond_noise = || updates > 1 || (hints as f64 <= size_first as f64 * (1.0 - TOLERANCE) && size_first.saturating_sub(hints) > chance);
     size_first > 0 && ((hints <= size_first && gain_beyond_noise()) || within_allowance())
+}
+
+/// Whether `chance` can change the verdict on an image that pulled `hints` against
+/// `size_first` ([`trusted`]): measuring it lays the image out again, so it is measured only
+/// there.
+fn chance_matters(size_first: u64, hints: u64, updates: u64) -> bool {
+    trusted(size_first, hints, updates, 0) != trusted(size_first, hints, updates, u64::MAX)
 }
 
 /// Whether the size-first singles cost the trusted image `b` too much: with them it pulled
@@ -289,7 +301,9 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     loop {
         rounds += 1;
         let (learned, pulls) = replays.round(&untrusted, &costly, None)?;
-        let chance = if updates == 1 { replays.chance(&untrusted, &costly)? } else { vec![0; ni] };
+        let mut at_stake = Bits::new(ni);
+        (0..ni).filter(|&i| chance_matters(size_first[i], learned[i], updates)).for_each(|i| at_stake.set(i));
+        let chance = replays.chance(&untrusted, &costly, &at_stake)?;
         let images: Vec<ImageBacktest> = (0..ni)
             .map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], chance: chance[i], trusted: trusted(size_first[i], learned[i], updates, chance[i]) })
             .collect();
@@ -385,15 +399,19 @@ impl<'a> Replays<'a> {
         file
     }
 
-    /// Per image, the bytes by which chance alone moves the learned files' replay against
-    /// size-first's, with the verdict so far: one standard deviation ([`chance_deviation`], at
-    /// each fold's path hazard), the folds taken as independent.
-    fn chance(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>) -> Result<Vec<u64>, MineError> {
+    /// Per image of `images` (0 for the others), the bytes by which chance alone moves the
+    /// learned files' replay against size-first's, with the verdict so far: one standard
+    /// deviation ([`chance_deviation`], at each fold's path hazard), the folds taken as
+    /// independent.
+    fn chance(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, images: &Bits) -> Result<Vec<u64>, MineError> {
+        if images.count() == 0 {
+            return Ok(vec![0; images.len()]);
+        }
         let (h, opts) = (self.h, self.opts);
         let mut variance = vec![0.0; h.images.len()];
         for (k, f) in self.folds.iter().enumerate() {
             let file = self.file(k, untrusted, costly, None);
-            let deviation = chance_deviation(h, f.mid, opts.last, (self.budget, Replayed::Hints(&file)), (self.budget, Replayed::SizeFirst), f.path_hazard)?;
+            let deviation = chance_deviation(h, f.mid, opts.last, (self.budget, Replayed::Hints(&file)), (self.budget, Replayed::SizeFirst), f.path_hazard, images)?;
             variance.iter_mut().zip(deviation).for_each(|(v, d)| *v += d * d);
         }
         Ok(variance.into_iter().map(|v| v.sqrt().round() as u64).collect())
@@ -502,7 +520,7 @@ fn add(total: &mut [u64], per_image: &[(String, u64)]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{costlier_with_singles, trusted, ImageBacktest, SMALL_EXCESS};
+    use super::{chance_matters, costlier_with_singles, trusted, ImageBacktest, SMALL_EXCESS};
 
     #[test]
     fn folds_learn_from_at_least_half_the_window_and_replay_at_least_one_update() {
@@ -552,10 +570,27 @@ mod tests {
     }
 
     #[test]
+    fn a_loss_within_the_allowance_is_forgiven_only_while_half_its_chance_stays_within_it() {
+        assert!(trusted(1_000_000_000, 1_010_000_000, 3, 20_000_000), "1% over, and 2% with half of a 2% chance");
+        assert!(!trusted(1_000_000_000, 1_010_000_000, 3, 20_000_002), "half the chance carries it past 2%");
+        assert!(trusted(1_000_000_000, 990_000_000, 3, u64::MAX), "over several updates a gain needs no test against chance");
+        assert!(trusted(10_000_000, 10_000_000 + SMALL_EXCESS, 3, 4 * SMALL_EXCESS), "a small image: 1 MiB per update, half its chance included");
+        assert!(!trusted(10_000_000, 10_000_000 + SMALL_EXCESS, 3, 4 * SMALL_EXCESS + 2));
+    }
+
+    #[test]
+    fn chance_is_measured_only_where_it_can_change_the_verdict() {
+        assert!(chance_matters(1_000_000_000, 1_010_000_000, 3), "a loss within the allowance");
+        assert!(!chance_matters(1_000_000_000, 1_030_000_000, 3), "a loss beyond it");
+        assert!(!chance_matters(1_000_000_000, 990_000_000, 3), "a gain over several updates");
+        assert!(chance_matters(1_000_000_000, 950_000_000, 1), "a gain beyond the allowance on one update");
+        assert!(!chance_matters(1_000_000_000, 990_000_000, 1), "a gain within it on one update");
+    }
+
+    #[test]
     fn one_replayed_update_needs_a_gain_beyond_what_chance_alone_gives() {
         assert!(trusted(1_000_000_000, 950_000_000, 1, 49_999_999), "5% under, chance 5% less a byte");
         assert!(!trusted(1_000_000_000, 950_000_000, 1, 50_000_000), "a gain no larger than chance's standard deviation");
-        assert!(trusted(1_000_000_000, 1_010_000_000, 2, 500_000_000), "over more updates the allowance decides");
         let b = ImageBacktest { image: "app".into(), size_first: 1_000_000_000, hints: 950_000_000, chance: 40_000_000, trusted: true };
         assert!(!costlier_with_singles(&b, 952_000_000, 1), "within the quarter percent, and still beyond chance");
         let b = ImageBacktest { chance: 50_000_000, ..b };
