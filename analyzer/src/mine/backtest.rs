@@ -64,7 +64,8 @@
 //!    of their own before. A single adds a layer to every trusted image that holds its paths;
 //!    one at its budget merges another pair of layers to make room. A trusted image that pulled
 //!    more with the singles than without (beyond [`OPT_OUT_TOLERANCE`] of its size-first
-//!    bytes) while no longer [`SINGLES_ROOM`] under size-first, or would lose its trust, costs
+//!    bytes) while no longer [`SINGLES_ROOM`] under size-first, or would lose its trust (judged
+//!    with its chance under the singles, measured where that can change the verdict), costs
 //!    too much. [`SINGLES_TRIES`]: first every such layer, in one round; if it costs an image,
 //!    the one-path layers alone, and if those cost an image, they are replayed once more with
 //!    that image *kept whole* (no group it holds is split). The singles are taken when a round
@@ -237,14 +238,22 @@ fn chance_matters(size_first: u64, hints: u64, updates: u64) -> bool {
     trusted(size_first, hints, updates, 0) != trusted(size_first, hints, updates, u64::MAX)
 }
 
+/// The images of `judged` whose verdict, having pulled `hints[i]` against `size_first[i]`,
+/// depends on their chance ([`chance_matters`]).
+fn chance_at_stake(size_first: &[u64], hints: &[u64], updates: u64, judged: impl Fn(usize) -> bool) -> Bits {
+    let mut at_stake = Bits::new(size_first.len());
+    (0..size_first.len()).filter(|&i| judged(i) && chance_matters(size_first[i], hints[i], updates)).for_each(|i| at_stake.set(i));
+    at_stake
+}
+
 /// Whether the size-first singles cost the trusted image `b` too much: with them it pulled
 /// `with_singles` bytes, more than [`OPT_OUT_TOLERANCE`] of its size-first bytes over what it
 /// pulled without them while no longer [`SINGLES_ROOM`] under size-first, or enough to lose its
-/// trust.
-fn costlier_with_singles(b: &ImageBacktest, with_singles: u64, updates: u64) -> bool {
+/// trust, `chance` being its chance with the singles (measured where it can change that verdict).
+fn costlier_with_singles(b: &ImageBacktest, with_singles: u64, chance: u64, updates: u64) -> bool {
     let beyond_tolerance = with_singles as f64 > b.hints as f64 + b.size_first as f64 * OPT_OUT_TOLERANCE;
     let room = with_singles as f64 <= b.size_first as f64 * (1.0 - SINGLES_ROOM);
-    b.trusted && ((beyond_tolerance && !room) || !trusted(b.size_first, with_singles, updates, b.chance))
+    b.trusted && ((beyond_tolerance && !room) || !trusted(b.size_first, with_singles, updates, chance))
 }
 
 /// Transitions the earliest fold replays, at most: the evidence of the last few updates, at a
@@ -301,9 +310,8 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
     loop {
         rounds += 1;
         let (learned, pulls) = replays.round(&untrusted, &costly, None)?;
-        let mut at_stake = Bits::new(ni);
-        (0..ni).filter(|&i| chance_matters(size_first[i], learned[i], updates)).for_each(|i| at_stake.set(i));
-        let chance = replays.chance(&untrusted, &costly, &at_stake)?;
+        let at_stake = chance_at_stake(&size_first, &learned, updates, |_| true);
+        let chance = replays.chance(&untrusted, &costly, None, &at_stake)?;
         let images: Vec<ImageBacktest> = (0..ni)
             .map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], chance: chance[i], trusted: trusted(size_first[i], learned[i], updates, chance[i]) })
             .collect();
@@ -355,8 +363,11 @@ fn singles_verdict(replays: &Replays, images: &[ImageBacktest], untrusted: &Bits
         whole = Bits::new(images.len());
         for _ in 0..max_rounds {
             rounds += 1;
-            let (with_singles, _) = replays.round(untrusted, costly, Some(Singles { layers: &layers, mirror, whole: &whole }))?;
-            let costlier: Vec<usize> = (0..images.len()).filter(|&i| costlier_with_singles(&images[i], with_singles[i], updates)).collect();
+            let singles = Some(Singles { layers: &layers, mirror, whole: &whole });
+            let (with_singles, _) = replays.round(untrusted, costly, singles)?;
+            let size_first: Vec<u64> = images.iter().map(|b| b.size_first).collect();
+            let chance = replays.chance(untrusted, costly, singles, &chance_at_stake(&size_first, &with_singles, updates, |i| images[i].trusted))?;
+            let costlier: Vec<usize> = (0..images.len()).filter(|&i| costlier_with_singles(&images[i], with_singles[i], chance[i], updates)).collect();
             if costlier.is_empty() {
                 return Ok((Some(mirror), whole, rounds));
             }
@@ -400,17 +411,18 @@ impl<'a> Replays<'a> {
     }
 
     /// Per image of `images` (0 for the others), the bytes by which chance alone moves the
-    /// learned files' replay against size-first's, with the verdict so far: one standard
+    /// learned files' replay (with `singles`, as [`Replays::round`]) against size-first's, with
+    /// the verdict so far: one standard
     /// deviation ([`chance_deviation`], at each fold's path hazard), the folds taken as
     /// independent.
-    fn chance(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, images: &Bits) -> Result<Vec<u64>, MineError> {
+    fn chance(&self, untrusted: &Bits, costly: &BTreeMap<String, BTreeSet<String>>, singles: Option<Singles>, images: &Bits) -> Result<Vec<u64>, MineError> {
         if images.count() == 0 {
             return Ok(vec![0; images.len()]);
         }
         let (h, opts) = (self.h, self.opts);
         let mut variance = vec![0.0; h.images.len()];
         for (k, f) in self.folds.iter().enumerate() {
-            let file = self.file(k, untrusted, costly, None);
+            let file = self.file(k, untrusted, costly, singles);
             let deviation = chance_deviation(h, f.mid, opts.last, (self.budget, Replayed::Hints(&file)), (self.budget, Replayed::SizeFirst), f.path_hazard, images)?;
             variance.iter_mut().zip(deviation).for_each(|(v, d)| *v += d * d);
         }
@@ -545,16 +557,16 @@ mod tests {
     #[test]
     fn singles_may_cost_a_trusted_image_a_quarter_percent_of_size_first_or_anything_a_tenth_under_it() {
         let b = ImageBacktest { image: "app".into(), size_first: 1_000_000_000, hints: 950_000_000, chance: 0, trusted: true };
-        assert!(!costlier_with_singles(&b, 950_000_000, 4));
-        assert!(!costlier_with_singles(&b, 952_500_000, 4), "0.25% of size-first more");
-        assert!(costlier_with_singles(&b, 952_500_001, 4));
+        assert!(!costlier_with_singles(&b, 950_000_000, 0, 4));
+        assert!(!costlier_with_singles(&b, 952_500_000, 0, 4), "0.25% of size-first more");
+        assert!(costlier_with_singles(&b, 952_500_001, 0, 4));
         let roomy = ImageBacktest { hints: 800_000_000, ..b.clone() };
-        assert!(!costlier_with_singles(&roomy, 900_000_000, 4), "10% more, and still a tenth under size-first");
-        assert!(costlier_with_singles(&roomy, 900_000_001, 4));
+        assert!(!costlier_with_singles(&roomy, 900_000_000, 0, 4), "10% more, and still a tenth under size-first");
+        assert!(costlier_with_singles(&roomy, 900_000_001, 0, 4));
         let edge = ImageBacktest { hints: 1_019_000_000, ..b.clone() };
-        assert!(costlier_with_singles(&edge, 1_021_000_000, 4), "within the quarter percent, but no longer trusted");
+        assert!(costlier_with_singles(&edge, 1_021_000_000, 0, 4), "within the quarter percent, but no longer trusted");
         let untrusted = ImageBacktest { trusted: false, ..b };
-        assert!(!costlier_with_singles(&untrusted, 2_000_000_000, 4), "an untrusted image is laid out as size-first anyway");
+        assert!(!costlier_with_singles(&untrusted, 2_000_000_000, 0, 4), "an untrusted image is laid out as size-first anyway");
     }
 
     #[test]
@@ -592,8 +604,14 @@ mod tests {
         assert!(trusted(1_000_000_000, 950_000_000, 1, 49_999_999), "5% under, chance 5% less a byte");
         assert!(!trusted(1_000_000_000, 950_000_000, 1, 50_000_000), "a gain no larger than chance's standard deviation");
         let b = ImageBacktest { image: "app".into(), size_first: 1_000_000_000, hints: 950_000_000, chance: 40_000_000, trusted: true };
-        assert!(!costlier_with_singles(&b, 952_000_000, 1), "within the quarter percent, and still beyond chance");
-        let b = ImageBacktest { chance: 50_000_000, ..b };
-        assert!(costlier_with_singles(&b, 952_000_000, 1), "within the quarter percent, but the gain left is within chance");
+        assert!(!costlier_with_singles(&b, 952_000_000, 40_000_000, 1), "within the quarter percent, and still beyond chance");
+        assert!(costlier_with_singles(&b, 952_000_000, 50_000_000, 1), "within the quarter percent, but the gain left is within the singles' chance");
+    }
+
+    #[test]
+    fn the_singles_are_judged_by_the_chance_of_the_layout_they_make() {
+        let gain = ImageBacktest { image: "app".into(), size_first: 1_000_000_000, hints: 999_000_000, chance: 0, trusted: true };
+        assert!(!costlier_with_singles(&gain, 1_001_000_000, 0, 4), "0.2% more, a loss within the allowance");
+        assert!(costlier_with_singles(&gain, 1_001_000_000, 40_000_000, 4), "the same loss, which half the singles' chance carries past the allowance");
     }
 }
