@@ -251,7 +251,7 @@ fn opted_out_group<'f>(file: &'f HintFile, matcher: &Matcher, image: &str, name:
 /// hint file they were laid out by (`by`, with the image when it was named), it says how the
 /// file treats that image apart (as size-first, or without the groups it opts out of), and
 /// beside a path what its layer's reason leaves out: the group the image opts out of, or the
-/// absent member a renamed package took the place of.
+/// member a renamed package is a rename of.
 pub fn layers_text(closure: &Closure, budget: Budget, layers: &[Layer], by: Option<(&HintFile, Option<&str>)>) -> String {
     let mut text = format!("{} paths, {} in {} layers (budget {} store layers)\n", closure.len(), human_bytes(closure.total_size()), layers.len(), budget.store_layers());
     if let Some((file, Some(image))) = by {
@@ -272,7 +272,7 @@ pub fn layers_text(closure: &Closure, budget: Budget, layers: &[Layer], by: Opti
 
 /// For the paths of `closure` laid out by `file` (for `image`, if named) whose layer's reason
 /// does not say why they are there, why: the group `image` opts out of, or the member a
-/// renamed package takes the place of ([`Matcher::place_closure`]).
+/// renamed package is a rename of ([`Matcher::place_closure`]), whose group's layer it is beside.
 fn path_notes<'c>(closure: &'c Closure, file: &HintFile, image: Option<&str>) -> std::collections::HashMap<&'c str, String> {
     let names: Vec<&str> = (0..closure.len()).map(|i| closure.path(i).name()).collect();
     if image.is_some_and(|i| file.lays_out_by_size_first(i)) {
@@ -286,7 +286,7 @@ fn path_notes<'c>(closure: &'c Closure, file: &HintFile, image: Option<&str>) ->
         let opted_out = image.and_then(|image| opted_out_group(file, &matcher, image, name));
         let note = match (opted_out, p.succeeds) {
             (Some(id), _) => format!("opted out of group `{id}`"),
-            (None, Some((g, m))) => format!("in place of `{}`, which this closure lacks", applied.groups[g].members[m]),
+            (None, Some((g, m))) => format!("a rename of `{}`, in a layer of its own beside its group's", applied.groups[g].members[m]),
             (None, None) => continue,
         };
         notes.insert(name, note);

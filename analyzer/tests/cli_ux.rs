@@ -139,7 +139,7 @@ fn layer_takes_the_hint_files_budget_and_says_when_told_otherwise() {
 }
 
 #[test]
-fn layer_explain_says_which_absent_member_a_renamed_package_replaces() {
+fn layer_explain_says_which_member_a_renamed_package_is_a_rename_of() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let mut file = hints_format::HintFile::new(hints_format::BudgetHeader { max_layers: 4, reserve: 1 });
@@ -152,9 +152,9 @@ fn layer_explain_says_which_absent_member_a_renamed_package_replaces() {
         ok(run(&["layer", "--graph", "g.json", "--hints", "h.yaml", "--explain"], t))
     };
     let renamed = graph("libperl5.42-5.42.3-1");
-    assert!(renamed.contains("hint group `perl`\n    libperl5.42-5.42.3-1  (in place of `libperl5.40`, which this closure lacks)\n"), "{renamed}");
+    assert!(renamed.contains("hint group `perl`\n    libperl5.42-5.42.3-1  (a rename of `libperl5.40`, in a layer of its own beside its group's)\n"), "{renamed}");
     let older = graph("libperl5.38-5.38.2-3");
-    assert!(older.contains("fallback") && !older.contains("in place of"), "an older name succeeds no member: {older}");
+    assert!(older.contains("fallback") && !older.contains("a rename of"), "an older name succeeds no member: {older}");
 }
 
 #[test]

@@ -7,25 +7,27 @@
 //!
 //! Renames: distributions and Nix put numbers in package names (`libperl5.40`, `libicu76`,
 //! `python3.12-numpy`), and a library or interpreter bump renames the package. Laying out a
-//! whole closure ([`Matcher::place_closure`]), a name the file places nowhere takes the place of
-//! its *predecessor*: among the group members that match nothing in that closure and have the
-//! same identity ([`MemberPattern::identity_of`]) once every run of digits is read as one number
-//! (`Rename`), the one with the highest numbers below the name's. A name has no predecessor
-//! when another such name of the closure has the same key. So `libperl5.42` joins the group
-//! `libperl5.40` was in, where its predecessor's layer was, rather than reshuffling the layers
-//! of the names the file does not know. A name below every such member (an image that lags
-//! behind, or `libpcre2-8-0` where the file holds only `libpcre2-32-0`) takes no member's place.
+//! whole closure ([`Matcher::place_closure`]), a name the file places nowhere is a rename of
+//! its *predecessor*: among the group members with the same identity
+//! ([`MemberPattern::identity_of`]) once every run of digits is read as one number (`Rename`),
+//! the one with the highest numbers below the name's, whether or not it is in the closure too.
+//! A name has no predecessor when another such name of the closure has the same key. The
+//! layerer gives a rename a layer of its own beside its predecessor's group, rather than
+//! reshuffling the layers of the names the file does not know; and the same layer at the
+//! revision it arrives beside its predecessor and at the one its predecessor leaves. A name
+//! below every such member (an image that lags behind, or `libpcre2-8-0` where the file holds
+//! only `libpcre2-32-0`) is a rename of none.
 //!
 //! Groups are written by `hints emit`, each member as the package identity it learned
 //! ([`MemberPattern::identity_of`]), so a group's plain package name (no version, no glob)
 //! matches only the paths whose identity it is: the metapackage `golang` matches
 //! `golang-2_1.27_1` but not `golang-1.27-go-1.27.3-1` (identity `golang-1.27-go`), a package the
-//! file may never have seen. Such a name takes its predecessor's place
+//! file may never have seen. Such a name is a rename of its predecessor
 //! (`golang@1.24-go-[0-9]*`) where it has one, and is otherwise left to the layerer's fallback,
 //! like any name the file does not know. Pins, written by hand, match as their patterns read
 //! (parseDrvName's package name).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::file::{Group, HintFile, Pin, PinRule};
 use crate::pattern::MemberPattern;
@@ -41,8 +43,6 @@ enum Target {
 struct Entry {
     pattern: MemberPattern,
     target: Target,
-    /// Its index in `renamables`, for a group member a renamed package can succeed.
-    renamable: Option<usize>,
 }
 
 impl Entry {
@@ -63,8 +63,8 @@ pub struct Placement {
     pub bottom: Option<usize>,
     /// Index of a `not-catch-all` pin that covers the path.
     pub not_catch_all: Option<usize>,
-    /// The member the path takes the place of, as (group index, index in its `members`), when
-    /// it is placed as that member's rename (see the module doc).
+    /// The member the path is a rename of, as (group index, index in its `members`); `group`
+    /// is then that member's group (see the module doc).
     pub succeeds: Option<(usize, usize)>,
 }
 
@@ -73,6 +73,14 @@ impl Placement {
     fn is_unplaced(&self) -> bool {
         self.group.is_none() && self.pin.is_none() && self.not_catch_all.is_none()
     }
+}
+
+/// Buffers reused while reading each name of a closure as a rename.
+#[derive(Default)]
+struct RenameScratch {
+    identity: String,
+    key: String,
+    numbers: Vec<u64>,
 }
 
 /// A group member that a renamed package can succeed: one written as a package identity.
@@ -106,8 +114,11 @@ pub struct Matcher {
     /// Patterns with a literal first version token, by (pname, token).
     by_head: HashMap<String, HashMap<String, Vec<Entry>>>,
     globs: Vec<Entry>,
-    /// Group members written as a package identity with a number in it.
-    renamables: Vec<Renamable>,
+    /// Group members written as a package identity with a number in it, by [`Rename::key`].
+    renamables: HashMap<String, Vec<Renamable>>,
+    /// The [`Rename::stem`] of each key of `renamables`: a name whose package name does not
+    /// start with one is a rename of no member, known without reading it as a rename.
+    rename_stems: HashSet<String>,
     ids: Vec<String>,
     pin_ids: Vec<String>,
 }
@@ -122,10 +133,11 @@ impl Matcher {
     /// Compiles groups and pins as [`Matcher::new`] compiles a file's.
     pub fn of(groups: &[Group], pins: &[Pin]) -> Self {
         let mut m = Matcher {
-            by_pname: HashMap::new(),
-            by_head: HashMap::new(),
+            by_pname: HashMap::default(),
+            by_head: HashMap::default(),
             globs: vec![],
-            renamables: vec![],
+            renamables: HashMap::default(),
+            rename_stems: HashSet::default(),
             ids: groups.iter().map(|g| g.id.clone()).collect(),
             pin_ids: pins.iter().map(|p| p.id.clone()).collect(),
         };
@@ -134,14 +146,11 @@ impl Matcher {
         for (members, target) in groups.chain(pins) {
             for (index, member) in members.iter().enumerate() {
                 let Ok(pattern) = MemberPattern::parse(member) else { continue };
-                let renamable = match (target, Rename::of(member)) {
-                    (Target::Group(group), Some(rename)) => {
-                        m.renamables.push(Renamable { group, index, rename });
-                        Some(m.renamables.len() - 1)
-                    }
-                    _ => None,
-                };
-                let entry = Entry { pattern, target, renamable };
+                if let (Target::Group(group), Some(rename)) = (target, Rename::of(member)) {
+                    m.rename_stems.insert(rename.stem().to_string());
+                    m.renamables.entry(rename.key.clone()).or_default().push(Renamable { group, index, rename });
+                }
+                let entry = Entry { pattern, target };
                 match (entry.pattern.literal_pname(), entry.pattern.version_head()) {
                     (Some(pname), Some(head)) => m.by_head.entry(pname.to_string()).or_default().entry(head.to_string()).or_default().push(entry),
                     (Some(pname), None) => m.by_pname.entry(pname.to_string()).or_default().push(entry),
@@ -163,13 +172,11 @@ impl Matcher {
     /// pins) match, the most specific pattern wins ([`MemberPattern::specificity`]); two
     /// different groups matching at the same specificity are an error.
     pub fn place(&self, name: &str) -> Result<Placement, MatchError> {
-        self.place_noting(name, |_| {})
+        self.place_key(name, NameKey::of(name))
     }
 
-    /// [`Matcher::place`], calling `matched` with every renamable member whose pattern matches
-    /// `name`, whether or not it wins.
-    fn place_noting(&self, name: &str, mut matched: impl FnMut(usize)) -> Result<Placement, MatchError> {
-        let key = NameKey::of(name);
+    /// [`Matcher::place`], given `key`, [`NameKey::of`] the name.
+    fn place_key(&self, name: &str, key: NameKey<'_>) -> Result<Placement, MatchError> {
         let mut out = Placement::default();
         let mut group_by: Option<&Entry> = None;
         let mut pin_by: Option<&Entry> = None;
@@ -177,9 +184,6 @@ impl Matcher {
         let by_head = self.by_head.get(key.pname).and_then(|h| h.get(head));
         let candidates = self.by_pname.get(key.pname).into_iter().flatten().chain(by_head.into_iter().flatten()).chain(&self.globs);
         for e in candidates.filter(|e| e.pattern.matches(&key) && !(e.is_plain_member() && names_another_package(name))) {
-            if let Some(k) = e.renamable {
-                matched(k);
-            }
             let slot = match e.target {
                 Target::Group(_) => &mut group_by,
                 Target::Pin(_, PinRule::OwnLayer | PinRule::Together) => &mut pin_by,
@@ -219,39 +223,54 @@ impl Matcher {
     }
 
     /// Places every name of one closure: each as [`Matcher::place`] places it, then the names
-    /// it leaves unplaced that are renames of members absent from the closure (module doc).
+    /// it leaves unplaced that are renames of members (module doc).
     pub fn place_closure(&self, names: &[&str]) -> Result<Vec<Placement>, MatchError> {
-        let mut present = vec![false; self.renamables.len()];
-        let mut placed: Vec<Placement> = names.iter().map(|name| self.place_noting(name, |k| present[k] = true)).collect::<Result<_, _>>()?;
-        self.place_renames(names, &mut placed, &present);
+        let mut placed = Vec::with_capacity(names.len());
+        // The unplaced names that read as a member's rename key, with the key: found while
+        // each name's text is at hand.
+        let mut renames: Vec<(usize, &str)> = vec![];
+        let mut scratch = RenameScratch::default();
+        for (i, name) in names.iter().enumerate() {
+            let key = NameKey::of(name);
+            let p = self.place_key(name, key)?;
+            if p.is_unplaced() {
+                renames.extend(self.rename_key(name, key, &mut scratch).map(|k| (i, k)));
+            }
+            placed.push(p);
+        }
+        self.place_renames(names, &renames, &mut placed);
         Ok(placed)
     }
 
-    /// Gives each name that is unplaced, and the only such name of its [`Rename::key`] in the
-    /// closure, the group of its predecessor among the members not `present` (module doc), if
-    /// it has one.
-    fn place_renames(&self, names: &[&str], placed: &mut [Placement], present: &[bool]) {
-        let mut absent: HashMap<&str, Vec<&Renamable>> = HashMap::new();
-        for (m, _) in self.renamables.iter().zip(present).filter(|(_, &p)| !p) {
-            absent.entry(m.rename.key.as_str()).or_default().push(m);
+    /// The key of `renamables` that `name` (whose [`NameKey::of`] is `key`) reads as, if any.
+    fn rename_key(&self, name: &str, key: NameKey<'_>, scratch: &mut RenameScratch) -> Option<&str> {
+        let stem = &key.pname[..key.pname.find(|c: char| c.is_ascii_digit()).unwrap_or(key.pname.len())];
+        if !self.rename_stems.contains(stem) {
+            return None;
         }
-        if absent.is_empty() {
-            return;
+        MemberPattern::write_identity(name, key, &mut scratch.identity);
+        if !Rename::fold(&scratch.identity, &mut scratch.key, &mut scratch.numbers) {
+            return None;
         }
-        let mut renamed: HashMap<&str, Vec<(usize, Rename)>> = HashMap::new();
-        for i in (0..placed.len()).filter(|&i| placed[i].is_unplaced()) {
-            if let Some(r) = Rename::of(&MemberPattern::identity_of(names[i])) {
-                if let Some((&key, _)) = absent.get_key_value(r.key.as_str()) {
-                    renamed.entry(key).or_default().push((i, r));
-                }
-            }
+        self.renamables.get_key_value(scratch.key.as_str()).map(|(k, _)| k.as_str())
+    }
+
+    /// Gives each of the `renames` (unplaced names, each with its [`Rename::key`]) that is the
+    /// only one of its key in the closure its predecessor and that member's group (module doc),
+    /// if it has one.
+    fn place_renames(&self, names: &[&str], renames: &[(usize, &str)], placed: &mut [Placement]) {
+        // Per key, how many names read as it, and the last of them.
+        let mut by_key: HashMap<&str, (usize, usize)> = HashMap::default();
+        for &(i, key) in renames {
+            let (count, last) = by_key.entry(key).or_insert((0, i));
+            (*count, *last) = (*count + 1, i);
         }
-        for (key, names) in renamed {
-            let [(i, name)] = names.as_slice() else { continue };
-            let older = absent[key].iter().filter(|m| m.rename.numbers < name.numbers);
+        for (key, (count, i)) in by_key {
+            let Some(name) = (count == 1).then(|| Rename::of(&MemberPattern::identity_of(names[i]))).flatten() else { continue };
+            let older = self.renamables[key].iter().filter(|m| m.rename.numbers < name.numbers);
             if let Some(m) = older.max_by(|a, b| a.rename.numbers.cmp(&b.rename.numbers)) {
-                placed[*i].group = Some(m.group);
-                placed[*i].succeeds = Some((m.group, m.index));
+                placed[i].group = Some(m.group);
+                placed[i].succeeds = Some((m.group, m.index));
             }
         }
     }
@@ -278,30 +297,45 @@ struct Rename {
 }
 
 impl Rename {
+    /// The key's text before its first number, `@` or `:`: the package name's text before its
+    /// first digit in every name whose rename key this is (an identity is its parseDrvName
+    /// package name, then `@…` or `:…`).
+    fn stem(&self) -> &str {
+        &self.key[..self.key.find(['#', '@', ':']).unwrap_or(self.key.len())]
+    }
+
     /// `None` for a text with no digit, whose renames cannot be told from other packages, and
     /// for a hand-written glob.
     fn of(member: &str) -> Option<Rename> {
+        let mut r = Rename { key: String::new(), numbers: vec![] };
+        Rename::fold(member, &mut r.key, &mut r.numbers).then_some(r)
+    }
+
+    /// Reads `member` into `key` and `numbers` (both cleared first) as [`Rename::of`] reads it;
+    /// false where it has no rename.
+    fn fold(member: &str, key: &mut String, numbers: &mut Vec<u64>) -> bool {
+        key.clear();
+        numbers.clear();
         let text = member.strip_suffix("-[0-9]*").unwrap_or(member);
         if text.contains(['*', '?', '[', ']']) || !text.contains(|c: char| c.is_ascii_digit()) {
-            return None;
+            return false;
         }
-        let mut r = Rename { key: String::with_capacity(text.len()), numbers: vec![] };
         let mut in_digits = false;
         for c in text.chars() {
             match (c.to_digit(10), in_digits) {
                 (Some(d), true) => {
-                    let n = r.numbers.last_mut().expect("in a run");
+                    let n = numbers.last_mut().expect("in a run");
                     *n = n.saturating_mul(10).saturating_add(u64::from(d));
                 }
                 (Some(d), false) => {
-                    r.key.push('#');
-                    r.numbers.push(u64::from(d));
+                    key.push('#');
+                    numbers.push(u64::from(d));
                 }
-                (None, _) => r.key.push(c),
+                (None, _) => key.push(c),
             }
             in_digits = c.is_ascii_digit();
         }
-        Some(r)
+        true
     }
 }
 
@@ -354,6 +388,10 @@ mod tests {
         assert_eq!(key("glibc"), None, "no number: no rename");
         assert_eq!(key("lib*6"), None, "a hand-written glob is not an identity");
         assert_eq!(Rename::of("libperl5.40").unwrap().numbers, [5, 40]);
+        let stem = |text: &str| Rename::of(text).map(|r| r.stem().to_string());
+        assert_eq!(stem("libperl5.40").as_deref(), Some("libperl"));
+        assert_eq!(stem("gcc@14-base-[0-9]*").as_deref(), Some("gcc"), "parseDrvName's `gcc` for gcc-15-base-15.1.0-1");
+        assert_eq!(stem("foo:lib64").as_deref(), Some("foo"));
         assert!(Rename::of("python3.9").unwrap().numbers < Rename::of("python3.12").unwrap().numbers, "numbers, not text");
     }
 
@@ -364,24 +402,24 @@ mod tests {
     }
 
     #[test]
-    fn a_renamed_package_takes_its_absent_predecessors_place() {
+    fn a_renamed_package_is_placed_beside_its_predecessor() {
         let f = file(&[("perl", &["libperl5.40", "perl-base"]), ("py", &["python3.12-numpy"]), ("gcc", &["gcc@14-base-[0-9]*"]), ("other", &["zlib1g"])], &[]);
         let renamed = closure_groups(&f, &["libperl5.42-5.42.3-1", "perl-base-5.42.3-1", "python3.13-numpy-2.1.3", "gcc-15-base-15.1.0-1", "hello-2.12"]);
         assert_eq!(renamed, [(Some(0), Some("libperl5.40")), (Some(0), None), (Some(1), Some("python3.12-numpy")), (Some(2), Some("gcc@14-base-[0-9]*")), (None, None)]);
-        // While the predecessor is still there, the rename is a new name.
-        assert_eq!(closure_groups(&f, &["libperl5.40-5.40.1-6", "libperl5.42-5.42.3-1"]), [(Some(0), None), (None, None)]);
+        // While the predecessor is still there, the rename is its rename all the same.
+        assert_eq!(closure_groups(&f, &["libperl5.40-5.40.1-6", "libperl5.42-5.42.3-1"]), [(Some(0), None), (Some(0), Some("libperl5.40"))]);
         // Two names one rename apart from the same member: neither is its successor.
         assert_eq!(closure_groups(&f, &["libperl5.42-5.42.3-1", "libperl5.44-5.44.0-1"]), [(None, None), (None, None)]);
         // A group's plain package name (`golang`, the metapackage's identity) does not match
-        // another package parseDrvName names alike (`golang-1.27-go`): that one takes its
-        // predecessor's place where it has one, and is left to the fallback where it has none.
+        // another package parseDrvName names alike (`golang-1.27-go`): that one is its
+        // predecessor's rename where it has one, and is left to the fallback where it has none.
         let f = file(&[("meta", &["golang"]), ("go", &["golang@1.24-go-[0-9]*"])], &[]);
         let placed = closure_groups(&f, &["golang-2_1.27_1", "golang-1.27-go-1.27.3-1", "golang-1.27-src-1.27.3-1"]);
         assert_eq!(placed, [(Some(0), None), (Some(1), Some("golang@1.24-go-[0-9]*")), (None, None)]);
         // A pin, written by hand, matches as its pattern reads.
         let f = file(&[("meta", &["golang"])], &[("all-go", PinRule::OwnLayer, &["golang"])]);
         assert_eq!(Matcher::new(&f).place("golang-1.27-src-1.27.3-1").unwrap().pin, Some(0));
-        // Of two absent members one rename below the name, it succeeds the newer; a name
+        // Of two members one rename below the name, it succeeds the newer; a name
         // below every member (an image that lags behind) succeeds none.
         let f = file(&[("a", &["libicu72"]), ("b", &["libicu76"])], &[]);
         assert_eq!(closure_groups(&f, &["libicu77-77.1-1"]), [(Some(1), Some("libicu76"))]);

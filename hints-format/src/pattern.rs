@@ -104,12 +104,26 @@ impl MemberPattern {
     /// any version: `glibc`, `gcc:lib`, or, where the identity is longer than parseDrvName's
     /// pname, that pname with a version glob (`gcc@14-base-[0-9]*` for `gcc-14-base-14.2.0-19`).
     pub fn identity_of(name: &str) -> String {
-        let (id, drv) = (NameKey::identity(name), NameKey::of(name));
-        let label = NameKey { pname: drv.pname, ..drv }.label();
-        if id.pname == drv.pname {
-            return id.label();
+        let mut text = String::new();
+        MemberPattern::write_identity(name, NameKey::of(name), &mut text);
+        text
+    }
+
+    /// Writes [`MemberPattern::identity_of`] into `text` (cleared first), given `drv`,
+    /// [`NameKey::of`] the same name: no allocation once `text` has room.
+    pub fn write_identity(name: &str, drv: NameKey<'_>, text: &mut String) {
+        let id = NameKey::identity_given(name, drv);
+        text.clear();
+        text.push_str(drv.pname);
+        if drv.output != "out" {
+            text.push(':');
+            text.push_str(drv.output);
         }
-        format!("{label}@{}-[0-9]*", &id.pname[drv.pname.len() + 1..])
+        if id.pname != drv.pname {
+            text.push('@');
+            text.push_str(&id.pname[drv.pname.len() + 1..]);
+            text.push_str("-[0-9]*");
+        }
     }
 
     /// Whether a store path name's key matches.

@@ -277,7 +277,11 @@ impl<'a> NameKey<'a> {
     /// (`tzdata-2026c-0`, `libevent-core-2.1-7t64-2.1.13-stable-1`) the parseDrvName split
     /// stands.
     pub fn identity(name: &'a str) -> Self {
-        let k = NameKey::of(name);
+        NameKey::identity_given(name, NameKey::of(name))
+    }
+
+    /// [`NameKey::identity`], given `k`, [`NameKey::of`] the same name.
+    pub fn identity_given(name: &'a str, k: NameKey<'a>) -> Self {
         if k.version.is_empty() {
             return k;
         }

@@ -8,11 +8,13 @@
 //! 1. Match every path's name against the file ([`hints_format::Matcher`]). A placing pin wins
 //!    over a group: `own-layer` gives each matching path a layer, `together` one layer for all
 //!    of them. Otherwise a group match puts the path in its group's layer. A name the file
-//!    places nowhere that is a rename of a member this closure lacks (`libperl5.42` for
-//!    `libperl5.40`; [`Matcher::place_closure`]) goes to that member's group, so a library or
-//!    interpreter bump keeps its predecessor's layer and leaves the fallback's as they were.
-//!    A group with no path in this closure costs nothing; a group partly present is still one
-//!    layer.
+//!    places nowhere that is a rename of a group member (`libperl5.42` for `libperl5.40`;
+//!    [`Matcher::place_closure`]) gets a layer of its own beside that group's, whether the
+//!    member is still in this closure or not: a library or interpreter bump leaves the
+//!    fallback's layers as they were, and a rename that arrives beside its predecessor keeps
+//!    its layer when the predecessor leaves (in the group's layer it would be pulled again
+//!    then, with the group's other members). A group with no path in this closure costs
+//!    nothing; a group partly present is still one layer.
 //! 2. A path that nothing places but a `not-catch-all` pin covers gets a layer of its own.
 //! 3. The rest (names the history never saw) are the fallback. It is promised at least
 //!    `min(count, fallback_reserve(n))` layers, and at least its share of the budget by what
@@ -70,6 +72,8 @@ fn fallback_reserve(n: usize) -> usize {
 const FALLBACK_SHARE: usize = 10;
 
 /// Where a unit sorts before merging: (0 for `bottom`-pinned units else 1, class, index, node).
+/// `node` tells apart the units of one class and index: a group's is 0 and a rename's beside
+/// it is 1 + the rename's path; an `own-layer` pin's and a `not-catch-all` path's are the path.
 type UnitKey = (u8, u8, usize, usize);
 
 /// The classes of units in a [`UnitKey`]: groups sort first, then placing pins, then
@@ -114,7 +118,7 @@ pub fn layers_matched(closure: &Closure, n: usize, file: &HintFile, matcher: &Ma
                 let node = if pin.rule == PinRule::OwnLayer { i } else { 0 };
                 (PIN_CLASS, k, node, Reason::Pin { id: pin.id.clone(), rule: pin.rule })
             }
-            (None, Some(g), _) => (GROUP_CLASS, g, 0, Reason::Group { id: file.groups[g].id.clone() }),
+            (None, Some(g), _) => (GROUP_CLASS, g, p.succeeds.map_or(0, |_| i + 1), Reason::Group { id: file.groups[g].id.clone() }),
             (None, None, Some(k)) => (NOT_CATCH_ALL_CLASS, k, i, Reason::Pin { id: file.pins[k].id.clone(), rule: PinRule::NotCatchAll }),
             (None, None, None) => {
                 fallback[i] = true;
@@ -209,8 +213,8 @@ fn apply_merges(file: &HintFile, units: &mut BTreeMap<UnitKey, (Vec<usize>, Reas
         return;
     }
     let index: HashMap<&str, usize> = file.groups.iter().enumerate().map(|(g, grp)| (grp.id.as_str(), g)).collect();
-    // The unit currently holding each group present.
-    let mut holder: HashMap<usize, UnitKey> = units.keys().filter(|k| k.1 == GROUP_CLASS).map(|&k| (k.2, k)).collect();
+    // The unit currently holding each group present (a rename's own layer is no group's).
+    let mut holder: HashMap<usize, UnitKey> = units.keys().filter(|k| k.1 == GROUP_CLASS && k.3 == 0).map(|&k| (k.2, k)).collect();
     for [a, b] in &file.merges {
         if units.len() <= budget.max(1) {
             break;
@@ -530,6 +534,25 @@ mod tests {
         assert_eq!(after[0], ["libperl5.42-5.42.3-1"], "{after:?}");
         assert_eq!(before[1..], after[1..], "the other layers are unchanged");
         assert_eq!(after[1..], [vec!["b-1.0", "c-1.0"], vec!["a-1.0"]]);
+    }
+
+    #[test]
+    fn a_rename_that_arrives_beside_its_predecessor_keeps_its_layer_when_the_predecessor_leaves() {
+        // `libicu78` arrives while `libicu76` is still there, then `libicu76` leaves. Had it
+        // joined its predecessor's group once that left, its layer would be new then, and its
+        // bytes pulled again with the group's other member.
+        let f = file(&[("icu", &["libicu76", "gcc-base"])], &[]);
+        let at = |icu: &[&str]| {
+            let mut infos = vec![info("a-1.0", 10_000_000, &[]), info("gcc-base-16.2", 100_000, &[])];
+            infos.extend(icu.iter().map(|name| info(name, 30_000_000, &[])));
+            names(&Closure::new(infos).unwrap(), Budget::new(6, 1).unwrap(), &f)
+        };
+        let (both, successor) = (at(&["libicu76-76.1-4", "libicu78-78.3-2"]), at(&["libicu78-78.3-2"]));
+        let icu78 = vec!["libicu78-78.3-2".to_string()];
+        assert!(both.contains(&icu78) && successor.contains(&icu78), "{both:?} {successor:?}");
+        assert!(both.contains(&vec!["gcc-base-16.2".to_string(), "libicu76-76.1-4".to_string()]), "{both:?}");
+        assert!(successor.contains(&vec!["gcc-base-16.2".to_string()]), "the group keeps what is left of it: {successor:?}");
+        assert!(both.contains(&vec!["a-1.0".to_string()]) && successor.contains(&vec!["a-1.0".to_string()]));
     }
 
     #[test]

@@ -217,8 +217,8 @@ fn layer_maps(history: &History, (first, last): (usize, usize), req: &Request<'_
         .collect()
 }
 
-/// The group `matcher` places path `p` of a snapshot in, as the layerer places it in that
-/// closure: a renamed package in its predecessor's group ([`Matcher::place_closure`]).
+/// The group `matcher` places path `p` of a snapshot in (a renamed package: the group its own
+/// layer is beside), as the layerer places it in that closure ([`Matcher::place_closure`]).
 fn group_in_snapshot(history: &History, matcher: &Matcher, snapshot: (usize, usize), p: u32) -> Result<Option<usize>, MatchError> {
     let paths = &history.snapshots[&snapshot];
     let names: Vec<&str> = paths.iter().map(|&q| history.paths[q as usize].name()).collect();
