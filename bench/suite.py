@@ -163,6 +163,12 @@ CASES = {
     "b2t-devbox-mail": ("bookworm,~10,trixie", "161", [DEVBOX, MAIL, OPS, SMALL], [4, 5]),
     "coarse-studio-fleet": ("trixie,~8,forky", "162", SERVICES[4:8] + [STUDIO], [4]),
     "testing-builder-office": (TESTING, "163", [BUILDER, OFFICE, SMALL], [4, 6]),
+    # Made after the room for merges an image within its budget does not need came to be a
+    # quarter of the allowance (2026-12-03, tenth session), as a check on it: small service
+    # images beside a union image, whose groups the room limits; windows of 4 and 5.
+    "security-fleet-studio": (SECURITY, "171", SERVICES[:5] + [STUDIO], [4, 5]),
+    "testing-office-fleet": (TESTING, "172", SERVICES[5:] + [OFFICE, OPS], [4]),
+    "quiet-busy-mail-gis": (QUIET_BUSY, "173", [MAIL, GIS, DEVBOX, SMALL], [4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4
