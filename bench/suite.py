@@ -169,6 +169,12 @@ CASES = {
     "security-fleet-studio": (SECURITY, "171", SERVICES[:5] + [STUDIO], [4, 5]),
     "testing-office-fleet": (TESTING, "172", SERVICES[5:] + [OFFICE, OPS], [4]),
     "quiet-busy-mail-gis": (QUIET_BUSY, "173", [MAIL, GIS, DEVBOX, SMALL], [4]),
+    # Made after a trusted image's loss within the allowance came to be forgiven only where
+    # other trusted images' gains pay for it (2026-12-03, tenth session), as a check on it: small
+    # images with little to gain, windows of 4 to 6.
+    "testing-fleet-ops": (TESTING, "181", SERVICES + [OPS], [4, 5]),
+    "b2t-fleet-small": ("bookworm,~10,trixie", "182", SERVICES[:6] + [SMALL], [4]),
+    "security-mail-ops": (SECURITY, "183", [MAIL, OPS, SMALL, SERVICES[0]], [4, 6]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4

@@ -56,6 +56,11 @@
 //!    joins the untrusted set. An opt-out costs the other images nothing, where dropping the
 //!    group would re-split their fallback and share less; the costs come from the replays the
 //!    image was trusted on, so an image found worse is never rescued by them.
+//!    Then, while no image joins, if the trusted images together pulled more than size-first,
+//!    those that lost join the untrusted set, the most bytes first, until the rest pull no more
+//!    than size-first (`unpaid_losses`), and the folds are replayed again: a loss within the
+//!    allowance is forgiven where other images' gains pay for it, not where the file as a whole
+//!    would pull more than size-first.
 //! 5. With some image untrusted, the files are replayed with the *size-first singles*
 //!    (`output::with_size_first_singles`): the members placing the paths of a layer of an
 //!    untrusted image's size-first layout (a large path with what only it uses there, or one
@@ -312,21 +317,17 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
         let (learned, pulls) = replays.round(&untrusted, &costly, None)?;
         let at_stake = chance_at_stake(&size_first, &learned, updates, |_| true);
         let chance = replays.chance(&untrusted, &costly, None, &at_stake)?;
-        let images: Vec<ImageBacktest> = (0..ni)
+        let mut images: Vec<ImageBacktest> = (0..ni)
             .map(|i| ImageBacktest { image: h.images[i].clone(), size_first: size_first[i], hints: learned[i], chance: chance[i], trusted: trusted(size_first[i], learned[i], updates, chance[i]) })
             .collect();
-        let mut grown = false;
-        for (i, b) in images.iter().enumerate() {
-            if !b.trusted && !untrusted.get(i) {
-                untrusted.set(i);
-                costly.remove(&b.image);
-                verdicts[i] = Some(b.clone());
-                grown = true;
-            }
-        }
+        let mut grown = untrust(&mut images, |b| !b.trusted, &mut untrusted, &mut costly, &mut verdicts);
         if !grown && opt_out_rounds < MAX_OPT_OUT_ROUNDS && add_costly_names(&images, &pulls, &untrusted, &mut costly) {
             opt_out_rounds += 1;
             continue;
+        }
+        if !grown {
+            let unpaid = unpaid_losses(&images);
+            grown = untrust(&mut images, |b| unpaid.contains(&b.image), &mut untrusted, &mut costly, &mut verdicts);
         }
         if !grown {
             let (size_first_singles, whole, singles_rounds) = singles_verdict(&replays, &images, &untrusted, &costly, updates)?;
@@ -336,6 +337,48 @@ pub(super) fn run(h: &History, opts: &EmitOptions, pins: &[hints_format::Pin]) -
             return Ok(Backtest { window, folds, updates, images, rounds, costly_names: costly, size_first_singles, kept_whole: image_names(h, &whole), untrusted, whole });
         }
     }
+}
+
+/// Moves the images that `judge` finds untrustworthy, and are not untrusted yet, to the
+/// `untrusted` set (their verdict the one of this round, their opt-outs gone); whether any moved.
+fn untrust(
+    images: &mut [ImageBacktest],
+    judge: impl Fn(&ImageBacktest) -> bool,
+    untrusted: &mut Bits,
+    costly: &mut BTreeMap<String, BTreeSet<String>>,
+    verdicts: &mut [Option<ImageBacktest>],
+) -> bool {
+    let mut grown = false;
+    for (i, b) in images.iter_mut().enumerate() {
+        if !untrusted.get(i) && judge(b) {
+            b.trusted = false;
+            untrusted.set(i);
+            costly.remove(&b.image);
+            verdicts[i] = Some(b.clone());
+            grown = true;
+        }
+    }
+    grown
+}
+
+/// The trusted images whose losses against size-first no gain of another trusted image pays
+/// for: while the trusted images together pulled more than size-first, the one that lost most
+/// (in bytes) is taken out of the sum. A loss within the allowance is forgiven for the layers
+/// an image shares with others, but the file as a whole must not pull more than size-first.
+fn unpaid_losses(images: &[ImageBacktest]) -> BTreeSet<String> {
+    let excess = |b: &ImageBacktest| b.hints as i128 - b.size_first as i128;
+    let mut losers: Vec<&ImageBacktest> = images.iter().filter(|b| b.trusted && excess(b) > 0).collect();
+    losers.sort_by_key(|b| (std::cmp::Reverse(excess(b)), b.image.clone()));
+    let mut total: i128 = images.iter().filter(|b| b.trusted).map(excess).sum();
+    let mut unpaid = BTreeSet::new();
+    for b in losers {
+        if total <= 0 {
+            break;
+        }
+        total -= excess(b);
+        unpaid.insert(b.image.clone());
+    }
+    unpaid
 }
 
 /// Per name, the bytes its paths were pulled with: `[learned file, size-first]`.
@@ -532,7 +575,9 @@ fn add(total: &mut [u64], per_image: &[(String, u64)]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{chance_matters, costlier_with_singles, trusted, ImageBacktest, SMALL_EXCESS};
+    use std::collections::BTreeSet;
+
+    use super::{chance_matters, costlier_with_singles, trusted, unpaid_losses, ImageBacktest, SMALL_EXCESS};
 
     #[test]
     fn folds_learn_from_at_least_half_the_window_and_replay_at_least_one_update() {
@@ -567,6 +612,20 @@ mod tests {
         assert!(costlier_with_singles(&edge, 1_021_000_000, 0, 4), "within the quarter percent, but no longer trusted");
         let untrusted = ImageBacktest { trusted: false, ..b };
         assert!(!costlier_with_singles(&untrusted, 2_000_000_000, 0, 4), "an untrusted image is laid out as size-first anyway");
+    }
+
+    #[test]
+    fn losses_within_the_allowance_stay_trusted_only_while_other_gains_pay_for_them() {
+        let image = |name: &str, size_first: u64, hints: u64| ImageBacktest { image: name.into(), size_first, hints, chance: 0, trusted: true };
+        let names = |set: BTreeSet<String>| set.into_iter().collect::<Vec<_>>();
+        let paid = [image("a", 1000, 1010), image("b", 1000, 1005), image("c", 1000, 980)];
+        assert!(unpaid_losses(&paid).is_empty(), "c's gain of 20 pays for a's and b's losses of 15");
+        let unpaid = [image("a", 1000, 1010), image("b", 1000, 1005), image("c", 1000, 992)];
+        assert_eq!(names(unpaid_losses(&unpaid)), ["a"], "without a's loss the rest gain 3: b stays");
+        let untrusted_gain = [image("a", 1000, 1010), ImageBacktest { trusted: false, ..image("c", 1000, 900) }];
+        assert_eq!(names(unpaid_losses(&untrusted_gain)), ["a"], "an untrusted image's replay pays for nothing");
+        let all_lose = [image("a", 1000, 1001), image("b", 1000, 1002)];
+        assert_eq!(names(unpaid_losses(&all_lose)), ["a", "b"]);
     }
 
     #[test]
