@@ -175,6 +175,12 @@ CASES = {
     "testing-fleet-ops": (TESTING, "181", SERVICES + [OPS], [4, 5]),
     "b2t-fleet-small": ("bookworm,~10,trixie", "182", SERVICES[:6] + [SMALL], [4]),
     "security-mail-ops": (SECURITY, "183", [MAIL, OPS, SMALL, SERVICES[0]], [4, 6]),
+    # Made after the room for merges an image within its budget does not need came to be an
+    # eighth of the allowance (2026-12-03, tenth session), as a check on it: small images beside
+    # unions and toolchains, windows of 4 to 6.
+    "b2t-fleet-desktop": ("bookworm,~10,trixie", "191", SERVICES[2:6] + [DESKTOP], [4, 6]),
+    "coarse-toolchain-fleet": ("trixie,~8,forky", "192", SERVICES[6:] + [TOOLCHAIN, SMALL], [4]),
+    "security-science-fleet": (SECURITY, "193", SERVICES[:3] + [SCIENCE, MEDIA], [4, 5]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4

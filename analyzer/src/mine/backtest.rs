@@ -402,13 +402,13 @@ fn singles_verdict(replays: &Replays, images: &[ImageBacktest], untrusted: &Bits
     }
     // Per fold, the untrusted images' size-first layers at its split.
     let layers: Vec<Vec<Layer>> = replays.folds.iter().map(|f| size_first_layers(&closures_of(replays.h, untrusted, f.mid), replays.budget.store_layers())).collect();
+    let size_first: Vec<u64> = images.iter().map(|b| b.size_first).collect();
     for (mirror, max_rounds) in SINGLES_TRIES {
         whole = Bits::new(images.len());
         for _ in 0..max_rounds {
             rounds += 1;
             let singles = Some(Singles { layers: &layers, mirror, whole: &whole });
             let (with_singles, _) = replays.round(untrusted, costly, singles)?;
-            let size_first: Vec<u64> = images.iter().map(|b| b.size_first).collect();
             let chance = replays.chance(untrusted, costly, singles, &chance_at_stake(&size_first, &with_singles, updates, |i| images[i].trusted))?;
             let costlier: Vec<usize> = (0..images.len()).filter(|&i| costlier_with_singles(&images[i], with_singles[i], chance[i], updates)).collect();
             if costlier.is_empty() {

@@ -60,13 +60,13 @@
 //!   big images. Local merges are not written to the file.
 //!
 //! An image's own updates come first: global merges that an image within its budget does not
-//! need may add, in all, at most 0.5% of its expected update bytes with one group per name (a
-//! quarter of the backtest's allowance); a global merge that would add more to such an image is
+//! need may add, in all, at most 0.25% of its expected update bytes with one group per name (an
+//! eighth of the backtest's allowance); a global merge that would add more to such an image is
 //! local. Without this bound, at 30 layers a small image beside big ones took the big images'
 //! merges until it used a fraction of its budget (22 of 29 layers), and a busier future than the
-//! window made it pull more than size-first. With twice the room, a future busier than the window
-//! spent it three times over (a small service image beside a desktop union pulled 2.7% more than
-//! size-first).
+//! window made it pull more than size-first. With four times the room, a future busier than the
+//! window spent it three times over (a small service image beside a desktop union pulled 2.7% more
+//! than size-first).
 //!
 //! Joins the window cannot show are left to the layerer. A window of `T` transitions cannot
 //! show a chance of change above `1 − ½/(T+1)` (a name that changed at every one of them may
