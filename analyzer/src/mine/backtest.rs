@@ -368,7 +368,7 @@ fn untrust(
 fn unpaid_losses(images: &[ImageBacktest]) -> BTreeSet<String> {
     let excess = |b: &ImageBacktest| b.hints as i128 - b.size_first as i128;
     let mut losers: Vec<&ImageBacktest> = images.iter().filter(|b| b.trusted && excess(b) > 0).collect();
-    losers.sort_by_key(|b| (std::cmp::Reverse(excess(b)), b.image.clone()));
+    losers.sort_by(|a, b| excess(b).cmp(&excess(a)).then_with(|| a.image.cmp(&b.image)));
     let mut total: i128 = images.iter().filter(|b| b.trusted).map(excess).sum();
     let mut unpaid = BTreeSet::new();
     for b in losers {
