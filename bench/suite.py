@@ -181,6 +181,17 @@ CASES = {
     "b2t-fleet-desktop": ("bookworm,~10,trixie", "191", SERVICES[2:6] + [DESKTOP], [4, 6]),
     "coarse-toolchain-fleet": ("trixie,~8,forky", "192", SERVICES[6:] + [TOOLCHAIN, SMALL], [4]),
     "security-science-fleet": (SECURITY, "193", SERVICES[:3] + [SCIENCE, MEDIA], [4, 5]),
+    # Made on 2026-12-03 (eleventh session), before a change to the miner, as a check on the
+    # committed one: databases and browsers beside small images, a fleet beside a builder.
+    "testing-dbsrv-browser": (TESTING, "201", [DBSRV, BROWSER, OPS, SMALL], [4, 6]),
+    "security-fleet-builder": (SECURITY, "202", SERVICES[4:8] + [GIS, BUILDER], [4]),
+    "b2t-browser-devbox": ("bookworm,~10,trixie", "203", [BROWSER, DEVBOX, DBSRV], [4, 5]),
+    # Made after the fallback's size-first split came to stop at the paths the file places
+    # (2026-12-03, eleventh session), as a check on it: migrations and toolchains, where new
+    # names arrive below and beside known ones.
+    "b2t-builder-browser": ("bookworm,~10,trixie", "211", [BUILDER, BROWSER, SMALL], [4, 6]),
+    "testing-devbox-media": (TESTING, "212", [DEVBOX, MEDIA, DBSRV], [4]),
+    "coarse-toolchain-office": ("trixie,~8,forky", "213", [TOOLCHAIN, OFFICE, DEVBOX, OPS], [3, 4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4

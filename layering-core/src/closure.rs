@@ -103,6 +103,12 @@ impl Adjacency {
     /// The nodes reachable from `start` (itself excluded), each marked in `mark` (all `false`
     /// before), stopping once `limit` are found; `true` when nothing was left unvisited.
     pub(crate) fn reach_at_most(&self, start: usize, mark: &mut [bool], limit: usize) -> (Vec<usize>, bool) {
+        self.reach_through(start, mark, limit, |_| true)
+    }
+
+    /// [`Adjacency::reach_at_most`] through the nodes `through` admits only: a node it rejects
+    /// is neither reached nor walked past.
+    pub(crate) fn reach_through(&self, start: usize, mark: &mut [bool], limit: usize, through: impl Fn(usize) -> bool) -> (Vec<usize>, bool) {
         let mut out = Vec::new();
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
@@ -111,7 +117,7 @@ impl Adjacency {
             }
             for &j in self.of(i) {
                 let j = j as usize;
-                if j != start && !mark[j] {
+                if j != start && !mark[j] && through(j) {
                     mark[j] = true;
                     out.push(j);
                     stack.push(j);

@@ -29,7 +29,10 @@
 //!    group are skipped; a joined unit takes the lower of the two positions.
 //! 5. The fallback then gets whatever the units leave (at least its promise), and its paths are
 //!    split by the `size-first` rule (primaries get their own layers, dependencies follow the
-//!    set of primaries that need them), computed on the full graph's reachability. Primaries are
+//!    set of primaries that need them). A path the fallback reaches only through a path the
+//!    file places belongs to that path as much as to the primary, as it would to a primary
+//!    in size-first: it does not follow the primary, whose bytes its changes would pull
+//!    (a new binutils library below a new gcc reached through the file's binutils). Primaries are
 //!    the largest paths; with the history's per-path hazard `h` (`learned_from.path_hazard`)
 //!    they are the paths with the most bytes likely to stay unchanged, `narSize·e^(−h·c)` for a
 //!    closure of `c` other paths, since in Nix a path changes when anything below it does. So
@@ -690,5 +693,27 @@ mod tests {
         all.sort();
         assert_eq!(all, leaves, "every path exactly once");
         assert_eq!(got, names(&c, Budget::new(11, 1).unwrap(), &f));
+    }
+
+    /// The fallback lays out the paths the file does not know as size-first would, a big one with
+    /// the dependencies only it uses; one it reaches only through a path the file places is that
+    /// path's too, as it would be a primary's in size-first, and stays out of the big path's
+    /// layer, so that its changes do not pull the big path's bytes.
+    #[test]
+    fn what_a_fallback_path_reaches_only_through_placed_paths_is_not_its_alone() {
+        let c = Closure::new(vec![
+            info("libc-2.41", 2_000_000, &[]),
+            info("libsframe-2.44", 100_000, &[]),
+            info("binutils-2.44", 6_000_000, &["libc-2.41", "libsframe-2.44"]),
+            info("libcc1-14", 200_000, &["libc-2.41"]),
+            info("gcc-14", 60_000_000, &["libc-2.41", "binutils-2.44", "libcc1-14"]),
+        ])
+        .unwrap();
+        let f = file(&[("libc", &["libc"]), ("binutils", &["binutils"])], &[]);
+        for max in [4, 5, 10] {
+            let got = names(&c, Budget::new(max, 1).unwrap(), &f);
+            let with_gcc = got.iter().find(|l| l.iter().any(|p| p == "gcc-14")).expect("gcc is laid out");
+            assert!(!with_gcc.iter().any(|p| p == "libsframe-2.44"), "max {max}: {got:?}");
+        }
     }
 }

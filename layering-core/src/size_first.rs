@@ -143,7 +143,9 @@ fn paths_below_at_least(closure: &Closure) -> Vec<usize> {
 }
 
 /// The layer of every path, as a set id, after running the algorithm with `limit` layers, on
-/// the sub-closure `members` (all paths when `None`), taking primaries in `order`.
+/// the sub-closure `members` (all paths when `None`), taking primaries in `order`. A primary's
+/// dependencies are the members it reaches through members: the paths outside stand between it
+/// and what lies below them, as primaries that are its dependencies do in step 2.
 pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, order: Order) -> (Vec<u32>, Vec<Vec<usize>>) {
     let n = closure.len();
     let inside = |i: usize| members.is_none_or(|m| m[i]);
@@ -169,10 +171,13 @@ pub(crate) fn split(closure: &Closure, members: Option<&[bool]>, limit: usize, o
     for p in Candidates::new(closure, by_size, order) {
         let (p, rank) = (position[p] as usize, primaries.len() as u32);
         split.assign(p, sets.intern(vec![rank]));
-        let all_deps = references.reach_at_most(p, &mut is_dep, usize::MAX).0;
+        let all_deps = match members {
+            None => references.reach_at_most(p, &mut is_dep, usize::MAX).0,
+            Some(m) => references.reach_through(p, &mut is_dep, usize::MAX, |d| m[topo[d]]).0,
+        };
         let uses_p = |q: u32| reached_by[q as usize / 64][p] >> (q % 64) & 1 == 1;
         mapped.resize(sets.sets.len(), (u32::MAX, 0));
-        for d in all_deps.iter().copied().filter(|&d| inside(topo[d])) {
+        for &d in &all_deps {
             let old = split.set_of[d] as usize;
             if mapped[old].0 != rank {
                 let mut s: Vec<u32> = sets.sets[old].iter().copied().filter(|&q| !uses_p(q)).collect();
