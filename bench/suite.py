@@ -192,6 +192,13 @@ CASES = {
     "b2t-builder-browser": ("bookworm,~10,trixie", "211", [BUILDER, BROWSER, SMALL], [4, 6]),
     "testing-devbox-media": (TESTING, "212", [DEVBOX, MEDIA, DBSRV], [4]),
     "coarse-toolchain-office": ("trixie,~8,forky", "213", [TOOLCHAIN, OFFICE, DEVBOX, OPS], [3, 4]),
+    # Made after that, with no rule changed (2026-12-03, eleventh session), as one more check.
+    "security-devbox-office": (SECURITY, "221", [DEVBOX, OFFICE, BROWSER, SMALL], [4, 6]),
+    "testing-gis-fleet": (TESTING, "222", SERVICES[3:7] + [GIS, SCIENCE], [4]),
+    "b2t-media-builder": ("bookworm,~10,trixie", "223", [MEDIA, BUILDER, DBSRV, OPS], [4, 6]),
+    "quiet-busy-studio-fleet": (QUIET_BUSY, "231", SERVICES[:4] + [STUDIO], [4]),
+    "b2t-gis-graphics": ("bookworm,~10,trixie", "232", [GIS, GRAPHICS, DEVBOX, SMALL], [2, 3, 5]),
+    "coarse-fleet-browser": ("trixie,~8,forky", "233", SERVICES[5:] + [BROWSER], [3, 4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4
