@@ -199,6 +199,12 @@ CASES = {
     "quiet-busy-studio-fleet": (QUIET_BUSY, "231", SERVICES[:4] + [STUDIO], [4]),
     "b2t-gis-graphics": ("bookworm,~10,trixie", "232", [GIS, GRAPHICS, DEVBOX, SMALL], [2, 3, 5]),
     "coarse-fleet-browser": ("trixie,~8,forky", "233", SERVICES[5:] + [BROWSER], [3, 4]),
+    # Made after that (2026-12-03, eleventh session), as a second check on the fallback's split:
+    # migrations to trixie, where a release's new compilers and libraries arrive below and
+    # beside the names the window knew.
+    "b2t-toolchain-devbox": ("bookworm,~10,trixie", "241", [TOOLCHAIN, DEVBOX, MAIL], [4, 6]),
+    "b2t-builder-office": ("bookworm,~10,trixie", "242", [BUILDER, OFFICE, SMALL], [5]),
+    "quiet-then-b2t-devbox": ("bookworm,~3,bookworm+bookworm-updates,~6,trixie", "243", [DEVBOX, BUILDER, GIS], [3, 4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4
