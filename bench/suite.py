@@ -44,6 +44,18 @@ OPS = "ops=ansible,openssh-client,rsync,jq"
 SMALL = "tiny=busybox,ca-certificates"
 BROWSER = "browser=firefox-esr,chromium,thunderbird,evince"
 DBSRV = "dbsrv=mariadb-server,apache2,php,redis-server"
+# Images no history before 2026-12-04 had: a final check on roots, unions and services never seen.
+LANGS = "langs=ghc,erlang,elixir"
+DATASCI = "datasci=r-base,octave,python3-torch"
+QGIS = "qgis=qgis"
+GNOME = "gnome=gnome-shell"
+TEX = "tex=texlive-latex-extra"
+NETSRV = "netsrv=bind9,squid,haproxy,samba"
+EDITOR = "editor=emacs-nox,neovim"
+MQ = "mq=rabbitmq-server"
+RAILS = "rails=ruby-rails"
+FPM = "fpm=php-fpm"
+PROM = "prom=prometheus"
 # A fleet of ten small service images over one base.
 SERVICES = ["nginx=nginx", "redis=redis-server", "pg=postgresql", "django=python3-django", "node=nodejs",
             "ruby=ruby", "php=php-cli", "sshd=openssh-server", "tools=curl,jq", "go=golang"]
@@ -205,6 +217,18 @@ CASES = {
     "b2t-toolchain-devbox": ("bookworm,~10,trixie", "241", [TOOLCHAIN, DEVBOX, MAIL], [4, 6]),
     "b2t-builder-office": ("bookworm,~10,trixie", "242", [BUILDER, OFFICE, SMALL], [5]),
     "quiet-then-b2t-devbox": ("bookworm,~3,bookworm+bookworm-updates,~6,trixie", "243", [DEVBOX, BUILDER, GIS], [3, 4]),
+    # Made on 2026-12-04 (twelfth session), with no rule changed, as a final check: images and
+    # roots no earlier history has (language runtimes, a data-science union, a GIS desktop,
+    # GNOME, TeX, network services, small services), every kind of history, windows of 2 to 6.
+    # testing-langs-datasci W=6 found mq over size-first at both budgets: a group of erlang
+    # libraries lost a member the new rabbitmq-server no longer needs, and was pulled whole
+    # (docs/bench.md, "Six histories of images never seen, and a group that loses a member").
+    "testing-langs-datasci": (TESTING, "251", [LANGS, DATASCI, MQ, SMALL], [4, 6]),
+    "security-qgis-net": (SECURITY, "252", [QGIS, NETSRV, RAILS, PROM], [2, 4]),
+    "b2t-gnome-tex": ("bookworm,~10,trixie", "253", [GNOME, TEX, EDITOR, FPM], [4, 5]),
+    "quiet-busy-datasci-fleet": (QUIET_BUSY, "254", [DATASCI, MQ, RAILS, FPM, PROM, EDITOR], [4]),
+    "coarse-qgis-langs": ("trixie,~8,forky", "255", [QGIS, LANGS, NETSRV], [3, 4]),
+    "quiet-then-b2t-tex": ("bookworm,~3,bookworm+bookworm-updates,~6,trixie", "256", [TEX, GNOME, MQ, SMALL], [2, 4]),
     "dev": (None, None, None, [6]),
 }
 REPLAYED = 4
