@@ -27,6 +27,7 @@ pub mod history;
 pub mod image;
 pub mod ingest;
 pub mod mine;
+pub mod pulls;
 pub mod recover;
 pub mod replay;
 pub mod report;

@@ -15,6 +15,7 @@ use hints_analyzer::human_bytes;
 use hints_analyzer::image::{self, Compression, Description, ImageError, LayerPlan, RuntimeConfig, WriteOptions, Written};
 use hints_analyzer::ingest::{self, IngestError, Job, Sources, Tally};
 use hints_analyzer::mine::{self, EmitOptions};
+use hints_analyzer::pulls;
 use hints_analyzer::recover::registry::Repository;
 use hints_analyzer::recover::{self, Image, RecoverError};
 use hints_analyzer::replay::{self, Metrics, Overlap, Replayed};
@@ -582,6 +583,11 @@ struct EvalArgs {
     /// Replay even if the hint file was learned from revisions being replayed.
     #[arg(long)]
     allow_overlap: bool,
+    /// Instead of the totals, show for this image at every update the layers the hint file's
+    /// layout and size-first's pull, the bytes in them that did not change, and the names a
+    /// pulled layer lost.
+    #[arg(long, value_name = "IMAGE")]
+    pulls: Option<String>,
     /// Print the results (per strategy, and per image) as JSON.
     #[arg(long)]
     json: bool,
@@ -1486,6 +1492,18 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode> {
         Overlap::Unknown => eprintln!("warning: the revisions {} was learned from are not in this database; cannot check for overlap", a.hints.display()),
     }
     let budget = a.budget.budget(Some(&hints))?;
+    if let Some(image) = &a.pulls {
+        let Some(i) = history.images.iter().position(|n| n == image) else {
+            bail!(BadInput(format!("--pulls {image}: the history has no such image (it has {})", history.images.join(", "))));
+        };
+        let updates = pulls::pulls(&history, i, first, last, budget, &hints)?;
+        if a.json {
+            outln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "image": image, "max_layers": budget.max_layers, "reserve": budget.reserve, "updates": updates }))?)?;
+        } else {
+            print!("{}", pulls::render(image, &updates));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let results: Vec<Metrics> = replay::replay_many(&history, first, last, &Replayed::all(&hints).map(|s| (budget, s)))?;
     if a.json {
         outln!(

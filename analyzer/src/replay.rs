@@ -65,7 +65,8 @@ pub struct Metrics {
     pub per_update_bytes: Vec<u64>,
 }
 
-type LayerSet = Vec<(Vec<u32>, u64)>;
+/// One snapshot's layers: each a sorted list of paths (history indices) with its bytes.
+pub(crate) type LayerSet = Vec<(Vec<u32>, u64)>;
 
 /// One replay: a budget and a strategy.
 pub type Job<'a> = (Budget, Replayed<'a>);
@@ -103,6 +104,24 @@ pub fn replay_path_pulls(history: &History, first: usize, last: usize, budget: B
         })
         .collect();
     Ok((metrics, pulls))
+}
+
+/// Image `i`'s layers at each revision of `first..=last` it has a snapshot at, under each job:
+/// `[job][revision − first]`, `None` where it has none.
+pub(crate) fn image_layers(history: &History, i: usize, first: usize, last: usize, jobs: &[Job<'_>]) -> Result<Vec<Vec<Option<LayerSet>>>, LayerError> {
+    let laid_out = LaidOut::new(history, first, last, jobs, |x| x == i)?;
+    Ok((0..jobs.len())
+        .map(|j| {
+            let layers = laid_out.job(j);
+            (first..=last).map(|r| layers.get(&(i, r)).map(|&l| l.clone())).collect()
+        })
+        .collect())
+}
+
+/// The layers of `now` a client holding `before` pulls: those of `now` that `before` lacks.
+pub(crate) fn pulled<'l>(now: &'l LayerSet, before: &'l LayerSet) -> impl Iterator<Item = &'l (Vec<u32>, u64)> {
+    let held: HashSet<&Vec<u32>> = before.iter().map(|(l, _)| l).collect();
+    now.iter().filter(move |(l, _)| !held.contains(l))
 }
 
 /// Per image of `images` (0 for the others, which are not laid out), the standard deviation
@@ -216,12 +235,6 @@ impl Compiled {
             None => (file, &self.all),
         }
     }
-}
-
-/// The layers of `now` a client holding `before` pulls: those of `now` that `before` lacks.
-fn pulled<'l>(now: &'l LayerSet, before: &'l LayerSet) -> impl Iterator<Item = &'l (Vec<u32>, u64)> {
-    let held: HashSet<&Vec<u32>> = before.iter().map(|(l, _)| l).collect();
-    now.iter().filter(move |(l, _)| !held.contains(l))
 }
 
 /// One snapshot's layers under each job, as sorted member lists with their bytes.

@@ -90,6 +90,30 @@ fn a_dataset_scan_is_one_line_keeps_its_labels_and_ignores_the_database() {
 }
 
 #[test]
+fn eval_pulls_shows_each_update_of_one_image_and_adds_up_to_the_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    example(t);
+    ok(run(&["emit", "--range", "0..6", "--max-layers", "30", "--out", "h.yaml"], t));
+    let text = ok(run(&["eval", "--hints", "h.yaml", "--range", "6..12", "--pulls", "python3"], t));
+    assert!(text.starts_with("python3: what each update pulls") && text.contains("\nupdate ") && text.contains("over 6 updates: hints "), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&ok(run(&["eval", "--hints", "h.yaml", "--range", "6..12", "--pulls", "python3", "--json"], t))).unwrap();
+    let updates = v["updates"].as_array().unwrap();
+    assert_eq!(updates.len(), 6);
+    // Per layout, the updates' bytes add up to what the replay counts for the image.
+    let totals: serde_json::Value = serde_json::from_str(&ok(run(&["eval", "--hints", "h.yaml", "--range", "6..12", "--json"], t))).unwrap();
+    for (k, strategy) in ["hints", "size-first"].into_iter().enumerate() {
+        let pulled: u64 = updates.iter().map(|u| u["layouts"][k]["bytes"].as_u64().unwrap()).sum();
+        let result = totals["results"].as_array().unwrap().iter().find(|r| r["strategy"] == strategy).unwrap();
+        let replayed = result["per_image_update_bytes"].as_array().unwrap().iter().find(|p| p[0] == "python3").unwrap()[1].as_u64().unwrap();
+        assert_eq!(pulled, replayed, "{strategy}");
+        let carried: u64 = updates.iter().flat_map(|u| u["layouts"][k]["layers"].as_array().unwrap()).map(|l| l["carried_bytes"].as_u64().unwrap()).sum();
+        assert!(carried < pulled, "{strategy}: some pulled bytes changed");
+    }
+    bad_input(&run(&["eval", "--hints", "h.yaml", "--range", "6..12", "--pulls", "nosuch"], t), "--pulls nosuch: the history has no such image");
+}
+
+#[test]
 fn revision_and_range_errors_say_what_is_wrong() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();

@@ -1,0 +1,201 @@
+//! Why one image's updates pull what they pull (`hints eval --pulls IMAGE`).
+//!
+//! # Objective
+//! Where an image pulls more with the hint file than with size-first, show where the bytes go:
+//! at each replayed update, the layers each layout pulls, and in each the bytes that did not
+//! change, so that a loss can be traced to the group, the merge or the departure behind it.
+//!
+//! # Definitions
+//! - A layer is *pulled* at update k when the image's layout at k holds it and its layout at
+//!   k − 1 does not (the replay's rule, [`crate::replay`]).
+//! - A pulled layer's *changed* paths are those the image did not hold at k − 1 (new store
+//!   paths); the others are *carried*: unchanged bytes pulled again because a layer mate
+//!   changed, or because the layer's membership did.
+//! - The names a pulled layer *lost*: names (identities, versions aside) that shared a layer
+//!   at k − 1 with one of its names and that the image no longer holds at k. A layer none of
+//!   whose paths changed was pulled because it lost one (a *departure*) or because it was laid
+//!   out anew (a merge of layers that each stayed).
+//!
+//! # Algorithm
+//! Lay the image out at every revision of the range with the hint file and with size-first (the
+//! replay's own layouts), take each update's pulled layers and split their bytes by whether the
+//! image held each path before; for the lost names, map every name of the layout at k − 1 to its
+//! layer and keep the names of those layers that the image holds no more.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Write;
+
+use hints_format::{HintFile, NameKey};
+use layering_core::{Budget, LayerError};
+use serde::Serialize;
+
+use crate::history::History;
+use crate::replay::{image_layers, pulled, LayerSet, Replayed};
+
+/// One update of the image.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdatePulls {
+    /// The revision before (its label).
+    pub from: String,
+    /// The revision after.
+    pub to: String,
+    /// The hint file's layout, then size-first's.
+    pub layouts: Vec<LayoutPulls>,
+}
+
+/// What one layout pulls at one update.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayoutPulls {
+    pub strategy: String,
+    pub bytes: u64,
+    /// The bytes of carried paths among them.
+    pub carried_bytes: u64,
+    /// The pulled layers, those with the most carried bytes first.
+    pub layers: Vec<PulledLayer>,
+}
+
+/// One pulled layer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PulledLayer {
+    pub bytes: u64,
+    pub carried_bytes: u64,
+    /// The names of its changed paths, largest first.
+    pub changed: Vec<String>,
+    /// The names of its carried paths, largest first.
+    pub carried: Vec<String>,
+    /// The names it lost, in order.
+    pub lost: Vec<String>,
+}
+
+/// The pulls of image `image` at every update of `first..=last`, with `hints` and with
+/// size-first, at `budget`. An update where the image has no snapshot at either end is left out.
+pub fn pulls(history: &History, image: usize, first: usize, last: usize, budget: Budget, hints: &HintFile) -> Result<Vec<UpdatePulls>, LayerError> {
+    let jobs = [(budget, Replayed::Hints(hints)), (budget, Replayed::SizeFirst)];
+    let laid_out = image_layers(history, image, first, last, &jobs)?;
+    let update = |k: usize| -> Option<UpdatePulls> {
+        let (held_before, held_now) = (history.snapshots.get(&(image, k - 1))?, history.snapshots.get(&(image, k))?);
+        let layouts = jobs
+            .iter()
+            .zip(&laid_out)
+            .map(|((_, strategy), by_revision)| {
+                let (before, now) = (by_revision[k - 1 - first].as_ref()?, by_revision[k - first].as_ref()?);
+                Some(layout_pulls(history, strategy.name(), (before, held_before), (now, held_now)))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(UpdatePulls { from: history.revisions[k - 1].label.clone(), to: history.revisions[k].label.clone(), layouts })
+    };
+    Ok((first + 1..=last).filter_map(update).collect())
+}
+
+/// One layout's pulls from `before` to `now`, each a layout and the image's sorted paths.
+fn layout_pulls(history: &History, strategy: &str, (before, held_before): (&LayerSet, &[u32]), (now, held_now): (&LayerSet, &[u32])) -> LayoutPulls {
+    let label = |p: u32| NameKey::identity(history.paths[p as usize].name()).label();
+    let largest_first = |mut paths: Vec<u32>| {
+        paths.sort_by_key(|&p| std::cmp::Reverse(history.sizes[p as usize]));
+        paths.into_iter().map(label).collect()
+    };
+    let layer_before: HashMap<String, usize> = before.iter().enumerate().flat_map(|(k, (l, _))| l.iter().map(move |&p| (label(p), k))).collect();
+    let names_now: HashSet<String> = held_now.iter().map(|&p| label(p)).collect();
+    let mut layers: Vec<PulledLayer> = pulled(now, before)
+        .map(|(paths, bytes)| {
+            let (changed, carried): (Vec<u32>, Vec<u32>) = paths.iter().partition(|p| held_before.binary_search(p).is_err());
+            let carried_bytes = carried.iter().map(|&p| history.sizes[p as usize]).sum();
+            let mates = paths.iter().filter_map(|&p| layer_before.get(&label(p))).flat_map(|&k| before[k].0.iter().map(|&q| label(q)));
+            let lost: BTreeSet<String> = mates.filter(|name| !names_now.contains(name)).collect();
+            PulledLayer { bytes: *bytes, carried_bytes, changed: largest_first(changed), carried: largest_first(carried), lost: lost.into_iter().collect() }
+        })
+        .collect();
+    layers.sort_by_key(|l| (std::cmp::Reverse(l.carried_bytes), std::cmp::Reverse(l.bytes)));
+    LayoutPulls { strategy: strategy.to_string(), bytes: layers.iter().map(|l| l.bytes).sum(), carried_bytes: layers.iter().map(|l| l.carried_bytes).sum(), layers }
+}
+
+/// Layers listed per layout and update in the text report (the JSON has them all).
+const LISTED: usize = 6;
+/// Names listed per kind in a layer's line.
+const NAMED: usize = 4;
+
+/// The text report: per update, each layout's bytes and the layers that carried unchanged bytes,
+/// then the totals.
+pub fn render(image: &str, updates: &[UpdatePulls]) -> String {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let names = |v: &[String]| match v.len() {
+        0 => "none".to_string(),
+        n if n <= NAMED => v.join(", "),
+        n => format!("{} (+{} more)", v[..NAMED].join(", "), n - NAMED),
+    };
+    let mut s = format!("{image}: what each update pulls, and the bytes in it that did not change\n");
+    for u in updates {
+        let _ = writeln!(s, "update {} -> {}", u.from, u.to);
+        for l in &u.layouts {
+            let _ = writeln!(s, "  {:<10} {:>9.1} MiB in {:>3} layers, {:>8.1} MiB of it unchanged", l.strategy, mib(l.bytes), l.layers.len(), mib(l.carried_bytes));
+        }
+        for l in &u.layouts {
+            for layer in l.layers.iter().filter(|layer| layer.carried_bytes > 0).take(LISTED) {
+                let lost = if layer.lost.is_empty() { String::new() } else { format!("; lost {}", names(&layer.lost)) };
+                let _ = writeln!(
+                    s,
+                    "    {:<10} {:>7.1} MiB ({:.1} unchanged): changed {}; unchanged {}{lost}",
+                    l.strategy,
+                    mib(layer.bytes),
+                    mib(layer.carried_bytes),
+                    names(&layer.changed),
+                    names(&layer.carried)
+                );
+            }
+        }
+    }
+    let _ = write!(s, "over {} updates:", updates.len());
+    for (k, strategy) in updates.first().map(|u| u.layouts.iter().map(|l| l.strategy.as_str()).collect::<Vec<_>>()).unwrap_or_default().into_iter().enumerate() {
+        let (bytes, carried) = updates.iter().fold((0, 0), |(b, c), u| (b + u.layouts[k].bytes, c + u.layouts[k].carried_bytes));
+        let _ = write!(s, " {strategy} {:.1} MiB ({:.1} unchanged);", mib(bytes), mib(carried));
+    }
+    s.pop();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use hints_format::{BudgetHeader, Group, HintFile, StorePath};
+    use layering_core::Budget;
+
+    use super::pulls;
+    use crate::history::History;
+    use crate::store::Revision;
+
+    /// One image whose root drops `s2` at revision 1; the file groups `big` with `s1` and `s2`.
+    fn departure() -> (History, HintFile) {
+        let path = |digit: char, name: &str| StorePath::parse(&format!("/nix/store/{}-{name}", digit.to_string().repeat(32))).expect("a store path");
+        let paths = vec![path('0', "big-1.0"), path('1', "root-1.0"), path('2', "root-2.0"), path('3', "s1-1.0"), path('4', "s2-1.0")];
+        let revision = |r: usize| Revision { label: format!("r{r}"), commit: None, time: format!("2026-01-0{}T00:00:00Z", r + 1), branch: None, dirty: false };
+        let history = History {
+            images: vec!["app".into()],
+            revisions: vec![revision(0), revision(1)],
+            sizes: vec![10_000_000, 1_000_000, 1_100_000, 200_000, 300_000],
+            refs: vec![vec![], vec![0, 3, 4], vec![0, 3], vec![], vec![]],
+            paths,
+            snapshots: HashMap::from([((0, 0), vec![0, 1, 3, 4]), ((0, 1), vec![0, 2, 3])]),
+            summary: String::new(),
+        };
+        let mut file = HintFile::new(BudgetHeader { max_layers: 100, reserve: 1 });
+        file.groups = vec![Group { id: "big".into(), members: vec!["big".into(), "s1".into(), "s2".into()], stats: Default::default() }];
+        file.validate().expect("a valid file");
+        (history, file)
+    }
+
+    #[test]
+    fn a_group_that_loses_a_member_is_pulled_with_its_unchanged_bytes_and_names_the_loss() {
+        let (history, file) = departure();
+        let updates = pulls(&history, 0, 0, 1, Budget::default(), &file).unwrap();
+        let [update] = &updates[..] else { panic!("one update: {updates:?}") };
+        let (hinted, size_first) = (&update.layouts[0], &update.layouts[1]);
+        assert_eq!((hinted.strategy.as_str(), size_first.strategy.as_str()), ("hints", "size-first"));
+        assert_eq!(hinted.carried_bytes, 10_200_000, "big and s1 did not change: {hinted:?}");
+        let group = &hinted.layers[0];
+        assert_eq!((group.changed.len(), group.carried.as_slice(), group.lost.as_slice()), (0, &["big".to_string(), "s1".to_string()][..], &["s2".to_string()][..]));
+        assert_eq!((size_first.bytes, size_first.carried_bytes), (1_100_000, 0), "size-first pulls the new root alone: {size_first:?}");
+        assert_eq!(hinted.bytes, 11_300_000);
+    }
+}
