@@ -144,13 +144,16 @@ pub fn render(image: &str, updates: &[UpdatePulls]) -> String {
             }
         }
     }
-    let _ = write!(s, "over {} updates:", updates.len());
-    for (k, strategy) in updates.first().map(|u| u.layouts.iter().map(|l| l.strategy.as_str()).collect::<Vec<_>>()).unwrap_or_default().into_iter().enumerate() {
-        let (bytes, carried) = updates.iter().fold((0, 0), |(b, c), u| (b + u.layouts[k].bytes, c + u.layouts[k].carried_bytes));
-        let _ = write!(s, " {strategy} {:.1} MiB ({:.1} unchanged);", mib(bytes), mib(carried));
-    }
-    s.pop();
-    s.push('\n');
+    let strategies = updates.first().map_or(vec![], |u| u.layouts.iter().map(|l| l.strategy.as_str()).collect());
+    let totals: Vec<String> = strategies
+        .iter()
+        .enumerate()
+        .map(|(k, strategy)| {
+            let (bytes, carried) = updates.iter().fold((0, 0), |(b, c), u| (b + u.layouts[k].bytes, c + u.layouts[k].carried_bytes));
+            format!("{strategy} {:.1} MiB ({:.1} unchanged)", mib(bytes), mib(carried))
+        })
+        .collect();
+    let _ = writeln!(s, "over {} updates: {}", updates.len(), totals.join("; "));
     s
 }
 
