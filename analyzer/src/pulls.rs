@@ -100,8 +100,9 @@ fn layout_pulls(history: &History, strategy: &str, (before, held_before): (&Laye
         .map(|(paths, bytes)| {
             let (changed, carried): (Vec<u32>, Vec<u32>) = paths.iter().partition(|p| held_before.binary_search(p).is_err());
             let carried_bytes = carried.iter().map(|&p| history.sizes[p as usize]).sum();
-            let mates = paths.iter().filter_map(|&p| layer_before.get(&label(p))).flat_map(|&k| before[k].0.iter().map(|&q| label(q)));
-            let lost: BTreeSet<String> = mates.filter(|name| !names_now.contains(name)).collect();
+            // Each layer at k − 1 that held one of its names, once however many it held.
+            let previous: BTreeSet<usize> = paths.iter().filter_map(|&p| layer_before.get(&label(p)).copied()).collect();
+            let lost: BTreeSet<String> = previous.into_iter().flat_map(|k| before[k].0.iter().map(|&q| label(q))).filter(|name| !names_now.contains(name)).collect();
             PulledLayer { bytes: *bytes, carried_bytes, changed: largest_first(changed), carried: largest_first(carried), lost: lost.into_iter().collect() }
         })
         .collect();
