@@ -584,8 +584,8 @@ struct EvalArgs {
     #[arg(long)]
     allow_overlap: bool,
     /// Instead of the totals, show for this image at every update the layers the hint file's
-    /// layout and size-first's pull, the bytes in them that did not change, and the names a
-    /// pulled layer lost.
+    /// layout and size-first's pull, the bytes in them that did not change (beside a change, a
+    /// departure or re-laid), and the names a pulled layer lost.
     #[arg(long, value_name = "IMAGE")]
     pulls: Option<String>,
     /// Print the results (per strategy, and per image) as JSON.

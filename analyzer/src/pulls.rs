@@ -12,9 +12,11 @@
 //!   paths); the others are *carried*: unchanged bytes pulled again because a layer mate
 //!   changed, or because the layer's membership did.
 //! - The names a pulled layer *lost*: names (identities, versions aside) that shared a layer
-//!   at k − 1 with one of its names and that the image no longer holds at k. A layer none of
-//!   whose paths changed was pulled because it lost one (a *departure*) or because it was laid
-//!   out anew (a merge of layers that each stayed).
+//!   at k − 1 with one of its names and that the image no longer holds at k.
+//! - Why a pulled layer carried bytes ([`Carry`]): a path of it changed (*beside a change*:
+//!   the cost of grouping paths that do not change together); none changed and it lost a name
+//!   (a *departure*); or none changed and none left (*re-laid*: layers that each stayed,
+//!   joined or split otherwise, as an image over budget merges anew when it grows).
 //!
 //! # Algorithm
 //! Lay the image out at every revision of the range with the hint file and with size-first (the
@@ -48,10 +50,46 @@ pub struct UpdatePulls {
 pub struct LayoutPulls {
     pub strategy: String,
     pub bytes: u64,
-    /// The bytes of carried paths among them.
-    pub carried_bytes: u64,
+    /// The bytes of carried paths among them, by why their layers carried them.
+    pub carried: CarriedBytes,
     /// The pulled layers, those with the most carried bytes first.
     pub layers: Vec<PulledLayer>,
+}
+
+/// Why a pulled layer carried unchanged bytes (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Carry {
+    BesideAChange,
+    Departure,
+    Relaid,
+}
+
+/// Carried bytes, by [`Carry`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CarriedBytes {
+    pub beside_a_change: u64,
+    pub departure: u64,
+    pub relaid: u64,
+}
+
+impl CarriedBytes {
+    pub fn total(&self) -> u64 {
+        self.beside_a_change + self.departure + self.relaid
+    }
+
+    fn plus(mut self, carry: Carry, bytes: u64) -> Self {
+        *match carry {
+            Carry::BesideAChange => &mut self.beside_a_change,
+            Carry::Departure => &mut self.departure,
+            Carry::Relaid => &mut self.relaid,
+        } += bytes;
+        self
+    }
+
+    fn sum(self, other: CarriedBytes) -> Self {
+        CarriedBytes { beside_a_change: self.beside_a_change + other.beside_a_change, departure: self.departure + other.departure, relaid: self.relaid + other.relaid }
+    }
 }
 
 /// One pulled layer.
@@ -59,6 +97,7 @@ pub struct LayoutPulls {
 pub struct PulledLayer {
     pub bytes: u64,
     pub carried_bytes: u64,
+    pub carry: Carry,
     /// The names of its changed paths, largest first.
     pub changed: Vec<String>,
     /// The names of its carried paths, largest first.
@@ -103,11 +142,17 @@ fn layout_pulls(history: &History, strategy: &str, (before, held_before): (&Laye
             // Each layer at k − 1 that held one of its names, once however many it held.
             let previous: BTreeSet<usize> = paths.iter().filter_map(|&p| layer_before.get(&label(p)).copied()).collect();
             let lost: BTreeSet<String> = previous.into_iter().flat_map(|k| before[k].0.iter().map(|&q| label(q))).filter(|name| !names_now.contains(name)).collect();
-            PulledLayer { bytes: *bytes, carried_bytes, changed: largest_first(changed), carried: largest_first(carried), lost: lost.into_iter().collect() }
+            let carry = match (changed.is_empty(), lost.is_empty()) {
+                (false, _) => Carry::BesideAChange,
+                (true, false) => Carry::Departure,
+                (true, true) => Carry::Relaid,
+            };
+            PulledLayer { bytes: *bytes, carried_bytes, carry, changed: largest_first(changed), carried: largest_first(carried), lost: lost.into_iter().collect() }
         })
         .collect();
     layers.sort_by_key(|l| (std::cmp::Reverse(l.carried_bytes), std::cmp::Reverse(l.bytes)));
-    LayoutPulls { strategy: strategy.to_string(), bytes: layers.iter().map(|l| l.bytes).sum(), carried_bytes: layers.iter().map(|l| l.carried_bytes).sum(), layers }
+    let carried = layers.iter().fold(CarriedBytes::default(), |c, l| c.plus(l.carry, l.carried_bytes));
+    LayoutPulls { strategy: strategy.to_string(), bytes: layers.iter().map(|l| l.bytes).sum(), carried, layers }
 }
 
 /// Layers listed per layout and update in the text report (the JSON has them all).
@@ -128,7 +173,7 @@ pub fn render(image: &str, updates: &[UpdatePulls]) -> String {
     for u in updates {
         let _ = writeln!(s, "update {} -> {}", u.from, u.to);
         for l in &u.layouts {
-            let _ = writeln!(s, "  {:<10} {:>9.1} MiB in {:>3} layers, {:>8.1} MiB of it unchanged", l.strategy, mib(l.bytes), l.layers.len(), mib(l.carried_bytes));
+            let _ = writeln!(s, "  {:<10} {:>9.1} MiB in {:>3} layers, {:>8.1} MiB of it unchanged", l.strategy, mib(l.bytes), l.layers.len(), mib(l.carried.total()));
         }
         for l in &u.layouts {
             for layer in l.layers.iter().filter(|layer| layer.carried_bytes > 0).take(LISTED) {
@@ -150,8 +195,15 @@ pub fn render(image: &str, updates: &[UpdatePulls]) -> String {
         .iter()
         .enumerate()
         .map(|(k, strategy)| {
-            let (bytes, carried) = updates.iter().fold((0, 0), |(b, c), u| (b + u.layouts[k].bytes, c + u.layouts[k].carried_bytes));
-            format!("{strategy} {:.1} MiB ({:.1} unchanged)", mib(bytes), mib(carried))
+            let (bytes, carried) = updates.iter().fold((0, CarriedBytes::default()), |(b, c), u| (b + u.layouts[k].bytes, c.sum(u.layouts[k].carried)));
+            format!(
+                "{strategy} {:.1} MiB ({:.1} unchanged: {:.1} beside a change, {:.1} departures, {:.1} re-laid)",
+                mib(bytes),
+                mib(carried.total()),
+                mib(carried.beside_a_change),
+                mib(carried.departure),
+                mib(carried.relaid)
+            )
         })
         .collect();
     let _ = writeln!(s, "over {} updates: {}", updates.len(), totals.join("; "));
@@ -165,22 +217,24 @@ mod tests {
     use hints_format::{BudgetHeader, Group, HintFile, StorePath};
     use layering_core::Budget;
 
-    use super::pulls;
+    use super::{pulls, CarriedBytes, Carry};
     use crate::history::History;
     use crate::store::Revision;
 
-    /// One image whose root drops `s2` at revision 1; the file groups `big` with `s1` and `s2`.
-    fn departure() -> (History, HintFile) {
+    /// One image whose root drops `s2` at revision 1, and whose `s1` changes at revision 2; the
+    /// file groups `big` with `s1` and `s2`.
+    fn departure_then_change() -> (History, HintFile) {
         let path = |digit: char, name: &str| StorePath::parse(&format!("/nix/store/{}-{name}", digit.to_string().repeat(32))).expect("a store path");
-        let paths = vec![path('0', "big-1.0"), path('1', "root-1.0"), path('2', "root-2.0"), path('3', "s1-1.0"), path('4', "s2-1.0")];
+        let names = ["big-1.0", "root-1.0", "root-2.0", "s1-1.0", "s2-1.0", "root-3.0", "s1-2.0"];
+        let paths = names.iter().zip('0'..).map(|(name, digit)| path(digit, name)).collect();
         let revision = |r: usize| Revision { label: format!("r{r}"), commit: None, time: format!("2026-01-0{}T00:00:00Z", r + 1), branch: None, dirty: false };
         let history = History {
             images: vec!["app".into()],
-            revisions: vec![revision(0), revision(1)],
-            sizes: vec![10_000_000, 1_000_000, 1_100_000, 200_000, 300_000],
-            refs: vec![vec![], vec![0, 3, 4], vec![0, 3], vec![], vec![]],
+            revisions: (0..3).map(revision).collect(),
+            sizes: vec![10_000_000, 1_000_000, 1_100_000, 200_000, 300_000, 1_200_000, 250_000],
+            refs: vec![vec![], vec![0, 3, 4], vec![0, 3], vec![], vec![], vec![0, 6], vec![]],
             paths,
-            snapshots: HashMap::from([((0, 0), vec![0, 1, 3, 4]), ((0, 1), vec![0, 2, 3])]),
+            snapshots: HashMap::from([((0, 0), vec![0, 1, 3, 4]), ((0, 1), vec![0, 2, 3]), ((0, 2), vec![0, 5, 6])]),
             summary: String::new(),
         };
         let mut file = HintFile::new(BudgetHeader { max_layers: 100, reserve: 1 });
@@ -191,15 +245,23 @@ mod tests {
 
     #[test]
     fn a_group_that_loses_a_member_is_pulled_with_its_unchanged_bytes_and_names_the_loss() {
-        let (history, file) = departure();
-        let updates = pulls(&history, 0, 0, 1, Budget::default(), &file).unwrap();
-        let [update] = &updates[..] else { panic!("one update: {updates:?}") };
-        let (hinted, size_first) = (&update.layouts[0], &update.layouts[1]);
+        let (history, file) = departure_then_change();
+        let updates = pulls(&history, 0, 0, 2, Budget::default(), &file).unwrap();
+        let [departure, change] = &updates[..] else { panic!("two updates: {updates:?}") };
+        let (hinted, size_first) = (&departure.layouts[0], &departure.layouts[1]);
         assert_eq!((hinted.strategy.as_str(), size_first.strategy.as_str()), ("hints", "size-first"));
-        assert_eq!(hinted.carried_bytes, 10_200_000, "big and s1 did not change: {hinted:?}");
+        assert_eq!(hinted.carried, CarriedBytes { departure: 10_200_000, ..Default::default() }, "big and s1 did not change: {hinted:?}");
         let group = &hinted.layers[0];
         assert_eq!((group.changed.len(), group.carried.as_slice(), group.lost.as_slice()), (0, &["big".to_string(), "s1".to_string()][..], &["s2".to_string()][..]));
-        assert_eq!((size_first.bytes, size_first.carried_bytes), (1_100_000, 0), "size-first pulls the new root alone: {size_first:?}");
+        assert_eq!(group.carry, Carry::Departure);
+        assert_eq!((size_first.bytes, size_first.carried.total()), (1_100_000, 0), "size-first pulls the new root alone: {size_first:?}");
         assert_eq!(hinted.bytes, 11_300_000);
+        // Then s1 changes: big comes with it, beside a change, where size-first pulls s1 alone.
+        let (hinted, size_first) = (&change.layouts[0], &change.layouts[1]);
+        assert_eq!(hinted.carried, CarriedBytes { beside_a_change: 10_000_000, ..Default::default() }, "{hinted:?}");
+        assert_eq!((hinted.layers[0].carry, hinted.layers[0].changed.as_slice()), (Carry::BesideAChange, &["s1".to_string()][..]));
+        assert_eq!((size_first.bytes, size_first.carried.total()), (1_450_000, 0), "{size_first:?}");
+        let report = super::render("app", &updates);
+        assert!(report.ends_with("over 2 updates: hints 21.7 MiB (19.3 unchanged: 9.5 beside a change, 9.7 departures, 0.0 re-laid); size-first 2.4 MiB (0.0 unchanged: 0.0 beside a change, 0.0 departures, 0.0 re-laid)\n"), "{report}");
     }
 }
