@@ -23,7 +23,8 @@ against size-first; with --per-image, every image. Then the issue's checks:
 With --excess, every image's updates are also read with `hints eval --pulls`, and the bytes
 each layout pulls again unchanged (its excess over the floor) are summed over the suite by why
 their layers were pulled: beside a change (a layer mate changed), a departure (the layer lost a
-name) or re-laid (nothing in it changed or left). With --in-sample, each case learns from the
+name) or re-laid (nothing in it changed or left), and over the images that pull more than
+size-first, hints' less size-first's by the same causes. With --in-sample, each case learns from the
 replayed updates themselves (`emit --range W..W+4`, `eval --allow-overlap`): what the model
 would reach if it knew the updates it is judged on, a bound on what better prediction can buy.
 
@@ -265,15 +266,31 @@ CARRIED = {"beside_a_change": "beside a change", "departure": "departures", "rel
 
 
 def carried(hints, replay, images):
-    """Per strategy, the bytes its layouts pulled again unchanged over the replay, by why."""
+    """Per image and strategy, the bytes its layouts pulled again unchanged over the replay, by why."""
     total = {}
     for im in images:
         for update in json.loads(run(hints, "eval", *replay, "--pulls", im, "--json"))["updates"]:
             for layout in update["layouts"]:
-                t = total.setdefault(layout["strategy"], dict.fromkeys(CARRIED, 0))
+                t = total.setdefault(im, {}).setdefault(layout["strategy"], dict.fromkeys(CARRIED, 0))
                 for k in CARRIED:
                     t[k] += layout["carried"][k]
     return total
+
+
+def print_carried(rows):
+    """The suite's bytes pulled again unchanged by why: against the floor, and where an image
+    pulls more than size-first, hints' less size-first's (a changed path is pulled under every
+    layout, so the difference lies in the unchanged ones)."""
+    floor = sum(i["floor"] for r in rows for i in r["images"])
+    by = lambda strategy, images: {k: sum(r["carried"][i["image"]][strategy][k] for r, i in images) for k in CARRIED}
+    every = [(r, i) for r in rows for i in r["images"]]
+    for strategy in ("hints", "size-first"):
+        print(f"  {strategy}: pulled again unchanged, over the floor's {floor / 2**30:.1f} GiB: "
+              + ", ".join(f"{CARRIED[k]} {v / 2**30:.2f} GiB ({v / floor:.2%})" for k, v in by(strategy, every).items()))
+    losing = [(r, i) for r, i in every if i["hints"] > i["size_first"]]
+    h, sf = by("hints", losing), by("size-first", losing)
+    print(f"  {len(losing)} images pulling more than size-first, by {sum(i['hints'] - i['size_first'] for _, i in losing) / 2**20:.1f} MiB: "
+          + ", ".join(f"{CARRIED[k]} {(h[k] - sf[k]) / 2**20:+.1f} MiB" for k in CARRIED))
 
 
 def case(hints, work, name, window, layers, excess=False, in_sample=False):
@@ -362,11 +379,7 @@ def main():
               f"hints x floor {sum(r['update_x_floor'][1] for r in sel) / len(sel):.4f} "
               f"(size-first {sum(r['update_x_floor'][0] for r in sel) / len(sel):.4f})")
         if a.excess:
-            floor = sum(i["floor"] for r in sel for i in r["images"])
-            for strategy in ("hints", "size-first"):
-                by = {k: sum(r["carried"][strategy][k] for r in sel) for k in CARRIED}
-                print(f"  {strategy}: pulled again unchanged, over the floor's {floor / 2**30:.1f} GiB: "
-                      + ", ".join(f"{CARRIED[k]} {v / 2**30:.2f} GiB ({v / floor:.2%})" for k, v in by.items()))
+            print_carried(sel)
     print(f"{len(unattainable)} fleet target(s) unattainable by any layout" + "".join(f"\n  {u}" for u in unattainable))
     print(f"{len(failures)} check(s) failed" + "".join(f"\n  {f}" for f in failures))
     if a.json:
