@@ -273,7 +273,7 @@ def carried(hints, replay, images):
             for layout in update["layouts"]:
                 t = total.setdefault(im, {}).setdefault(layout["strategy"], dict.fromkeys(CARRIED, 0))
                 for k in CARRIED:
-                    t[k] += layout["carried"][k]
+                    t[k] += layout["carried_by"][k]
     return total
 
 

@@ -51,7 +51,7 @@ pub struct LayoutPulls {
     pub strategy: String,
     pub bytes: u64,
     /// The bytes of carried paths among them, by why their layers carried them.
-    pub carried: CarriedBytes,
+    pub carried_by: CarriedBytes,
     /// The pulled layers, those with the most carried bytes first.
     pub layers: Vec<PulledLayer>,
 }
@@ -151,8 +151,8 @@ fn layout_pulls(history: &History, strategy: &str, (before, held_before): (&Laye
         })
         .collect();
     layers.sort_by_key(|l| (std::cmp::Reverse(l.carried_bytes), std::cmp::Reverse(l.bytes)));
-    let carried = layers.iter().fold(CarriedBytes::default(), |c, l| c.plus(l.carry, l.carried_bytes));
-    LayoutPulls { strategy: strategy.to_string(), bytes: layers.iter().map(|l| l.bytes).sum(), carried, layers }
+    let carried_by = layers.iter().fold(CarriedBytes::default(), |c, l| c.plus(l.carry, l.carried_bytes));
+    LayoutPulls { strategy: strategy.to_string(), bytes: layers.iter().map(|l| l.bytes).sum(), carried_by, layers }
 }
 
 /// Layers listed per layout and update in the text report (the JSON has them all).
@@ -173,7 +173,7 @@ pub fn render(image: &str, updates: &[UpdatePulls]) -> String {
     for u in updates {
         let _ = writeln!(s, "update {} -> {}", u.from, u.to);
         for l in &u.layouts {
-            let _ = writeln!(s, "  {:<10} {:>9.1} MiB in {:>3} layers, {:>8.1} MiB of it unchanged", l.strategy, mib(l.bytes), l.layers.len(), mib(l.carried.total()));
+            let _ = writeln!(s, "  {:<10} {:>9.1} MiB in {:>3} layers, {:>8.1} MiB of it unchanged", l.strategy, mib(l.bytes), l.layers.len(), mib(l.carried_by.total()));
         }
         for l in &u.layouts {
             for layer in l.layers.iter().filter(|layer| layer.carried_bytes > 0).take(LISTED) {
@@ -195,7 +195,7 @@ pub fn render(image: &str, updates: &[UpdatePulls]) -> String {
         .iter()
         .enumerate()
         .map(|(k, strategy)| {
-            let (bytes, carried) = updates.iter().fold((0, CarriedBytes::default()), |(b, c), u| (b + u.layouts[k].bytes, c.sum(u.layouts[k].carried)));
+            let (bytes, carried) = updates.iter().fold((0, CarriedBytes::default()), |(b, c), u| (b + u.layouts[k].bytes, c.sum(u.layouts[k].carried_by)));
             format!(
                 "{strategy} {:.1} MiB ({:.1} unchanged: {:.1} beside a change, {:.1} departures, {:.1} re-laid)",
                 mib(bytes),
@@ -250,17 +250,17 @@ mod tests {
         let [departure, change] = &updates[..] else { panic!("two updates: {updates:?}") };
         let (hinted, size_first) = (&departure.layouts[0], &departure.layouts[1]);
         assert_eq!((hinted.strategy.as_str(), size_first.strategy.as_str()), ("hints", "size-first"));
-        assert_eq!(hinted.carried, CarriedBytes { departure: 10_200_000, ..Default::default() }, "big and s1 did not change: {hinted:?}");
+        assert_eq!(hinted.carried_by, CarriedBytes { departure: 10_200_000, ..Default::default() }, "big and s1 did not change: {hinted:?}");
         let group = &hinted.layers[0];
         assert_eq!((group.changed.len(), group.carried.as_slice(), group.lost.as_slice()), (0, &["big".to_string(), "s1".to_string()][..], &["s2".to_string()][..]));
         assert_eq!(group.carry, Carry::Departure);
-        assert_eq!((size_first.bytes, size_first.carried.total()), (1_100_000, 0), "size-first pulls the new root alone: {size_first:?}");
+        assert_eq!((size_first.bytes, size_first.carried_by.total()), (1_100_000, 0), "size-first pulls the new root alone: {size_first:?}");
         assert_eq!(hinted.bytes, 11_300_000);
         // Then s1 changes: big comes with it, beside a change, where size-first pulls s1 alone.
         let (hinted, size_first) = (&change.layouts[0], &change.layouts[1]);
-        assert_eq!(hinted.carried, CarriedBytes { beside_a_change: 10_000_000, ..Default::default() }, "{hinted:?}");
+        assert_eq!(hinted.carried_by, CarriedBytes { beside_a_change: 10_000_000, ..Default::default() }, "{hinted:?}");
         assert_eq!((hinted.layers[0].carry, hinted.layers[0].changed.as_slice()), (Carry::BesideAChange, &["s1".to_string()][..]));
-        assert_eq!((size_first.bytes, size_first.carried.total()), (1_450_000, 0), "{size_first:?}");
+        assert_eq!((size_first.bytes, size_first.carried_by.total()), (1_450_000, 0), "{size_first:?}");
         let report = super::render("app", &updates);
         assert!(report.ends_with("over 2 updates: hints 21.7 MiB (19.3 unchanged: 9.5 beside a change, 9.7 departures, 0.0 re-laid); size-first 2.4 MiB (0.0 unchanged: 0.0 beside a change, 0.0 departures, 0.0 re-laid)\n"), "{report}");
     }

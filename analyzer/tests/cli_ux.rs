@@ -109,10 +109,10 @@ fn eval_pulls_shows_each_update_of_one_image_and_adds_up_to_the_replay() {
         assert_eq!(pulled, replayed, "{strategy}");
         let carried: u64 = updates.iter().flat_map(|u| u["layouts"][k]["layers"].as_array().unwrap()).map(|l| l["carried_bytes"].as_u64().unwrap()).sum();
         assert!(carried < pulled, "{strategy}: some pulled bytes changed");
-        // The layout's carried bytes, by why, are its layers' by their `carry`.
+        // The layout's carried bytes, by why (`carried_by`), are its layers' by their `carry`.
         for (why, field) in [("beside-a-change", "beside_a_change"), ("departure", "departure"), ("relaid", "relaid")] {
             let by_layers: u64 = updates.iter().flat_map(|u| u["layouts"][k]["layers"].as_array().unwrap()).filter(|l| l["carry"] == why).map(|l| l["carried_bytes"].as_u64().unwrap()).sum();
-            let by_layout: u64 = updates.iter().map(|u| u["layouts"][k]["carried"][field].as_u64().unwrap()).sum();
+            let by_layout: u64 = updates.iter().map(|u| u["layouts"][k]["carried_by"][field].as_u64().unwrap()).sum();
             assert_eq!(by_layers, by_layout, "{strategy}, {why}");
         }
     }
