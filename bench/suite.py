@@ -24,7 +24,9 @@ With --excess, every image's updates are also read with `hints eval --pulls`, an
 each layout pulls again unchanged (its excess over the floor) are summed over the suite by why
 their layers were pulled: beside a change (a layer mate changed), a departure (the layer lost a
 name) or re-laid (nothing in it changed or left), and over the images that pull more than
-size-first, hints' less size-first's by the same causes. With --in-sample, each case learns from the
+size-first, hints' less size-first's by the same causes; hints' are also summed by what formed
+their layers (a group of the file, a merge the layerer made to fit the budget, the fallback, a
+pin, or an image laid out as size-first: each layer's `origin`). With --in-sample, each case learns from the
 replayed updates themselves (`emit --range W..W+4`, `eval --allow-overlap`): what the model
 would reach if it knew the updates it is judged on, a bound on what better prediction can buy.
 
@@ -263,17 +265,22 @@ def dataset(work, name):
 
 # `hints eval --pulls --json`'s fields for bytes pulled again unchanged, and how to print them.
 CARRIED = {"beside_a_change": "beside a change", "departure": "departures", "relaid": "re-laid"}
+# What formed a pulled layer (a layer's `origin`).
+ORIGINS = ("group", "merged", "fallback", "pin", "baseline")
 
 
 def carried(hints, replay, images):
-    """Per image and strategy, the bytes its layouts pulled again unchanged over the replay, by why."""
+    """Per image and strategy, the bytes its layouts pulled again unchanged over the replay, by
+    why, and by what formed their layers."""
     total = {}
     for im in images:
         for update in json.loads(run(hints, "eval", *replay, "--pulls", im, "--json"))["updates"]:
             for layout in update["layouts"]:
-                t = total.setdefault(im, {}).setdefault(layout["strategy"], dict.fromkeys(CARRIED, 0))
+                t = total.setdefault(im, {}).setdefault(layout["strategy"], {**dict.fromkeys(CARRIED, 0), "origin": dict.fromkeys(ORIGINS, 0)})
                 for k in CARRIED:
                     t[k] += layout["carried_by"][k]
+                for layer in layout["layers"]:
+                    t["origin"][layer["origin"]] += layer["carried_bytes"]
     return total
 
 
@@ -287,6 +294,9 @@ def print_carried(rows):
     for strategy in ("hints", "size-first"):
         print(f"  {strategy}: pulled again unchanged, over the floor's {floor / 2**30:.1f} GiB: "
               + ", ".join(f"{CARRIED[k]} {v / 2**30:.2f} GiB ({v / floor:.2%})" for k, v in by(strategy, every).items()))
+    origin = {o: sum(r["carried"][i["image"]]["hints"]["origin"][o] for r, i in every) for o in ORIGINS}
+    print("  hints: the same bytes by what formed their layers: "
+          + ", ".join(f"{o} {v / 2**30:.2f} GiB ({v / floor:.2%})" for o, v in origin.items()))
     losing = [(r, i) for r, i in every if i["hints"] > i["size_first"]]
     h, sf = by("hints", losing), by("size-first", losing)
     print(f"  {len(losing)} images pulling more than size-first, by {sum(i['hints'] - i['size_first'] for _, i in losing) / 2**20:.1f} MiB: "

@@ -22,13 +22,15 @@
 //! Lay the image out at every revision of the range with the hint file and with size-first (the
 //! replay's own layouts), take each update's pulled layers and split their bytes by whether the
 //! image held each path before; for the lost names, map every name of the layout at k − 1 to its
-//! layer and keep the names of those layers that the image holds no more.
+//! layer and keep the names of those layers that the image holds no more. A pulled layer's
+//! reason comes from laying the image out once more at k, with reasons kept (the replay keeps
+//! member lists only), matched by its members.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 
 use hints_format::{HintFile, NameKey};
-use layering_core::{Budget, LayerError};
+use layering_core::{layer, layer_image, Budget, LayerError, Reason, Strategy};
 use serde::Serialize;
 
 use crate::history::History;
@@ -92,12 +94,53 @@ impl CarriedBytes {
     }
 }
 
+/// What formed a pulled layer (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Group,
+    Merged,
+    Fallback,
+    Pin,
+    Baseline,
+}
+
+impl Origin {
+    fn of(reason: &Reason) -> Self {
+        match reason {
+            Reason::Group { .. } => Origin::Group,
+            Reason::Merged(_) => Origin::Merged,
+            Reason::Fallback { .. } => Origin::Fallback,
+            Reason::Pin { .. } => Origin::Pin,
+            Reason::SizeFirst { .. } | Reason::Popular { .. } | Reason::PopularRemainder => Origin::Baseline,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Group => "group",
+            Origin::Merged => "merged",
+            Origin::Fallback => "fallback",
+            Origin::Pin => "pin",
+            Origin::Baseline => "baseline",
+        }
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One pulled layer.
 #[derive(Debug, Clone, Serialize)]
 pub struct PulledLayer {
     pub bytes: u64,
     pub carried_bytes: u64,
     pub carry: Carry,
+    pub origin: Origin,
+    /// The layering's reason for it, as `hints layer --explain` words it.
+    pub reason: String,
     /// The names of its changed paths, largest first.
     pub changed: Vec<String>,
     /// The names of its carried paths, largest first.
@@ -111,23 +154,43 @@ pub struct PulledLayer {
 pub fn pulls(history: &History, image: usize, first: usize, last: usize, budget: Budget, hints: &HintFile) -> Result<Vec<UpdatePulls>, LayerError> {
     let jobs = [(budget, Replayed::Hints(hints)), (budget, Replayed::SizeFirst)];
     let laid_out = image_layers(history, image, first, last, &jobs)?;
-    let update = |k: usize| -> Option<UpdatePulls> {
-        let (held_before, held_now) = (history.snapshots.get(&(image, k - 1))?, history.snapshots.get(&(image, k))?);
-        let layouts = jobs
-            .iter()
-            .zip(&laid_out)
-            .map(|((_, strategy), by_revision)| {
-                let (before, now) = (by_revision[k - 1 - first].as_ref()?, by_revision[k - first].as_ref()?);
-                Some(layout_pulls(history, strategy.name(), (before, held_before), (now, held_now)))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(UpdatePulls { from: history.revisions[k - 1].label.clone(), to: history.revisions[k].label.clone(), layouts })
+    let mut updates = vec![];
+    for k in first + 1..=last {
+        let (Some(held_before), Some(held_now)) = (history.snapshots.get(&(image, k - 1)), history.snapshots.get(&(image, k))) else { continue };
+        let mut layouts = vec![];
+        for ((_, strategy), by_revision) in jobs.iter().zip(&laid_out) {
+            let (Some(before), Some(now)) = (&by_revision[k - 1 - first], &by_revision[k - first]) else { break };
+            let reasons = reasons(history, image, k, budget, *strategy)?;
+            layouts.push(layout_pulls(history, strategy.name(), (before, held_before), (now, held_now), &reasons));
+        }
+        if layouts.len() == jobs.len() {
+            updates.push(UpdatePulls { from: history.revisions[k - 1].label.clone(), to: history.revisions[k].label.clone(), layouts });
+        }
+    }
+    Ok(updates)
+}
+
+/// The reason of each layer of the image's layout at revision `k` (which must have a snapshot)
+/// under `strategy` (the hint file or size-first), by its sorted members.
+fn reasons(history: &History, image: usize, k: usize, budget: Budget, strategy: Replayed<'_>) -> Result<HashMap<Vec<u32>, Reason>, LayerError> {
+    let members = &history.snapshots[&(image, k)];
+    let closure = history.closure(image, k).expect("the snapshot exists");
+    let layers = match strategy {
+        Replayed::Hints(file) => layer_image(&closure, budget, file, Some(&history.images[image]))?,
+        _ => layer(&closure, budget, Strategy::SizeFirst)?,
     };
-    Ok((first + 1..=last).filter_map(update).collect())
+    Ok(layers
+        .into_iter()
+        .map(|l| {
+            let mut m: Vec<u32> = l.paths.iter().map(|p| members[closure.index_of(p).expect("a layer holds closure paths")]).collect();
+            m.sort_unstable();
+            (m, l.reason)
+        })
+        .collect())
 }
 
 /// One layout's pulls from `before` to `now`, each a layout and the image's sorted paths.
-fn layout_pulls(history: &History, strategy: &str, (before, held_before): (&LayerSet, &[u32]), (now, held_now): (&LayerSet, &[u32])) -> LayoutPulls {
+fn layout_pulls(history: &History, strategy: &str, (before, held_before): (&LayerSet, &[u32]), (now, held_now): (&LayerSet, &[u32]), reasons: &HashMap<Vec<u32>, Reason>) -> LayoutPulls {
     let label = |p: u32| NameKey::identity(history.paths[p as usize].name()).label();
     let largest_first = |mut paths: Vec<u32>| {
         paths.sort_by_key(|&p| std::cmp::Reverse(history.sizes[p as usize]));
@@ -147,7 +210,17 @@ fn layout_pulls(history: &History, strategy: &str, (before, held_before): (&Laye
                 (true, false) => Carry::Departure,
                 (true, true) => Carry::Relaid,
             };
-            PulledLayer { bytes: *bytes, carried_bytes, carry, changed: largest_first(changed), carried: largest_first(carried), lost: lost.into_iter().collect() }
+            let reason = &reasons[paths];
+            PulledLayer {
+                bytes: *bytes,
+                carried_bytes,
+                carry,
+                origin: Origin::of(reason),
+                reason: reason.to_string(),
+                changed: largest_first(changed),
+                carried: largest_first(carried),
+                lost: lost.into_iter().collect(),
+            }
         })
         .collect();
     layers.sort_by_key(|l| (std::cmp::Reverse(l.carried_bytes), std::cmp::Reverse(l.bytes)));
@@ -180,10 +253,11 @@ pub fn render(image: &str, updates: &[UpdatePulls]) -> String {
                 let lost = if layer.lost.is_empty() { String::new() } else { format!("; lost {}", names(&layer.lost)) };
                 let _ = writeln!(
                     s,
-                    "    {:<10} {:>7.1} MiB ({:.1} unchanged): changed {}; unchanged {}{lost}",
+                    "    {:<10} {:>7.1} MiB ({:.1} unchanged, {}): changed {}; unchanged {}{lost}",
                     l.strategy,
                     mib(layer.bytes),
                     mib(layer.carried_bytes),
+                    layer.origin.as_str(),
                     names(&layer.changed),
                     names(&layer.carried)
                 );
@@ -217,7 +291,7 @@ mod tests {
     use hints_format::{BudgetHeader, Group, HintFile, StorePath};
     use layering_core::Budget;
 
-    use super::{pulls, CarriedBytes, Carry};
+    use super::{pulls, CarriedBytes, Carry, Origin};
     use crate::history::History;
     use crate::store::Revision;
 
@@ -253,7 +327,9 @@ mod tests {
         assert_eq!(hinted.carried_by, CarriedBytes { departure: 10_200_000, ..Default::default() }, "big and s1 did not change: {hinted:?}");
         let group = &hinted.layers[0];
         assert_eq!((group.changed.len(), group.carried.as_slice(), group.lost.as_slice()), (0, &["big".to_string(), "s1".to_string()][..], &["s2".to_string()][..]));
-        assert_eq!(group.carry, Carry::Departure);
+        assert_eq!((group.carry, group.origin, group.reason.as_str()), (Carry::Departure, Origin::Group, "hint group `big`"));
+        assert!(hinted.layers[1..].iter().all(|l| l.origin == Origin::Fallback), "the new root is no group's: {hinted:?}");
+        assert!(size_first.layers.iter().all(|l| l.origin == Origin::Baseline), "{size_first:?}");
         assert_eq!((size_first.bytes, size_first.carried_by.total()), (1_100_000, 0), "size-first pulls the new root alone: {size_first:?}");
         assert_eq!(hinted.bytes, 11_300_000);
         // Then s1 changes: big comes with it, beside a change, where size-first pulls s1 alone.

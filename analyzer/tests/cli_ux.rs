@@ -115,6 +115,22 @@ fn eval_pulls_shows_each_update_of_one_image_and_adds_up_to_the_replay() {
             let by_layout: u64 = updates.iter().map(|u| u["layouts"][k]["carried_by"][field].as_u64().unwrap()).sum();
             assert_eq!(by_layers, by_layout, "{strategy}, {why}");
         }
+        // Each pulled layer says what formed it, in the words of `hints layer --explain`.
+        let mut origins = std::collections::BTreeSet::new();
+        for l in updates.iter().flat_map(|u| u["layouts"][k]["layers"].as_array().unwrap()) {
+            let (origin, reason) = (l["origin"].as_str().unwrap(), l["reason"].as_str().unwrap());
+            let expected = match origin {
+                "group" => "hint group `",
+                "merged" => "merged to fit the budget: ",
+                "fallback" => "fallback: ",
+                "baseline" => "size-first: ",
+                other => panic!("{strategy}: no pins in this file, so no {other}"),
+            };
+            assert!(reason.starts_with(expected), "{strategy}: {origin} layer, reason {reason}");
+            origins.insert(origin);
+        }
+        let expected: &[&str] = if strategy == "hints" { &["group"] } else { &["baseline"] };
+        assert!(expected.iter().all(|o| origins.contains(o)), "{strategy}: {origins:?}");
     }
     bad_input(&run(&["eval", "--hints", "h.yaml", "--range", "6..12", "--pulls", "nosuch"], t), "--pulls nosuch: the history has no such image");
 }
