@@ -43,16 +43,24 @@
 //!    fallback (new names are the most likely to change). Docker keys unpacked layers by their
 //!    chain, so stable layers belong at the bottom.
 //! 7. While there are still more than `n` layers, merge the pair that wastes least in
-//!    expectation, `S_a·p_b·(1−p_a) + S_b·p_a·(1−p_b)`: a group's `p` is the change rate the
-//!    analyzer wrote for it, shrunk towards ½ by one pseudo-update (an estimate from `t`
-//!    learned updates, Jeffreys-style: `(p·t + ½)/(t + 1)`); anything without history (unseen
-//!    names, pins) counts as one observed change (0.75). This is how an image over budget (a
-//!    big one, one that grew, one with many unseen names) coarsens the groups: the analyzer
+//!    expectation: each unit's bytes re-downloaded when it stays unchanged and the other does
+//!    not, `S_a·(1 − p_a − q) + S_b·(1 − p_b − q)` with `q` the chance that neither changes,
+//!    and both units' bytes when the merge is new (an image that grows merges anew), one update
+//!    in twenty: `0.05·q·(S_a + S_b)`. A group's `p` is the change rate the analyzer wrote for
+//!    it, shrunk towards ½ by one pseudo-update (an estimate from `t` learned updates,
+//!    Jeffreys-style: `(p·t + ½)/(t + 1)`); anything without history (unseen names, pins)
+//!    counts as one observed change (0.75). Two units change independently,
+//!    `q = (1 − p_a)(1 − p_b)`, unless one's closure holds the other's: in Nix a path changes
+//!    when anything below it does, so the pair then changes when the outer one does. With
+//!    hazards `λ = −ln(1 − p)` spread evenly over each unit's closure, the pair's hazard is the
+//!    outer one's, or the inner one's plus the outer's on the paths outside the inner closure,
+//!    whichever is larger (the learned rates need not agree). This is how an image over budget
+//!    (a big one, one that grew, one with many unseen names) coarsens the groups: the analyzer
 //!    leaves such merges to it rather than impose them on every image. Any pair, not only
 //!    neighbours: which layers a pull downloads does not depend on their order, and two
 //!    stable groups far apart in it are the cheapest pair. The joined layer takes the lower
 //!    position, so the order stays bottom-up. Beyond 512 units (a hand-written file with
-//!    thousands of groups) neighbours are merged first.
+//!    thousands of groups) neighbours are merged first, priced as if independent.
 //!
 //! Paths inside a layer are sorted by (name, hash), as auto-layer.py sorts them, so with an
 //! empty hint file the output is exactly `size-first`'s. Nothing here depends on input order or
@@ -180,7 +188,7 @@ pub fn layers_matched(closure: &Closure, n: usize, file: &HintFile, matcher: &Ma
         }
     }
 
-    Ok(merge_to_fit(ordered, n)
+    Ok(merge_to_fit(closure, ordered, n)
         .into_iter()
         .map(|mut u| {
             // The fallback's sets come sorted; groups and merged units do not.
@@ -255,52 +263,143 @@ fn join(a: Reason, b: Reason) -> Reason {
 /// pair is a candidate.
 const ALL_PAIRS: usize = 512;
 
-/// Merges the pair of units that wastes least until at most `n` remain: sharing a layer, each
-/// re-downloads when only the other changed, `S_a·p_b·(1−p_a) + S_b·p_a·(1−p_b)` bytes per
-/// update (ties: the pair lowest in the order). With equal rates that is the smallest combined
-/// size. The joined unit takes the lower position, so the order stays bottom-up.
-fn merge_to_fit(units: Vec<Unit>, n: usize) -> Vec<Unit> {
+/// Merges the pair of units that wastes least until at most `n` remain (the module doc's step
+/// 7, priced by [`Rates::key`]). The joined unit takes the lower position, so the order stays
+/// bottom-up.
+fn merge_to_fit(closure: &Closure, units: Vec<Unit>, n: usize) -> Vec<Unit> {
     let n = n.max(1);
     if units.len() <= n {
         return units;
     }
     let units = if units.len() > ALL_PAIRS.max(n) { merge_neighbours(units, ALL_PAIRS.max(n)) } else { units };
-    merge_any_pair(units, n)
+    merge_any_pair(closure, units, n)
 }
 
+/// The chance, per update, that a merge is new: an image over budget merges anew as it grows,
+/// and a new merge pulls both units again though neither changed. One update in twenty; on the
+/// generalization suite 0, 0.05, 0.1 and 0.2 were measured (`docs/bench.md`).
+const RELAY_RATE: f64 = 0.05;
+
 /// Every unit's size and change rate, side by side for the pair scans of [`merge_to_fit`]
-/// (a dead unit keeps its last values and is never read).
+/// (a dead unit keeps its last values and is never read), and for the scan over every pair,
+/// every unit's closure.
 struct Rates {
     size: Vec<f64>,
     rate: Vec<f64>,
+    /// Per unit, `−ln(1 − rate)`.
+    hazard: Vec<f64>,
+    /// Per unit, its paths, where `below` is known.
+    members: Vec<Vec<usize>>,
+    /// Per unit, the paths below its paths (its own included), as bits over the closure's
+    /// paths; empty where pairs are priced without them (among neighbours).
+    below: Vec<Vec<u64>>,
+    /// Per unit, how many paths `below` holds.
+    below_count: Vec<f64>,
 }
 
 impl Rates {
     fn of(slot: &[Option<Unit>]) -> Self {
         let each = |f: fn(&Unit) -> f64| slot.iter().map(|u| u.as_ref().map_or(0.0, f)).collect();
-        Rates { size: each(|u| u.size as f64), rate: each(|u| u.rate) }
+        let n = slot.len();
+        Rates { size: each(|u| u.size as f64), rate: each(|u| u.rate), hazard: each(|u| -(1.0 - u.rate).ln()), members: vec![vec![]; n], below: vec![vec![]; n], below_count: vec![0.0; n] }
+    }
+
+    /// [`Rates::of`] with every unit's closure: one sweep from users to references gives each
+    /// path the set of units above it (its own, or-ed with its users'), read back per unit.
+    fn with_closure(closure: &Closure, slot: &[Option<Unit>]) -> Self {
+        let words = slot.len().div_ceil(64);
+        let mut above = vec![0u64; closure.len() * words];
+        for (u, unit) in slot.iter().enumerate() {
+            for &x in unit.iter().flat_map(|unit| &unit.nodes) {
+                above[x * words + u / 64] |= 1 << (u % 64);
+            }
+        }
+        for &x in closure.topo_order().iter().rev() {
+            for &r in closure.refs(x) {
+                for w in 0..words {
+                    above[r as usize * words + w] |= above[x * words + w];
+                }
+            }
+        }
+        let mut below = vec![vec![0u64; closure.len().div_ceil(64)]; slot.len()];
+        for (x, units) in above.chunks_exact(words).enumerate() {
+            for (w, &bits) in units.iter().enumerate() {
+                let mut bits = bits;
+                while bits != 0 {
+                    below[w * 64 + bits.trailing_zeros() as usize][x / 64] |= 1 << (x % 64);
+                    bits &= bits - 1;
+                }
+            }
+        }
+        let below_count = below.iter().map(|b| count_ones(b)).collect();
+        let members = slot.iter().map(|u| u.as_ref().map_or(vec![], |u| u.nodes.clone())).collect();
+        Rates { below, below_count, members, ..Rates::of(slot) }
+    }
+
+    /// Whether unit `i`'s closure holds all of unit `j`'s: whether it holds `j`'s paths, as a
+    /// closure holds everything below what it holds.
+    fn holds(&self, i: usize, j: usize) -> bool {
+        let outer = &self.below[i];
+        !outer.is_empty() && self.below_count[j] <= self.below_count[i] && self.members[j].iter().all(|&x| outer[x / 64] >> (x % 64) & 1 == 1)
+    }
+
+    /// The chance that neither of units `i` and `j` changes at an update. Each unit's hazard
+    /// `λ = −ln(1 − p)` is taken as spread evenly over its closure. Where one closure holds the
+    /// other's, the pair changes when the outer unit does (in Nix a path changes when anything
+    /// below it does): the pair's hazard is the outer one's, or the inner one's plus the outer's
+    /// on the paths outside the inner closure, whichever is larger (the learned rates need not
+    /// agree). Otherwise the two change independently.
+    fn both_unchanged(&self, i: usize, j: usize) -> f64 {
+        let h = &self.hazard;
+        let around = |outer: usize, inner: usize| {
+            let outside = 1.0 - self.below_count[inner] / self.below_count[outer];
+            let through_inner = if outside > 0.0 { h[inner] + h[outer] * outside } else { h[inner] };
+            (-h[outer].max(through_inner)).exp()
+        };
+        if self.holds(i, j) {
+            around(i, j)
+        } else if self.holds(j, i) {
+            around(j, i)
+        } else {
+            (1.0 - self.rate[i]) * (1.0 - self.rate[j])
+        }
     }
 
     /// The pair of live units `i < j` as one `u128` that orders as (waste, `i`, `j`): cheapest
     /// first, ties to the pair lowest in the order. The waste is the bytes re-downloaded per
-    /// update when the two share a layer (see [`merge_to_fit`]). Wastes are non-negative, and
-    /// non-negative floats order as their bits.
+    /// update when the two share a layer: each one's bytes when it stays unchanged and the
+    /// other does not, `S_i·(1 − p_i − q) + S_j·(1 − p_j − q)` with `q` the chance that neither
+    /// changes ([`Rates::both_unchanged`]; independent changes make it
+    /// `S_i·p_j·(1−p_i) + S_j·p_i·(1−p_j)`), and both when the merge is new
+    /// ([`RELAY_RATE`]`·q·(S_i + S_j)`). Wastes are non-negative, and non-negative floats order
+    /// as their bits.
     fn key(&self, i: usize, j: usize) -> u128 {
         let (s, p) = (&self.size, &self.rate);
-        let w = s[i] * p[j] * (1.0 - p[i]) + s[j] * p[i] * (1.0 - p[j]);
+        let q = self.both_unchanged(i, j);
+        let w = (s[i] * (1.0 - p[i] - q)).max(0.0) + (s[j] * (1.0 - p[j] - q)).max(0.0) + RELAY_RATE * q * (s[i] + s[j]);
         u128::from(w.to_bits()) << 64 | (i as u128) << 32 | j as u128
     }
 
     /// Joins unit `j` into unit `i`.
     fn absorb(&mut self, slot: &mut [Option<Unit>], i: usize, j: usize) {
+        let q = self.both_unchanged(i, j);
         let b = slot[j].take().expect("live unit");
         let a = slot[i].as_mut().expect("live unit");
         a.nodes.extend(b.nodes);
-        a.rate = 1.0 - (1.0 - a.rate) * (1.0 - b.rate);
+        a.rate = 1.0 - q;
         a.size += b.size;
         a.reason = join(std::mem::replace(&mut a.reason, Reason::Merged(vec![])), b.reason);
-        (self.size[i], self.rate[i]) = (a.size as f64, a.rate);
+        (self.size[i], self.rate[i], self.hazard[i]) = (a.size as f64, a.rate, -(1.0 - a.rate).ln());
+        let gone = std::mem::take(&mut self.below[j]);
+        self.below[i].iter_mut().zip(&gone).for_each(|(x, y)| *x |= y);
+        self.below_count[i] = count_ones(&self.below[i]);
+        let joined = std::mem::take(&mut self.members[j]);
+        self.members[i].extend(joined);
     }
+}
+
+fn count_ones(bits: &[u64]) -> f64 {
+    bits.iter().map(|w| w.count_ones()).sum::<u32>() as f64
 }
 
 /// The positions `(i, j)` of a [`Rates::key`].
@@ -351,19 +450,19 @@ fn merge_neighbours(units: Vec<Unit>, n: usize) -> Vec<Unit> {
 /// pair would find it, for `O(u)` keys per merge and `O(u)` per stale row that surfaces, in
 /// `O(u)` memory; [`merge_to_fit`] calls it with at most [`ALL_PAIRS`] units when there is
 /// merging to do.
-fn merge_any_pair(units: Vec<Unit>, n: usize) -> Vec<Unit> {
-    merge_any_pair_observed(units, n, |_, _, _, _| {})
+fn merge_any_pair(closure: &Closure, units: Vec<Unit>, n: usize) -> Vec<Unit> {
+    merge_any_pair_observed(closure, units, n, |_, _, _, _| {})
 }
 
 /// [`merge_any_pair`], showing `observe` the units, the live ones, and each row's key and
 /// whether it is exact, after every merge (tests check every key against a full scan).
-fn merge_any_pair_observed(units: Vec<Unit>, n: usize, mut observe: impl FnMut(&[Option<Unit>], &[usize], &[u128], &[bool])) -> Vec<Unit> {
+fn merge_any_pair_observed(closure: &Closure, units: Vec<Unit>, n: usize, mut observe: impl FnMut(&[Option<Unit>], &[usize], &[u128], &[bool])) -> Vec<Unit> {
     let m = units.len();
     if m <= n {
         return units;
     }
     let mut slot: Vec<Option<Unit>> = units.into_iter().map(Some).collect();
-    let mut rates = Rates::of(&slot);
+    let mut rates = Rates::with_closure(closure, &slot);
     let mut best = vec![u128::MAX; m];
     let mut fresh = vec![true; m];
     for j in 1..m {
@@ -404,6 +503,8 @@ fn merge_any_pair_observed(units: Vec<Unit>, n: usize, mut observe: impl FnMut(&
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use hints_format::{BudgetHeader, Group, HintFile, Pin, PinRule};
 
     use crate::closure::tests::info;
@@ -590,7 +691,7 @@ mod tests {
         // the order s1, v1, s2, v2, and has no plan. One merge: by size it would be s1 + v1
         // (the smallest pair), which re-downloads stable s1 at every v1 change; by expected
         // waste it is the two stable ones, though they are not neighbours.
-        let c = Closure::new(vec![info("s1-1.0", 100_000, &[]), info("v1-1.0", 100_000, &[]), info("s2-1.0", 150_000, &[]), info("v2-1.0", 200_000, &[])]).unwrap();
+        let c = Closure::new(vec![info("s1-1.0", 100_000, &[]), info("v1-1.0", 100_000, &[]), info("s2-1.0", 150_000, &[]), info("v2-1.0", 400_000, &[])]).unwrap();
         let mut f = file(&[("s1", &["s1"]), ("v1", &["v1"]), ("s2", &["s2"]), ("v2", &["v2"])], &[]);
         f.learned_from.revisions.count = 7;
         for g in &mut f.groups {
@@ -599,6 +700,21 @@ mod tests {
         assert_eq!(names(&c, Budget::new(4, 1).unwrap(), &f), [vec!["s1-1.0", "s2-1.0"], vec!["v1-1.0"], vec!["v2-1.0"]]);
         // Two merges: then the volatile pair, at v1's place.
         assert_eq!(names(&c, Budget::new(3, 1).unwrap(), &f), [vec!["s1-1.0", "s2-1.0"], vec!["v1-1.0", "v2-1.0"]]);
+    }
+
+    #[test]
+    fn a_unit_below_another_changes_with_it_and_merges_with_it_first() {
+        // Three volatile groups of equal size; numpy references python, tool stands alone. As if
+        // they changed independently every pair would waste the same, and the first two in the
+        // file (tool, python) would merge; but python lies below numpy, so numpy changes
+        // whenever python does, and sharing a layer with it wastes least.
+        let c = Closure::new(vec![info("tool-1.0", 8_000_000, &[]), info("python-3.12", 8_000_000, &[]), info("numpy-1.26", 8_000_000, &["python-3.12"])]).unwrap();
+        let mut f = file(&[("t", &["tool"]), ("p", &["python"]), ("n", &["numpy"])], &[]);
+        f.learned_from.revisions.count = 7;
+        for g in &mut f.groups {
+            g.stats.change_rate = 1.0;
+        }
+        assert_eq!(names(&c, Budget::new(3, 1).unwrap(), &f), [vec!["tool-1.0"], vec!["numpy-1.26", "python-3.12"]]);
     }
 
     #[test]
@@ -613,50 +729,100 @@ mod tests {
         assert_eq!(got, names(&world(), b, &f));
     }
 
-    /// Pseudo-random units from `seed`: of 5 sizes and 5 rates when `tied` (many pairs tie on
-    /// waste), else of sizes and rates drawn from wide ranges.
-    fn random_units(m: usize, seed: u64, tied: bool) -> Vec<super::Unit> {
+    /// Pseudo-random numbers from `seed` (xorshift).
+    fn random(seed: u64) -> impl FnMut() -> u64 {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        let mut next = || {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
-        (0..m)
+        }
+    }
+
+    /// Pseudo-random units from `seed`, one per path of a closure of `m` paths: of 5 sizes and
+    /// 5 rates when `tied` (many pairs tie on waste), else of sizes and rates drawn from wide
+    /// ranges. With `deps`, each path references each path before it with chance 1 in 4, so
+    /// that closures hold one another; without, no path references another.
+    fn random_units(m: usize, seed: u64, tied: bool, deps: bool) -> (Closure, Vec<super::Unit>) {
+        let mut next = random(seed);
+        let names: Vec<String> = (0..m).map(|k| format!("p{k:03}-1.0")).collect();
+        let infos = (0..m)
+            .map(|k| {
+                let refs: Vec<&str> = names[..k].iter().filter(|_| deps && next().is_multiple_of(4)).map(String::as_str).collect();
+                info(&names[k], 1, &refs)
+            })
+            .collect();
+        let closure = Closure::new(infos).unwrap();
+        let units = (0..m)
             .map(|k| {
                 let (a, b) = (next(), next());
                 let (size, rate) = if tied { (1_000 * (1 + a % 5), [0.0, 0.25, 0.5, 0.9, 1.0][b as usize % 5]) } else { (1 + a % 50_000_000, (b % 1_000_001) as f64 / 1e6) };
                 super::Unit { nodes: vec![k], size, reason: Reason::Group { id: format!("g{k}") }, rate }
             })
-            .collect()
+            .collect();
+        (closure, units)
+    }
+
+    /// Every path below `nodes` (theirs included), walked one reference at a time.
+    fn below(closure: &Closure, nodes: &[usize]) -> BTreeSet<usize> {
+        let mut seen = BTreeSet::new();
+        let mut stack = nodes.to_vec();
+        while let Some(x) = stack.pop() {
+            if seen.insert(x) {
+                stack.extend(closure.refs(x).iter().map(|&r| r as usize));
+            }
+        }
+        seen
+    }
+
+    /// The chance that neither of units `a` and `b` changes, as `merge_to_fit` defines it, their
+    /// closures taken from `closure` when given (the scan over every pair) and ignored when not
+    /// (among neighbours).
+    fn defined_unchanged(closure: Option<&Closure>, a: &super::Unit, b: &super::Unit) -> f64 {
+        let hazard = |u: &super::Unit| -(1.0 - u.rate).ln();
+        let around = |outer: &super::Unit, inner: &super::Unit, (co, ci): (&BTreeSet<usize>, &BTreeSet<usize>)| {
+            let outside = 1.0 - ci.len() as f64 / co.len() as f64;
+            hazard(outer).max(hazard(inner) + if outside > 0.0 { hazard(outer) * outside } else { 0.0 })
+        };
+        match closure.map(|c| (below(c, &a.nodes), below(c, &b.nodes))) {
+            Some((ca, cb)) if ca.is_superset(&cb) => (-around(a, b, (&ca, &cb))).exp(),
+            Some((ca, cb)) if cb.is_superset(&ca) => (-around(b, a, (&cb, &ca))).exp(),
+            _ => (1.0 - a.rate) * (1.0 - b.rate),
+        }
     }
 
     /// The pair `i < j` by (waste, `i`, `j`), the waste as `merge_to_fit` defines it.
-    fn defined_key(slot: &[Option<super::Unit>], i: usize, j: usize) -> u128 {
+    fn defined_key(closure: Option<&Closure>, slot: &[Option<super::Unit>], i: usize, j: usize) -> u128 {
         let (a, b) = (slot[i].as_ref().unwrap(), slot[j].as_ref().unwrap());
-        let waste = a.size as f64 * b.rate * (1.0 - a.rate) + b.size as f64 * a.rate * (1.0 - b.rate);
+        let q = defined_unchanged(closure, a, b);
+        let (sa, sb) = (a.size as f64, b.size as f64);
+        let waste = (sa * (1.0 - a.rate - q)).max(0.0) + (sb * (1.0 - b.rate - q)).max(0.0) + super::RELAY_RATE * q * (sa + sb);
         u128::from(waste.to_bits()) << 64 | (i as u128) << 32 | j as u128
     }
 
-    /// The definition: merge the cheapest live pair (`adjacent`: neighbours only), by
-    /// (waste, lower position, higher position), until `n` units remain.
-    fn merged_by_definition(units: Vec<super::Unit>, n: usize, adjacent: bool) -> Vec<Vec<usize>> {
+    /// The definition: merge the cheapest live pair (`adjacent`: neighbours only, priced
+    /// without closures), by (waste, lower position, higher position), until `n` units remain.
+    /// A joined unit changes unless neither part does.
+    fn merged_by_definition(closure: &Closure, units: Vec<super::Unit>, n: usize, adjacent: bool) -> Vec<Vec<usize>> {
         let mut slot: Vec<Option<super::Unit>> = units.into_iter().map(Some).collect();
+        let closure = (!adjacent).then_some(closure);
         while slot.iter().flatten().count() > n {
             let live: Vec<usize> = (0..slot.len()).filter(|&k| slot[k].is_some()).collect();
             let pairs: Vec<(usize, usize)> =
                 if adjacent { live.windows(2).map(|w| (w[0], w[1])).collect() } else { live.iter().flat_map(|&i| live.iter().filter(move |&&j| j > i).map(move |&j| (i, j))).collect() };
-            let (i, j) = pairs.into_iter().min_by_key(|&(i, j)| defined_key(&slot, i, j)).unwrap();
-            super::Rates::of(&slot).absorb(&mut slot, i, j);
+            let (i, j) = pairs.into_iter().min_by_key(|&(i, j)| defined_key(closure, &slot, i, j)).unwrap();
+            let (a, b) = (slot[i].take().unwrap(), slot[j].take().unwrap());
+            let q = defined_unchanged(closure, &a, &b);
+            slot[i] = Some(super::Unit { nodes: [a.nodes, b.nodes].concat(), size: a.size + b.size, reason: a.reason, rate: 1.0 - q });
         }
         slot.into_iter().flatten().map(|u| u.nodes).collect()
     }
 
     /// Every fresh row's key is its cheapest pair; every other row's a lower bound of it.
-    fn rows_hold_their_cheapest_pairs(slot: &[Option<super::Unit>], live: &[usize], best: &[u128], fresh: &[bool]) {
+    fn rows_hold_their_cheapest_pairs(closure: &Closure, slot: &[Option<super::Unit>], live: &[usize], best: &[u128], fresh: &[bool]) {
         for &r in live {
-            let Some(cheapest) = live.iter().filter(|&&k| k != r).map(|&k| defined_key(slot, r.min(k), r.max(k))).min() else { continue };
+            let Some(cheapest) = live.iter().filter(|&&k| k != r).map(|&k| defined_key(Some(closure), slot, r.min(k), r.max(k))).min() else { continue };
             if fresh[r] {
                 assert_eq!(best[r], cheapest, "row {r}'s cheapest pair");
             } else {
@@ -668,13 +834,17 @@ mod tests {
     #[test]
     fn last_resort_merging_takes_the_cheapest_pair_at_every_step_as_defined() {
         let nodes = |units: Vec<super::Unit>| units.into_iter().map(|u| u.nodes).collect::<Vec<_>>();
-        for tied in [true, false] {
-            for (m, n, seeds) in [(2, 1, 3), (9, 3, 20), (40, 5, 10), (120, 20, 2)] {
+        for (tied, deps) in [(true, false), (false, false), (true, true), (false, true)] {
+            // The definition walks both closures for every pair at every step: fewer units with references.
+            let sizes: &[(usize, usize, u64)] = if deps { &[(2, 1, 3), (9, 3, 20), (40, 5, 5)] } else { &[(2, 1, 3), (9, 3, 20), (40, 5, 10), (120, 20, 2)] };
+            for &(m, n, seeds) in sizes {
                 for seed in 0..seeds {
-                    let units = || random_units(m, seed, tied);
-                    let any_pair = super::merge_any_pair_observed(units(), n, rows_hold_their_cheapest_pairs);
-                    assert_eq!(nodes(any_pair), merged_by_definition(units(), n, false), "{m} units to {n}, any pair, seed {seed}, tied {tied}");
-                    assert_eq!(nodes(super::merge_neighbours(units(), n)), merged_by_definition(units(), n, true), "{m} units to {n}, neighbours, seed {seed}, tied {tied}");
+                    let (closure, _) = random_units(m, seed, tied, deps);
+                    let units = || random_units(m, seed, tied, deps).1;
+                    let any_pair = super::merge_any_pair_observed(&closure, units(), n, |s, l, b, f| rows_hold_their_cheapest_pairs(&closure, s, l, b, f));
+                    let case = format!("{m} units to {n}, seed {seed}, tied {tied}, references {deps}");
+                    assert_eq!(nodes(any_pair), merged_by_definition(&closure, units(), n, false), "any pair: {case}");
+                    assert_eq!(nodes(super::merge_neighbours(units(), n)), merged_by_definition(&closure, units(), n, true), "neighbours: {case}");
                 }
             }
         }
