@@ -265,6 +265,8 @@ pub struct Closure {
     topo: Vec<usize>,
     /// Each path's [`name_prefix`], by index.
     name_prefixes: Vec<u64>,
+    /// The paths' indices in the order their records came in ([`Closure::input_order`]).
+    input_order: Vec<u32>,
 }
 
 impl Closure {
@@ -297,7 +299,8 @@ impl Closure {
         }
         let refs = renumbered_references(&input, &order, &kept);
         let users = refs.reversed();
-        let mut closure = Closure { records, index: std::sync::OnceLock::new(), refs, users, topo: vec![], name_prefixes };
+        let input_order = (0..kept.first.len()).filter(|&p| kept.first[p]).map(|p| kept.sorted_index[p]).collect();
+        let mut closure = Closure { records, index: std::sync::OnceLock::new(), refs, users, topo: vec![], name_prefixes, input_order };
         closure.topo = closure.kahn_order();
         closure.check_acyclic()?;
         Ok(closure)
@@ -345,6 +348,13 @@ impl Closure {
     /// The path at index `i` (indices follow path order).
     pub fn path(&self, i: usize) -> &StorePath {
         &self.records[i].path
+    }
+
+    /// Every path's index, in the order the records came in (the first of duplicates): where a
+    /// parser allocated the paths' text, so reading every path's text in this order reads
+    /// memory in order, where path order jumps about it.
+    pub fn input_order(&self) -> &[u32] {
+        &self.input_order
     }
 
     /// Path `i`'s [`name_prefix`], read when the closure was built: sorts on names compare
@@ -522,6 +532,15 @@ pub(crate) mod tests {
         let c = Closure::from_records(r).unwrap();
         let (a, b) = (c.index_of(&sp("a-1")).unwrap(), c.index_of(&sp("b-1")).unwrap());
         assert_eq!((c.len(), c.refs(a), c.users(b)), (2, &[b as u32][..], &[a as u32][..]));
+    }
+
+    #[test]
+    fn the_input_order_lists_each_path_once_as_its_first_record_came() {
+        let infos = vec![info("zz-1", 1, &[]), info("b-1", 2, &["zz-1"]), info("zz-1", 1, &[]), info("m-1", 3, &["b-1"]), info("a-1", 4, &[])];
+        let c = Closure::new(infos).unwrap();
+        let names: Vec<&str> = c.input_order().iter().map(|&i| c.path(i as usize).name()).collect();
+        assert_eq!(names, ["zz-1", "b-1", "m-1", "a-1"]);
+        assert_ne!(c.input_order(), [0, 1, 2, 3], "path order is another order here");
     }
 
     #[test]

@@ -68,7 +68,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use hints_format::{HintFile, Matcher, PinRule};
+use hints_format::{HintFile, Matcher, PinRule, Placement};
 
 use crate::closure::Closure;
 use crate::{size_first, Layer, LayerError, Reason};
@@ -120,9 +120,7 @@ pub fn layers_matched(closure: &Closure, n: usize, file: &HintFile, matcher: &Ma
     let mut units: BTreeMap<UnitKey, (Vec<usize>, Reason)> = BTreeMap::new();
     let mut fallback = vec![false; closure.len()];
     let mut fallback_count = 0;
-    let names: Vec<&str> = (0..closure.len()).map(|i| closure.path(i).name()).collect();
-    let placements = matcher.place_closure(&names)?;
-    for (i, p) in placements.into_iter().enumerate() {
+    for (i, p) in placements(closure, matcher)? {
         let (class, index, node, reason) = match (p.pin, p.group, p.not_catch_all) {
             (Some(k), _, _) => {
                 let pin = &file.pins[k];
@@ -199,6 +197,22 @@ pub fn layers_matched(closure: &Closure, n: usize, file: &HintFile, matcher: &Ma
             Layer::new(closure, u.nodes, u.reason)
         })
         .collect())
+}
+
+/// Every path's placement by `matcher`, with its index. The names are read in the order the
+/// closure's records came in, where their text lies in memory in that order; an ambiguous name
+/// is reported as in path order (the first in path order), so that no outcome depends on the
+/// input's order.
+fn placements<'c>(closure: &'c Closure, matcher: &Matcher) -> Result<impl Iterator<Item = (usize, Placement)> + 'c, LayerError> {
+    let by_input = closure.input_order();
+    let names: Vec<&str> = by_input.iter().map(|&i| closure.path(i as usize).name()).collect();
+    match matcher.place_closure(&names) {
+        Ok(placed) => Ok(by_input.iter().map(|&i| i as usize).zip(placed)),
+        Err(_) => {
+            let in_path_order: Vec<&str> = (0..closure.len()).map(|i| closure.path(i).name()).collect();
+            Err(matcher.place_closure(&in_path_order).expect_err("the same names in another order").into())
+        }
+    }
 }
 
 /// The layers the fallback is promised: at least `min(count, fallback_reserve(n))`, and beyond
@@ -321,14 +335,14 @@ impl Rates {
                 }
             }
         }
+        // `below` is `above` transposed, 64 paths by 64 units at a time.
         let mut below = vec![vec![0u64; closure.len().div_ceil(64)]; slot.len()];
-        for (x, units) in above.chunks_exact(words).enumerate() {
-            for (w, &bits) in units.iter().enumerate() {
-                let mut bits = bits;
-                while bits != 0 {
-                    below[w * 64 + bits.trailing_zeros() as usize][x / 64] |= 1 << (x % 64);
-                    bits &= bits - 1;
-                }
+        for (k, paths) in above.chunks(64 * words).enumerate() {
+            for w in 0..words {
+                let mut block = [0u64; 64];
+                paths.chunks_exact(words).zip(&mut block).for_each(|(units, row)| *row = units[w]);
+                transpose(&mut block);
+                below[w * 64..].iter_mut().zip(block).for_each(|(row, paths)| row[k] = paths);
             }
         }
         let below_count = below.iter().map(|b| count_ones(b)).collect();
@@ -395,6 +409,24 @@ impl Rates {
         self.below_count[i] = count_ones(&self.below[i]);
         let joined = std::mem::take(&mut self.members[j]);
         self.members[i].extend(joined);
+    }
+}
+
+/// Transposes a 64 × 64 bit matrix, row `r` bit `c` (bit 0 the least significant) becoming
+/// row `c` bit `r`: swaps of ever smaller blocks, halves, then quarters, down to single bits
+/// (Hacker's Delight, §7-3).
+fn transpose(rows: &mut [u64; 64]) {
+    let (mut width, mut mask) = (32, 0x0000_0000_FFFF_FFFF_u64);
+    while width != 0 {
+        let mut k = 0;
+        while k < 64 {
+            let swapped = ((rows[k] >> width) ^ rows[k + width]) & mask;
+            rows[k] ^= swapped << width;
+            rows[k + width] ^= swapped;
+            k = (k + width + 1) & !width;
+        }
+        width >>= 1;
+        mask ^= mask << width;
     }
 }
 
@@ -846,6 +878,46 @@ mod tests {
                     assert_eq!(nodes(any_pair), merged_by_definition(&closure, units(), n, false), "any pair: {case}");
                     assert_eq!(nodes(super::merge_neighbours(units(), n)), merged_by_definition(&closure, units(), n, true), "neighbours: {case}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn every_units_closure_is_what_lies_below_its_paths() {
+        // More units than a word of bits holds, and paths that end a block of 64 part-way.
+        for seed in 0..3 {
+            let (closure, units) = random_units(130, seed, false, true);
+            let slot: Vec<Option<super::Unit>> = units.into_iter().map(Some).collect();
+            let rates = super::Rates::with_closure(&closure, &slot);
+            for (u, unit) in slot.iter().enumerate() {
+                let expected = below(&closure, &unit.as_ref().unwrap().nodes);
+                let held: BTreeSet<usize> = (0..closure.len()).filter(|&x| rates.below[u][x / 64] >> (x % 64) & 1 == 1).collect();
+                assert_eq!(held, expected, "unit {u}, seed {seed}");
+                assert_eq!(rates.below_count[u], expected.len() as f64);
+            }
+        }
+    }
+
+    #[test]
+    fn a_name_two_groups_match_alike_is_reported_whatever_the_input_order() {
+        let f = file(&[("a", &["lib*"]), ("b", &["l*6"])], &[]);
+        let paths = [info("libc6-1", 1, &[]), info("libx6-1", 1, &[]), info("zlib-1", 1, &[])];
+        let error = |order: [usize; 3]| super::layers(&Closure::new(order.map(|k| paths[k].clone()).to_vec()).unwrap(), 10, &f).unwrap_err().to_string();
+        let first = error([0, 1, 2]);
+        assert!(first.contains("group a") && first.contains("group b"), "{first}");
+        assert_eq!(error([1, 0, 2]), first);
+        assert_eq!(error([2, 1, 0]), first);
+    }
+
+    #[test]
+    fn a_transposed_bit_matrix_holds_each_bit_at_its_mirror_place() {
+        let mut next = random(7);
+        for _ in 0..20 {
+            let rows: [u64; 64] = std::array::from_fn(|_| next());
+            let mut transposed = rows;
+            super::transpose(&mut transposed);
+            for (r, c) in (0..64).flat_map(|r| (0..64).map(move |c| (r, c))) {
+                assert_eq!(transposed[c] >> r & 1, rows[r] >> c & 1, "row {r}, bit {c}");
             }
         }
     }
