@@ -20,12 +20,14 @@
 //! 2. read each job in parallel, on other threads while this one stores the previous chunk:
 //!    load its texts; a job with a recorded digest gets the quick digest, and is known when it
 //!    matches (a new revision costs no quick digest); the others are parsed and prepared
-//!    (validated, hashed, sorted);
+//!    (validated, hashed, sorted). Every reading thread takes the next job no thread has taken,
+//!    so jobs are read about in job order;
 //! 3. store them one by one in job order, each in its own transaction as soon as it is read,
-//!    and report each outcome.
+//!    and report each outcome. Where the next job to store is not read yet, this thread reads
+//!    the next job not taken rather than wait (reading costs more than storing, so the readers
+//!    are what a 2-core machine waits on).
 //!
-//! This thread only looks up and stores: it never waits for the worker threads to take work
-//! of its own, so while they read a chunk it stores the one before.
+//! While the worker threads read a chunk, this thread stores the one before.
 //!
 //! A job that repeats one of the previous chunk is looked up before that chunk is stored, so it
 //! is parsed, and then stored as unchanged.
@@ -35,9 +37,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::mpsc;
-
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 
 use crate::formats::Format;
 use crate::scan::{self, Dataset, HistoryStep, ReadClosure, ScanError};
@@ -195,10 +196,47 @@ impl IngestError {
     }
 }
 
-/// A chunk of jobs being read: each job's [`Read`] arrives on `read`, in any order.
+/// A chunk of jobs being read: each job's [`Read`] arrives on `read`, in any order, or is read
+/// by the store side itself ([`PendingChunk::next_read`]).
 struct PendingChunk<'a> {
-    jobs: &'a [Job],
+    reads: Arc<ChunkReads<'a>>,
     read: mpsc::Receiver<(usize, ReadResult)>,
+}
+
+/// A chunk's jobs, each read by whichever thread takes it first ([`ChunkReads::take`]).
+struct ChunkReads<'a> {
+    jobs: &'a [Job],
+    /// The digest the store holds for each job's image and revision.
+    recorded: Vec<Option<[u8; 32]>>,
+    format: Option<Format>,
+    /// The first job no thread has taken.
+    next: AtomicUsize,
+}
+
+impl ChunkReads<'_> {
+    /// The next job no thread has taken, now taken.
+    fn take(&self) -> Option<usize> {
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        (k < self.jobs.len()).then_some(k)
+    }
+
+    fn read(&self, k: usize) -> ReadResult {
+        read_job(&self.jobs[k], self.recorded[k], self.format)
+    }
+
+    /// Reads jobs on every thread of the pool until none is left to take, sending each read
+    /// with its index. A send fails only when the store side stopped on an error; the rest is
+    /// then left unread.
+    fn read_on_pool(&self, read: mpsc::Sender<(usize, ReadResult)>) {
+        rayon::broadcast(|_| {
+            let read = read.clone();
+            while let Some(k) = self.take() {
+                if read.send((k, self.read(k))).is_err() {
+                    break;
+                }
+            }
+        });
+    }
 }
 
 /// What reading a job found.
@@ -217,14 +255,15 @@ pub fn ingest(store: &mut Store, jobs: &[Job], format: Option<Format>, mut repor
     std::thread::scope(|s| {
         let mut pending: Option<PendingChunk<'_>> = None;
         for chunk in jobs.chunks(CHUNK) {
-            let recorded: Vec<Option<[u8; 32]>> = chunk.iter().map(|job| store.snapshot_digest(&job.image, &job.revision.label)).collect::<Result<_, _>>()?;
+            let recorded = chunk.iter().map(|job| store.snapshot_digest(&job.image, &job.revision.label)).collect::<Result<_, _>>()?;
+            let reads = Arc::new(ChunkReads { jobs: chunk, recorded, format, next: AtomicUsize::new(0) });
             let (tx, read) = mpsc::channel();
-            // A send fails only when the store side stopped on an error; the rest is dropped.
-            s.spawn(move || chunk.par_iter().zip(recorded).enumerate().for_each_with(tx, |tx, (k, (job, recorded))| drop(tx.send((k, read_job(job, recorded, format))))));
+            let on_pool = Arc::clone(&reads);
+            s.spawn(move || on_pool.read_on_pool(tx));
             if let Some(p) = pending.take() {
                 store_chunk(store, p, &mut tally, jobs.len(), &mut report)?;
             }
-            pending = Some(PendingChunk { jobs: chunk, read });
+            pending = Some(PendingChunk { reads, read });
         }
         if let Some(p) = pending {
             store_chunk(store, p, &mut tally, jobs.len(), &mut report)?;
@@ -248,8 +287,8 @@ fn read_job(job: &Job, recorded: Option<[u8; 32]>, format: Option<Format>) -> Re
 /// reporting each.
 fn store_chunk(store: &mut Store, chunk: PendingChunk<'_>, tally: &mut Tally, total: usize, report: &mut impl FnMut(&Stored<'_>) -> std::io::Result<()>) -> Result<(), IngestError> {
     let mut arrived: HashMap<usize, ReadResult> = HashMap::new();
-    for (k, job) in chunk.jobs.iter().enumerate() {
-        let stored = next_read(&chunk.read, &mut arrived, k).and_then(|read| match read {
+    for (k, job) in chunk.reads.jobs.iter().enumerate() {
+        let stored = chunk.next_read(&mut arrived, k).and_then(|read| match read {
             Read::Known(paths) => Ok(Stored { job, outcome: Outcome::Unchanged, paths, warnings: vec![], revised: None }),
             Read::Parsed(parsed) => store_parsed(store, job, *parsed),
         });
@@ -260,14 +299,23 @@ fn store_chunk(store: &mut Store, chunk: PendingChunk<'_>, tally: &mut Tally, to
     Ok(())
 }
 
-/// Job `k`'s read, waiting for it; those that arrive before it are kept in `arrived`.
-fn next_read(read: &mpsc::Receiver<(usize, ReadResult)>, arrived: &mut HashMap<usize, ReadResult>, k: usize) -> ReadResult {
-    loop {
-        if let Some(r) = arrived.remove(&k) {
-            return r;
+impl PendingChunk<'_> {
+    /// Job `k`'s read; those that arrive before it are kept in `arrived`. While it is not
+    /// there, this thread reads the next job not taken, and waits only when none is left.
+    fn next_read(&self, arrived: &mut HashMap<usize, ReadResult>, k: usize) -> ReadResult {
+        loop {
+            if let Some(r) = arrived.remove(&k) {
+                return r;
+            }
+            let (j, r) = match self.read.try_recv() {
+                Ok(sent) => sent,
+                Err(_) => match self.reads.take() {
+                    Some(j) => (j, self.reads.read(j)),
+                    None => self.read.recv().expect("every job taken by another thread is sent before its sender drops"),
+                },
+            };
+            arrived.insert(j, r);
         }
-        let (j, r) = read.recv().expect("every job's read is sent before its sender drops");
-        arrived.insert(j, r);
     }
 }
 
@@ -303,5 +351,66 @@ fn in_batch(e: IngestError, job: &Job, stored: usize, total: usize) -> IngestErr
     match total {
         1 => e,
         _ => IngestError::Batch { image: job.image.clone(), revision: job.revision.label.clone(), stored, total, source: Box::new(e) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{Shape, Synth};
+
+    /// Three images over 30 revisions: 90 jobs, so chunks overlap and either side reads.
+    fn jobs() -> Vec<Job> {
+        let mut synth = Synth::new(Shape { packages: 300, base: 20, images: 3, share: 0.3, bump: 0.05, seed: 3 });
+        let mut jobs = vec![];
+        for r in 0..30 {
+            if r > 0 {
+                synth.advance();
+            }
+            let revision = Revision { label: format!("r{r}"), commit: None, time: format!("2026-01-01T00:{r:02}:00Z"), branch: None, dirty: false };
+            jobs.extend((0..3).map(|i| Job { image: synth.image_name(i), revision: revision.clone(), sources: Sources::Read(vec![(format!("{i}@{r}"), synth.closure_json(i))]) }));
+        }
+        jobs
+    }
+
+    /// The labels of the jobs `ingest` reported, in the order it reported them.
+    fn reported(store: &mut Store, jobs: &[Job]) -> (Result<Tally, IngestError>, Vec<String>) {
+        let mut order = vec![];
+        let tally = ingest(store, jobs, None, |s| {
+            order.push(format!("{} @ {}", s.job.image, s.job.revision.label));
+            Ok(())
+        });
+        (tally, order)
+    }
+
+    #[test]
+    fn jobs_are_stored_in_job_order_whichever_thread_reads_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&tmp.path().join("h.db")).unwrap();
+        let jobs = jobs();
+        let expected: Vec<String> = jobs.iter().map(|j| format!("{} @ {}", j.image, j.revision.label)).collect();
+        let (tally, order) = reported(&mut store, &jobs);
+        assert_eq!(order, expected);
+        assert_eq!(tally.unwrap().added, 90);
+        let (tally, order) = reported(&mut store, &jobs);
+        assert_eq!(order, expected);
+        assert_eq!(tally.unwrap().unchanged, 90);
+    }
+
+    #[test]
+    fn the_first_bad_job_in_job_order_stops_the_batch_with_those_before_it_stored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&tmp.path().join("h.db")).unwrap();
+        let mut jobs = jobs();
+        for k in [50, 70] {
+            jobs[k].sources = Sources::Read(vec![("broken".into(), "[{".into())]);
+        }
+        let (tally, order) = reported(&mut store, &jobs);
+        let error = tally.expect_err("a bad job stops the batch");
+        assert!(error.is_bad_input());
+        assert!(error.to_string().contains("50 of the 90 snapshots of this scan were stored before it"), "{error}");
+        assert_eq!(order.len(), 50);
+        assert!(store.snapshot_digest(&jobs[49].image, &jobs[49].revision.label).unwrap().is_some());
+        assert_eq!(store.snapshot_digest(&jobs[51].image, &jobs[51].revision.label).unwrap(), None);
     }
 }

@@ -137,6 +137,18 @@ fn peak_rss_mb() -> f64 {
     hints_analyzer::peak_rss_kb().map_or(f64::NAN, |kb| kb as f64 / 1024.0)
 }
 
+/// The CPU time this process has used, all threads, user and system (`/proc/self/stat`, in the
+/// kernel's fixed 100 ticks a second); NaN where the system does not report it.
+fn cpu_seconds() -> f64 {
+    let ticks = || -> Option<u64> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    };
+    ticks().map_or(f64::NAN, |t| t as f64 / 100.0)
+}
+
 /// Revision `r` of the synthetic history, an hour apart.
 fn synthetic_revision(r: usize) -> hints_analyzer::store::Revision {
     hints_analyzer::store::Revision {
@@ -176,7 +188,7 @@ fn bench_scan(images: usize, revisions: usize, db: &Location) -> Result<()> {
     let mut store = fresh_db(db)?;
     let mut synth = Synth::new(large_shape(images));
     // Only the ingest is timed: the JSON texts stand for the files a user's scan reads.
-    let mut timed = std::time::Duration::ZERO;
+    let (mut timed, mut timed_cpu) = (std::time::Duration::ZERO, 0.0);
     let (mut paths, mut snapshots, mut unchanged_paths, mut compared_paths) = (0usize, 0usize, 0usize, 0usize);
     let mut previous: std::collections::HashSet<String> = Default::default();
     for r in 0..revisions {
@@ -188,13 +200,14 @@ fn bench_scan(images: usize, revisions: usize, db: &Location) -> Result<()> {
             .into_par_iter()
             .map(|i| ingest::Job { image: synth.image_name(i), revision: revision.clone(), sources: ingest::Sources::Read(vec![(format!("image {i}"), synth.closure_json(i))]) })
             .collect();
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), cpu_seconds());
         ingest::ingest(&mut store, &jobs, None, |s| {
             paths += s.paths;
             snapshots += 1;
             Ok(())
         })?;
         timed += t.elapsed();
+        timed_cpu += cpu_seconds() - cpu;
         let now: std::collections::HashSet<String> = synth.closure(0).iter().map(|p| p.record.path.to_string()).collect();
         if r > 0 {
             unchanged_paths += now.intersection(&previous).count();
@@ -222,6 +235,7 @@ fn bench_scan(images: usize, revisions: usize, db: &Location) -> Result<()> {
     println!("paths ingested: {paths} (avg {:.0} per snapshot)", paths as f64 / snapshots as f64);
     println!("unchanged between consecutive revisions: {:.1}%", 100.0 * unchanged_paths as f64 / compared_paths.max(1) as f64);
     println!("seconds: {secs:.1}");
+    println!("CPU seconds: {timed_cpu:.1} ({:.2} cores busy on average)", timed_cpu / secs);
     println!("paths per second: {:.0}", paths as f64 / secs);
     if let Location::File(path) = db {
         println!("database bytes: {} ({:.1} MB)", db_bytes(path), db_bytes(path) as f64 / 1e6);
