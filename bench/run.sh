@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints every benchmark figure the README quotes (the service's and PostgreSQL's too). Optional: NIXPKGS_PY=DIR holding nixpkgs'
-# closure-graph.py and auto-layer.py (taking a bare graph array) for the ratio to the originals.
+# closure-graph.py and auto-layer.py, unmodified, for the ratio to the originals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --bins
@@ -9,7 +9,7 @@ H=target/release/hints
 echo "== $(date -u +%FT%TZ) on $(nproc) cores"
 $B match
 $B layer ${NIXPKGS_PY:+--python "$NIXPKGS_PY"}
-$B shapes
+$B shapes ${NIXPKGS_PY:+--python "$NIXPKGS_PY"}
 $B scan
 $B emit
 $B wide

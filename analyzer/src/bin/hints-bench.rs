@@ -57,7 +57,8 @@ enum Cmd {
         members: usize,
     },
     /// Layer synthetic closures of several sizes with every strategy; with --python DIR, time
-    /// the nixpkgs originals (closure-graph.py, auto-layer.py in DIR) on the same graphs.
+    /// the nixpkgs originals (closure-graph.py, auto-layer.py in DIR, unmodified) on the same
+    /// graphs.
     Layer {
         #[arg(long, value_delimiter = ',', default_value = "500,2000,5000,20000,50000")]
         sizes: Vec<usize>,
@@ -83,6 +84,13 @@ enum Cmd {
         /// The `hints` binary, for whole-command timings.
         #[arg(long, default_value = "target/release/hints")]
         hints: PathBuf,
+        /// Then time the nixpkgs originals (closure-graph.py, auto-layer.py in DIR, unmodified)
+        /// on each shape's closures, beside whole `hints layer` commands on the same files.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Largest closure to time the Python originals on (closure-graph.py is quadratic).
+        #[arg(long, default_value_t = 3000)]
+        python_max: usize,
     },
     /// Emit from a database (e.g. the one `scan` wrote), over all its revisions; writes the hint
     /// file to --out (for `hints report` on the same history).
@@ -498,10 +506,10 @@ fn bench_layer(sizes: &[usize], python: Option<&Path>, python_max: usize, hints_
         std::fs::write(&hints_file, file.to_canonical_string())?;
         let (cmd_ms, peak) = run_hints_layer(hints_bin, &graph, &["--hints", hints_file.to_str().expect("utf-8 path")], 5)?;
         let (py_pop, py_auto) = match python.filter(|_| n <= python_max) {
-            Some(py) => (
-                time_cmd(Command::new("python3").arg(py.join("closure-graph.py")).arg(&graph))?,
-                time_cmd(Command::new("python3").arg(py.join("auto-layer.py")).arg(&graph).arg("/dev/null").arg("99"))?,
-            ),
+            Some(py) => match python_originals(py, &graph)? {
+                (Ok(popularity), Ok(size_first)) => (popularity, size_first),
+                (Err(why), _) | (_, Err(why)) => bail!("a nixpkgs original failed on {}: {why}", graph.display()),
+            },
             None => (f64::NAN, f64::NAN),
         };
         println!("{n:>7} {pop:>10.1}ms {sf:>10.1}ms {hi:>10.1}ms {cmd_ms:>12.1}ms {peak:>10.0} {py_pop:>10.0}ms {py_auto:>10.0}ms");
@@ -627,6 +635,65 @@ fn bench_shapes_whole(n: usize, bin: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The nixpkgs originals on each shape's closures of `sizes` paths, whole script against whole
+/// `hints layer` command (median of 5) on the same file.
+fn bench_shapes_python(sizes: &[usize], bin: &Path, py: &Path) -> Result<()> {
+    println!("bench: the nixpkgs originals against whole `hints layer` commands on the same files (hints: median of 5 runs)");
+    println!("{:>13} {:>7} {:>16} {:>12} {:>7} {:>16} {:>12} {:>7}", "shape", "paths", "closure-graph.py", "popularity", "ratio", "auto-layer.py", "size-first", "ratio");
+    let dir = std::env::temp_dir().join("hints-bench-shapes");
+    std::fs::create_dir_all(&dir)?;
+    for shape in GraphShape::ALL {
+        for &n in sizes {
+            let (graph, _) = shape_files(&dir, shape, n)?;
+            let (py_pop, py_auto) = python_originals(py, &graph)?;
+            let (pop, _) = run_hints_layer(bin, &graph, &["--strategy", "popularity"], 5)?;
+            let (sf, _) = run_hints_layer(bin, &graph, &["--strategy", "size-first"], 5)?;
+            let (pop_cells, sf_cells) = (against_python(&py_pop, pop), against_python(&py_auto, sf));
+            println!("{:>13} {n:>7} {:>16} {pop:>10.1}ms {:>7} {:>16} {sf:>10.1}ms {:>7}", shape.name(), pop_cells.0, pop_cells.1, sf_cells.0, sf_cells.1);
+            for (script, why) in [("closure-graph.py", py_pop.err()), ("auto-layer.py", py_auto.err())] {
+                if let Some(why) = why {
+                    println!("{:>21} {script} failed: {why}", "");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Python original's time and its ratio to the `hints` command's, as table cells ("failed"
+/// where the script failed).
+fn against_python(python: &ScriptRun, hints_ms: f64) -> (String, String) {
+    match python {
+        Ok(ms) => (format!("{ms:.0}ms"), format!("{:.0}x", ms / hints_ms)),
+        Err(_) => ("failed".into(), "-".into()),
+    }
+}
+
+/// One run of a script: its time in ms, or the last line it wrote to standard error where it
+/// failed.
+type ScriptRun = Result<f64, String>;
+
+/// One run of each nixpkgs original in `py`, unmodified, on the graph array in `graph`:
+/// closure-graph.py (it reads the array under a key of a JSON object, as
+/// `exportReferencesGraph` writes it in `.attrs.json`) and auto-layer.py with 99 layers.
+fn python_originals(py: &Path, graph: &Path) -> Result<(ScriptRun, ScriptRun)> {
+    let attrs = graph.with_extension("attrs.json");
+    std::fs::write(&attrs, format!("{{\"graph\": {}}}", std::fs::read_to_string(graph)?))?;
+    let popularity = run_script(Command::new("python3").arg(py.join("closure-graph.py")).arg(&attrs).arg("graph"))?;
+    let size_first = run_script(Command::new("python3").arg(py.join("auto-layer.py")).arg(graph).arg("/dev/null").arg("99"))?;
+    Ok((popularity, size_first))
+}
+
+fn run_script(cmd: &mut Command) -> Result<ScriptRun> {
+    let t = Instant::now();
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    Ok(match out.status.success() {
+        true => Ok(ms),
+        false => Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("no message").to_string()),
+    })
+}
+
 /// The slope of log(time) against log(size), by least squares: 1 is linear, 2 quadratic.
 fn growth_exponent(points: &[(f64, f64)]) -> f64 {
     let logs: Vec<(f64, f64)> = points.iter().map(|&(n, t)| (n.ln(), t.max(1e-3).ln())).collect();
@@ -667,15 +734,6 @@ fn logged_step_ms(stderr: &[u8]) -> f64 {
 /// The peak memory a `hints -v` command logged, in MB.
 fn logged_peak_mb(stderr: &[u8]) -> f64 {
     String::from_utf8_lossy(stderr).lines().find_map(|l| l.split("peak memory: ").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(f64::NAN)
-}
-
-fn time_cmd(cmd: &mut Command) -> Result<f64> {
-    let t = Instant::now();
-    let out = cmd.output()?;
-    if !out.status.success() {
-        bail!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(t.elapsed().as_secs_f64() * 1000.0)
 }
 
 fn bench_emit(db: &Location, out: &Path) -> Result<()> {
@@ -747,10 +805,14 @@ fn main() -> Result<()> {
         Cmd::Dataset { dir, db } => bench_dataset(&dir, &db),
         Cmd::Match { paths, members } => bench_match(paths, members),
         Cmd::Layer { sizes, python, python_max, hints } => bench_layer(&sizes, python.as_deref(), python_max, &hints),
-        Cmd::Shapes { sizes, whole, hints } => {
+        Cmd::Shapes { sizes, whole, hints, python, python_max } => {
             bench_shapes(&sizes)?;
             bench_shapes_fresh(&sizes, &hints)?;
-            bench_shapes_whole(whole, &hints)
+            bench_shapes_whole(whole, &hints)?;
+            match python {
+                Some(py) => bench_shapes_python(&sizes.into_iter().filter(|&n| n <= python_max).collect::<Vec<_>>(), &hints, &py),
+                None => Ok(()),
+            }
         }
         Cmd::Serve { clients, per_client, images, revisions, hints, dataset } => {
             let history = match &dataset {
